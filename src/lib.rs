@@ -1,1 +1,18 @@
-//! zkrs
+//! # zkrs: a ZooKeeper wire-compatible server
+//!
+//! Data flow (see README): socket -> [`net`] (framing, 4lw, decode) -> [`core`] (the one task
+//! that owns all state) -> [`prep`] (request -> txn | error) -> [`tree`] apply -> [`store`]
+//! (RocksDB group commit) -> replies and watch events in order -> socket.
+
+pub mod acl;
+pub mod admin;
+pub mod config;
+pub mod core;
+pub mod net;
+pub mod path;
+pub mod prep;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod tree;
+pub mod watches;

@@ -33,7 +33,7 @@ include!(concat!(env!("OUT_DIR"), "/records.rs"));
 pub use codec::{Decode, DecodeError, Encode, Reader, DEFAULT_MAX_BUFFER};
 pub use connect::{Connect, ConnectReply};
 pub use consts::{
-    perms, xid, AddWatchMode, CreateMode, EventType, KeeperState, OpCode, WatcherType,
+    perms, xid, AddWatchMode, CreateMode, EventType, KeeperState, OpCode, WatcherType, MAX_TTL_MS,
 };
 pub use error::{err_code, UnknownErrorCode, ZkError};
 pub use message::{MultiOp, MultiRequest, MultiResponse, MultiResult, Request, Response};

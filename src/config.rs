@@ -1,0 +1,356 @@
+//! Configuration: ZooKeeper's own `zoo.cfg` format and keys.
+//!
+//! `key=value` lines, `#` comments. ZooKeeper turns any key K it does not know into the system
+//! property `zookeeper.K`, so keys are accepted with or without that prefix. Unknown keys are
+//! warnings; invalid values are errors naming the key and the line.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("line {line}: invalid value {value:?} for {key}: {reason}")]
+    Invalid {
+        line: usize,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("line {line}: expected key=value, got {text:?}")]
+    Syntax { line: usize, text: String },
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+}
+
+/// The settings zkrs uses, with ZooKeeper's defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tick_time_ms: u64,
+    pub data_dir: PathBuf,
+    pub data_log_dir: Option<PathBuf>,
+    pub client_port: u16,
+    pub client_port_address: Option<IpAddr>,
+    /// Per client IP; 0 = unlimited.
+    pub max_client_cnxns: usize,
+    min_session_timeout_ms: Option<i32>,
+    max_session_timeout_ms: Option<i32>,
+    pub global_outstanding_limit: usize,
+    /// `None`: the default set; `Some(["*"])`: everything.
+    pub four_letter_whitelist: Option<Vec<String>>,
+    pub jute_max_buffer: usize,
+    pub extended_types: bool,
+    /// `user:base64(sha1)` of the super user.
+    pub super_digest: Option<String>,
+    pub reconfig_enabled: bool,
+    pub force_sync: bool,
+    pub container_check_interval_ms: u64,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    /// `server.N=...` lines, for the ensemble; empty means standalone.
+    pub servers: Vec<(u32, String)>,
+    pub standalone_enabled: bool,
+    /// `myid`; standalone servers use 1, as ZooKeeper does.
+    pub server_id: u8,
+    /// Where each setting came from, for `conf`/`envi`.
+    pub warnings: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            tick_time_ms: 2000,
+            data_dir: PathBuf::from("./data"),
+            data_log_dir: None,
+            client_port: 2181,
+            client_port_address: None,
+            max_client_cnxns: 60,
+            min_session_timeout_ms: None,
+            max_session_timeout_ms: None,
+            global_outstanding_limit: 1000,
+            four_letter_whitelist: None,
+            jute_max_buffer: jute::DEFAULT_MAX_BUFFER,
+            extended_types: false,
+            super_digest: None,
+            reconfig_enabled: false,
+            force_sync: true,
+            container_check_interval_ms: 60_000,
+            init_limit: 10,
+            sync_limit: 5,
+            servers: Vec::new(),
+            standalone_enabled: true,
+            server_id: 1,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The 4lw enabled when `4lw.commands.whitelist` is not set: the read-only informational ones.
+pub const DEFAULT_4LW: &[&str] = &[
+    "ruok", "stat", "srvr", "conf", "cons", "envi", "mntr", "wchs", "isro", "dirs",
+];
+
+impl Config {
+    pub fn min_session_timeout_ms(&self) -> i32 {
+        self.min_session_timeout_ms
+            .unwrap_or((self.tick_time_ms * 2) as i32)
+    }
+
+    pub fn max_session_timeout_ms(&self) -> i32 {
+        self.max_session_timeout_ms
+            .unwrap_or((self.tick_time_ms * 20) as i32)
+    }
+
+    /// Is the four-letter word enabled? `srvr` always is... no: exactly as the whitelist says.
+    pub fn four_letter_enabled(&self, word: &str) -> bool {
+        match &self.four_letter_whitelist {
+            None => DEFAULT_4LW.contains(&word),
+            Some(list) => list.iter().any(|w| w == "*" || w == word),
+        }
+    }
+
+    pub fn read(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut cfg = Config::parse(&text)?;
+        if !cfg.servers.is_empty() {
+            let myid = cfg.data_dir.join("myid");
+            if let Ok(text) = std::fs::read_to_string(&myid) {
+                cfg.server_id = text.trim().parse().map_err(|_| ConfigError::Invalid {
+                    line: 0,
+                    key: "myid".into(),
+                    value: text.trim().into(),
+                    reason: format!("{} must hold a number from 1 to 255", myid.display()),
+                })?;
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Parses zoo.cfg text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = trimmed.split_once('=') else {
+                return Err(ConfigError::Syntax {
+                    line,
+                    text: trimmed.into(),
+                });
+            };
+            cfg.set(line, key.trim(), value.trim())?;
+        }
+        if cfg.min_session_timeout_ms() > cfg.max_session_timeout_ms() {
+            return Err(ConfigError::Invalid {
+                line: 0,
+                key: "minSessionTimeout".into(),
+                value: cfg.min_session_timeout_ms().to_string(),
+                reason: "must not exceed maxSessionTimeout".into(),
+            });
+        }
+        Ok(cfg)
+    }
+
+    fn set(&mut self, line: usize, key: &str, value: &str) -> Result<(), ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            line,
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        fn num<T: std::str::FromStr>(v: &str) -> Option<T> {
+            v.parse().ok()
+        }
+        let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
+            "true" | "yes" => Ok(true),
+            "false" | "no" => Ok(false),
+            _ => Err(invalid("expected true or false")),
+        };
+        let bare = key.strip_prefix("zookeeper.").unwrap_or(key);
+        match bare {
+            "tickTime" => {
+                self.tick_time_ms = num(value)
+                    .filter(|&t: &u64| t > 0)
+                    .ok_or_else(|| invalid("expected a positive number of ms"))?
+            }
+            "dataDir" => self.data_dir = PathBuf::from(value),
+            "dataLogDir" => self.data_log_dir = Some(PathBuf::from(value)),
+            "clientPort" => {
+                self.client_port = num(value).ok_or_else(|| invalid("expected a port number"))?
+            }
+            "clientPortAddress" => {
+                self.client_port_address =
+                    Some(num(value).ok_or_else(|| invalid("expected an IP address"))?)
+            }
+            "secureClientPort" | "secureClientPortAddress" => {
+                return Err(invalid("TLS is not supported yet; remove secureClientPort"))
+            }
+            "maxClientCnxns" => {
+                self.max_client_cnxns = num(value).ok_or_else(|| invalid("expected a number"))?
+            }
+            "minSessionTimeout" => {
+                let v: i32 = num(value).ok_or_else(|| invalid("expected a number of ms"))?;
+                self.min_session_timeout_ms = (v >= 0).then_some(v);
+            }
+            "maxSessionTimeout" => {
+                let v: i32 = num(value).ok_or_else(|| invalid("expected a number of ms"))?;
+                self.max_session_timeout_ms = (v >= 0).then_some(v);
+            }
+            "globalOutstandingLimit" => {
+                self.global_outstanding_limit =
+                    num(value).ok_or_else(|| invalid("expected a number"))?
+            }
+            "4lw.commands.whitelist" => {
+                self.four_letter_whitelist = Some(
+                    value
+                        .split(',')
+                        .map(|w| w.trim().to_string())
+                        .filter(|w| !w.is_empty())
+                        .collect(),
+                )
+            }
+            "jute.maxbuffer" => {
+                self.jute_max_buffer = parse_int(value)
+                    .filter(|&v| v > 0)
+                    .ok_or_else(|| invalid("expected a positive number of bytes"))?
+            }
+            "extendedTypesEnabled" => self.extended_types = boolean(value)?,
+            "DigestAuthenticationProvider.superDigest" => {
+                if !value.contains(':') {
+                    return Err(invalid("expected user:base64digest"));
+                }
+                self.super_digest = Some(value.to_string())
+            }
+            "reconfigEnabled" => self.reconfig_enabled = boolean(value)?,
+            "forceSync" => self.force_sync = boolean(value)?,
+            "standaloneEnabled" => self.standalone_enabled = boolean(value)?,
+            "znode.container.checkIntervalMs" => {
+                self.container_check_interval_ms = num(value)
+                    .filter(|&v: &u64| v > 0)
+                    .ok_or_else(|| invalid("expected a positive number of ms"))?
+            }
+            "initLimit" => {
+                self.init_limit = num(value).ok_or_else(|| invalid("expected a number of ticks"))?
+            }
+            "syncLimit" => {
+                self.sync_limit = num(value).ok_or_else(|| invalid("expected a number of ticks"))?
+            }
+            k if k.starts_with("server.") => {
+                let id: u32 = num(&k["server.".len()..])
+                    .ok_or_else(|| invalid("server id must be a number"))?;
+                if !value.contains(':') {
+                    return Err(invalid("expected host:quorumPort:electionPort"));
+                }
+                self.servers.push((id, value.to_string()));
+            }
+            k if k.starts_with("admin.")
+                || k.starts_with("autopurge.")
+                || k.starts_with("metricsProvider.")
+                || k.starts_with("quorum.")
+                || k.starts_with("ssl.")
+                || k.starts_with("znode.container.")
+                || k.starts_with("group.")
+                || k.starts_with("weight.") => {}
+            "peerType"
+            | "electionPortBindRetry"
+            | "quorumListenOnAllIPs"
+            | "snapCount"
+            | "preAllocSize"
+            | "maxCnxns"
+            | "syncEnabled"
+            | "skipACL"
+            | "digest.enabled"
+            | "closeSessionTxn.enabled"
+            | "localSessionsEnabled"
+            | "localSessionsUpgradingEnabled"
+            | "cnxTimeout"
+            | "connectToLearnerMasterLimit"
+            | "snapSizeLimitInKb"
+            | "txnLogSizeLimitInKb"
+            | "serverCnxnFactory"
+            | "authProvider.1"
+            | "enforceQuota"
+            | "jute.maxbuffer.extrasize"
+            | "requestThrottleLimit"
+            | "electionAlg"
+            | "maxResponseCacheSize"
+            | "4lw.commands.enable"
+            | "sessionRequireClientSASLAuth"
+            | "multiAddress.enabled"
+            | "dynamicConfigFile" => {}
+            _ => self
+                .warnings
+                .push(format!("line {line}: unknown key {key} ignored")),
+        }
+        Ok(())
+    }
+}
+
+/// ZooKeeper reads jute.maxbuffer with Integer.decode: decimal, 0x hex or leading-0 octal.
+fn parse_int(v: &str) -> Option<usize> {
+    if let Some(hex) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        usize::from_str_radix(hex, 16).ok()
+    } else {
+        v.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_zookeeper_keys() {
+        let cfg = Config::parse(
+            "# c\ntickTime=1000\ndataDir=/tmp/x\nclientPort=2999\nmaxClientCnxns=0\n\
+             4lw.commands.whitelist=ruok, mntr\njute.maxbuffer=0x1000\nzookeeper.extendedTypesEnabled=true\n\
+             admin.enableServer=false\nserver.1=127.0.0.1:2888:3888\nwhatever=1\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.tick_time_ms, 1000);
+        assert_eq!(cfg.min_session_timeout_ms(), 2000);
+        assert_eq!(cfg.max_session_timeout_ms(), 20000);
+        assert_eq!(cfg.client_port, 2999);
+        assert_eq!(cfg.max_client_cnxns, 0);
+        assert!(cfg.four_letter_enabled("mntr") && !cfg.four_letter_enabled("stat"));
+        assert_eq!(cfg.jute_max_buffer, 4096);
+        assert!(cfg.extended_types);
+        assert_eq!(cfg.servers.len(), 1);
+        assert_eq!(cfg.warnings.len(), 1);
+    }
+
+    #[test]
+    fn invalid_values_name_key_and_line() {
+        let err = Config::parse("tickTime=2000\nclientPort=abc\n").unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Invalid {
+                line: 2,
+                key: "clientPort".into(),
+                value: "abc".into(),
+                reason: "expected a port number".into()
+            }
+        );
+        assert!(matches!(
+            Config::parse("secureClientPort=2281"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            Config::parse("justtext"),
+            Err(ConfigError::Syntax { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn default_whitelist_is_the_informational_words() {
+        let cfg = Config::default();
+        assert!(cfg.four_letter_enabled("stat"));
+        assert!(!cfg.four_letter_enabled("crst"));
+    }
+}

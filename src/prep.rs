@@ -1,0 +1,237 @@
+//! prep: a write request becomes a txn, or the error a client sees (which is logged too, as an
+//! error txn). Every check happens here, in ZooKeeper's order (`PrepRequestProcessor`), and
+//! every nondeterministic choice (sequence suffix, new versions) is resolved into the txn.
+//! prep never mutates the tree.
+
+use crate::acl::{self, AuthIds};
+use crate::path;
+use crate::tree::{node_kind, DataTree, Node, NodeKind};
+use jute::data::Acl;
+use jute::txn::*;
+use jute::{perms, CreateMode, MultiOp, OpCode, TxnRecord, ZkError, MAX_TTL_MS};
+
+/// What prep may read.
+pub struct Ctx<'a> {
+    pub tree: &'a DataTree,
+    pub session: i64,
+    pub auth: &'a AuthIds,
+    pub extended_types: bool,
+}
+
+/// Parent path as `getParentPathAndValidate` computes it: the path must contain `/` and no NUL.
+fn parent_of(p: &str) -> Result<&str, ZkError> {
+    if p.contains('\0') {
+        return Err(ZkError::BadArguments);
+    }
+    match p.rfind('/') {
+        None => Err(ZkError::BadArguments),
+        Some(0) => Ok("/"),
+        Some(i) => Ok(&p[..i]),
+    }
+}
+
+fn node<'a>(ctx: &'a Ctx<'_>, p: &str) -> Result<&'a Node, ZkError> {
+    ctx.tree.get(p).ok_or(ZkError::NoNode)
+}
+
+fn check_version(want: i32, have: i32) -> Result<(), ZkError> {
+    if want == -1 || want == have {
+        Ok(())
+    } else {
+        Err(ZkError::BadVersion)
+    }
+}
+
+/// create, create2, createContainer, createTTL. `ttl` is -1 when the opcode carries none.
+#[allow(clippy::too_many_arguments)]
+pub fn create(
+    ctx: &Ctx<'_>,
+    op: OpCode,
+    p: &str,
+    data: &Option<Vec<u8>>,
+    acl: Option<&[Acl]>,
+    flags: i32,
+    ttl: i64,
+) -> Result<TxnRecord, ZkError> {
+    let mode = CreateMode::from_flags(flags)?;
+    if mode.is_ttl() && !ctx.extended_types {
+        return Err(ZkError::Unimplemented);
+    }
+    if mode.is_ttl() {
+        if ttl <= 0 || ttl > MAX_TTL_MS {
+            return Err(ZkError::BadArguments);
+        }
+    } else if ttl >= 0 {
+        return Err(ZkError::BadArguments);
+    }
+    let parent_path = parent_of(p)?;
+    let acl = acl::fixup(acl, ctx.auth)?;
+    let parent = node(ctx, parent_path)?;
+    acl::check(&parent.acl, perms::CREATE, ctx.auth)?;
+    let mut full = p.to_string();
+    if mode.is_sequential() {
+        full.push_str(&format!("{:010}", parent.stat.cversion));
+    }
+    path::validate(&full)?;
+    if ctx.tree.get(&full).is_some() {
+        return Err(ZkError::NodeExists);
+    }
+    if let NodeKind::Ephemeral(_) = node_kind(parent.stat.ephemeral_owner, ctx.extended_types) {
+        return Err(ZkError::NoChildrenForEphemerals);
+    }
+    let parent_c_version = parent.stat.cversion.wrapping_add(1);
+    let acl = Some(acl);
+    let data = data.clone();
+    Ok(match op {
+        OpCode::CreateContainer => TxnRecord::CreateContainer(CreateContainerTxn {
+            path: full,
+            data,
+            acl,
+            parent_c_version,
+        }),
+        OpCode::CreateTtl => TxnRecord::CreateTtl(CreateTTLTxn {
+            path: full,
+            data,
+            acl,
+            parent_c_version,
+            ttl,
+        }),
+        _ => {
+            let t = CreateTxn {
+                path: full,
+                data,
+                acl,
+                ephemeral: mode.is_ephemeral(),
+                parent_c_version,
+            };
+            if op == OpCode::Create2 {
+                TxnRecord::Create2(t)
+            } else {
+                TxnRecord::Create(t)
+            }
+        }
+    })
+}
+
+pub fn delete(ctx: &Ctx<'_>, p: &str, version: i32) -> Result<TxnRecord, ZkError> {
+    let parent_path = parent_of(p)?;
+    if path::is_special(p) {
+        return Err(ZkError::BadArguments);
+    }
+    let parent = node(ctx, parent_path)?;
+    acl::check(&parent.acl, perms::DELETE, ctx.auth)?;
+    let n = node(ctx, p)?;
+    check_version(version, n.stat.version)?;
+    if !n.children.is_empty() {
+        return Err(ZkError::NotEmpty);
+    }
+    Ok(TxnRecord::Delete(DeleteTxn {
+        path: p.to_string(),
+    }))
+}
+
+pub fn set_data(
+    ctx: &Ctx<'_>,
+    p: &str,
+    data: &Option<Vec<u8>>,
+    version: i32,
+) -> Result<TxnRecord, ZkError> {
+    path::validate(p)?;
+    let n = node(ctx, p)?;
+    acl::check(&n.acl, perms::WRITE, ctx.auth)?;
+    check_version(version, n.stat.version)?;
+    Ok(TxnRecord::SetData(SetDataTxn {
+        path: p.to_string(),
+        data: data.clone(),
+        version: n.stat.version.wrapping_add(1),
+    }))
+}
+
+pub fn set_acl(
+    ctx: &Ctx<'_>,
+    p: &str,
+    acl: Option<&[Acl]>,
+    version: i32,
+) -> Result<TxnRecord, ZkError> {
+    path::validate(p)?;
+    let acl = acl::fixup(acl, ctx.auth)?;
+    let n = node(ctx, p)?;
+    acl::check(&n.acl, perms::ADMIN, ctx.auth)?;
+    check_version(version, n.stat.aversion)?;
+    Ok(TxnRecord::SetAcl(SetACLTxn {
+        path: p.to_string(),
+        acl: Some(acl),
+        version: n.stat.aversion.wrapping_add(1),
+    }))
+}
+
+pub fn check(ctx: &Ctx<'_>, p: &str, version: i32) -> Result<TxnRecord, ZkError> {
+    path::validate(p)?;
+    let n = node(ctx, p)?;
+    acl::check(&n.acl, perms::READ, ctx.auth)?;
+    check_version(version, n.stat.version)?;
+    Ok(TxnRecord::Check(CheckVersionTxn {
+        path: p.to_string(),
+        version,
+    }))
+}
+
+/// One op of a multi.
+pub fn multi_op(ctx: &Ctx<'_>, op: &MultiOp) -> Result<TxnRecord, ZkError> {
+    match op {
+        MultiOp::Create(r) => create(
+            ctx,
+            OpCode::Create,
+            &r.path,
+            &r.data,
+            r.acl.as_deref(),
+            r.flags,
+            -1,
+        ),
+        MultiOp::Create2(r) => create(
+            ctx,
+            OpCode::Create2,
+            &r.path,
+            &r.data,
+            r.acl.as_deref(),
+            r.flags,
+            -1,
+        ),
+        MultiOp::CreateContainer(r) => create(
+            ctx,
+            OpCode::CreateContainer,
+            &r.path,
+            &r.data,
+            r.acl.as_deref(),
+            r.flags,
+            -1,
+        ),
+        MultiOp::CreateTtl(r) => create(
+            ctx,
+            OpCode::CreateTtl,
+            &r.path,
+            &r.data,
+            r.acl.as_deref(),
+            r.flags,
+            r.ttl,
+        ),
+        MultiOp::Delete(r) => delete(ctx, &r.path, r.version),
+        MultiOp::SetData(r) => set_data(ctx, &r.path, &r.data, r.version),
+        MultiOp::Check(r) => check(ctx, &r.path, r.version),
+        MultiOp::GetData(_) | MultiOp::GetChildren(_) => Err(ZkError::MarshallingError),
+    }
+}
+
+/// The path a txn record touches (for undo and replies).
+pub fn record_path(rec: &TxnRecord) -> Option<&str> {
+    Some(match rec {
+        TxnRecord::Create(t) | TxnRecord::Create2(t) => &t.path,
+        TxnRecord::CreateContainer(t) => &t.path,
+        TxnRecord::CreateTtl(t) => &t.path,
+        TxnRecord::Delete(t) | TxnRecord::DeleteContainer(t) => &t.path,
+        TxnRecord::SetData(t) | TxnRecord::Reconfig(t) => &t.path,
+        TxnRecord::SetAcl(t) => &t.path,
+        TxnRecord::Check(t) => &t.path,
+        _ => return None,
+    })
+}

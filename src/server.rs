@@ -1,0 +1,149 @@
+//! Wires the listener, the core loop and storage together.
+
+use crate::config::Config;
+use crate::core::Core;
+use crate::store::Store;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("storage: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Bounded queue into the core: when it is full, connections stop reading.
+const CORE_QUEUE: usize = 8192;
+
+/// Counts connections per client IP (`maxClientCnxns`).
+struct CnxnLimit {
+    max: usize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl CnxnLimit {
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<CnxnGuard> {
+        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_default();
+        if self.max > 0 && *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(CnxnGuard {
+            limit: self.clone(),
+            ip,
+        })
+    }
+}
+
+struct CnxnGuard {
+    limit: Arc<CnxnLimit>,
+    ip: IpAddr,
+}
+
+impl Drop for CnxnGuard {
+    fn drop(&mut self) {
+        let mut map = self.limit.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Binds the client port from the config.
+pub async fn bind(cfg: &Config) -> Result<TcpListener, ServerError> {
+    let ip = cfg
+        .client_port_address
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    Ok(TcpListener::bind(SocketAddr::new(ip, cfg.client_port)).await?)
+}
+
+/// Serves clients on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    cfg: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServerError> {
+    if !cfg.servers.is_empty() && cfg.servers.len() > 1 {
+        tracing::warn!("server.N lines found: ensembles are not supported yet, running standalone");
+    }
+    let data_dir = cfg
+        .data_log_dir
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.clone());
+    std::fs::create_dir_all(&data_dir)?;
+    let store = Store::open(&data_dir.join("zkrs-db"), cfg.force_sync)?;
+    let cfg = Arc::new(cfg);
+    let core = Core::new(cfg.clone(), store)?;
+    tracing::info!(
+        "recovered {} znodes and {} sessions, last zxid {:#x}",
+        core.tree.len(),
+        core.sessions.len(),
+        core.tree.last_zxid
+    );
+    let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
+    // The core gets a thread of its own: its fsyncs block it, and nothing else.
+    let core_thread = std::thread::Builder::new()
+        .name("zkrs-core".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => rt.block_on(core.run(core_rx)),
+                Err(e) => tracing::error!("core runtime: {e}"),
+            }
+        })?;
+    tracing::info!("serving clients on {}", listener.local_addr()?);
+    let limit = Arc::new(CnxnLimit {
+        max: cfg.max_client_cnxns,
+        per_ip: Mutex::new(HashMap::new()),
+    });
+    let next_conn = AtomicU64::new(1);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!("accept: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Some(guard) = limit.acquire(peer.ip()) else {
+                    tracing::warn!("too many connections from {} (maxClientCnxns={})", peer.ip(), cfg.max_client_cnxns);
+                    drop(stream);
+                    continue;
+                };
+                let conn = next_conn.fetch_add(1, Ordering::Relaxed);
+                let core_tx = core_tx.clone();
+                let max_buffer = cfg.jute_max_buffer;
+                tokio::spawn(async move {
+                    crate::net::serve(stream, peer, conn, core_tx, max_buffer).await;
+                    drop(guard);
+                });
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    let _ = core_tx.send(crate::core::CoreMsg::Shutdown).await;
+    drop(core_tx);
+    // Connections hold senders too; give them a moment, then the core flushes and ends.
+    let _ = tokio::task::spawn_blocking(move || core_thread.join()).await;
+    Ok(())
+}

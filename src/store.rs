@@ -1,0 +1,235 @@
+//! Persistence in RocksDB, the source of truth. The only module that imports `rocksdb`.
+//!
+//! Column families: `log` (zxid, 8 bytes BE -> encoded TxnEntry), `nodes` (depth u16 BE ‖ path
+//! -> StatPersisted ‖ ACL vector ‖ data; the depth prefix makes a load see parents first),
+//! `meta` (`last_zxid`, sessions `s` ‖ id -> timeout). One commit = one WriteBatch holding the
+//! batch's txns, the nodes they changed and the new last zxid, written with sync=true: group
+//! commit, and restart needs no replay because tree and log move together.
+
+use crate::tree::{DataTree, Node};
+use jute::data::{Acl, StatPersisted};
+use jute::{Decode, Encode, Reader, TxnEntry};
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("corrupt {what} in the data directory: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+const CF_LOG: &str = "log";
+const CF_NODES: &str = "nodes";
+const CF_META: &str = "meta";
+const LAST_ZXID: &[u8] = b"last_zxid";
+
+/// How many txns the log keeps behind the newest (for DIFF syncs of learners).
+const LOG_RETAIN: i64 = 100_000;
+
+pub struct Store {
+    db: DB,
+    sync: bool,
+}
+
+/// What a restart recovers.
+pub struct Recovered {
+    pub tree: DataTree,
+    /// (session id, timeout ms)
+    pub sessions: Vec<(i64, i32)>,
+}
+
+fn node_key(path: &str) -> Vec<u8> {
+    let depth = u16::try_from(crate::path::depth(path)).unwrap_or(u16::MAX);
+    let mut key = depth.to_be_bytes().to_vec();
+    key.extend_from_slice(path.as_bytes());
+    key
+}
+
+fn encode_node(node: &Node, out: &mut Vec<u8>) {
+    node.stat.encode(out);
+    jute::codec::write_vector(out, Some(node.acl.as_slice()));
+    jute::codec::write_buffer(out, node.data.as_deref());
+}
+
+fn decode_node(bytes: &[u8]) -> Result<Node, jute::DecodeError> {
+    let mut r = Reader::with_limit(bytes, usize::MAX >> 1);
+    let stat = StatPersisted::decode(&mut r)?;
+    let acl: Vec<Acl> = r.read_vector()?.unwrap_or_default();
+    let data = r.read_buffer()?;
+    Ok(Node::new(stat, data, Arc::new(acl)))
+}
+
+impl Store {
+    /// Opens (or creates) the database under `dir`. `sync`: fsync each commit (`forceSync`).
+    pub fn open(dir: &Path, sync: bool) -> Result<Self, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let cfs = [CF_LOG, CF_NODES, CF_META]
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
+        Ok(Store { db, sync })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // The three families are created at open; a missing one is a broken invariant.
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} missing"))
+    }
+
+    /// Loads the tree and sessions; a fresh database gets the initial tree.
+    pub fn recover(&self, extended_types: bool) -> Result<Recovered, StoreError> {
+        let last = self.db.get_cf(self.cf(CF_META), LAST_ZXID)?;
+        let Some(last) = last else {
+            return Ok(Recovered {
+                tree: DataTree::new(extended_types),
+                sessions: vec![],
+            });
+        };
+        let last = <[u8; 8]>::try_from(last.as_slice())
+            .map(i64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt {
+                what: "last zxid",
+                detail: format!("{last:?}"),
+            })?;
+        let mut tree = DataTree::empty(extended_types);
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_NODES), rocksdb::IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            let path = std::str::from_utf8(key.get(2..).unwrap_or_default())
+                .map_err(|e| StoreError::Corrupt {
+                    what: "node key",
+                    detail: e.to_string(),
+                })?
+                .to_string();
+            let node = decode_node(&value).map_err(|e| StoreError::Corrupt {
+                what: "node",
+                detail: format!("{path}: {e}"),
+            })?;
+            tree.insert_loaded(path, node);
+        }
+        tree.last_zxid = last;
+        let mut sessions = Vec::new();
+        for item in self.db.prefix_iterator_cf(self.cf(CF_META), b"s") {
+            let (key, value) = item?;
+            if key.first() != Some(&b's') {
+                break;
+            }
+            let (Ok(id), Ok(timeout)) = (
+                <[u8; 8]>::try_from(&key[1..]),
+                <[u8; 4]>::try_from(value.as_ref()),
+            ) else {
+                return Err(StoreError::Corrupt {
+                    what: "session",
+                    detail: format!("{key:?}"),
+                });
+            };
+            sessions.push((i64::from_be_bytes(id), i32::from_be_bytes(timeout)));
+        }
+        Ok(Recovered { tree, sessions })
+    }
+
+    /// Writes one group commit: the txns, the nodes they changed, session changes, last zxid.
+    pub fn commit(
+        &self,
+        txns: &[TxnEntry],
+        tree: &DataTree,
+        dirty: &HashSet<String>,
+        sessions_opened: &[(i64, i32)],
+        sessions_closed: &[i64],
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        let log = self.cf(CF_LOG);
+        let mut buf = Vec::new();
+        for txn in txns {
+            buf.clear();
+            txn.encode(&mut buf);
+            batch.put_cf(log, txn.header.zxid.to_be_bytes(), &buf);
+        }
+        let nodes = self.cf(CF_NODES);
+        for path in dirty {
+            match tree.get(path) {
+                Some(node) => {
+                    buf.clear();
+                    encode_node(node, &mut buf);
+                    batch.put_cf(nodes, node_key(path), &buf);
+                }
+                None => batch.delete_cf(nodes, node_key(path)),
+            }
+        }
+        let meta = self.cf(CF_META);
+        for (id, timeout) in sessions_opened {
+            let mut key = vec![b's'];
+            key.extend_from_slice(&id.to_be_bytes());
+            batch.put_cf(meta, key, timeout.to_be_bytes());
+        }
+        for id in sessions_closed {
+            let mut key = vec![b's'];
+            key.extend_from_slice(&id.to_be_bytes());
+            batch.delete_cf(meta, key);
+        }
+        batch.put_cf(meta, LAST_ZXID, tree.last_zxid.to_be_bytes());
+        if let (Some(first), Some(last)) = (txns.first(), txns.last()) {
+            // Trim the log when a batch crosses a multiple of the retention.
+            let (a, b) = (
+                first.header.zxid / LOG_RETAIN,
+                last.header.zxid / LOG_RETAIN,
+            );
+            if b > a || first.header.zxid % LOG_RETAIN == 0 {
+                let upto = last.header.zxid - LOG_RETAIN;
+                if upto > 0 {
+                    batch.delete_range_cf(log, 0i64.to_be_bytes(), upto.to_be_bytes());
+                }
+            }
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.sync);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// Flushes memtables (graceful shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for cf in [CF_LOG, CF_NODES, CF_META] {
+            self.db.flush_cf(self.cf(cf))?;
+        }
+        Ok(())
+    }
+
+    /// The txns logged after `zxid`, in order (for learners' DIFF and for tests).
+    pub fn txns_after(&self, zxid: i64) -> Result<Vec<TxnEntry>, StoreError> {
+        let start = (zxid + 1).to_be_bytes();
+        let mode = rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_LOG), mode) {
+            let (_, value) = item?;
+            let txn = TxnEntry::from_bytes(&value).map_err(|e| StoreError::Corrupt {
+                what: "txn",
+                detail: e.to_string(),
+            })?;
+            out.push(txn);
+        }
+        Ok(out)
+    }
+
+    /// Size of the database files in bytes (`dirs`).
+    pub fn size_on_disk(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|it| {
+                it.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}

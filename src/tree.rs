@@ -1,0 +1,463 @@
+//! The data tree: znodes in memory, and `apply`, which turns a committed txn into changes.
+//!
+//! `apply` is deterministic and total for txns that `prep` produced: everything
+//! nondeterministic (zxid, time, sequence suffix, owner) is already in the txn. It returns the
+//! watch events to fire and records which paths changed, so the caller can persist them.
+
+use crate::path;
+use jute::data::{Acl, Stat, StatPersisted};
+use jute::txn::{CreateTxn, TxnHeader};
+use jute::{EventType, TxnEntry, TxnRecord, ZkError};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+/// `ephemeralOwner` of a container node.
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// High byte of `ephemeralOwner` marking a TTL node (its low bits hold the TTL).
+pub const TTL_MARK: u64 = 0xFF00_0000_0000_0000;
+
+/// What kind of node an `ephemeralOwner` value denotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    Normal,
+    Ephemeral(i64),
+    Container,
+    Ttl(i64),
+}
+
+pub fn node_kind(owner: i64, extended_types: bool) -> NodeKind {
+    if owner == 0 {
+        NodeKind::Normal
+    } else if owner == CONTAINER_OWNER {
+        NodeKind::Container
+    } else if extended_types && (owner as u64) & TTL_MARK == TTL_MARK {
+        NodeKind::Ttl((owner as u64 & !TTL_MARK) as i64)
+    } else {
+        NodeKind::Ephemeral(owner)
+    }
+}
+
+/// One znode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub stat: StatPersisted,
+    pub data: Option<Vec<u8>>,
+    pub acl: Arc<Vec<Acl>>,
+    pub children: HashSet<Box<str>>,
+}
+
+impl Node {
+    pub fn new(stat: StatPersisted, data: Option<Vec<u8>>, acl: Arc<Vec<Acl>>) -> Self {
+        Node {
+            stat,
+            data,
+            acl,
+            children: HashSet::new(),
+        }
+    }
+
+    /// The Stat a client sees (`DataNode.copyStat`).
+    pub fn client_stat(&self, extended_types: bool) -> Stat {
+        let s = &self.stat;
+        let num_children = i32::try_from(self.children.len()).unwrap_or(i32::MAX);
+        let owner = match node_kind(s.ephemeral_owner, extended_types) {
+            NodeKind::Ephemeral(o) => o,
+            _ => 0,
+        };
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
+            aversion: s.aversion,
+            ephemeral_owner: owner,
+            data_length: self
+                .data
+                .as_ref()
+                .map_or(0, |d| i32::try_from(d.len()).unwrap_or(i32::MAX)),
+            num_children,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
+/// A watch event produced by applying a txn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventType,
+    pub path: String,
+}
+
+/// What applying one txn did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub events: Vec<Event>,
+    /// The error of a failed multi's ops, or of an error txn.
+    pub err: Option<ZkError>,
+}
+
+/// The data tree.
+#[derive(Debug)]
+pub struct DataTree {
+    nodes: HashMap<String, Node>,
+    /// Ephemeral paths by owning session.
+    ephemerals: HashMap<i64, BTreeSet<String>>,
+    pub containers: BTreeSet<String>,
+    pub ttls: BTreeSet<String>,
+    pub last_zxid: i64,
+    pub extended_types: bool,
+    /// Paths changed since the last `take_dirty`.
+    dirty: HashSet<String>,
+}
+
+impl DataTree {
+    /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
+    pub fn new(extended_types: bool) -> Self {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            last_zxid: 0,
+            extended_types,
+            dirty: HashSet::new(),
+        };
+        let open = Arc::new(crate::acl::open_acl_unsafe());
+        t.insert_loaded(
+            "/".into(),
+            Node::new(StatPersisted::default(), Some(vec![]), open.clone()),
+        );
+        t.insert_loaded(
+            "/zookeeper".into(),
+            Node::new(StatPersisted::default(), Some(vec![]), open.clone()),
+        );
+        t.insert_loaded(
+            "/zookeeper/quota".into(),
+            Node::new(StatPersisted::default(), Some(vec![]), open),
+        );
+        let config_stat = StatPersisted {
+            aversion: -1,
+            ..Default::default()
+        };
+        let read = Arc::new(crate::acl::read_acl_unsafe());
+        t.insert_loaded(
+            "/zookeeper/config".into(),
+            Node::new(config_stat, Some(vec![]), read),
+        );
+        for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+            t.dirty.insert(p.to_string());
+        }
+        t
+    }
+
+    /// An empty tree to load stored nodes into (parents first).
+    pub fn empty(extended_types: bool) -> Self {
+        DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            last_zxid: 0,
+            extended_types,
+            dirty: HashSet::new(),
+        }
+    }
+
+    /// Inserts a node read from storage; its parent must already be present.
+    pub fn insert_loaded(&mut self, p: String, node: Node) {
+        if let Some(parent) = path::parent(&p) {
+            if let Some(parent) = self.nodes.get_mut(parent) {
+                parent.children.insert(path::name(&p).into());
+            }
+        }
+        self.index_kind(&p, node.stat.ephemeral_owner);
+        self.nodes.insert(p, node);
+    }
+
+    fn index_kind(&mut self, p: &str, owner: i64) {
+        match node_kind(owner, self.extended_types) {
+            NodeKind::Normal => {}
+            NodeKind::Ephemeral(s) => {
+                self.ephemerals.entry(s).or_default().insert(p.to_string());
+            }
+            NodeKind::Container => {
+                self.containers.insert(p.to_string());
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.insert(p.to_string());
+            }
+        }
+    }
+
+    fn unindex_kind(&mut self, p: &str, owner: i64) {
+        match node_kind(owner, self.extended_types) {
+            NodeKind::Normal => {}
+            NodeKind::Ephemeral(s) => {
+                if let Some(set) = self.ephemerals.get_mut(&s) {
+                    set.remove(p);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&s);
+                    }
+                }
+            }
+            NodeKind::Container => {
+                self.containers.remove(p);
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.remove(p);
+            }
+        }
+    }
+
+    pub fn get(&self, p: &str) -> Option<&Node> {
+        self.nodes.get(p)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn ephemerals_of(&self, session: i64) -> Vec<String> {
+        self.ephemerals
+            .get(&session)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    pub fn all_ephemerals(&self) -> &HashMap<i64, BTreeSet<String>> {
+        &self.ephemerals
+    }
+
+    /// Number of descendants of `p` (`getAllChildrenNumber`).
+    pub fn descendants(&self, p: &str) -> usize {
+        let Some(node) = self.nodes.get(p) else {
+            return 0;
+        };
+        node.children
+            .iter()
+            .map(|c| 1 + self.descendants(&path::join(p, c)))
+            .sum()
+    }
+
+    /// Approximate bytes of data held (for mntr's zk_approximate_data_size).
+    pub fn approximate_data_size(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|(p, n)| p.len() + n.data.as_ref().map_or(0, Vec::len))
+            .sum()
+    }
+
+    /// Paths changed since the last call, to persist.
+    pub fn take_dirty(&mut self) -> HashSet<String> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Iterates all nodes (order unspecified).
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// Applies a committed txn.
+    pub fn apply(&mut self, txn: &TxnEntry) -> Applied {
+        let mut applied = Applied::default();
+        let h = &txn.header;
+        match &txn.record {
+            TxnRecord::Multi(multi) => {
+                let subs = multi.txns.as_deref().unwrap_or_default();
+                let mut decoded = Vec::with_capacity(subs.len());
+                for sub in subs {
+                    let data = sub.data.as_deref().unwrap_or_default();
+                    let Ok(rec) = TxnRecord::decode_for(sub.type_, &mut jute::Reader::new(data))
+                    else {
+                        panic!(
+                            "undecodable sub-txn of type {} in multi at zxid {:#x}",
+                            sub.type_, h.zxid
+                        );
+                    };
+                    decoded.push(rec);
+                }
+                if let Some(err) = decoded.iter().find_map(|r| match r {
+                    TxnRecord::Error(e) if e.err != 0 => Some(e.err),
+                    _ => None,
+                }) {
+                    applied.err = ZkError::try_from(err).ok();
+                } else {
+                    for rec in &decoded {
+                        self.apply_record(h, rec, &mut applied);
+                    }
+                }
+            }
+            rec => self.apply_record(h, rec, &mut applied),
+        }
+        self.last_zxid = self.last_zxid.max(h.zxid);
+        applied
+    }
+
+    /// Applies one record (a whole txn, or one op of a multi) under header `h`.
+    pub fn apply_record(&mut self, h: &TxnHeader, rec: &TxnRecord, out: &mut Applied) {
+        match rec {
+            TxnRecord::Create(t) | TxnRecord::Create2(t) => {
+                let owner = if t.ephemeral { h.client_id } else { 0 };
+                self.create(h, t, owner, out);
+            }
+            TxnRecord::CreateContainer(t) => {
+                let c = CreateTxn {
+                    path: t.path.clone(),
+                    data: t.data.clone(),
+                    acl: t.acl.clone(),
+                    ephemeral: false,
+                    parent_c_version: t.parent_c_version,
+                };
+                self.create(h, &c, CONTAINER_OWNER, out);
+            }
+            TxnRecord::CreateTtl(t) => {
+                let c = CreateTxn {
+                    path: t.path.clone(),
+                    data: t.data.clone(),
+                    acl: t.acl.clone(),
+                    ephemeral: false,
+                    parent_c_version: t.parent_c_version,
+                };
+                self.create(h, &c, (TTL_MARK | t.ttl as u64) as i64, out);
+            }
+            TxnRecord::Delete(t) | TxnRecord::DeleteContainer(t) => {
+                self.delete(h.zxid, &t.path, out)
+            }
+            TxnRecord::SetData(t) | TxnRecord::Reconfig(t) => {
+                if let Some(node) = self.nodes.get_mut(&t.path) {
+                    node.data = t.data.clone();
+                    node.stat.version = t.version;
+                    node.stat.mzxid = h.zxid;
+                    node.stat.mtime = h.time;
+                    self.dirty.insert(t.path.clone());
+                    out.events.push(Event {
+                        kind: EventType::NodeDataChanged,
+                        path: t.path.clone(),
+                    });
+                }
+            }
+            TxnRecord::SetAcl(t) => {
+                if let Some(node) = self.nodes.get_mut(&t.path) {
+                    node.acl = Arc::new(t.acl.clone().unwrap_or_default());
+                    node.stat.aversion = t.version;
+                    self.dirty.insert(t.path.clone());
+                }
+            }
+            TxnRecord::CloseSession(t) => {
+                let mut paths = self.ephemerals_of(h.client_id);
+                if let Some(t) = t {
+                    paths.extend(t.paths2_delete.iter().flatten().cloned());
+                }
+                paths.sort();
+                paths.dedup();
+                // Deepest first, though ephemerals cannot have children.
+                for p in paths.iter().rev() {
+                    self.delete(h.zxid, p, out);
+                }
+            }
+            TxnRecord::Error(e) => out.err = ZkError::try_from(e.err).ok(),
+            TxnRecord::CreateSession(_) | TxnRecord::Check(_) => {}
+            TxnRecord::Multi(_) => panic!("nested multi at zxid {:#x}", h.zxid),
+        }
+    }
+
+    fn create(&mut self, h: &TxnHeader, t: &CreateTxn, owner: i64, out: &mut Applied) {
+        let Some(parent_path) = path::parent(&t.path) else {
+            return;
+        };
+        let Some(parent) = self.nodes.get_mut(parent_path) else {
+            return;
+        };
+        let name = path::name(&t.path);
+        if !parent.children.insert(name.into()) {
+            return; // already there: replaying a txn that is already reflected
+        }
+        parent.stat.cversion = t.parent_c_version;
+        parent.stat.pzxid = h.zxid;
+        let parent_path = parent_path.to_string();
+        let stat = StatPersisted {
+            czxid: h.zxid,
+            mzxid: h.zxid,
+            ctime: h.time,
+            mtime: h.time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: owner,
+            pzxid: h.zxid,
+        };
+        let node = Node::new(
+            stat,
+            t.data.clone(),
+            Arc::new(t.acl.clone().unwrap_or_default()),
+        );
+        self.index_kind(&t.path, owner);
+        self.nodes.insert(t.path.clone(), node);
+        self.dirty.insert(t.path.clone());
+        self.dirty.insert(parent_path.clone());
+        out.events.push(Event {
+            kind: EventType::NodeCreated,
+            path: t.path.clone(),
+        });
+        out.events.push(Event {
+            kind: EventType::NodeChildrenChanged,
+            path: parent_path,
+        });
+    }
+
+    fn delete(&mut self, zxid: i64, p: &str, out: &mut Applied) {
+        let Some(node) = self.nodes.remove(p) else {
+            return;
+        };
+        self.unindex_kind(p, node.stat.ephemeral_owner);
+        self.dirty.insert(p.to_string());
+        let parent_path = path::parent(p).unwrap_or("/").to_string();
+        if let Some(parent) = self.nodes.get_mut(&parent_path) {
+            parent.children.remove(path::name(p));
+            parent.stat.pzxid = zxid;
+            self.dirty.insert(parent_path.clone());
+        }
+        out.events.push(Event {
+            kind: EventType::NodeDeleted,
+            path: p.to_string(),
+        });
+        out.events.push(Event {
+            kind: EventType::NodeChildrenChanged,
+            path: parent_path,
+        });
+    }
+
+    /// Restores `p` to `node` (or removes it): the undo of a tentatively applied multi op.
+    pub fn restore(&mut self, p: &str, node: Option<Node>) {
+        if let Some(old) = self.nodes.remove(p) {
+            self.unindex_kind(p, old.stat.ephemeral_owner);
+        }
+        if let Some(parent) = path::parent(p).and_then(|pp| self.nodes.get_mut(pp)) {
+            if node.is_some() {
+                parent.children.insert(path::name(p).into());
+            } else {
+                parent.children.remove(path::name(p));
+            }
+        }
+        if let Some(node) = node {
+            self.index_kind(p, node.stat.ephemeral_owner);
+            self.nodes.insert(p.to_string(), node);
+        }
+        self.dirty.insert(p.to_string());
+    }
+
+    /// A copy of the tree's state at `p` (for undo).
+    pub fn snapshot_node(&self, p: &str) -> Option<Node> {
+        self.nodes.get(p).cloned()
+    }
+}

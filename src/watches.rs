@@ -1,0 +1,259 @@
+//! Watches: one-shot data and child watches, persistent and persistent-recursive watches
+//! (`WatchManager`), kept per connection as ZooKeeper keeps them.
+
+use crate::path;
+use crate::tree::Event;
+use jute::EventType;
+use std::collections::{HashMap, HashSet};
+
+/// A connection, as the core knows it.
+pub type ConnId = u64;
+
+const STANDARD: u8 = 1;
+const PERSISTENT: u8 = 2;
+const RECURSIVE: u8 = 4;
+
+type Table = HashMap<String, HashMap<ConnId, u8>>;
+
+/// Which table a watch lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Data,
+    Child,
+}
+
+#[derive(Debug, Default)]
+pub struct Watches {
+    data: Table,
+    child: Table,
+    /// Number of recursive watches: when zero, ancestors need not be walked.
+    recursive: usize,
+}
+
+fn add(table: &mut Table, p: &str, conn: ConnId, flag: u8) {
+    *table
+        .entry(p.to_string())
+        .or_default()
+        .entry(conn)
+        .or_default() |= flag;
+}
+
+impl Watches {
+    pub fn add(&mut self, kind: Kind, p: &str, conn: ConnId) {
+        let table = match kind {
+            Kind::Data => &mut self.data,
+            Kind::Child => &mut self.child,
+        };
+        add(table, p, conn, STANDARD);
+    }
+
+    /// addWatch: mode 0 persistent (both tables), mode 1 persistent recursive.
+    pub fn add_persistent(&mut self, p: &str, conn: ConnId, recursive: bool) {
+        if recursive {
+            let had = self
+                .data
+                .get(p)
+                .and_then(|m| m.get(&conn))
+                .is_some_and(|f| f & RECURSIVE != 0);
+            add(&mut self.data, p, conn, RECURSIVE);
+            if !had {
+                self.recursive += 1;
+            }
+        } else {
+            add(&mut self.data, p, conn, PERSISTENT);
+            add(&mut self.child, p, conn, PERSISTENT);
+        }
+    }
+
+    /// The connections to notify of `event`, in no particular order, each once.
+    pub fn trigger(&mut self, event: &Event) -> Vec<ConnId> {
+        let mut notified = HashSet::new();
+        match event.kind {
+            EventType::NodeChildrenChanged => {
+                fire(&mut self.child, &event.path, &mut notified, false);
+            }
+            EventType::NodeDeleted => {
+                self.recursive -= fire(&mut self.data, &event.path, &mut notified, true);
+                fire(&mut self.child, &event.path, &mut notified, false);
+                self.ancestors(&event.path, &mut notified);
+            }
+            _ => {
+                fire(&mut self.data, &event.path, &mut notified, true);
+                self.ancestors(&event.path, &mut notified);
+            }
+        }
+        notified.into_iter().collect()
+    }
+
+    fn ancestors(&self, p: &str, notified: &mut HashSet<ConnId>) {
+        if self.recursive == 0 {
+            return;
+        }
+        let mut cur = path::parent(p);
+        while let Some(a) = cur {
+            if let Some(m) = self.data.get(a) {
+                notified.extend(
+                    m.iter()
+                        .filter(|(_, f)| **f & RECURSIVE != 0)
+                        .map(|(c, _)| *c),
+                );
+            }
+            cur = path::parent(a);
+        }
+    }
+
+    /// Does `conn` hold a watch of this type on `p`?
+    pub fn has(&self, p: &str, conn: ConnId, kind: Option<Kind>) -> bool {
+        let in_table = |t: &Table| t.get(p).is_some_and(|m| m.contains_key(&conn));
+        match kind {
+            Some(Kind::Data) => in_table(&self.data),
+            Some(Kind::Child) => in_table(&self.child),
+            None => in_table(&self.data) || in_table(&self.child),
+        }
+    }
+
+    /// removeWatches: drops the watches of that type; false if there was none.
+    pub fn remove(&mut self, p: &str, conn: ConnId, kind: Option<Kind>) -> bool {
+        let mut removed = false;
+        if kind != Some(Kind::Child) {
+            if let Some(flags) = take(&mut self.data, p, conn) {
+                if flags & RECURSIVE != 0 {
+                    self.recursive -= 1;
+                }
+                removed = true;
+            }
+        }
+        if kind != Some(Kind::Data) {
+            removed |= take(&mut self.child, p, conn).is_some();
+        }
+        removed
+    }
+
+    /// Forgets every watch of a closed connection.
+    pub fn remove_conn(&mut self, conn: ConnId) {
+        for table in [&mut self.data, &mut self.child] {
+            table.retain(|_, m| {
+                m.remove(&conn);
+                !m.is_empty()
+            });
+        }
+        self.recursive = self
+            .data
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|f| **f & RECURSIVE != 0)
+            .count();
+    }
+
+    /// (paths with watches, total watches) over both tables, for `wchs`.
+    pub fn summary(&self) -> (usize, usize) {
+        let paths: HashSet<&String> = self.data.keys().chain(self.child.keys()).collect();
+        let total = self
+            .data
+            .values()
+            .chain(self.child.values())
+            .map(HashMap::len)
+            .sum();
+        (paths.len(), total)
+    }
+
+    /// Path -> connections, for `wchp`.
+    pub fn by_path(&self) -> std::collections::BTreeMap<String, Vec<ConnId>> {
+        let mut out: std::collections::BTreeMap<String, Vec<ConnId>> = Default::default();
+        for table in [&self.data, &self.child] {
+            for (p, m) in table {
+                let e = out.entry(p.clone()).or_default();
+                for c in m.keys() {
+                    if !e.contains(c) {
+                        e.push(*c);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Connection count with watches.
+    pub fn connections(&self) -> usize {
+        let conns: HashSet<&ConnId> = self
+            .data
+            .values()
+            .chain(self.child.values())
+            .flat_map(|m| m.keys())
+            .collect();
+        conns.len()
+    }
+}
+
+/// Notifies the watchers of `p` in `table`, removing one-shot ones. Returns how many recursive
+/// watches went away with the node (none: they outlive it).
+fn fire(table: &mut Table, p: &str, notified: &mut HashSet<ConnId>, recursive_here: bool) -> usize {
+    let Some(m) = table.get_mut(p) else { return 0 };
+    m.retain(|conn, flags| {
+        let fires =
+            *flags & (STANDARD | PERSISTENT) != 0 || (recursive_here && *flags & RECURSIVE != 0);
+        if fires {
+            notified.insert(*conn);
+        }
+        *flags &= !STANDARD;
+        *flags != 0
+    });
+    if m.is_empty() {
+        table.remove(p);
+    }
+    0
+}
+
+fn take(table: &mut Table, p: &str, conn: ConnId) -> Option<u8> {
+    let m = table.get_mut(p)?;
+    let flags = m.remove(&conn);
+    if m.is_empty() {
+        table.remove(p);
+    }
+    flags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: EventType, p: &str) -> Event {
+        Event {
+            kind,
+            path: p.into(),
+        }
+    }
+
+    #[test]
+    fn one_shot_watches_fire_once() {
+        let mut w = Watches::default();
+        w.add(Kind::Data, "/a", 1);
+        assert_eq!(w.trigger(&ev(EventType::NodeDataChanged, "/a")), vec![1]);
+        assert!(w.trigger(&ev(EventType::NodeDataChanged, "/a")).is_empty());
+    }
+
+    #[test]
+    fn recursive_watches_skip_child_events_and_persist() {
+        let mut w = Watches::default();
+        w.add_persistent("/a", 7, true);
+        assert_eq!(w.trigger(&ev(EventType::NodeCreated, "/a/b/c")), vec![7]);
+        assert!(w
+            .trigger(&ev(EventType::NodeChildrenChanged, "/a"))
+            .is_empty());
+        assert_eq!(w.trigger(&ev(EventType::NodeDeleted, "/a/b/c")), vec![7]);
+        assert!(w.remove("/a", 7, None));
+        assert!(w.trigger(&ev(EventType::NodeCreated, "/a/x")).is_empty());
+    }
+
+    #[test]
+    fn delete_notifies_data_and_child_watchers_once() {
+        let mut w = Watches::default();
+        w.add(Kind::Data, "/a", 1);
+        w.add(Kind::Child, "/a", 1);
+        w.add(Kind::Child, "/a", 2);
+        let mut got = w.trigger(&ev(EventType::NodeDeleted, "/a"));
+        got.sort();
+        assert_eq!(got, vec![1, 2]);
+        assert_eq!(w.summary(), (0, 0));
+    }
+}
