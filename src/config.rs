@@ -45,6 +45,9 @@ pub struct Config {
     pub reconfig_enabled: bool,
     pub force_sync: bool,
     pub container_check_interval_ms: u64,
+    /// How long a connection may stay silent before its handshake
+    /// (`zookeeper.nio.sessionlessCnxnTimeout`).
+    pub sessionless_cnxn_timeout_ms: u64,
     pub init_limit: u32,
     pub sync_limit: u32,
     /// `server.N=...` lines, for the ensemble; empty means standalone.
@@ -75,6 +78,7 @@ impl Default for Config {
             reconfig_enabled: false,
             force_sync: true,
             container_check_interval_ms: 60_000,
+            sessionless_cnxn_timeout_ms: 10_000,
             init_limit: 10,
             sync_limit: 5,
             servers: Vec::new(),
@@ -232,6 +236,11 @@ impl Config {
             "standaloneEnabled" => self.standalone_enabled = boolean(value)?,
             "znode.container.checkIntervalMs" => {
                 self.container_check_interval_ms = num(value)
+                    .filter(|&v: &u64| v > 0)
+                    .ok_or_else(|| invalid("expected a positive number of ms"))?
+            }
+            "nio.sessionlessCnxnTimeout" => {
+                self.sessionless_cnxn_timeout_ms = num(value)
                     .filter(|&v: &u64| v > 0)
                     .ok_or_else(|| invalid("expected a positive number of ms"))?
             }

@@ -35,10 +35,6 @@ pub const FOUR_LETTER_WORDS: &[&str] = &[
     "telnetclose",
 ];
 
-/// How long a connection may stay silent before its handshake (ZooKeeper's sessionless
-/// connection timeout).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves one client connection until either side closes it.
 pub async fn serve(
     stream: TcpStream,
@@ -46,6 +42,7 @@ pub async fn serve(
     conn: ConnId,
     core: mpsc::Sender<CoreMsg>,
     max_buffer: usize,
+    handshake_timeout: Duration,
 ) {
     let _ = stream.set_nodelay(true);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
@@ -53,7 +50,7 @@ pub async fn serve(
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut handshake_done = false;
     let mut connected_sent = false;
-    let deadline = tokio::time::sleep(HANDSHAKE_TIMEOUT);
+    let deadline = tokio::time::sleep(handshake_timeout);
     tokio::pin!(deadline);
     let mut chunk = vec![0u8; 64 * 1024];
     'outer: loop {

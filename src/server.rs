@@ -133,8 +133,9 @@ pub async fn run(
                 let conn = next_conn.fetch_add(1, Ordering::Relaxed);
                 let core_tx = core_tx.clone();
                 let max_buffer = cfg.jute_max_buffer;
+                let handshake = std::time::Duration::from_millis(cfg.sessionless_cnxn_timeout_ms);
                 tokio::spawn(async move {
-                    crate::net::serve(stream, peer, conn, core_tx, max_buffer).await;
+                    crate::net::serve(stream, peer, conn, core_tx, max_buffer, handshake).await;
                     drop(guard);
                 });
             }

@@ -1,0 +1,1003 @@
+//! The client protocol against a real server on a real socket: the checklist of behaviours a
+//! naive server gets wrong (CLIENT-PROTOCOL.md §15), each item its own test, decided by what
+//! Apache ZooKeeper 3.8 does in the captured vectors.
+
+mod common;
+use common::*;
+use jute::data::{Acl, Id};
+use jute::proto::*;
+use jute::{EventType, MultiOp, MultiRequest, MultiResult, OpCode, Request, Response};
+
+fn ok_create(c: &mut Client, path: &str, data: &[u8], flags: i32) -> String {
+    let r = c.call(create(path, data, flags));
+    assert_eq!(r.err(), 0, "create {path}");
+    match r.body {
+        Some(Response::Create(CreateResponse { path })) => path,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn stat_of(c: &mut Client, path: &str) -> Stat {
+    match c.call(exists(path, false)).body {
+        Some(Response::Exists(e)) => e.stat,
+        other => panic!("{path}: {other:?}"),
+    }
+}
+
+use jute::data::Stat;
+
+#[test]
+fn failed_multi_answers_err_0_with_per_op_results_and_consumes_a_zxid() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/p1", b"x", 0);
+    let before = c.call(exists("/p1", false)).header.zxid;
+    let ops = vec![
+        MultiOp::Create(CreateRequest {
+            path: "/m2".into(),
+            data: Some(vec![]),
+            acl: open_acl(),
+            flags: 0,
+        }),
+        MultiOp::Check(CheckVersionRequest {
+            path: "/p1".into(),
+            version: 99,
+        }),
+        MultiOp::SetData(SetDataRequest {
+            path: "/p1".into(),
+            data: Some(b"never".to_vec()),
+            version: -1,
+        }),
+    ];
+    let r = c.call(Request::Multi(MultiRequest { ops }));
+    assert_eq!(r.err(), 0);
+    assert_eq!(r.header.zxid, before + 1, "a failed multi is a txn");
+    let Some(Response::Multi(m)) = r.body else {
+        panic!()
+    };
+    assert_eq!(
+        m.results,
+        vec![
+            MultiResult::Error(0),
+            MultiResult::Error(-103),
+            MultiResult::Error(-2)
+        ]
+    );
+    assert_eq!(c.call(exists("/m2", false)).err(), -101, "nothing applied");
+    // The byte layout of the captured reply (multi-failure.hex), zxid aside.
+    assert_eq!(
+        hex(&r.raw[16..]),
+        "ffffffff000000000000000000ffffffff00ffffff99ffffff99ffffffff00fffffffefffffffeffffffff01ffffffff"
+    );
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn multi_result_types_follow_the_op_and_all_ops_share_one_zxid() {
+    let s = TestServer::start("extendedTypesEnabled=true");
+    let mut c = Client::connect(s.addr);
+    let req = |p: &str| CreateRequest {
+        path: p.into(),
+        data: Some(vec![]),
+        acl: open_acl(),
+        flags: 0,
+    };
+    let ops = vec![
+        MultiOp::Create(req("/a")),
+        MultiOp::Create2(req("/b")),
+        MultiOp::CreateContainer(CreateRequest {
+            flags: 4,
+            ..req("/c")
+        }),
+        MultiOp::CreateTtl(CreateTTLRequest {
+            path: "/t".into(),
+            data: Some(vec![]),
+            acl: open_acl(),
+            flags: 5,
+            ttl: 60000,
+        }),
+        MultiOp::SetData(SetDataRequest {
+            path: "/a".into(),
+            data: Some(b"v".to_vec()),
+            version: 0,
+        }),
+    ];
+    let r = c.call(Request::Multi(MultiRequest { ops }));
+    let Some(Response::Multi(m)) = r.body else {
+        panic!("{r:?}")
+    };
+    assert!(matches!(m.results[0], MultiResult::Create(_)));
+    assert!(
+        matches!(m.results[1], MultiResult::Create(_)),
+        "create2 op answered as create"
+    );
+    assert!(matches!(m.results[2], MultiResult::Create2(_)));
+    assert!(matches!(m.results[3], MultiResult::Create2(_)));
+    let zxid = r.header.zxid;
+    for p in ["/a", "/b", "/c", "/t"] {
+        assert_eq!(stat_of(&mut c, p).czxid, zxid);
+    }
+    assert_eq!(stat_of(&mut c, "/a").mzxid, zxid);
+}
+
+#[test]
+fn empty_multi_consumes_a_zxid() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let z0 = c.call(exists("/", false)).header.zxid;
+    let r = c.call(Request::Multi(MultiRequest { ops: vec![] }));
+    assert_eq!(r.header.zxid, z0 + 1);
+    assert_eq!(hex(&r.raw[16..]), "ffffffff01ffffffff");
+}
+
+#[test]
+fn failed_writes_consume_zxids() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/x", b"", 0);
+    let z = c.call(exists("/x", false)).header.zxid;
+    let r = c.call(create("/x", b"", 0));
+    assert_eq!((r.err(), r.header.zxid), (-110, z + 1));
+    let r = c.call(set_data("/x", b"", 7));
+    assert_eq!((r.err(), r.header.zxid), (-103, z + 2));
+    let r = c.call(Request::Reconfig(ReconfigRequest::default()));
+    assert_eq!((r.err(), r.header.zxid), (-123, z + 3));
+    assert_eq!(r.raw.len(), 16, "error replies carry no body");
+}
+
+#[test]
+fn read_only_byte_is_answered_iff_sent() {
+    use std::io::Write;
+    let s = TestServer::start("");
+    for (ro, want_len) in [(Some(false), 37), (Some(true), 37), (None, 36)] {
+        let mut st = raw_connect(s.addr);
+        st.write_all(&connect_frame(0, vec![0; 16], 30000, 0, ro))
+            .unwrap();
+        let reply = read_frame(&mut st).unwrap();
+        assert_eq!(reply.len(), want_len, "{ro:?}");
+        if ro.is_some() {
+            assert_eq!(reply[36], 0, "a read-write server answers readOnly=false");
+        }
+    }
+}
+
+#[test]
+fn notification_precedes_the_reply_that_caused_it_on_the_same_connection() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/w", b"a", 0);
+    assert_eq!(c.call(get_data("/w", true)).err(), 0);
+    c.log.clear();
+    let r = c.call(set_data("/w", b"b", -1));
+    assert_eq!(r.err(), 0);
+    assert_eq!(c.log.len(), 2);
+    assert_eq!(c.log[0].0, -1, "notification first");
+    assert_eq!(
+        hex(&c.log[0].1[..16]),
+        "ffffffffffffffffffffffff00000000",
+        "xid -1, zxid -1, err 0"
+    );
+    let e = c.events.pop_front().unwrap();
+    assert_eq!((e.type_, e.state, e.path.as_str()), (3, 3, "/w"));
+}
+
+#[test]
+fn exists_watch_on_missing_node_fires_node_created_but_get_data_registers_none() {
+    let s = TestServer::start("");
+    let mut a = Client::connect(s.addr);
+    let mut b = Client::connect(s.addr);
+    assert_eq!(a.call(exists("/later", true)).err(), -101);
+    assert_eq!(a.call(get_data("/other", true)).err(), -101);
+    ok_create(&mut b, "/later", b"", 0);
+    ok_create(&mut b, "/other", b"", 0);
+    let e = a.next_event().unwrap();
+    assert_eq!(
+        (e.type_, e.path.as_str()),
+        (EventType::NodeCreated.code(), "/later")
+    );
+    // Only one event: a ping's reply comes next, not a second notification.
+    let r = a.call(Request::Ping);
+    assert_eq!(r.header.xid, -2);
+    assert!(a.events.is_empty(), "{:?}", a.events);
+}
+
+#[test]
+fn sequence_suffix_uses_stored_cversion_and_visible_cversion_is_derived() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/seq", b"", 0);
+    assert_eq!(ok_create(&mut c, "/seq/n-", b"", 2), "/seq/n-0000000000");
+    assert_eq!(ok_create(&mut c, "/seq/e-", b"", 3), "/seq/e-0000000001");
+    assert_eq!(ok_create(&mut c, "/seq/n-", b"", 2), "/seq/n-0000000002");
+    assert_eq!(c.call(delete("/seq/n-0000000002", -1)).err(), 0);
+    assert_eq!(ok_create(&mut c, "/seq/n-", b"", 2), "/seq/n-0000000003");
+    let st = stat_of(&mut c, "/seq");
+    assert_eq!((st.cversion, st.num_children), (5, 3));
+    // /zookeeper: stored 0, two children => -2.
+    assert_eq!(stat_of(&mut c, "/zookeeper").cversion, -2);
+}
+
+#[test]
+fn containers_and_ttl_nodes_report_ephemeral_owner_0() {
+    let s = TestServer::start("extendedTypesEnabled=true");
+    let mut c = Client::connect(s.addr);
+    let r = c.call(Request::CreateContainer(CreateRequest {
+        path: "/c".into(),
+        data: Some(vec![]),
+        acl: open_acl(),
+        flags: 4,
+    }));
+    let Some(Response::Create2(cr)) = r.body else {
+        panic!("{r:?}")
+    };
+    assert_eq!(cr.stat.ephemeral_owner, 0);
+    let r = c.call(Request::CreateTtl(CreateTTLRequest {
+        path: "/t".into(),
+        data: Some(vec![]),
+        acl: open_acl(),
+        flags: 5,
+        ttl: 60000,
+    }));
+    let Some(Response::Create2(cr)) = r.body else {
+        panic!("{r:?}")
+    };
+    assert_eq!(cr.stat.ephemeral_owner, 0);
+    let e = ok_create(&mut c, "/e", b"", 1);
+    assert_eq!(stat_of(&mut c, &e).ephemeral_owner, c.session_id);
+}
+
+#[test]
+fn ttl_create_rules() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let ttl = |flags, ttl| {
+        Request::CreateTtl(CreateTTLRequest {
+            path: "/t".into(),
+            data: Some(vec![]),
+            acl: open_acl(),
+            flags,
+            ttl,
+        })
+    };
+    assert_eq!(c.call(ttl(5, 60000)).err(), -6, "extended types disabled");
+    let s = TestServer::start("extendedTypesEnabled=true");
+    let mut c = Client::connect(s.addr);
+    assert_eq!(c.call(ttl(5, 0)).err(), -8);
+    assert_eq!(c.call(ttl(0, 5000)).err(), -8, "non-TTL mode with a ttl");
+    assert_eq!(
+        c.call(create("/t", b"", 5)).err(),
+        -8,
+        "TTL mode via plain create"
+    );
+    assert_eq!(c.call(create("/t", b"", 7)).err(), -8, "no such mode");
+    assert_eq!(c.call(ttl(6, 1000)).err(), 0);
+}
+
+#[test]
+fn null_data_stays_null() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let r = c.call(Request::Create(CreateRequest {
+        path: "/n".into(),
+        data: None,
+        acl: open_acl(),
+        flags: 0,
+    }));
+    assert_eq!(r.err(), 0);
+    let r = c.call(get_data("/n", false));
+    let Some(Response::GetData(d)) = r.body else {
+        panic!()
+    };
+    assert_eq!(d.data, None);
+    assert_eq!(d.stat.data_length, 0);
+    assert_eq!(&r.raw[16..20], &[0xff; 4]);
+}
+
+#[test]
+fn ping_and_auth_replies() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/z", b"", 0);
+    let r = c.call(Request::Ping);
+    assert_eq!((r.header.xid, r.raw.len()), (-2, 16));
+    assert!(r.header.zxid > 0);
+    let xid = c.send(&Request::Auth(AuthPacket {
+        type_: 0,
+        scheme: "digest".into(),
+        auth: Some(b"vec:secret".to_vec()),
+    }));
+    let r = c.recv(xid, OpCode::Auth).unwrap();
+    assert_eq!(
+        (r.header.zxid, r.err()),
+        (0, 0),
+        "auth replies carry zxid 0"
+    );
+}
+
+#[test]
+fn add_watch_success_carries_an_error_response_body() {
+    let s = TestServer::start("");
+    let mut a = Client::connect(s.addr);
+    let mut b = Client::connect(s.addr);
+    ok_create(&mut a, "/tree", b"", 0);
+    let r = a.call(Request::AddWatch(AddWatchRequest {
+        path: "/tree".into(),
+        mode: 1,
+    }));
+    assert_eq!((r.err(), hex(&r.raw[16..])), (0, "00000000".to_string()));
+    ok_create(&mut b, "/tree/a", b"", 0);
+    assert_eq!(b.call(set_data("/tree/a", b"x", -1)).err(), 0);
+    ok_create(&mut b, "/tree/a/b", b"", 0);
+    assert_eq!(b.call(delete("/tree/a/b", -1)).err(), 0);
+    let kinds: Vec<(i32, String)> = (0..4)
+        .map(|_| a.next_event().unwrap())
+        .map(|e| (e.type_, e.path))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (1, "/tree/a".into()),
+            (3, "/tree/a".into()),
+            (1, "/tree/a/b".into()),
+            (2, "/tree/a/b".into())
+        ],
+        "recursive watches never see NodeChildrenChanged"
+    );
+    // A persistent (mode 0) watch sees child changes and data changes, and stays.
+    let r = a.call(Request::AddWatch(AddWatchRequest {
+        path: "/p".into(),
+        mode: 0,
+    }));
+    assert_eq!(r.err(), 0);
+    ok_create(&mut b, "/p", b"", 0);
+    ok_create(&mut b, "/p/k", b"", 0);
+    b.call(set_data("/p", b"1", -1));
+    b.call(set_data("/p", b"2", -1));
+    let kinds: Vec<i32> = (0..4).map(|_| a.next_event().unwrap().type_).collect();
+    assert_eq!(kinds, vec![1, 4, 3, 3]);
+}
+
+#[test]
+fn reattach_closes_the_old_connection_and_bad_passwords_get_zeros() {
+    let s = TestServer::start("");
+    let mut r1 = Client::connect(s.addr);
+    ok_create(&mut r1, "/e", b"", 1);
+    let r2 =
+        Client::connect_with(s.addr, r1.session_id, r1.passwd.clone(), 30000).expect("reattach");
+    assert_eq!(r2.session_id, r1.session_id);
+    assert!(
+        is_closed(&mut r1.stream),
+        "old connection closed without a frame"
+    );
+    // Wrong password: zeros, then close; the legitimate connection is dropped too.
+    use std::io::Write;
+    let mut r3 = raw_connect(s.addr);
+    r3.write_all(&connect_frame(
+        r1.session_id,
+        vec![1; 16],
+        30000,
+        0,
+        Some(false),
+    ))
+    .unwrap();
+    let reply = read_frame(&mut r3).unwrap();
+    let zeros = format!(
+        "{}{}{}{}{}00",
+        "00000000",
+        "00000000",
+        "0000000000000000",
+        "00000010",
+        "00".repeat(16)
+    );
+    assert_eq!(hex(&reply), zeros);
+    assert!(is_closed(&mut r3));
+    let mut r2 = r2;
+    assert!(is_closed(&mut r2.stream));
+    // The session itself lives on.
+    let mut r4 =
+        Client::connect_with(s.addr, r1.session_id, r1.passwd.clone(), 30000).expect("still alive");
+    assert_eq!(r4.call(exists("/e", false)).err(), 0);
+}
+
+#[test]
+fn unknown_session_is_refused() {
+    use std::io::Write;
+    let s = TestServer::start("");
+    let mut st = raw_connect(s.addr);
+    let id = 0x0100_0000_0000_0042;
+    st.write_all(&connect_frame(
+        id,
+        zkrs::session::password(id),
+        30000,
+        0,
+        Some(false),
+    ))
+    .unwrap();
+    let reply = ConnectReplyBytes(read_frame(&mut st).unwrap());
+    assert!(reply.0[4..16].iter().all(|&b| b == 0));
+    assert!(is_closed(&mut st));
+}
+
+struct ConnectReplyBytes(Vec<u8>);
+
+#[test]
+fn client_ahead_of_the_server_is_closed_without_reply() {
+    use std::io::Write;
+    let s = TestServer::start("");
+    let mut st = raw_connect(s.addr);
+    st.write_all(&connect_frame(
+        0,
+        vec![0; 16],
+        30000,
+        0x10_0000_0000,
+        Some(false),
+    ))
+    .unwrap();
+    assert!(read_frame(&mut st).is_none());
+}
+
+#[test]
+fn exists_skips_acl_and_get_acl_masks_digests() {
+    let s = TestServer::start("");
+    let mut a = Client::connect(s.addr);
+    let mut b = Client::connect(s.addr);
+    let digest = zkrs::acl::digest("vec:secret");
+    let acl = vec![
+        Acl {
+            perms: 1,
+            id: Id {
+                scheme: "digest".into(),
+                id: digest.clone(),
+            },
+        },
+        Acl {
+            perms: 1,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        },
+    ];
+    let r = a.call(Request::Create(CreateRequest {
+        path: "/s".into(),
+        data: Some(b"d".to_vec()),
+        acl: Some(acl),
+        flags: 0,
+    }));
+    assert_eq!(r.err(), 0);
+    assert_eq!(b.call(exists("/s", false)).err(), 0);
+    let r = b.call(Request::GetAcl(GetACLRequest { path: "/s".into() }));
+    let Some(Response::GetAcl(g)) = r.body else {
+        panic!()
+    };
+    assert_eq!(g.acl.unwrap()[0].id.id, "vec:x");
+    // Only-digest node: NOAUTH for getData, exists still fine.
+    let acl = vec![Acl {
+        perms: 31,
+        id: Id {
+            scheme: "digest".into(),
+            id: digest,
+        },
+    }];
+    a.call(Request::Create(CreateRequest {
+        path: "/s2".into(),
+        data: Some(vec![]),
+        acl: Some(acl),
+        flags: 0,
+    }));
+    assert_eq!(b.call(get_data("/s2", false)).err(), -102);
+    assert_eq!(b.call(exists("/s2", false)).err(), 0);
+    assert_eq!(
+        b.call(set_data("/s2", b"", 99)).err(),
+        -102,
+        "ACL is checked before the version"
+    );
+    let xid = b.send(&Request::Auth(AuthPacket {
+        type_: 0,
+        scheme: "digest".into(),
+        auth: Some(b"vec:secret".to_vec()),
+    }));
+    b.recv(xid, OpCode::Auth).unwrap();
+    assert_eq!(b.call(get_data("/s2", false)).err(), 0);
+    let r = b.call(Request::WhoAmI);
+    let Some(Response::WhoAmI(w)) = r.body else {
+        panic!()
+    };
+    let schemes: Vec<String> = w
+        .client_info
+        .unwrap()
+        .into_iter()
+        .map(|c| format!("{}:{}", c.auth_scheme, c.user))
+        .collect();
+    assert!(schemes.contains(&"digest:vec".to_string()), "{schemes:?}");
+    assert!(schemes.contains(&"ip:127.0.0.1".to_string()), "{schemes:?}");
+}
+
+#[test]
+fn auth_acl_expands_to_digest_ids_only_and_bad_acls_are_invalid() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let auth_acl = Some(vec![Acl {
+        perms: 31,
+        id: Id {
+            scheme: "auth".into(),
+            id: "".into(),
+        },
+    }]);
+    let mk = |acl: Option<Vec<Acl>>| {
+        Request::Create(CreateRequest {
+            path: "/a".into(),
+            data: Some(vec![]),
+            acl,
+            flags: 0,
+        })
+    };
+    assert_eq!(c.call(mk(auth_acl.clone())).err(), -114);
+    assert_eq!(c.call(mk(Some(vec![]))).err(), -114);
+    assert_eq!(
+        c.call(mk(Some(vec![Acl {
+            perms: 31,
+            id: Id {
+                scheme: "world".into(),
+                id: "foo".into()
+            }
+        }])))
+        .err(),
+        -114
+    );
+    assert_eq!(
+        c.call(mk(Some(vec![Acl {
+            perms: 31,
+            id: Id {
+                scheme: "ip".into(),
+                id: "1.2.3.4/40".into()
+            }
+        }])))
+        .err(),
+        -114
+    );
+    let xid = c.send(&Request::Auth(AuthPacket {
+        type_: 0,
+        scheme: "digest".into(),
+        auth: Some(b"vec:secret".to_vec()),
+    }));
+    c.recv(xid, OpCode::Auth).unwrap();
+    assert_eq!(c.call(mk(auth_acl)).err(), 0);
+    let r = c.call(Request::GetAcl(GetACLRequest { path: "/a".into() }));
+    let Some(Response::GetAcl(g)) = r.body else {
+        panic!()
+    };
+    assert_eq!(
+        g.acl.unwrap(),
+        vec![Acl {
+            perms: 31,
+            id: Id {
+                scheme: "digest".into(),
+                id: "vec:XxsQ3xTNtXlmlncnyR4aJg/SLWI=".into()
+            }
+        }]
+    );
+}
+
+#[test]
+fn ip_acls_match_the_connection_address() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let mk = |p: &str, spec: &str| {
+        Request::Create(CreateRequest {
+            path: p.into(),
+            data: Some(vec![]),
+            acl: Some(vec![Acl {
+                perms: 31,
+                id: Id {
+                    scheme: "ip".into(),
+                    id: spec.into(),
+                },
+            }]),
+            flags: 0,
+        })
+    };
+    assert_eq!(c.call(mk("/mine", "127.0.0.1/32")).err(), 0);
+    assert_eq!(c.call(mk("/theirs", "10.0.0.0/8")).err(), 0);
+    assert_eq!(c.call(get_data("/mine", false)).err(), 0);
+    assert_eq!(c.call(get_data("/theirs", false)).err(), -102);
+}
+
+#[test]
+fn super_digest_bypasses_acls() {
+    let s = TestServer::start(&format!(
+        "DigestAuthenticationProvider.superDigest={}",
+        zkrs::acl::digest("super:adminpw")
+    ));
+    let mut a = Client::connect(s.addr);
+    let acl = vec![Acl {
+        perms: 31,
+        id: Id {
+            scheme: "digest".into(),
+            id: zkrs::acl::digest("x:y"),
+        },
+    }];
+    a.call(Request::Create(CreateRequest {
+        path: "/locked".into(),
+        data: Some(vec![]),
+        acl: Some(acl),
+        flags: 0,
+    }));
+    assert_eq!(a.call(get_data("/locked", false)).err(), -102);
+    let xid = a.send(&Request::Auth(AuthPacket {
+        type_: 0,
+        scheme: "digest".into(),
+        auth: Some(b"super:adminpw".to_vec()),
+    }));
+    a.recv(xid, OpCode::Auth).unwrap();
+    assert_eq!(a.call(get_data("/locked", false)).err(), 0);
+}
+
+#[test]
+fn unknown_auth_scheme_fails_and_closes() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let xid = c.send(&Request::Auth(AuthPacket {
+        type_: 0,
+        scheme: "foo".into(),
+        auth: Some(b"x".to_vec()),
+    }));
+    let r = c.recv(xid, OpCode::Auth).unwrap();
+    assert_eq!((r.header.zxid, r.err()), (0, -115));
+    assert!(is_closed(&mut c.stream));
+}
+
+#[test]
+fn reads_do_not_validate_paths_but_exists_rejects_nul() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    assert_eq!(c.call(get_data("no-slash", false)).err(), -101);
+    assert_eq!(c.call(get_data("/a//b", false)).err(), -101);
+    assert_eq!(c.call(exists("/a\0b", false)).err(), -8);
+    ok_create(&mut c, "/t", b"", 0);
+    for bad in [
+        "/t/",
+        "//",
+        "/t/.",
+        "/t/..",
+        "rel",
+        "",
+        "/a\u{1}",
+        "/t/\u{7f}",
+    ] {
+        assert_eq!(c.call(create(bad, b"", 0)).err(), -8, "{bad:?}");
+        assert_eq!(c.call(set_data(bad, b"", -1)).err(), -8, "{bad:?}");
+    }
+    // The parent is looked up before the whole path is validated, as in ZooKeeper.
+    assert_eq!(c.call(create("/missing/", b"", 0)).err(), -101);
+    assert_eq!(
+        c.call(create("/\u{1F600}", b"", 0)).err(),
+        -8,
+        "non-BMP rejected"
+    );
+    assert_eq!(c.call(create("/é", b"", 0)).err(), 0);
+    for special in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+        assert_eq!(c.call(delete(special, -1)).err(), -8, "{special}");
+    }
+}
+
+#[test]
+fn write_errors_in_zookeepers_order() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    assert_eq!(c.call(create("/missing/child", b"", 0)).err(), -101);
+    ok_create(&mut c, "/d", b"", 0);
+    ok_create(&mut c, "/d/k", b"", 0);
+    assert_eq!(c.call(delete("/d", -1)).err(), -111);
+    assert_eq!(c.call(delete("/d/k", 5)).err(), -103);
+    assert_eq!(c.call(delete("/nope", -1)).err(), -101);
+    assert_eq!(c.call(set_data("/nope", b"", -1)).err(), -101);
+    let e = ok_create(&mut c, "/eph", b"", 1);
+    assert_eq!(c.call(create(&format!("{e}/child"), b"", 0)).err(), -108);
+    let r = c.call(set_data("/d", b"new", 0));
+    let Some(Response::SetData(sd)) = r.body else {
+        panic!()
+    };
+    assert_eq!((sd.stat.version, sd.stat.data_length), (1, 3));
+    let r = c.call(Request::SetAcl(SetACLRequest {
+        path: "/d".into(),
+        acl: open_acl(),
+        version: 3,
+    }));
+    assert_eq!(r.err(), -103);
+    let r = c.call(Request::SetAcl(SetACLRequest {
+        path: "/d".into(),
+        acl: open_acl(),
+        version: 0,
+    }));
+    let Some(Response::SetAcl(sa)) = r.body else {
+        panic!()
+    };
+    assert_eq!(sa.stat.aversion, 1);
+}
+
+#[test]
+fn stat_fields_follow_zookeeper() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let r = c.call(create2("/s", b"abc", 0));
+    let Some(Response::Create2(cr)) = r.body else {
+        panic!()
+    };
+    let z = r.header.zxid;
+    let st = cr.stat;
+    assert_eq!(
+        (
+            st.czxid,
+            st.mzxid,
+            st.pzxid,
+            st.version,
+            st.cversion,
+            st.data_length
+        ),
+        (z, z, z, 0, 0, 3)
+    );
+    assert_eq!(st.ctime, st.mtime);
+    ok_create(&mut c, "/s/c", b"", 0);
+    let r = c.call(delete("/s/c", -1));
+    let st = stat_of(&mut c, "/s");
+    assert_eq!(
+        (st.pzxid, st.mzxid, st.cversion, st.num_children),
+        (r.header.zxid, z, 2, 0)
+    );
+    let root = stat_of(&mut c, "/zookeeper/config");
+    assert_eq!(root.aversion, -1);
+}
+
+#[test]
+fn children_all_children_number_and_ephemerals() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/g", b"", 0);
+    ok_create(&mut c, "/g/a", b"", 0);
+    ok_create(&mut c, "/g/a/b", b"", 0);
+    ok_create(&mut c, "/g/e1", b"", 1);
+    ok_create(&mut c, "/ge", b"", 1);
+    let r = c.call(Request::GetChildren(GetChildrenRequest {
+        path: "/g".into(),
+        watch: false,
+    }));
+    let Some(Response::GetChildren(g)) = r.body else {
+        panic!()
+    };
+    let mut kids = g.children.unwrap();
+    kids.sort();
+    assert_eq!(kids, vec!["a", "e1"]);
+    let r = c.call(Request::GetAllChildrenNumber(GetAllChildrenNumberRequest {
+        path: "/g".into(),
+    }));
+    assert!(matches!(
+        r.body,
+        Some(Response::GetAllChildrenNumber(
+            GetAllChildrenNumberResponse { total_number: 3 }
+        ))
+    ));
+    let r = c.call(Request::GetAllChildrenNumber(GetAllChildrenNumberRequest {
+        path: "/".into(),
+    }));
+    // Every node but / and /zookeeper... counted as ZooKeeper counts: nodes - 1.
+    assert!(
+        matches!(
+            r.body,
+            Some(Response::GetAllChildrenNumber(
+                GetAllChildrenNumberResponse { total_number: 8 }
+            ))
+        ),
+        "{r:?}"
+    );
+    let r = c.call(Request::GetEphemerals(GetEphemeralsRequest {
+        prefix_path: "/g".into(),
+    }));
+    let Some(Response::GetEphemerals(e)) = r.body else {
+        panic!()
+    };
+    let mut eph = e.ephemerals.unwrap();
+    eph.sort();
+    assert_eq!(
+        eph,
+        vec!["/g/e1", "/ge"],
+        "plain prefix match, as ZooKeeper"
+    );
+    let r = c.call(Request::Sync(SyncRequest {
+        path: "whatever".into(),
+    }));
+    assert!(
+        matches!(r.body, Some(Response::Sync(SyncResponse { ref path })) if path == "whatever")
+    );
+}
+
+#[test]
+fn multi_read_is_not_atomic_and_consumes_no_zxid() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/r", b"data", 0);
+    let z = c.call(exists("/r", false)).header.zxid;
+    let ops = vec![
+        MultiOp::GetData(GetDataRequest {
+            path: "/r".into(),
+            watch: false,
+        }),
+        MultiOp::GetData(GetDataRequest {
+            path: "/missing".into(),
+            watch: false,
+        }),
+        MultiOp::GetChildren(GetChildrenRequest {
+            path: "/".into(),
+            watch: false,
+        }),
+    ];
+    let r = c.call(Request::MultiRead(MultiRequest { ops }));
+    assert_eq!((r.err(), r.header.zxid), (0, z));
+    let Some(Response::Multi(m)) = r.body else {
+        panic!()
+    };
+    assert!(
+        matches!(&m.results[0], MultiResult::GetData(d) if d.data.as_deref() == Some(&b"data"[..]))
+    );
+    assert_eq!(m.results[1], MultiResult::Error(-101));
+    assert!(matches!(&m.results[2], MultiResult::GetChildren(_)));
+}
+
+#[test]
+fn delete_fires_data_and_child_watchers_once_and_parent_child_watch() {
+    let s = TestServer::start("");
+    let mut a = Client::connect(s.addr);
+    let mut b = Client::connect(s.addr);
+    ok_create(&mut b, "/dw", b"", 0);
+    ok_create(&mut b, "/dw/x", b"", 0);
+    a.call(get_data("/dw/x", true));
+    a.call(Request::GetChildren(GetChildrenRequest {
+        path: "/dw/x".into(),
+        watch: true,
+    }));
+    a.call(Request::GetChildren(GetChildrenRequest {
+        path: "/dw".into(),
+        watch: true,
+    }));
+    b.call(delete("/dw/x", -1));
+    let mut got: Vec<(i32, String)> = (0..2)
+        .map(|_| a.next_event().unwrap())
+        .map(|e| (e.type_, e.path))
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![(2, "/dw/x".to_string()), (4, "/dw".to_string())]);
+    a.call(Request::Ping);
+    assert!(a.events.is_empty());
+}
+
+#[test]
+fn check_and_remove_watches() {
+    let s = TestServer::start("");
+    let mut a = Client::connect(s.addr);
+    ok_create(&mut a, "/cw", b"", 0);
+    a.call(get_data("/cw", true));
+    let check = |t| {
+        Request::CheckWatches(CheckWatchesRequest {
+            path: "/cw".into(),
+            type_: t,
+        })
+    };
+    let remove = |t| {
+        Request::RemoveWatches(RemoveWatchesRequest {
+            path: "/cw".into(),
+            type_: t,
+        })
+    };
+    assert_eq!(a.call(check(1)).err(), -121);
+    assert_eq!(a.call(check(2)).err(), 0);
+    assert_eq!(a.call(remove(2)).err(), 0);
+    assert_eq!(a.call(remove(2)).err(), -121);
+    assert_eq!(a.call(check(3)).err(), -121);
+}
+
+#[test]
+fn set_watches_fires_what_changed_while_away() {
+    let s = TestServer::start("");
+    let mut a = Client::connect(s.addr);
+    ok_create(&mut a, "/sw1", b"", 0);
+    ok_create(&mut a, "/sw2", b"", 0);
+    let rel = a.call(exists("/sw2", false)).header.zxid;
+    a.call(set_data("/sw1", b"changed", -1));
+    a.call(delete("/sw2", -1));
+    ok_create(&mut a, "/sw3", b"", 0);
+    let r = a.call(Request::SetWatches(SetWatches {
+        relative_zxid: rel,
+        data_watches: Some(vec!["/sw1".into(), "/sw2".into()]),
+        exist_watches: Some(vec!["/sw3".into(), "/sw4".into()]),
+        child_watches: Some(vec!["/".into()]),
+    }));
+    assert_eq!(r.err(), 0);
+    let got: Vec<(i32, String)> = a.events.drain(..).map(|e| (e.type_, e.path)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, "/sw1".into()),
+            (2, "/sw2".into()),
+            (1, "/sw3".into()),
+            (4, "/".into())
+        ]
+    );
+    // /sw4's exist watch is armed.
+    let mut b = Client::connect(s.addr);
+    ok_create(&mut b, "/sw4", b"", 0);
+    assert_eq!(a.next_event().unwrap().path, "/sw4");
+}
+
+#[test]
+fn close_session_deletes_ephemerals_and_closes() {
+    let s = TestServer::start("");
+    let mut a = Client::connect(s.addr);
+    let mut b = Client::connect(s.addr);
+    ok_create(&mut a, "/e1", b"", 1);
+    b.call(exists("/e1", true));
+    let r = a.call(Request::CloseSession);
+    assert_eq!((r.err(), r.raw.len()), (0, 16));
+    assert!(is_closed(&mut a.stream));
+    let e = b.next_event().unwrap();
+    assert_eq!((e.type_, e.path.as_str()), (2, "/e1"));
+    // The session is gone for good.
+    assert!(Client::connect_with(s.addr, a.session_id, a.passwd.clone(), 30000).is_none());
+}
+
+#[test]
+fn bare_check_consumes_a_zxid_and_sends_nothing() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let z = c.call(exists("/", false)).header.zxid;
+    c.send(&Request::Check(CheckVersionRequest {
+        path: "/".into(),
+        version: -1,
+    }));
+    let r = c.call(exists("/", false));
+    assert_eq!(r.header.zxid, z + 1);
+    assert!(c.events.is_empty());
+}
+
+#[test]
+fn session_timeouts_are_clamped_to_the_configured_range() {
+    let s = TestServer::start("");
+    let c = Client::connect_with(s.addr, 0, vec![0; 16], 100).unwrap();
+    assert_eq!(c.timeout_ms, 4000);
+    let c = Client::connect_with(s.addr, 0, vec![0; 16], 1_000_000).unwrap();
+    assert_eq!(c.timeout_ms, 40000);
+    let s = TestServer::start("minSessionTimeout=1000\nmaxSessionTimeout=9000");
+    let c = Client::connect_with(s.addr, 0, vec![0; 16], 100).unwrap();
+    assert_eq!(c.timeout_ms, 1000);
+}
+
+#[test]
+fn session_ids_carry_server_id_1_and_passwords_are_derived() {
+    let s = TestServer::start("");
+    let a = Client::connect(s.addr);
+    let b = Client::connect(s.addr);
+    assert_eq!((a.session_id as u64) >> 56, 1);
+    assert_eq!(b.session_id, a.session_id + 1);
+    assert_eq!(a.passwd, zkrs::session::password(a.session_id));
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let mut xids = Vec::new();
+    for i in 0..200 {
+        let req = if i % 3 == 0 {
+            create(&format!("/pl{i}"), b"x", 0)
+        } else {
+            exists("/", false)
+        };
+        xids.push((c.send(&req), req.op()));
+    }
+    for (xid, op) in xids {
+        let r = c.recv(xid, op).unwrap();
+        assert_eq!(r.err(), 0);
+    }
+}
