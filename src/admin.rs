@@ -10,7 +10,8 @@ pub fn version() -> String {
 }
 
 /// The text a four-letter word answers.
-pub fn run(word: &str, core: &mut Core) -> String {
+pub fn run(word: &str, core: &mut Core, peer: std::net::SocketAddr) -> String {
+    let _ = peer;
     if !core.cfg.four_letter_enabled(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }

@@ -326,8 +326,8 @@ impl Core {
                 self.watches.remove_conn(conn);
             }
             CoreMsg::Shutdown => {}
-            CoreMsg::FourLetter { word, reply } => {
-                let text = crate::admin::run(&word, self);
+            CoreMsg::FourLetter { word, peer, reply } => {
+                let text = crate::admin::run(&word, self, peer);
                 let _ = reply.send(text);
             }
         }

@@ -89,7 +89,7 @@ pub async fn serve(
                     if let Ok(word) = std::str::from_utf8(&buf[..4]) {
                         if FOUR_LETTER_WORDS.contains(&word) {
                             let (tx, rx) = oneshot::channel();
-                            if core.send(CoreMsg::FourLetter { word: word.to_string(), reply: tx }).await.is_ok() {
+                            if core.send(CoreMsg::FourLetter { word: word.to_string(), peer, reply: tx }).await.is_ok() {
                                 if let Ok(text) = rx.await {
                                     let _ = wr.write_all(text.as_bytes()).await;
                                 }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what building and testing zkrs needs, idempotently (Debian 12, as root or via sudo).
+set -euo pipefail
+need=()
+for pkg in librocksdb-dev libclang-dev clang netcat-openbsd; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
