@@ -63,6 +63,7 @@ pub enum CoreMsg {
     },
     FourLetter {
         word: String,
+        peer: SocketAddr,
         reply: oneshot::Sender<String>,
     },
     /// Stop the loop (graceful shutdown); the store is flushed.
