@@ -106,6 +106,8 @@ pub struct DataTree {
     ephemerals: HashMap<i64, BTreeSet<String>>,
     pub containers: BTreeSet<String>,
     pub ttls: BTreeSet<String>,
+    /// Paths with a quota (`/zookeeper/quota/<path>/zookeeper_limits` exists).
+    quota_paths: BTreeSet<String>,
     pub last_zxid: i64,
     pub extended_types: bool,
     /// Paths changed since the last `take_dirty`.
@@ -120,6 +122,7 @@ impl DataTree {
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
+            quota_paths: BTreeSet::new(),
             last_zxid: 0,
             extended_types,
             dirty: HashSet::new(),
@@ -159,6 +162,7 @@ impl DataTree {
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
+            quota_paths: BTreeSet::new(),
             last_zxid: 0,
             extended_types,
             dirty: HashSet::new(),
@@ -173,6 +177,9 @@ impl DataTree {
             }
         }
         self.index_kind(&p, node.stat.ephemeral_owner);
+        if let Some(target) = quota_target(&p, QUOTA_LIMITS) {
+            self.quota_paths.insert(target.to_string());
+        }
         self.nodes.insert(p, node);
     }
 
@@ -335,6 +342,8 @@ impl DataTree {
             }
             TxnRecord::SetData(t) | TxnRecord::Reconfig(t) => {
                 if let Some(node) = self.nodes.get_mut(&t.path) {
+                    let old = node.data.as_ref().map_or(0, Vec::len) as i64;
+                    let new = t.data.as_ref().map_or(0, Vec::len) as i64;
                     node.data = t.data.clone();
                     node.stat.version = t.version;
                     node.stat.mzxid = h.zxid;
@@ -344,6 +353,9 @@ impl DataTree {
                         kind: EventType::NodeDataChanged,
                         path: t.path.clone(),
                     });
+                    if quota_target(&t.path, QUOTA_STATS).is_none() {
+                        self.update_quota(&t.path, 0, new - old);
+                    }
                 }
             }
             TxnRecord::SetAcl(t) => {
@@ -413,6 +425,67 @@ impl DataTree {
             kind: EventType::NodeChildrenChanged,
             path: parent_path,
         });
+        if let Some(target) = quota_target(&t.path, QUOTA_LIMITS) {
+            self.quota_paths.insert(target.to_string());
+        } else if let Some(target) = quota_target(&t.path, QUOTA_STATS) {
+            let target = target.to_string();
+            self.recount_quota(&target);
+        } else {
+            let len = t.data.as_ref().map_or(0, Vec::len) as i64;
+            self.update_quota(&t.path, 1, len);
+        }
+    }
+
+    /// The longest quota'd path that is `p` or an ancestor of it (`getMaxPrefixWithQuota`).
+    fn quota_prefix(&self, p: &str) -> Option<String> {
+        if self.quota_paths.is_empty() {
+            return None;
+        }
+        let mut cur = Some(p);
+        while let Some(c) = cur {
+            if self.quota_paths.contains(c) {
+                return Some(c.to_string());
+            }
+            cur = path::parent(c);
+        }
+        None
+    }
+
+    /// Adjusts the server-maintained `zookeeper_stats` of the quota covering `p`. Like
+    /// ZooKeeper, it changes the stats node's data only, not its version.
+    fn update_quota(&mut self, p: &str, count: i64, bytes: i64) {
+        let Some(prefix) = self.quota_prefix(p) else {
+            return;
+        };
+        let stats_path = format!("{QUOTA_ROOT}{prefix}/{QUOTA_STATS}");
+        let Some(node) = self.nodes.get_mut(&stats_path) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(node.data.as_deref().unwrap_or_default()).to_string();
+        let (c, b) = parse_stats(&text);
+        node.data = Some(format_stats(&text, c + count, b + bytes).into_bytes());
+        self.dirty.insert(stats_path);
+    }
+
+    /// Sets the stats of a quota to the subtree's real count and bytes (`updateQuotaForPath`).
+    fn recount_quota(&mut self, target: &str) {
+        let (mut count, mut bytes) = (0i64, 0i64);
+        let mut stack = vec![target.to_string()];
+        while let Some(p) = stack.pop() {
+            let Some(n) = self.nodes.get(&p) else {
+                continue;
+            };
+            count += 1;
+            bytes += n.data.as_ref().map_or(0, Vec::len) as i64;
+            stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+        }
+        let stats_path = format!("{QUOTA_ROOT}{target}/{QUOTA_STATS}");
+        if let Some(node) = self.nodes.get_mut(&stats_path) {
+            let text =
+                String::from_utf8_lossy(node.data.as_deref().unwrap_or_default()).to_string();
+            node.data = Some(format_stats(&text, count, bytes).into_bytes());
+            self.dirty.insert(stats_path);
+        }
     }
 
     fn delete(&mut self, zxid: i64, p: &str, out: &mut Applied) {
@@ -459,5 +532,106 @@ impl DataTree {
     /// A copy of the tree's state at `p` (for undo).
     pub fn snapshot_node(&self, p: &str) -> Option<Node> {
         self.nodes.get(p).cloned()
+    }
+}
+
+const QUOTA_ROOT: &str = "/zookeeper/quota";
+const QUOTA_LIMITS: &str = "zookeeper_limits";
+const QUOTA_STATS: &str = "zookeeper_stats";
+
+/// For `/zookeeper/quota/<target>/<leaf>`, the quota'd path `<target>`.
+fn quota_target<'a>(p: &'a str, leaf: &str) -> Option<&'a str> {
+    let rest = p.strip_prefix(QUOTA_ROOT)?;
+    let target = rest.strip_suffix(leaf)?.strip_suffix('/')?;
+    (!target.is_empty()).then_some(target)
+}
+
+/// `count=N,bytes=M[,...]` -> (N, M).
+fn parse_stats(text: &str) -> (i64, i64) {
+    let mut count = 0;
+    let mut bytes = 0;
+    for kv in text.split(',') {
+        match kv.split_once('=') {
+            Some(("count", v)) => count = v.trim().parse().unwrap_or(0),
+            Some(("bytes", v)) => bytes = v.trim().parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    (count, bytes)
+}
+
+/// Rewrites count and bytes, keeping any other keys (`StatsTrack.toString`).
+fn format_stats(old: &str, count: i64, bytes: i64) -> String {
+    let mut out = format!("count={count},bytes={bytes}");
+    for kv in old.split(',') {
+        if let Some((k, _)) = kv.split_once('=') {
+            if k != "count" && k != "bytes" && !k.is_empty() {
+                out.push(',');
+                out.push_str(kv);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jute::txn::TxnHeader;
+
+    fn create(t: &mut DataTree, zxid: i64, p: &str, data: &[u8]) {
+        let parent = path::parent(p)
+            .and_then(|pp| t.get(pp))
+            .map_or(0, |n| n.stat.cversion)
+            + 1;
+        let h = TxnHeader {
+            client_id: 1,
+            cxid: 0,
+            zxid,
+            time: 0,
+            type_: 1,
+        };
+        let rec = TxnRecord::Create(CreateTxn {
+            path: p.into(),
+            data: Some(data.to_vec()),
+            acl: Some(crate::acl::open_acl_unsafe()),
+            ephemeral: false,
+            parent_c_version: parent,
+        });
+        t.apply(&TxnEntry {
+            header: h,
+            record: rec,
+            digest: None,
+        });
+    }
+
+    #[test]
+    fn quota_stats_follow_the_subtree() {
+        let mut t = DataTree::new(false);
+        create(&mut t, 1, "/q", b"");
+        create(&mut t, 2, "/zookeeper/quota/q", b"");
+        create(
+            &mut t,
+            3,
+            "/zookeeper/quota/q/zookeeper_limits",
+            b"count=10,bytes=-1",
+        );
+        create(
+            &mut t,
+            4,
+            "/zookeeper/quota/q/zookeeper_stats",
+            b"count=0,bytes=0",
+        );
+        let stats = |t: &DataTree| {
+            t.get("/zookeeper/quota/q/zookeeper_stats")
+                .unwrap()
+                .data
+                .clone()
+                .unwrap()
+        };
+        assert_eq!(stats(&t), b"count=1,bytes=0");
+        create(&mut t, 5, "/q/a", b"abc");
+        create(&mut t, 6, "/q/a/b", b"de");
+        assert_eq!(stats(&t), b"count=3,bytes=5");
     }
 }

@@ -1001,3 +1001,39 @@ fn pipelined_requests_are_answered_in_order() {
         assert_eq!(r.err(), 0);
     }
 }
+
+#[test]
+fn quota_stats_are_maintained_by_the_server() {
+    let s = TestServer::start(
+        "extendedTypesEnabled=true\n4lw.commands.whitelist=*\nznode.container.checkIntervalMs=1000",
+    );
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/q", b"", 0);
+    ok_create(&mut c, "/zookeeper/quota/q", b"", 0);
+    ok_create(
+        &mut c,
+        "/zookeeper/quota/q/zookeeper_limits",
+        b"count=10,bytes=-1",
+        0,
+    );
+    ok_create(
+        &mut c,
+        "/zookeeper/quota/q/zookeeper_stats",
+        b"count=0,bytes=0",
+        0,
+    );
+    ok_create(&mut c, "/q/a", b"abc", 0);
+    ok_create(&mut c, "/q/b", b"de", 0);
+    let r = c.call(get_data("/zookeeper/quota/q/zookeeper_stats", false));
+    let Some(Response::GetData(d)) = r.body else {
+        panic!()
+    };
+    assert_eq!(
+        String::from_utf8(d.data.unwrap()).unwrap(),
+        "count=3,bytes=5"
+    );
+    assert_eq!(
+        d.stat.version, 0,
+        "the server changes the data, not the version"
+    );
+}
