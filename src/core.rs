@@ -1,28 +1,29 @@
-//! THE event loop: one task owns the tree, sessions, connections' state and watches, so none of
-//! them needs a lock.
+//! THE event loop: one task owns the tree, the pending-change overlay, sessions, connections'
+//! state and watches, so none of them needs a lock.
 //!
-//! Each turn takes every message waiting (a batch), handles them in order, then persists the
-//! batch's txns and changed nodes in one synced RocksDB write (group commit), and only then
-//! releases the batch's outgoing frames. So nothing not yet durable is ever visible to a
-//! client, replies leave in request order, and a watch event always precedes the reply that
-//! follows the change.
+//! A write is prepared (`prep`, against the tree plus the overlay of txns proposed but not yet
+//! committed), proposed, logged, and applied when committed; only then is it answered. Each
+//! turn takes every message waiting, appends the turn's proposals to the log in one synced
+//! RocksDB write (group commit), commits, applies, and only then releases the turn's frames.
+//! So nothing that is not durable is ever visible; a connection's requests are answered in
+//! order (reads wait behind the connection's pending writes); a watch event always precedes
+//! the reply that follows the change. Standalone is a one-member ensemble: its proposals
+//! commit as soon as they are on disk.
 
 use crate::acl::{self, AuthIds};
 use crate::config::Config;
+use crate::overlay::{Layered, Overlay, View};
 use crate::prep::{self, Ctx};
 use crate::session::{self, Session};
 use crate::store::Store;
 use crate::tree::{Applied, DataTree, Event};
-use crate::watches::{ConnId, Kind, Watches};
-use jute::data::{ClientInfo, Id, Stat};
+use crate::watches::{ConnId, Watches};
+use jute::data::Id;
 use jute::proto::*;
 use jute::txn::*;
-use jute::{
-    frame, perms, xid, Connect, ConnectReply, Encode, EventType, KeeperState, MultiOp,
-    MultiResponse, MultiResult, OpCode, Request, Response, TxnEntry, TxnRecord, WatcherType,
-    ZkError,
-};
-use std::collections::HashMap;
+use jute::{frame, xid, Connect, ConnectReply, Encode, KeeperState, MultiOp, MultiResponse};
+use jute::{MultiResult, OpCode, Request, Response, TxnEntry, TxnRecord, ZkError};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -70,6 +71,12 @@ pub enum CoreMsg {
     Shutdown,
 }
 
+/// A request waiting behind its connection's pending writes.
+enum Queued {
+    Req(i32, Request),
+    Bad(i32, OpCode),
+}
+
 /// A client connection as the core knows it.
 pub struct Conn {
     pub tx: OutTx,
@@ -81,6 +88,10 @@ pub struct Conn {
     pub established_ms: i64,
     pub last_zxid: i64,
     pub last_op: &'static str,
+    /// Writes proposed and not yet answered.
+    pending_writes: usize,
+    /// Requests that arrived while writes were pending, answered in order after them.
+    queue: VecDeque<Queued>,
 }
 
 /// Counters for `stat`, `mntr`, `srst`.
@@ -97,6 +108,27 @@ pub struct Stats {
     pub fsync_total_us: u64,
 }
 
+/// Who is waiting for a txn, and for what answer.
+enum Origin {
+    /// A client request: reply to `xid` on `conn`.
+    Client {
+        conn: ConnId,
+        xid: i32,
+        op: OpCode,
+        ops: Vec<OpCode>,
+    },
+    /// A new session: the ConnectResponse.
+    Connect {
+        conn: ConnId,
+        read_only: Option<bool>,
+    },
+}
+
+struct Inflight {
+    entry: TxnEntry,
+    origin: Option<Origin>,
+}
+
 pub struct Core {
     pub cfg: Arc<Config>,
     pub tree: DataTree,
@@ -104,13 +136,16 @@ pub struct Core {
     pub sessions: HashMap<i64, Session>,
     pub conns: HashMap<ConnId, Conn>,
     pub watches: Watches,
+    overlay: Overlay,
     next_session_id: i64,
+    /// The zxid the next proposal gets.
+    next_zxid: i64,
     pub stats: Stats,
     pub started: Instant,
-    // The current batch.
-    txns: Vec<TxnEntry>,
-    opened: Vec<(i64, i32)>,
-    closed: Vec<i64>,
+    /// Proposals of this turn, not yet in the log.
+    to_log: Vec<TxnEntry>,
+    /// Proposed and not yet committed, in zxid order.
+    inflight: VecDeque<Inflight>,
     outbox: Vec<(ConnId, Out)>,
     batch_start: Instant,
     next_container_check: Instant,
@@ -123,7 +158,12 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn reply_frame(xid: i32, zxid: i64, err: i32, body: Option<&dyn Fn(&mut Vec<u8>)>) -> Vec<u8> {
+pub(crate) fn reply_frame(
+    xid: i32,
+    zxid: i64,
+    err: i32,
+    body: Option<&dyn Fn(&mut Vec<u8>)>,
+) -> Vec<u8> {
     let mut out = Vec::new();
     frame::write(&mut out, |out| {
         ReplyHeader { xid, zxid, err }.encode(out);
@@ -136,63 +176,60 @@ fn reply_frame(xid: i32, zxid: i64, err: i32, body: Option<&dyn Fn(&mut Vec<u8>)
 
 impl Core {
     pub fn new(cfg: Arc<Config>, store: Store) -> Result<Self, crate::store::StoreError> {
-        let recovered = store.recover(cfg.extended_types)?;
+        let recovered = store.recover(cfg.extended_types, true)?;
+        let tree = recovered.tree;
         let now = Instant::now();
         let mut sessions = HashMap::new();
-        let mut max_id = 0;
-        for (id, timeout) in recovered.sessions {
+        for (&id, &timeout) in &tree.sessions {
             // Recovered sessions get a fresh timeout, as in ZooKeeper.
             sessions.insert(id, Session::new(id, timeout, now, cfg.tick_time_ms));
-            max_id = max_id.max(id);
         }
+        let max_id = tree.sessions.keys().copied().max().unwrap_or(0);
         let next_session_id = session::initial_session_id(cfg.server_id, now_ms()).max(max_id + 1);
+        let next_zxid = tree.last_zxid.max(recovered.last_logged) + 1;
         Ok(Core {
             next_container_check: now + Duration::from_millis(cfg.container_check_interval_ms),
             cfg,
-            tree: recovered.tree,
+            tree,
             store,
             sessions,
             conns: HashMap::new(),
             watches: Watches::default(),
+            overlay: Overlay::default(),
             next_session_id,
+            next_zxid,
             stats: Stats::default(),
             started: now,
-            txns: Vec::new(),
-            opened: Vec::new(),
-            closed: Vec::new(),
+            to_log: Vec::new(),
+            inflight: VecDeque::new(),
             outbox: Vec::new(),
             batch_start: now,
         })
     }
 
-    /// Runs until every sender is gone; then flushes the store.
+    /// Runs until shutdown or until every sender is gone; then flushes the store.
     pub async fn run(mut self, mut rx: mpsc::Receiver<CoreMsg>) {
         let tick = Duration::from_millis((self.cfg.tick_time_ms / 2).clamp(10, 1000));
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The fresh tree (or recovered state) is made durable before anyone is answered.
+        // A fresh tree (or a replayed log) is made durable before anyone is answered.
         self.finish_batch();
-        loop {
+        'run: loop {
             tokio::select! {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
+                    self.batch_start = Instant::now();
                     if matches!(msg, CoreMsg::Shutdown) {
                         break;
                     }
-                    self.batch_start = Instant::now();
                     self.handle(msg);
                     // Take everything already waiting: one fsync for all of it.
-                    let mut n = 0;
-                    while n < 4096 {
+                    for _ in 0..4096 {
                         match rx.try_recv() {
-                            Ok(CoreMsg::Shutdown) => {
-                                self.finish_batch();
-                                return self.flush();
-                            }
+                            Ok(CoreMsg::Shutdown) => break 'run,
                             Ok(msg) => self.handle(msg),
                             Err(_) => break,
                         }
-                        n += 1;
                     }
                     self.finish_batch();
                 }
@@ -205,38 +242,41 @@ impl Core {
             }
         }
         self.finish_batch();
-        self.flush();
-    }
-
-    fn flush(&self) {
         if let Err(e) = self.store.flush() {
             tracing::error!("flushing the store at shutdown: {e}");
         }
     }
 
-    /// Persists the batch, then releases its frames.
+    /// Logs the turn's proposals, commits and applies them, saves the applied state, then
+    /// releases the turn's frames.
     fn finish_batch(&mut self) {
+        // Committing answers writes, which may let queued requests through, which may
+        // propose more: loop until nothing is left to log.
+        loop {
+            if !self.to_log.is_empty() {
+                let t0 = Instant::now();
+                if let Err(e) = self.store.append_log(&self.to_log) {
+                    // Proposals we cannot log must never be answered: stop here.
+                    tracing::error!("appending to the log failed, stopping: {e}");
+                    std::process::exit(2);
+                }
+                self.stats.commits += 1;
+                self.stats.fsync_total_us += t0.elapsed().as_micros() as u64;
+                self.to_log.clear();
+            }
+            // A standalone server is a quorum of one: logged means committed.
+            let Some(last) = self.inflight.back().map(|i| i.entry.header.zxid) else {
+                break;
+            };
+            self.commit_through(last);
+        }
         let dirty = self.tree.take_dirty();
-        if !self.txns.is_empty()
-            || !dirty.is_empty()
-            || !self.opened.is_empty()
-            || !self.closed.is_empty()
-        {
-            let t0 = Instant::now();
-            if let Err(e) =
-                self.store
-                    .commit(&self.txns, &self.tree, &dirty, &self.opened, &self.closed)
-            {
-                // The tree in memory is ahead of the disk: the only safe move is to stop before
-                // anyone sees it.
-                tracing::error!("commit failed, stopping: {e}");
+        let sessions = self.tree.take_dirty_sessions();
+        if !dirty.is_empty() || !sessions.is_empty() {
+            if let Err(e) = self.store.save_applied(&self.tree, &dirty, &sessions) {
+                tracing::error!("saving applied state failed, stopping: {e}");
                 std::process::exit(2);
             }
-            self.stats.commits += 1;
-            self.stats.fsync_total_us += t0.elapsed().as_micros() as u64;
-            self.txns.clear();
-            self.opened.clear();
-            self.closed.clear();
         }
         let elapsed = self.batch_start.elapsed().as_micros() as u64;
         for (conn, out) in self.outbox.drain(..) {
@@ -256,7 +296,7 @@ impl Core {
         self.stats.latency_count += 1;
     }
 
-    fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+    pub(crate) fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
         self.outbox.push((conn, Out::Frame(frame)));
     }
 
@@ -290,7 +330,7 @@ impl Core {
                     c.received += 1;
                     c.last_op = op_name(req.op());
                 }
-                self.request(conn, xid, req)
+                self.enqueue(conn, Queued::Req(xid, req));
             }
             CoreMsg::Undecodable { conn, xid, op } => {
                 self.stats.packets_received += 1;
@@ -300,20 +340,7 @@ impl Core {
                         self.send(conn, frame);
                         self.close(conn);
                     }
-                    Some(op) => {
-                        if is_write_op(op) {
-                            if let Some(session) = self.session_of(conn) {
-                                self.log_txn(
-                                    session,
-                                    xid,
-                                    TxnRecord::Error(ErrorTxn {
-                                        err: ZkError::MarshallingError.code(),
-                                    }),
-                                );
-                            }
-                        }
-                        self.reply(conn, xid, Err(ZkError::MarshallingError));
-                    }
+                    Some(op) => self.enqueue(conn, Queued::Bad(xid, op)),
                 }
             }
             CoreMsg::Closed { conn } => {
@@ -362,6 +389,8 @@ impl Core {
                 established_ms: now_ms(),
                 last_zxid: 0,
                 last_op: "NA",
+                pending_writes: 0,
+                queue: VecDeque::new(),
             },
         );
         self.stats.packets_received += 1;
@@ -370,80 +399,60 @@ impl Core {
             self.cfg.max_session_timeout_ms(),
         );
         let read_only = connect.read_only.map(|_| false);
-        let invalid = |read_only| ConnectReply {
-            response: ConnectResponse {
-                protocol_version: 0,
-                time_out: 0,
-                session_id: 0,
-                passwd: Some(vec![0; 16]),
-            },
-            read_only,
-        };
-        let reply = if req.session_id == 0 {
+        if req.session_id == 0 {
             let id = self.next_session_id;
             self.next_session_id += 1;
             if self.next_session_id == i64::MIN {
                 self.next_session_id += 1;
             }
-            self.log_txn(
-                id,
-                0,
-                TxnRecord::CreateSession(CreateSessionTxn { time_out: timeout }),
-            );
             let mut s = Session::new(id, timeout, Instant::now(), self.cfg.tick_time_ms);
             s.conn = Some(conn);
             self.sessions.insert(id, s);
-            self.opened.push((id, timeout));
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.session = Some(id);
+                c.pending_writes += 1;
             }
-            ConnectReply {
-                response: ConnectResponse {
-                    protocol_version: 0,
-                    time_out: timeout,
-                    session_id: id,
-                    passwd: Some(session::password(id)),
-                },
-                read_only,
-            }
-        } else {
-            let id = req.session_id;
-            // The session's old connection goes first, before the password is checked.
-            if let Some(old) = self.sessions.get(&id).and_then(|s| s.conn) {
-                if old != conn {
-                    self.close(old);
-                    self.watches.remove_conn(old);
-                    if let Some(c) = self.conns.get_mut(&old) {
-                        c.session = None;
-                    }
+            let record = TxnRecord::CreateSession(CreateSessionTxn { time_out: timeout });
+            self.propose(id, 0, record, Some(Origin::Connect { conn, read_only }));
+            return;
+        }
+        let id = req.session_id;
+        // The session's old connection goes first, before the password is checked.
+        if let Some(old) = self.sessions.get(&id).and_then(|s| s.conn) {
+            if old != conn {
+                self.close(old);
+                self.watches.remove_conn(old);
+                if let Some(c) = self.conns.get_mut(&old) {
+                    c.session = None;
                 }
             }
-            let password_ok = req.passwd.as_deref() == Some(session::password(id).as_slice());
-            match self.sessions.get_mut(&id) {
-                Some(s) if password_ok && !s.closing => {
-                    s.conn = Some(conn);
-                    s.timeout_ms = timeout;
-                    s.touch(Instant::now(), self.cfg.tick_time_ms);
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.session = Some(id);
-                    }
-                    ConnectReply {
-                        response: ConnectResponse {
-                            protocol_version: 0,
-                            time_out: timeout,
-                            session_id: id,
-                            passwd: Some(session::password(id)),
-                        },
-                        read_only,
-                    }
+        }
+        let password_ok = req.passwd.as_deref() == Some(session::password(id).as_slice());
+        let reply = match self.sessions.get_mut(&id) {
+            Some(s) if password_ok && !s.closing => {
+                s.conn = Some(conn);
+                s.timeout_ms = timeout;
+                s.touch(Instant::now(), self.cfg.tick_time_ms);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.session = Some(id);
                 }
-                _ => {
-                    let mut out = Vec::new();
-                    frame::write(&mut out, |o| invalid(read_only).encode(o));
-                    self.send(conn, out);
-                    self.close(conn);
-                    return;
-                }
+                session_reply(id, timeout, read_only)
+            }
+            _ => {
+                let invalid = ConnectReply {
+                    response: ConnectResponse {
+                        protocol_version: 0,
+                        time_out: 0,
+                        session_id: 0,
+                        passwd: Some(vec![0; 16]),
+                    },
+                    read_only,
+                };
+                let mut out = Vec::new();
+                frame::write(&mut out, |o| invalid.encode(o));
+                self.send(conn, out);
+                self.close(conn);
+                return;
             }
         };
         let mut out = Vec::new();
@@ -451,11 +460,57 @@ impl Core {
         self.send(conn, out);
     }
 
-    fn request(&mut self, conn: ConnId, xid: i32, req: Request) {
+    /// Takes a request in arrival order: processed now, or queued behind pending writes.
+    fn enqueue(&mut self, conn: ConnId, q: Queued) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        // Auth is answered at once, as ZooKeeper answers it before its pipeline.
+        if let Queued::Req(xid, Request::Auth(p)) = q {
+            self.auth(conn, xid, p);
+            return;
+        }
+        if c.pending_writes > 0 || !c.queue.is_empty() {
+            c.queue.push_back(q);
+            return;
+        }
+        self.process(conn, q);
+    }
+
+    /// Processes queued requests of `conn` until one of them becomes a pending write.
+    fn drain(&mut self, conn: ConnId) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            if c.pending_writes > 0 {
+                return;
+            }
+            let Some(q) = c.queue.pop_front() else { return };
+            self.process(conn, q);
+        }
+    }
+
+    fn process(&mut self, conn: ConnId, q: Queued) {
         let Some(sid) = self.session_of(conn) else {
             return;
         };
         let tick = self.cfg.tick_time_ms;
+        let (xid, req) = match q {
+            Queued::Req(xid, req) => (xid, req),
+            Queued::Bad(xid, op) => {
+                if is_write_op(op) {
+                    // ZooKeeper logs an error txn for an undecodable write.
+                    let rec = TxnRecord::Error(ErrorTxn {
+                        err: ZkError::MarshallingError.code(),
+                    });
+                    self.propose_for(conn, sid, xid, op, vec![], rec);
+                } else {
+                    self.reply(conn, xid, Err(ZkError::MarshallingError));
+                }
+                return;
+            }
+        };
         match self.sessions.get_mut(&sid) {
             Some(s) if !s.closing => s.touch(Instant::now(), tick),
             _ => {
@@ -475,33 +530,16 @@ impl Core {
                 self.send(conn, frame);
             }
             Request::CloseSession => {
-                self.close_session(sid, xid);
-                self.reply(conn, xid, Ok(Response::Empty));
-                self.close(conn);
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.closing = true;
+                }
+                let rec = self.close_session_txn(sid);
+                self.propose_for(conn, sid, xid, OpCode::CloseSession, vec![], rec);
             }
-            Request::Check(c) => {
-                // Outside a multi ZooKeeper consumes a zxid and sends no reply at all.
-                let rec = {
-                    let ctx = self.ctx(conn, sid);
-                    prep::check(&ctx, &c.path, c.version)
-                };
-                let rec = rec.unwrap_or_else(|e| TxnRecord::Error(ErrorTxn { err: e.code() }));
-                self.log_txn(sid, xid, rec);
-            }
-            Request::Create(_)
-            | Request::Create2(_)
-            | Request::CreateContainer(_)
-            | Request::CreateTtl(_)
-            | Request::Delete(_)
-            | Request::SetData(_)
-            | Request::SetAcl(_)
-            | Request::Reconfig(_)
-            | Request::DeleteContainer(_) => self.write(conn, sid, xid, req),
-            Request::Multi(m) => self.multi(conn, sid, xid, m.ops),
             Request::CreateSession(_) => self.reply(conn, xid, Err(ZkError::Unimplemented)),
+            req if req.is_write() => self.write(conn, sid, xid, req),
             other => {
-                let result = self.read(conn, sid, other, xid);
-                if let Some(result) = result {
+                if let Some(result) = self.read(conn, sid, other, xid) {
                     self.reply(conn, xid, result);
                 }
             }
@@ -514,8 +552,7 @@ impl Core {
         };
         let ok = match p.scheme.as_str() {
             "digest" => {
-                let text =
-                    String::from_utf8_lossy(p.auth.as_deref().unwrap_or_default()).to_string();
+                let text = String::from_utf8_lossy(p.auth.as_deref().unwrap_or_default());
                 let id = acl::digest(&text);
                 if self.cfg.super_digest.as_deref() == Some(id.as_str()) {
                     c.auth.add(Id {
@@ -540,507 +577,223 @@ impl Core {
         }
     }
 
-    fn ctx(&self, conn: ConnId, session: i64) -> Ctx<'_> {
-        static NO_AUTH: std::sync::OnceLock<AuthIds> = std::sync::OnceLock::new();
-        let auth = self
-            .conns
-            .get(&conn)
-            .map(|c| &c.auth)
-            .unwrap_or_else(|| NO_AUTH.get_or_init(AuthIds::default));
-        Ctx {
-            tree: &self.tree,
-            session,
-            auth,
-            extended_types: self.cfg.extended_types,
-        }
-    }
-
-    fn header(&self, session: i64, xid: i32, op: OpCode) -> TxnHeader {
-        TxnHeader {
+    /// Proposes a txn: the next zxid, the overlay updated, queued for the log.
+    fn propose(&mut self, session: i64, xid: i32, record: TxnRecord, origin: Option<Origin>) {
+        let header = TxnHeader {
             client_id: session,
             cxid: xid,
-            zxid: self.tree.last_zxid + 1,
+            zxid: self.next_zxid,
             time: now_ms(),
-            type_: op.code(),
-        }
-    }
-
-    /// Logs and applies a txn, firing its watches. Returns what applying did.
-    fn log_txn(&mut self, session: i64, xid: i32, record: TxnRecord) -> Applied {
-        let header = self.header(session, xid, record.op());
+            type_: record.op().code(),
+        };
+        self.next_zxid += 1;
+        let changes = {
+            let view = Layered {
+                top: &self.overlay,
+                below: &self.tree,
+            };
+            Overlay::changes_of(&view, &header, &record)
+        };
+        self.overlay.apply(changes, header.zxid);
         let entry = TxnEntry {
             header,
             record,
             digest: None,
         };
-        let applied = self.tree.apply(&entry);
-        self.fire(&applied.events);
-        self.txns.push(entry);
-        applied
+        self.to_log.push(entry.clone());
+        self.inflight.push_back(Inflight { entry, origin });
     }
 
-    fn fire(&mut self, events: &[Event]) {
-        for ev in events {
-            let conns = self.watches.trigger(ev);
-            if conns.is_empty() {
-                continue;
-            }
-            let mut out = Vec::new();
-            frame::write(&mut out, |o| {
-                ReplyHeader {
-                    xid: xid::NOTIFICATION,
-                    zxid: -1,
-                    err: 0,
-                }
-                .encode(o);
-                WatcherEvent {
-                    type_: ev.kind.code(),
-                    state: KeeperState::SyncConnected.code(),
-                    path: ev.path.clone(),
-                }
-                .encode(o);
-            });
-            for c in conns {
-                self.send(c, out.clone());
-            }
+    /// Proposes a client's write, holding its connection's later requests until it is answered.
+    fn propose_for(
+        &mut self,
+        conn: ConnId,
+        sid: i64,
+        xid: i32,
+        op: OpCode,
+        ops: Vec<OpCode>,
+        rec: TxnRecord,
+    ) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.pending_writes += 1;
         }
+        self.propose(sid, xid, rec, Some(Origin::Client { conn, xid, op, ops }));
     }
 
     fn write(&mut self, conn: ConnId, sid: i64, xid: i32, req: Request) {
         let op = req.op();
-        let rec = {
-            let ctx = self.ctx(conn, sid);
-            match &req {
-                Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => {
-                    prep::create(&ctx, op, &r.path, &r.data, r.acl.as_deref(), r.flags, -1)
-                }
-                Request::CreateTtl(r) => {
-                    prep::create(&ctx, op, &r.path, &r.data, r.acl.as_deref(), r.flags, r.ttl)
-                }
-                Request::Delete(r) => prep::delete(&ctx, &r.path, r.version),
-                Request::SetData(r) => prep::set_data(&ctx, &r.path, &r.data, r.version),
-                Request::SetAcl(r) => prep::set_acl(&ctx, &r.path, r.acl.as_deref(), r.version),
-                Request::Reconfig(_) if !self.cfg.reconfig_enabled => {
-                    Err(ZkError::ReconfigDisabled)
-                }
-                Request::Reconfig(_) => Err(ZkError::Unimplemented),
-                _ => Err(ZkError::Unimplemented),
-            }
-        };
-        let rec = match rec {
-            Ok(rec) => rec,
-            Err(e) => {
-                self.log_txn(sid, xid, TxnRecord::Error(ErrorTxn { err: e.code() }));
-                self.reply(conn, xid, Err(e));
-                return;
-            }
-        };
-        let p = prep::record_path(&rec).unwrap_or("/").to_string();
-        self.log_txn(sid, xid, rec);
-        let stat = || {
-            self.tree
-                .get(&p)
-                .map(|n| n.client_stat(self.cfg.extended_types))
-                .unwrap_or_default()
-        };
-        let resp = match op {
-            OpCode::Create => Response::Create(CreateResponse { path: p.clone() }),
-            OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
-                Response::Create2(Create2Response {
-                    path: p.clone(),
-                    stat: stat(),
-                })
-            }
-            OpCode::SetData => Response::SetData(SetDataResponse { stat: stat() }),
-            OpCode::SetAcl => Response::SetAcl(SetACLResponse { stat: stat() }),
-            _ => Response::Empty,
-        };
-        self.reply(conn, xid, Ok(resp));
-    }
-
-    fn multi(&mut self, conn: ConnId, sid: i64, xid: i32, ops: Vec<MultiOp>) {
-        let header = self.header(sid, xid, OpCode::Multi);
-        let mut undo: Vec<(String, Option<crate::tree::Node>)> = Vec::new();
-        let mut subs: Vec<TxnRecord> = Vec::new();
-        let mut results = Vec::new();
-        let mut events = Vec::new();
-        let mut failure = None;
-        for (i, op) in ops.iter().enumerate() {
-            let rec = {
-                let ctx = self.ctx(conn, sid);
-                prep::multi_op(&ctx, op)
-            };
-            let rec = match rec {
-                Ok(rec) => rec,
-                Err(e) => {
-                    failure = Some((i, e));
-                    break;
-                }
-            };
-            let p = prep::record_path(&rec).unwrap_or("/").to_string();
-            for q in [Some(p.as_str()), crate::path::parent(&p)]
-                .into_iter()
-                .flatten()
-            {
-                undo.push((q.to_string(), self.tree.snapshot_node(q)));
-            }
-            let mut applied = Applied::default();
-            self.tree.apply_record(&header, &rec, &mut applied);
-            events.extend(applied.events);
-            let stat = || {
-                self.tree
-                    .get(&p)
-                    .map(|n| n.client_stat(self.cfg.extended_types))
-                    .unwrap_or_default()
-            };
-            results.push(match op {
-                MultiOp::Create(_) | MultiOp::Create2(_) => {
-                    MultiResult::Create(CreateResponse { path: p.clone() })
-                }
-                MultiOp::CreateContainer(_) | MultiOp::CreateTtl(_) => {
-                    MultiResult::Create2(Create2Response {
-                        path: p.clone(),
-                        stat: stat(),
-                    })
-                }
-                MultiOp::Delete(_) => MultiResult::Delete,
-                MultiOp::SetData(_) => MultiResult::SetData(SetDataResponse { stat: stat() }),
-                _ => MultiResult::Check,
-            });
-            subs.push(rec);
-        }
-        if let Some((failed_at, err)) = failure {
-            for (p, node) in undo.into_iter().rev() {
-                self.tree.restore(&p, node);
-            }
-            subs.push(TxnRecord::Error(ErrorTxn { err: err.code() }));
-            results = (0..ops.len())
-                .map(|i| match i.cmp(&failed_at) {
-                    std::cmp::Ordering::Less => MultiResult::Error(0),
-                    std::cmp::Ordering::Equal => MultiResult::Error(err.code()),
-                    std::cmp::Ordering::Greater => {
-                        MultiResult::Error(ZkError::RuntimeInconsistency.code())
-                    }
-                })
-                .collect();
-        } else {
-            self.fire(&events);
-        }
-        let txns = subs
-            .iter()
-            .map(|r| Txn {
-                type_: r.op().code(),
-                data: Some(r.to_bytes()),
-            })
-            .collect();
-        let entry = TxnEntry {
-            header,
-            record: TxnRecord::Multi(MultiTxn { txns: Some(txns) }),
-            digest: None,
-        };
-        self.tree.last_zxid = entry.header.zxid;
-        self.txns.push(entry);
-        self.reply(conn, xid, Ok(Response::Multi(MultiResponse { results })));
-    }
-
-    /// Answers a read; `None` when the reply was already sent.
-    fn read(
-        &mut self,
-        conn: ConnId,
-        sid: i64,
-        req: Request,
-        _xid: i32,
-    ) -> Option<Result<Response, ZkError>> {
-        let ext = self.cfg.extended_types;
         let auth = self
             .conns
             .get(&conn)
             .map(|c| c.auth.clone())
             .unwrap_or_default();
-        let can = |acl: &[jute::data::Acl], perm| acl::check(acl, perm, &auth);
-        Some(match req {
-            Request::Exists(r) => {
-                if r.path.contains('\0') {
-                    return Some(Err(ZkError::BadArguments));
-                }
-                if r.watch {
-                    self.watches.add(Kind::Data, &r.path, conn);
-                }
-                match self.tree.get(&r.path) {
-                    Some(n) => Ok(Response::Exists(ExistsResponse {
-                        stat: n.client_stat(ext),
-                    })),
-                    None => Err(ZkError::NoNode),
-                }
+        let view = Layered {
+            top: &self.overlay,
+            below: &self.tree,
+        };
+        let ctx = Ctx {
+            tree: &view,
+            session: sid,
+            auth: &auth,
+            extended_types: self.cfg.extended_types,
+        };
+        let (rec, ops) = match &req {
+            Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => (
+                prep::create(&ctx, op, &r.path, &r.data, r.acl.as_deref(), r.flags, -1),
+                vec![],
+            ),
+            Request::CreateTtl(r) => (
+                prep::create(&ctx, op, &r.path, &r.data, r.acl.as_deref(), r.flags, r.ttl),
+                vec![],
+            ),
+            Request::Delete(r) => (prep::delete(&ctx, &r.path, r.version), vec![]),
+            Request::SetData(r) => (prep::set_data(&ctx, &r.path, &r.data, r.version), vec![]),
+            Request::SetAcl(r) => (
+                prep::set_acl(&ctx, &r.path, r.acl.as_deref(), r.version),
+                vec![],
+            ),
+            Request::Check(r) => (prep::check(&ctx, &r.path, r.version), vec![]),
+            Request::Multi(m) => (
+                Ok(prep_multi(&ctx, &m.ops)),
+                m.ops.iter().map(MultiOp::op).collect(),
+            ),
+            Request::Reconfig(_) if !self.cfg.reconfig_enabled => {
+                (Err(ZkError::ReconfigDisabled), vec![])
             }
-            Request::GetData(r) => self
-                .get_data(conn, &auth, &r.path, r.watch)
-                .map(Response::GetData),
-            Request::GetChildren(r) => {
-                self.get_children(conn, &auth, &r.path, r.watch)
-                    .map(|(children, _)| {
-                        Response::GetChildren(GetChildrenResponse {
-                            children: Some(children),
-                        })
-                    })
-            }
-            Request::GetChildren2(r) => {
-                self.get_children(conn, &auth, &r.path, r.watch)
-                    .map(|(children, stat)| {
-                        Response::GetChildren2(GetChildren2Response {
-                            children: Some(children),
-                            stat,
-                        })
-                    })
-            }
-            Request::GetAcl(r) => match self.tree.get(&r.path) {
-                None => Err(ZkError::NoNode),
-                Some(n) => {
-                    if can(&n.acl, perms::READ | perms::ADMIN).is_err() {
-                        Err(ZkError::NoAuth)
-                    } else {
-                        let acl = if can(&n.acl, perms::ADMIN).is_ok() {
-                            n.acl.to_vec()
-                        } else {
-                            acl::mask_digests(&n.acl)
-                        };
-                        Ok(Response::GetAcl(GetACLResponse {
-                            acl: Some(acl),
-                            stat: n.client_stat(ext),
-                        }))
+            _ => (Err(ZkError::Unimplemented), vec![]),
+        };
+        let rec = rec.unwrap_or_else(|e| TxnRecord::Error(ErrorTxn { err: e.code() }));
+        self.propose_for(conn, sid, xid, op, ops, rec);
+    }
+
+    /// Commits every inflight proposal up to `zxid`, in order: apply, fire, answer.
+    fn commit_through(&mut self, zxid: i64) {
+        while self
+            .inflight
+            .front()
+            .is_some_and(|i| i.entry.header.zxid <= zxid)
+        {
+            let Some(Inflight { entry, origin }) = self.inflight.pop_front() else {
+                break;
+            };
+            let applied = self.tree.apply(&entry);
+            self.overlay.committed(entry.header.zxid);
+            self.fire(&applied.events);
+            if let TxnRecord::CloseSession(_) = entry.record {
+                let sid = entry.header.client_id;
+                if let Some(s) = self.sessions.remove(&sid) {
+                    if let Some(c) = s.conn {
+                        self.watches.remove_conn(c);
+                        if !matches!(origin, Some(Origin::Client { conn, .. }) if conn == c) {
+                            // Expiry closes the socket without a frame.
+                            self.close(c);
+                        }
                     }
                 }
-            },
-            Request::GetAllChildrenNumber(r) => match self.tree.get(&r.path) {
-                None => Err(ZkError::NoNode),
-                Some(n) => can(&n.acl, perms::READ).map(|()| {
-                    Response::GetAllChildrenNumber(GetAllChildrenNumberResponse {
-                        total_number: i32::try_from(self.tree.descendants(&r.path))
-                            .unwrap_or(i32::MAX),
-                    })
-                }),
-            },
-            Request::GetEphemerals(r) => {
-                let prefix = r.prefix_path.trim();
-                let all = prefix.is_empty() || prefix == "/";
-                let list = self
-                    .tree
-                    .ephemerals_of(sid)
-                    .into_iter()
-                    .filter(|p| all || p.starts_with(prefix))
-                    .collect();
-                Ok(Response::GetEphemerals(GetEphemeralsResponse {
-                    ephemerals: Some(list),
-                }))
             }
-            Request::Sync(r) => Ok(Response::Sync(SyncResponse { path: r.path })),
-            Request::MultiRead(m) => {
-                let mut results = Vec::new();
-                for op in m.ops {
-                    results.push(match op {
-                        MultiOp::GetData(r) => match self.get_data(conn, &auth, &r.path, false) {
-                            Ok(d) => MultiResult::GetData(d),
-                            Err(e) => MultiResult::Error(e.code()),
-                        },
-                        MultiOp::GetChildren(r) => match self
-                            .get_children(conn, &auth, &r.path, false)
-                        {
-                            Ok((children, _)) => MultiResult::GetChildren(GetChildrenResponse {
-                                children: Some(children),
-                            }),
-                            Err(e) => MultiResult::Error(e.code()),
-                        },
-                        _ => MultiResult::Error(ZkError::MarshallingError.code()),
-                    });
+            match origin {
+                None => {}
+                Some(Origin::Connect { conn, read_only }) => {
+                    let sid = entry.header.client_id;
+                    let timeout = self.sessions.get(&sid).map_or(0, |s| s.timeout_ms);
+                    let reply = session_reply(sid, timeout, read_only);
+                    let mut out = Vec::new();
+                    frame::write(&mut out, |o| reply.encode(o));
+                    self.send(conn, out);
+                    self.answered(conn);
                 }
-                Ok(Response::Multi(MultiResponse { results }))
-            }
-            Request::WhoAmI => {
-                let info = auth
-                    .ids
-                    .iter()
-                    .map(|id| ClientInfo {
-                        auth_scheme: id.scheme.clone(),
-                        user: match id.scheme.as_str() {
-                            "digest" => id.id.split(':').next().unwrap_or("").to_string(),
-                            _ => id.id.clone(),
-                        },
-                    })
-                    .collect();
-                Ok(Response::WhoAmI(WhoAmIResponse {
-                    client_info: Some(info),
-                }))
-            }
-            Request::AddWatch(r) => {
-                let recursive = match jute::AddWatchMode::try_from(r.mode) {
-                    Ok(jute::AddWatchMode::Persistent) => false,
-                    Ok(jute::AddWatchMode::PersistentRecursive) => true,
-                    Err(_) => return Some(Err(ZkError::BadArguments)),
-                };
-                self.watches.add_persistent(&r.path, conn, recursive);
-                Ok(Response::AddWatch(ErrorResponse { err: 0 }))
-            }
-            Request::CheckWatches(r) => {
-                let kind = watcher_kind(r.type_);
-                if self.watches.has(&r.path, conn, kind) {
-                    Ok(Response::Empty)
-                } else {
-                    Err(ZkError::NoWatcher)
+                Some(Origin::Client { conn, xid, op, ops }) => {
+                    self.answer(conn, xid, op, &ops, &entry, applied);
+                    self.answered(conn);
                 }
             }
-            Request::RemoveWatches(r) => {
-                let kind = watcher_kind(r.type_);
-                if self.watches.remove(&r.path, conn, kind) {
-                    Ok(Response::Empty)
-                } else {
-                    Err(ZkError::NoWatcher)
-                }
-            }
-            Request::SetWatches(w) => {
-                self.set_watches(
-                    conn,
-                    w.relative_zxid,
-                    [w.data_watches, w.exist_watches, w.child_watches, None, None],
-                );
-                Ok(Response::Empty)
-            }
-            Request::SetWatches2(w) => {
-                self.set_watches(
-                    conn,
-                    w.relative_zxid,
-                    [
-                        w.data_watches,
-                        w.exist_watches,
-                        w.child_watches,
-                        w.persistent_watches,
-                        w.persistent_recursive_watches,
-                    ],
-                );
-                Ok(Response::Empty)
-            }
-            _ => Err(ZkError::Unimplemented),
-        })
+        }
     }
 
-    fn get_data(
+    /// A pending write of `conn` was answered: let its queued requests through.
+    fn answered(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.pending_writes = c.pending_writes.saturating_sub(1);
+        }
+        self.drain(conn);
+    }
+
+    /// The reply to a committed write.
+    fn answer(
         &mut self,
         conn: ConnId,
-        auth: &AuthIds,
-        p: &str,
-        watch: bool,
-    ) -> Result<GetDataResponse, ZkError> {
-        let n = self.tree.get(p).ok_or(ZkError::NoNode)?;
-        acl::check(&n.acl, perms::READ, auth)?;
-        let resp = GetDataResponse {
-            data: n.data.clone(),
-            stat: n.client_stat(self.cfg.extended_types),
-        };
-        if watch {
-            self.watches.add(Kind::Data, p, conn);
-        }
-        Ok(resp)
-    }
-
-    fn get_children(
-        &mut self,
-        conn: ConnId,
-        auth: &AuthIds,
-        p: &str,
-        watch: bool,
-    ) -> Result<(Vec<String>, Stat), ZkError> {
-        let n = self.tree.get(p).ok_or(ZkError::NoNode)?;
-        acl::check(&n.acl, perms::READ, auth)?;
-        let children = n.children.iter().map(|c| c.to_string()).collect();
-        let stat = n.client_stat(self.cfg.extended_types);
-        if watch {
-            self.watches.add(Kind::Child, p, conn);
-        }
-        Ok((children, stat))
-    }
-
-    /// Re-arms watches after a reconnect, firing what changed since `relative_zxid`.
-    fn set_watches(&mut self, conn: ConnId, rel: i64, lists: [Option<Vec<String>>; 5]) {
-        let [data, exist, child, persistent, recursive] = lists.map(Option::unwrap_or_default);
-        let mut events = Vec::new();
-        for p in data {
-            match self.tree.get(&p) {
-                None => events.push((EventType::NodeDeleted, p)),
-                Some(n) if n.stat.mzxid > rel => events.push((EventType::NodeDataChanged, p)),
-                Some(_) => self.watches.add(Kind::Data, &p, conn),
+        xid: i32,
+        op: OpCode,
+        ops: &[OpCode],
+        entry: &TxnEntry,
+        applied: Applied,
+    ) {
+        let first = applied.results.first();
+        let path = first.map(|r| r.path.clone()).unwrap_or_default();
+        let stat = first.and_then(|r| r.stat.clone()).unwrap_or_default();
+        let result = match (&entry.record, op) {
+            // A bare check: ZooKeeper consumes the zxid and sends nothing.
+            (_, OpCode::Check) => return,
+            (TxnRecord::Error(e), _) => {
+                Err(ZkError::try_from(e.err).unwrap_or(ZkError::SystemError))
             }
-        }
-        for p in exist {
-            if self.tree.get(&p).is_some() {
-                events.push((EventType::NodeCreated, p));
-            } else {
-                self.watches.add(Kind::Data, &p, conn);
-            }
-        }
-        for p in child {
-            match self.tree.get(&p) {
-                None => events.push((EventType::NodeDeleted, p)),
-                Some(n) if n.stat.pzxid > rel => events.push((EventType::NodeChildrenChanged, p)),
-                Some(_) => self.watches.add(Kind::Child, &p, conn),
-            }
-        }
-        for p in persistent {
-            self.watches.add_persistent(&p, conn, false);
-        }
-        for p in recursive {
-            self.watches.add_persistent(&p, conn, true);
-        }
-        for (kind, p) in events {
-            let mut out = Vec::new();
-            frame::write(&mut out, |o| {
-                ReplyHeader {
-                    xid: xid::NOTIFICATION,
-                    zxid: -1,
-                    err: 0,
-                }
-                .encode(o);
-                WatcherEvent {
-                    type_: kind.code(),
-                    state: KeeperState::SyncConnected.code(),
-                    path: p,
-                }
-                .encode(o);
-            });
-            self.send(conn, out);
-        }
-    }
-
-    fn close_session(&mut self, sid: i64, xid: i32) {
-        let paths = self.tree.ephemerals_of(sid);
-        self.log_txn(
-            sid,
-            xid,
-            TxnRecord::CloseSession(Some(CloseSessionTxn {
-                paths2_delete: Some(paths),
+            (TxnRecord::Multi(m), _) => Ok(Response::Multi(MultiResponse {
+                results: multi_results(m, ops, &applied),
             })),
-        );
-        if let Some(s) = self.sessions.remove(&sid) {
-            if let Some(c) = s.conn {
-                self.watches.remove_conn(c);
+            (_, OpCode::Create) => Ok(Response::Create(CreateResponse { path })),
+            (_, OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
+                Ok(Response::Create2(Create2Response { path, stat }))
+            }
+            (_, OpCode::SetData) => Ok(Response::SetData(SetDataResponse { stat })),
+            (_, OpCode::SetAcl) => Ok(Response::SetAcl(SetACLResponse { stat })),
+            _ => Ok(Response::Empty),
+        };
+        self.reply(conn, xid, result);
+        if op == OpCode::CloseSession {
+            self.close(conn);
+        }
+    }
+
+    pub(crate) fn fire(&mut self, events: &[Event]) {
+        for ev in events {
+            let conns = self.watches.trigger(ev);
+            if conns.is_empty() {
+                continue;
+            }
+            let frame = notification(ev.kind.code(), &ev.path);
+            for c in conns {
+                self.send(c, frame.clone());
             }
         }
-        self.closed.push(sid);
+    }
+
+    /// The closeSession txn of `sid`: its ephemerals as the pending state has them.
+    fn close_session_txn(&self, sid: i64) -> TxnRecord {
+        let view = Layered {
+            top: &self.overlay,
+            below: &self.tree,
+        };
+        let paths = view.ephemerals(sid);
+        TxnRecord::CloseSession(Some(CloseSessionTxn {
+            paths2_delete: Some(paths),
+        }))
     }
 
     fn expire_sessions(&mut self) {
         let now = Instant::now();
-        let expired: Vec<(i64, Option<ConnId>)> = self
+        let expired: Vec<i64> = self
             .sessions
             .values()
-            .filter(|s| s.deadline <= now)
-            .map(|s| (s.id, s.conn))
+            .filter(|s| s.deadline <= now && !s.closing)
+            .map(|s| s.id)
             .collect();
-        for (sid, conn) in expired {
+        for sid in expired {
             tracing::info!("expiring session {sid:#x}");
-            self.close_session(sid, 0);
-            if let Some(c) = conn {
-                // Expiry closes the socket without a frame.
-                self.close(c);
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.closing = true;
             }
+            let rec = self.close_session_txn(sid);
+            self.propose(sid, 0, rec, None);
         }
     }
 
@@ -1073,17 +826,146 @@ impl Core {
             }
         }
         for p in doomed {
-            self.log_txn(0, 0, TxnRecord::DeleteContainer(DeleteTxn { path: p }));
+            let still_empty = {
+                let view = Layered {
+                    top: &self.overlay,
+                    below: &self.tree,
+                };
+                view.view(&p).is_some_and(|n| n.num_children == 0)
+            };
+            if still_empty {
+                self.propose(
+                    0,
+                    0,
+                    TxnRecord::DeleteContainer(DeleteTxn { path: p }),
+                    None,
+                );
+            }
         }
     }
 }
 
-fn watcher_kind(t: i32) -> Option<Kind> {
-    match WatcherType::try_from(t) {
-        Ok(WatcherType::Children) => Some(Kind::Child),
-        Ok(WatcherType::Data) => Some(Kind::Data),
-        _ => None,
+/// Prepares a multi: each op sees the ones before it; the first failure makes the whole txn
+/// the prepared ops followed by an error sub-txn (nothing of it is applied).
+fn prep_multi(ctx: &Ctx<'_>, ops: &[MultiOp]) -> TxnRecord {
+    let mut scratch = Overlay::default();
+    let mut subs: Vec<TxnRecord> = Vec::new();
+    let header_for = |zxid| TxnHeader {
+        client_id: ctx.session,
+        cxid: 0,
+        zxid,
+        time: now_ms(),
+        type_: 0,
+    };
+    for op in ops {
+        let result = {
+            let view = Layered {
+                top: &scratch,
+                below: ctx.tree,
+            };
+            let sub_ctx = Ctx {
+                tree: &view,
+                session: ctx.session,
+                auth: ctx.auth,
+                extended_types: ctx.extended_types,
+            };
+            prep::multi_op(&sub_ctx, op).map(|rec| {
+                let changes = Overlay::changes_of(&view, &header_for(0), &rec);
+                (rec, changes)
+            })
+        };
+        match result {
+            Ok((rec, changes)) => {
+                scratch.apply(changes, 0);
+                subs.push(rec);
+            }
+            Err(e) => {
+                subs.push(TxnRecord::Error(ErrorTxn { err: e.code() }));
+                break;
+            }
+        }
     }
+    let txns = subs
+        .iter()
+        .map(|r| Txn {
+            type_: r.op().code(),
+            data: Some(r.to_bytes()),
+        })
+        .collect();
+    TxnRecord::Multi(MultiTxn { txns: Some(txns) })
+}
+
+/// Per-op results of a committed multi.
+fn multi_results(m: &MultiTxn, ops: &[OpCode], applied: &Applied) -> Vec<MultiResult> {
+    let subs = m.txns.as_deref().unwrap_or_default();
+    let failed = subs.iter().position(|t| t.type_ == OpCode::Error.code());
+    if let Some(at) = failed {
+        let err = subs[at]
+            .data
+            .as_deref()
+            .and_then(|d| ErrorTxn::from_bytes(d).ok())
+            .map_or(ZkError::SystemError.code(), |e| e.err);
+        return (0..ops.len())
+            .map(|i| match i.cmp(&at) {
+                std::cmp::Ordering::Less => MultiResult::Error(0),
+                std::cmp::Ordering::Equal => MultiResult::Error(err),
+                std::cmp::Ordering::Greater => {
+                    MultiResult::Error(ZkError::RuntimeInconsistency.code())
+                }
+            })
+            .collect();
+    }
+    ops.iter()
+        .zip(applied.results.iter())
+        .map(|(op, r)| match op {
+            OpCode::Create | OpCode::Create2 => MultiResult::Create(CreateResponse {
+                path: r.path.clone(),
+            }),
+            OpCode::CreateContainer | OpCode::CreateTtl => MultiResult::Create2(Create2Response {
+                path: r.path.clone(),
+                stat: r.stat.clone().unwrap_or_default(),
+            }),
+            OpCode::Delete => MultiResult::Delete,
+            OpCode::SetData => MultiResult::SetData(SetDataResponse {
+                stat: r.stat.clone().unwrap_or_default(),
+            }),
+            _ => MultiResult::Check,
+        })
+        .collect()
+}
+
+use jute::Decode;
+
+fn session_reply(id: i64, timeout: i32, read_only: Option<bool>) -> ConnectReply {
+    ConnectReply {
+        response: ConnectResponse {
+            protocol_version: 0,
+            time_out: timeout,
+            session_id: id,
+            passwd: Some(session::password(id)),
+        },
+        read_only,
+    }
+}
+
+/// A notification frame: `ReplyHeader{-1, -1, 0}` + WatcherEvent (zxid -1 as in 3.8).
+pub(crate) fn notification(kind: i32, path: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame::write(&mut out, |o| {
+        ReplyHeader {
+            xid: xid::NOTIFICATION,
+            zxid: -1,
+            err: 0,
+        }
+        .encode(o);
+        WatcherEvent {
+            type_: kind,
+            state: KeeperState::SyncConnected.code(),
+            path: path.to_string(),
+        }
+        .encode(o);
+    });
+    out
 }
 
 fn is_write_op(op: OpCode) -> bool {
@@ -1105,10 +987,7 @@ fn is_write_op(op: OpCode) -> bool {
 /// ZooKeeper's short names for ops, as `cons` shows them.
 pub fn op_name(op: OpCode) -> &'static str {
     match op {
-        OpCode::Create => "CREA",
-        OpCode::Create2 => "CREA",
-        OpCode::CreateContainer => "CREA",
-        OpCode::CreateTtl => "CREA",
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => "CREA",
         OpCode::Delete => "DELE",
         OpCode::Exists => "EXIS",
         OpCode::GetData => "GETD",

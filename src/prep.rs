@@ -4,15 +4,16 @@
 //! prep never mutates the tree.
 
 use crate::acl::{self, AuthIds};
+use crate::overlay::{NodeView, View};
 use crate::path;
-use crate::tree::{node_kind, DataTree, Node, NodeKind};
+use crate::tree::{node_kind, NodeKind};
 use jute::data::Acl;
 use jute::txn::*;
 use jute::{perms, CreateMode, MultiOp, OpCode, TxnRecord, ZkError, MAX_TTL_MS};
 
 /// What prep may read.
 pub struct Ctx<'a> {
-    pub tree: &'a DataTree,
+    pub tree: &'a dyn View,
     pub session: i64,
     pub auth: &'a AuthIds,
     pub extended_types: bool,
@@ -30,8 +31,8 @@ fn parent_of(p: &str) -> Result<&str, ZkError> {
     }
 }
 
-fn node<'a>(ctx: &'a Ctx<'_>, p: &str) -> Result<&'a Node, ZkError> {
-    ctx.tree.get(p).ok_or(ZkError::NoNode)
+fn node(ctx: &Ctx<'_>, p: &str) -> Result<NodeView, ZkError> {
+    ctx.tree.view(p).ok_or(ZkError::NoNode)
 }
 
 fn check_version(want: i32, have: i32) -> Result<(), ZkError> {
@@ -73,7 +74,7 @@ pub fn create(
         full.push_str(&format!("{:010}", parent.stat.cversion));
     }
     path::validate(&full)?;
-    if ctx.tree.get(&full).is_some() {
+    if ctx.tree.view(&full).is_some() {
         return Err(ZkError::NodeExists);
     }
     if let NodeKind::Ephemeral(_) = node_kind(parent.stat.ephemeral_owner, ctx.extended_types) {
@@ -122,7 +123,7 @@ pub fn delete(ctx: &Ctx<'_>, p: &str, version: i32) -> Result<TxnRecord, ZkError
     acl::check(&parent.acl, perms::DELETE, ctx.auth)?;
     let n = node(ctx, p)?;
     check_version(version, n.stat.version)?;
-    if !n.children.is_empty() {
+    if n.num_children > 0 {
         return Err(ZkError::NotEmpty);
     }
     Ok(TxnRecord::Delete(DeleteTxn {
@@ -220,18 +221,4 @@ pub fn multi_op(ctx: &Ctx<'_>, op: &MultiOp) -> Result<TxnRecord, ZkError> {
         MultiOp::Check(r) => check(ctx, &r.path, r.version),
         MultiOp::GetData(_) | MultiOp::GetChildren(_) => Err(ZkError::MarshallingError),
     }
-}
-
-/// The path a txn record touches (for undo and replies).
-pub fn record_path(rec: &TxnRecord) -> Option<&str> {
-    Some(match rec {
-        TxnRecord::Create(t) | TxnRecord::Create2(t) => &t.path,
-        TxnRecord::CreateContainer(t) => &t.path,
-        TxnRecord::CreateTtl(t) => &t.path,
-        TxnRecord::Delete(t) | TxnRecord::DeleteContainer(t) => &t.path,
-        TxnRecord::SetData(t) | TxnRecord::Reconfig(t) => &t.path,
-        TxnRecord::SetAcl(t) => &t.path,
-        TxnRecord::Check(t) => &t.path,
-        _ => return None,
-    })
 }

@@ -2,9 +2,10 @@
 //!
 //! Column families: `log` (zxid, 8 bytes BE -> encoded TxnEntry), `nodes` (depth u16 BE ‖ path
 //! -> StatPersisted ‖ ACL vector ‖ data; the depth prefix makes a load see parents first),
-//! `meta` (`last_zxid`, sessions `s` ‖ id -> timeout). One commit = one WriteBatch holding the
-//! batch's txns, the nodes they changed and the new last zxid, written with sync=true: group
-//! commit, and restart needs no replay because tree and log move together.
+//! `meta` (`last_zxid` = last applied, sessions `s` ‖ id -> timeout). Proposals are appended to
+//! the log in one synced WriteBatch per batch (group commit); what applying committed txns
+//! changed is saved afterwards, with the last applied zxid, in one atomic batch. Restart loads
+//! the nodes and replays the log after the last applied zxid.
 
 use crate::tree::{DataTree, Node};
 use jute::data::{Acl, StatPersisted};
@@ -38,9 +39,10 @@ pub struct Store {
 
 /// What a restart recovers.
 pub struct Recovered {
+    /// The tree (with its sessions) as of its last applied zxid.
     pub tree: DataTree,
-    /// (session id, timeout ms)
-    pub sessions: Vec<(i64, i32)>,
+    /// The newest zxid in the log (at least the tree's).
+    pub last_logged: i64,
 }
 
 fn node_key(path: &str) -> Vec<u8> {
@@ -84,69 +86,90 @@ impl Store {
             .unwrap_or_else(|| panic!("column family {name} missing"))
     }
 
-    /// Loads the tree and sessions; a fresh database gets the initial tree.
-    pub fn recover(&self, extended_types: bool) -> Result<Recovered, StoreError> {
+    /// Loads the applied tree and its sessions; a fresh database gets the initial tree. With
+    /// `replay`, the logged txns after the last applied one are applied too (a standalone
+    /// server's log holds only committed txns; a learner's tail waits for its leader).
+    pub fn recover(&self, extended_types: bool, replay: bool) -> Result<Recovered, StoreError> {
         let last = self.db.get_cf(self.cf(CF_META), LAST_ZXID)?;
-        let Some(last) = last else {
-            return Ok(Recovered {
-                tree: DataTree::new(extended_types),
-                sessions: vec![],
-            });
-        };
-        let last = <[u8; 8]>::try_from(last.as_slice())
-            .map(i64::from_be_bytes)
-            .map_err(|_| StoreError::Corrupt {
-                what: "last zxid",
-                detail: format!("{last:?}"),
-            })?;
-        let mut tree = DataTree::empty(extended_types);
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_NODES), rocksdb::IteratorMode::Start)
-        {
-            let (key, value) = item?;
-            let path = std::str::from_utf8(key.get(2..).unwrap_or_default())
-                .map_err(|e| StoreError::Corrupt {
-                    what: "node key",
-                    detail: e.to_string(),
-                })?
-                .to_string();
-            let node = decode_node(&value).map_err(|e| StoreError::Corrupt {
-                what: "node",
-                detail: format!("{path}: {e}"),
-            })?;
-            tree.insert_loaded(path, node);
-        }
-        tree.last_zxid = last;
-        let mut sessions = Vec::new();
-        for item in self.db.prefix_iterator_cf(self.cf(CF_META), b"s") {
-            let (key, value) = item?;
-            if key.first() != Some(&b's') {
-                break;
+        let mut tree = match last {
+            None => DataTree::new(extended_types),
+            Some(last) => {
+                let last = <[u8; 8]>::try_from(last.as_slice())
+                    .map(i64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        what: "last zxid",
+                        detail: format!("{last:?}"),
+                    })?;
+                let mut tree = DataTree::empty(extended_types);
+                for item in self
+                    .db
+                    .iterator_cf(self.cf(CF_NODES), rocksdb::IteratorMode::Start)
+                {
+                    let (key, value) = item?;
+                    let path = std::str::from_utf8(key.get(2..).unwrap_or_default())
+                        .map_err(|e| StoreError::Corrupt {
+                            what: "node key",
+                            detail: e.to_string(),
+                        })?
+                        .to_string();
+                    let node = decode_node(&value).map_err(|e| StoreError::Corrupt {
+                        what: "node",
+                        detail: format!("{path}: {e}"),
+                    })?;
+                    tree.insert_loaded(path, node);
+                }
+                tree.last_zxid = last;
+                for item in self.db.prefix_iterator_cf(self.cf(CF_META), b"s") {
+                    let (key, value) = item?;
+                    if key.first() != Some(&b's') {
+                        break;
+                    }
+                    let (Ok(id), Ok(timeout)) = (
+                        <[u8; 8]>::try_from(&key[1..]),
+                        <[u8; 4]>::try_from(value.as_ref()),
+                    ) else {
+                        return Err(StoreError::Corrupt {
+                            what: "session",
+                            detail: format!("{key:?}"),
+                        });
+                    };
+                    tree.insert_session(i64::from_be_bytes(id), i32::from_be_bytes(timeout));
+                }
+                tree
             }
-            let (Ok(id), Ok(timeout)) = (
-                <[u8; 8]>::try_from(&key[1..]),
-                <[u8; 4]>::try_from(value.as_ref()),
-            ) else {
-                return Err(StoreError::Corrupt {
-                    what: "session",
-                    detail: format!("{key:?}"),
-                });
-            };
-            sessions.push((i64::from_be_bytes(id), i32::from_be_bytes(timeout)));
+        };
+        let last_logged = self.last_logged()?.unwrap_or(tree.last_zxid);
+        if replay {
+            for txn in self.txns_after(tree.last_zxid)? {
+                tree.apply(&txn);
+            }
         }
-        Ok(Recovered { tree, sessions })
+        Ok(Recovered { tree, last_logged })
     }
 
-    /// Writes one group commit: the txns, the nodes they changed, session changes, last zxid.
-    pub fn commit(
-        &self,
-        txns: &[TxnEntry],
-        tree: &DataTree,
-        dirty: &HashSet<String>,
-        sessions_opened: &[(i64, i32)],
-        sessions_closed: &[i64],
-    ) -> Result<(), StoreError> {
+    /// The newest zxid in the log.
+    pub fn last_logged(&self) -> Result<Option<i64>, StoreError> {
+        let mut it = self
+            .db
+            .iterator_cf(self.cf(CF_LOG), rocksdb::IteratorMode::End);
+        match it.next() {
+            None => Ok(None),
+            Some(item) => {
+                let (key, _) = item?;
+                let z = <[u8; 8]>::try_from(key.as_ref())
+                    .map(i64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        what: "log key",
+                        detail: format!("{key:?}"),
+                    })?;
+                Ok(Some(z))
+            }
+        }
+    }
+
+    /// Appends txns to the log; with `sync` (forceSync) they are on disk when this returns.
+    /// One call per batch of proposals: group commit.
+    pub fn append_log(&self, txns: &[TxnEntry]) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         let log = self.cf(CF_LOG);
         let mut buf = Vec::new();
@@ -155,6 +178,46 @@ impl Store {
             txn.encode(&mut buf);
             batch.put_cf(log, txn.header.zxid.to_be_bytes(), &buf);
         }
+        if let (Some(first), Some(last)) = (txns.first(), txns.last()) {
+            // Trim the log when a batch crosses a multiple of the retention.
+            if last.header.zxid / LOG_RETAIN > (first.header.zxid - 1) / LOG_RETAIN {
+                let upto = last.header.zxid - LOG_RETAIN;
+                if upto > 0 {
+                    batch.delete_range_cf(log, 0i64.to_be_bytes(), upto.to_be_bytes());
+                }
+            }
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.sync);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// Removes logged txns after `zxid` (TRUNC).
+    pub fn truncate_log(&self, zxid: i64) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            self.cf(CF_LOG),
+            (zxid + 1).to_be_bytes(),
+            i64::MAX.to_be_bytes(),
+        );
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.sync);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// Saves what applying committed txns changed: the nodes, sessions and the last applied
+    /// zxid, atomically. Not synced: the log already holds those txns, and recovery replays
+    /// what this write did not reach.
+    pub fn save_applied(
+        &self,
+        tree: &DataTree,
+        dirty: &HashSet<String>,
+        sessions: &[(i64, Option<i32>)],
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        let mut buf = Vec::new();
         let nodes = self.cf(CF_NODES);
         for path in dirty {
             match tree.get(path) {
@@ -167,33 +230,16 @@ impl Store {
             }
         }
         let meta = self.cf(CF_META);
-        for (id, timeout) in sessions_opened {
+        for (id, timeout) in sessions {
             let mut key = vec![b's'];
             key.extend_from_slice(&id.to_be_bytes());
-            batch.put_cf(meta, key, timeout.to_be_bytes());
-        }
-        for id in sessions_closed {
-            let mut key = vec![b's'];
-            key.extend_from_slice(&id.to_be_bytes());
-            batch.delete_cf(meta, key);
-        }
-        batch.put_cf(meta, LAST_ZXID, tree.last_zxid.to_be_bytes());
-        if let (Some(first), Some(last)) = (txns.first(), txns.last()) {
-            // Trim the log when a batch crosses a multiple of the retention.
-            let (a, b) = (
-                first.header.zxid / LOG_RETAIN,
-                last.header.zxid / LOG_RETAIN,
-            );
-            if b > a || first.header.zxid % LOG_RETAIN == 0 {
-                let upto = last.header.zxid - LOG_RETAIN;
-                if upto > 0 {
-                    batch.delete_range_cf(log, 0i64.to_be_bytes(), upto.to_be_bytes());
-                }
+            match timeout {
+                Some(t) => batch.put_cf(meta, key, t.to_be_bytes()),
+                None => batch.delete_cf(meta, key),
             }
         }
-        let mut opts = WriteOptions::default();
-        opts.set_sync(self.sync);
-        self.db.write_opt(batch, &opts)?;
+        batch.put_cf(meta, LAST_ZXID, tree.last_zxid.to_be_bytes());
+        self.db.write_opt(batch, &WriteOptions::default())?;
         Ok(())
     }
 

@@ -90,12 +90,21 @@ pub struct Event {
     pub path: String,
 }
 
+/// What one record did, for the reply: the path and the node's Stat right after it.
+#[derive(Debug, Clone)]
+pub struct OpResult {
+    pub path: String,
+    pub stat: Option<Stat>,
+}
+
 /// What applying one txn did.
 #[derive(Debug, Default)]
 pub struct Applied {
     pub events: Vec<Event>,
     /// The error of a failed multi's ops, or of an error txn.
     pub err: Option<ZkError>,
+    /// One per record applied (per op of a multi), in order.
+    pub results: Vec<OpResult>,
 }
 
 /// The data tree.
@@ -106,6 +115,10 @@ pub struct DataTree {
     ephemerals: HashMap<i64, BTreeSet<String>>,
     pub containers: BTreeSet<String>,
     pub ttls: BTreeSet<String>,
+    /// Live sessions and their timeouts, as the txns created and closed them.
+    pub sessions: std::collections::BTreeMap<i64, i32>,
+    /// Session changes since the last `take_dirty_sessions`: (id, Some(timeout) | None).
+    dirty_sessions: Vec<(i64, Option<i32>)>,
     /// Paths with a quota (`/zookeeper/quota/<path>/zookeeper_limits` exists).
     quota_paths: BTreeSet<String>,
     pub last_zxid: i64,
@@ -122,6 +135,8 @@ impl DataTree {
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
+            sessions: Default::default(),
+            dirty_sessions: Vec::new(),
             quota_paths: BTreeSet::new(),
             last_zxid: 0,
             extended_types,
@@ -162,6 +177,8 @@ impl DataTree {
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
+            sessions: Default::default(),
+            dirty_sessions: Vec::new(),
             quota_paths: BTreeSet::new(),
             last_zxid: 0,
             extended_types,
@@ -267,6 +284,16 @@ impl DataTree {
     /// Paths changed since the last call, to persist.
     pub fn take_dirty(&mut self) -> HashSet<String> {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// Session changes since the last call, to persist.
+    pub fn take_dirty_sessions(&mut self) -> Vec<(i64, Option<i32>)> {
+        std::mem::take(&mut self.dirty_sessions)
+    }
+
+    /// A session read from storage.
+    pub fn insert_session(&mut self, id: i64, timeout: i32) {
+        self.sessions.insert(id, timeout);
     }
 
     /// Iterates all nodes (order unspecified).
@@ -378,8 +405,24 @@ impl DataTree {
                 }
             }
             TxnRecord::Error(e) => out.err = ZkError::try_from(e.err).ok(),
-            TxnRecord::CreateSession(_) | TxnRecord::Check(_) => {}
+            TxnRecord::CreateSession(t) => {
+                self.sessions.insert(h.client_id, t.time_out);
+                self.dirty_sessions.push((h.client_id, Some(t.time_out)));
+            }
+            TxnRecord::Check(_) => {}
             TxnRecord::Multi(_) => panic!("nested multi at zxid {:#x}", h.zxid),
+        }
+        if let TxnRecord::CloseSession(_) = rec {
+            if self.sessions.remove(&h.client_id).is_some() {
+                self.dirty_sessions.push((h.client_id, None));
+            }
+        }
+        if let Some(p) = record_path(rec) {
+            let stat = self.get(p).map(|n| n.client_stat(self.extended_types));
+            out.results.push(OpResult {
+                path: p.to_string(),
+                stat,
+            });
         }
     }
 
@@ -509,30 +552,20 @@ impl DataTree {
             path: parent_path,
         });
     }
+}
 
-    /// Restores `p` to `node` (or removes it): the undo of a tentatively applied multi op.
-    pub fn restore(&mut self, p: &str, node: Option<Node>) {
-        if let Some(old) = self.nodes.remove(p) {
-            self.unindex_kind(p, old.stat.ephemeral_owner);
-        }
-        if let Some(parent) = path::parent(p).and_then(|pp| self.nodes.get_mut(pp)) {
-            if node.is_some() {
-                parent.children.insert(path::name(p).into());
-            } else {
-                parent.children.remove(path::name(p));
-            }
-        }
-        if let Some(node) = node {
-            self.index_kind(p, node.stat.ephemeral_owner);
-            self.nodes.insert(p.to_string(), node);
-        }
-        self.dirty.insert(p.to_string());
-    }
-
-    /// A copy of the tree's state at `p` (for undo).
-    pub fn snapshot_node(&self, p: &str) -> Option<Node> {
-        self.nodes.get(p).cloned()
-    }
+/// The path a txn record names, if it names one.
+pub fn record_path(rec: &TxnRecord) -> Option<&str> {
+    Some(match rec {
+        TxnRecord::Create(t) | TxnRecord::Create2(t) => &t.path,
+        TxnRecord::CreateContainer(t) => &t.path,
+        TxnRecord::CreateTtl(t) => &t.path,
+        TxnRecord::Delete(t) | TxnRecord::DeleteContainer(t) => &t.path,
+        TxnRecord::SetData(t) | TxnRecord::Reconfig(t) => &t.path,
+        TxnRecord::SetAcl(t) => &t.path,
+        TxnRecord::Check(t) => &t.path,
+        _ => return None,
+    })
 }
 
 const QUOTA_ROOT: &str = "/zookeeper/quota";

@@ -1,0 +1,230 @@
+//! The state prep sees: the committed tree plus the changes of txns proposed but not yet
+//! committed (ZooKeeper's `outstandingChanges`). Only what prep reads is kept per node: the
+//! stat, the ACL and the child count; never the data or the child names.
+
+use crate::path;
+use crate::tree::{DataTree, CONTAINER_OWNER, TTL_MARK};
+use jute::data::{Acl, StatPersisted};
+use jute::txn::TxnHeader;
+use jute::TxnRecord;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What prep needs to know about a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeView {
+    pub stat: StatPersisted,
+    pub acl: Arc<Vec<Acl>>,
+    pub num_children: usize,
+}
+
+/// A readable state: the tree, or pending changes over it.
+pub trait View {
+    fn view(&self, p: &str) -> Option<NodeView>;
+    /// Ephemeral paths of `session` in this state.
+    fn ephemerals(&self, session: i64) -> Vec<String>;
+}
+
+impl View for DataTree {
+    fn view(&self, p: &str) -> Option<NodeView> {
+        self.get(p).map(|n| NodeView {
+            stat: n.stat.clone(),
+            acl: n.acl.clone(),
+            num_children: n.children.len(),
+        })
+    }
+
+    fn ephemerals(&self, session: i64) -> Vec<String> {
+        self.ephemerals_of(session)
+    }
+}
+
+/// Pending changes: path -> the node as the last pending txn left it (None: deleted), and
+/// the zxid of that txn.
+#[derive(Debug, Default, Clone)]
+pub struct Overlay {
+    changes: HashMap<String, (Option<NodeView>, i64)>,
+}
+
+/// An overlay over another view.
+pub struct Layered<'a> {
+    pub top: &'a Overlay,
+    pub below: &'a dyn View,
+}
+
+impl View for Layered<'_> {
+    fn view(&self, p: &str) -> Option<NodeView> {
+        match self.top.changes.get(p) {
+            Some((node, _)) => node.clone(),
+            None => self.below.view(p),
+        }
+    }
+
+    fn ephemerals(&self, session: i64) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .below
+            .ephemerals(session)
+            .into_iter()
+            .filter(|p| !matches!(self.top.changes.get(p), Some((None, _))))
+            .collect();
+        for (p, (node, _)) in &self.top.changes {
+            if let Some(n) = node {
+                if n.stat.ephemeral_owner == session && !out.contains(p) {
+                    out.push(p.clone());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+impl Overlay {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Adds changes computed by [`Overlay::changes_of`], tagged with their txn's zxid.
+    pub fn apply(&mut self, changes: Vec<(String, Option<NodeView>)>, zxid: i64) {
+        for (p, n) in changes {
+            self.changes.insert(p, (n, zxid));
+        }
+    }
+
+    /// The node states a prepared txn leaves behind, as seen through `view`.
+    pub fn changes_of(
+        view: &dyn View,
+        h: &TxnHeader,
+        rec: &TxnRecord,
+    ) -> Vec<(String, Option<NodeView>)> {
+        let mut pending: Vec<(String, Option<NodeView>)> = Vec::new();
+        let get = |p: &str, pending: &Vec<(String, Option<NodeView>)>| {
+            pending
+                .iter()
+                .rev()
+                .find(|(q, _)| q == p)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_else(|| view.view(p))
+        };
+        let create = |p: &str,
+                      acl: &Option<Vec<Acl>>,
+                      owner: i64,
+                      parent_c_version: i32,
+                      pending: &mut Vec<(String, Option<NodeView>)>| {
+            if let Some(parent) = path::parent(p) {
+                if let Some(mut pv) = get(parent, pending) {
+                    pv.stat.cversion = parent_c_version;
+                    pv.stat.pzxid = h.zxid;
+                    pv.num_children += 1;
+                    pending.push((parent.to_string(), Some(pv)));
+                }
+            }
+            let stat = StatPersisted {
+                czxid: h.zxid,
+                mzxid: h.zxid,
+                ctime: h.time,
+                mtime: h.time,
+                version: 0,
+                cversion: 0,
+                aversion: 0,
+                ephemeral_owner: owner,
+                pzxid: h.zxid,
+            };
+            let acl = Arc::new(acl.clone().unwrap_or_default());
+            pending.push((
+                p.to_string(),
+                Some(NodeView {
+                    stat,
+                    acl,
+                    num_children: 0,
+                }),
+            ));
+        };
+        let delete = |p: &str, pending: &mut Vec<(String, Option<NodeView>)>| {
+            if let Some(parent) = path::parent(p) {
+                if let Some(mut pv) = get(parent, pending) {
+                    pv.stat.pzxid = h.zxid;
+                    pv.num_children = pv.num_children.saturating_sub(1);
+                    pending.push((parent.to_string(), Some(pv)));
+                }
+            }
+            pending.push((p.to_string(), None));
+        };
+        let one = |rec: &TxnRecord, pending: &mut Vec<(String, Option<NodeView>)>| match rec {
+            TxnRecord::Create(t) | TxnRecord::Create2(t) => {
+                let owner = if t.ephemeral { h.client_id } else { 0 };
+                create(&t.path, &t.acl, owner, t.parent_c_version, pending)
+            }
+            TxnRecord::CreateContainer(t) => create(
+                &t.path,
+                &t.acl,
+                CONTAINER_OWNER,
+                t.parent_c_version,
+                pending,
+            ),
+            TxnRecord::CreateTtl(t) => create(
+                &t.path,
+                &t.acl,
+                (TTL_MARK | t.ttl as u64) as i64,
+                t.parent_c_version,
+                pending,
+            ),
+            TxnRecord::Delete(t) | TxnRecord::DeleteContainer(t) => delete(&t.path, pending),
+            TxnRecord::SetData(t) | TxnRecord::Reconfig(t) => {
+                if let Some(mut n) = get(&t.path, pending) {
+                    n.stat.version = t.version;
+                    n.stat.mzxid = h.zxid;
+                    n.stat.mtime = h.time;
+                    pending.push((t.path.clone(), Some(n)));
+                }
+            }
+            TxnRecord::SetAcl(t) => {
+                if let Some(mut n) = get(&t.path, pending) {
+                    n.acl = Arc::new(t.acl.clone().unwrap_or_default());
+                    n.stat.aversion = t.version;
+                    pending.push((t.path.clone(), Some(n)));
+                }
+            }
+            TxnRecord::CloseSession(Some(t)) => {
+                for p in t.paths2_delete.iter().flatten() {
+                    delete(p, pending);
+                }
+            }
+            _ => {}
+        };
+        match rec {
+            TxnRecord::Multi(m) => {
+                let subs: Vec<TxnRecord> = m
+                    .txns
+                    .iter()
+                    .flatten()
+                    .filter_map(|t| {
+                        let data = t.data.as_deref().unwrap_or_default();
+                        TxnRecord::decode_for(t.type_, &mut jute::Reader::new(data)).ok()
+                    })
+                    .collect();
+                if !subs.iter().any(|r| matches!(r, TxnRecord::Error(_))) {
+                    for r in &subs {
+                        one(r, &mut pending);
+                    }
+                }
+            }
+            other => one(other, &mut pending),
+        }
+        pending
+    }
+
+    /// Forgets changes that txns up to `zxid` made, now that they are in the tree.
+    pub fn committed(&mut self, zxid: i64) {
+        self.changes.retain(|_, (_, z)| *z > zxid);
+    }
+
+    /// Drops everything (a leader that steps down).
+    pub fn clear(&mut self) {
+        self.changes.clear();
+    }
+}

@@ -1,0 +1,289 @@
+//! Reads: answered from the committed tree, in order behind the connection's own pending
+//! writes (the core queues them). Watches are registered here, so a read's reply always
+//! precedes the notification of a later change.
+
+use crate::acl::{self, AuthIds};
+use crate::core::Core;
+use crate::watches::{ConnId, Kind};
+use jute::data::{ClientInfo, Stat};
+use jute::proto::*;
+use jute::{
+    frame, perms, xid, Encode, EventType, KeeperState, MultiOp, MultiResponse, MultiResult,
+};
+use jute::{Request, Response, WatcherType, ZkError};
+
+impl Core {
+    /// Answers a read; `None` when the reply was already sent.
+    pub(crate) fn read(
+        &mut self,
+        conn: ConnId,
+        sid: i64,
+        req: Request,
+        _xid: i32,
+    ) -> Option<Result<Response, ZkError>> {
+        let ext = self.cfg.extended_types;
+        let auth = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        let can = |acl: &[jute::data::Acl], perm| acl::check(acl, perm, &auth);
+        Some(match req {
+            Request::Exists(r) => {
+                if r.path.contains('\0') {
+                    return Some(Err(ZkError::BadArguments));
+                }
+                if r.watch {
+                    self.watches.add(Kind::Data, &r.path, conn);
+                }
+                match self.tree.get(&r.path) {
+                    Some(n) => Ok(Response::Exists(ExistsResponse {
+                        stat: n.client_stat(ext),
+                    })),
+                    None => Err(ZkError::NoNode),
+                }
+            }
+            Request::GetData(r) => self
+                .get_data(conn, &auth, &r.path, r.watch)
+                .map(Response::GetData),
+            Request::GetChildren(r) => {
+                self.get_children(conn, &auth, &r.path, r.watch)
+                    .map(|(children, _)| {
+                        Response::GetChildren(GetChildrenResponse {
+                            children: Some(children),
+                        })
+                    })
+            }
+            Request::GetChildren2(r) => {
+                self.get_children(conn, &auth, &r.path, r.watch)
+                    .map(|(children, stat)| {
+                        Response::GetChildren2(GetChildren2Response {
+                            children: Some(children),
+                            stat,
+                        })
+                    })
+            }
+            Request::GetAcl(r) => match self.tree.get(&r.path) {
+                None => Err(ZkError::NoNode),
+                Some(n) => {
+                    if can(&n.acl, perms::READ | perms::ADMIN).is_err() {
+                        Err(ZkError::NoAuth)
+                    } else {
+                        let acl = if can(&n.acl, perms::ADMIN).is_ok() {
+                            n.acl.to_vec()
+                        } else {
+                            acl::mask_digests(&n.acl)
+                        };
+                        Ok(Response::GetAcl(GetACLResponse {
+                            acl: Some(acl),
+                            stat: n.client_stat(ext),
+                        }))
+                    }
+                }
+            },
+            Request::GetAllChildrenNumber(r) => match self.tree.get(&r.path) {
+                None => Err(ZkError::NoNode),
+                Some(n) => can(&n.acl, perms::READ).map(|()| {
+                    Response::GetAllChildrenNumber(GetAllChildrenNumberResponse {
+                        total_number: i32::try_from(self.tree.descendants(&r.path))
+                            .unwrap_or(i32::MAX),
+                    })
+                }),
+            },
+            Request::GetEphemerals(r) => {
+                let prefix = r.prefix_path.trim();
+                let all = prefix.is_empty() || prefix == "/";
+                let list = self
+                    .tree
+                    .ephemerals_of(sid)
+                    .into_iter()
+                    .filter(|p| all || p.starts_with(prefix))
+                    .collect();
+                Ok(Response::GetEphemerals(GetEphemeralsResponse {
+                    ephemerals: Some(list),
+                }))
+            }
+            Request::Sync(r) => Ok(Response::Sync(SyncResponse { path: r.path })),
+            Request::MultiRead(m) => {
+                let mut results = Vec::new();
+                for op in m.ops {
+                    results.push(match op {
+                        MultiOp::GetData(r) => match self.get_data(conn, &auth, &r.path, false) {
+                            Ok(d) => MultiResult::GetData(d),
+                            Err(e) => MultiResult::Error(e.code()),
+                        },
+                        MultiOp::GetChildren(r) => match self
+                            .get_children(conn, &auth, &r.path, false)
+                        {
+                            Ok((children, _)) => MultiResult::GetChildren(GetChildrenResponse {
+                                children: Some(children),
+                            }),
+                            Err(e) => MultiResult::Error(e.code()),
+                        },
+                        _ => MultiResult::Error(ZkError::MarshallingError.code()),
+                    });
+                }
+                Ok(Response::Multi(MultiResponse { results }))
+            }
+            Request::WhoAmI => {
+                let info = auth
+                    .ids
+                    .iter()
+                    .map(|id| ClientInfo {
+                        auth_scheme: id.scheme.clone(),
+                        user: match id.scheme.as_str() {
+                            "digest" => id.id.split(':').next().unwrap_or("").to_string(),
+                            _ => id.id.clone(),
+                        },
+                    })
+                    .collect();
+                Ok(Response::WhoAmI(WhoAmIResponse {
+                    client_info: Some(info),
+                }))
+            }
+            Request::AddWatch(r) => {
+                let recursive = match jute::AddWatchMode::try_from(r.mode) {
+                    Ok(jute::AddWatchMode::Persistent) => false,
+                    Ok(jute::AddWatchMode::PersistentRecursive) => true,
+                    Err(_) => return Some(Err(ZkError::BadArguments)),
+                };
+                self.watches.add_persistent(&r.path, conn, recursive);
+                Ok(Response::AddWatch(ErrorResponse { err: 0 }))
+            }
+            Request::CheckWatches(r) => {
+                let kind = watcher_kind(r.type_);
+                if self.watches.has(&r.path, conn, kind) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ZkError::NoWatcher)
+                }
+            }
+            Request::RemoveWatches(r) => {
+                let kind = watcher_kind(r.type_);
+                if self.watches.remove(&r.path, conn, kind) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ZkError::NoWatcher)
+                }
+            }
+            Request::SetWatches(w) => {
+                self.set_watches(
+                    conn,
+                    w.relative_zxid,
+                    [w.data_watches, w.exist_watches, w.child_watches, None, None],
+                );
+                Ok(Response::Empty)
+            }
+            Request::SetWatches2(w) => {
+                self.set_watches(
+                    conn,
+                    w.relative_zxid,
+                    [
+                        w.data_watches,
+                        w.exist_watches,
+                        w.child_watches,
+                        w.persistent_watches,
+                        w.persistent_recursive_watches,
+                    ],
+                );
+                Ok(Response::Empty)
+            }
+            _ => Err(ZkError::Unimplemented),
+        })
+    }
+
+    fn get_data(
+        &mut self,
+        conn: ConnId,
+        auth: &AuthIds,
+        p: &str,
+        watch: bool,
+    ) -> Result<GetDataResponse, ZkError> {
+        let n = self.tree.get(p).ok_or(ZkError::NoNode)?;
+        acl::check(&n.acl, perms::READ, auth)?;
+        let resp = GetDataResponse {
+            data: n.data.clone(),
+            stat: n.client_stat(self.cfg.extended_types),
+        };
+        if watch {
+            self.watches.add(Kind::Data, p, conn);
+        }
+        Ok(resp)
+    }
+
+    fn get_children(
+        &mut self,
+        conn: ConnId,
+        auth: &AuthIds,
+        p: &str,
+        watch: bool,
+    ) -> Result<(Vec<String>, Stat), ZkError> {
+        let n = self.tree.get(p).ok_or(ZkError::NoNode)?;
+        acl::check(&n.acl, perms::READ, auth)?;
+        let children = n.children.iter().map(|c| c.to_string()).collect();
+        let stat = n.client_stat(self.cfg.extended_types);
+        if watch {
+            self.watches.add(Kind::Child, p, conn);
+        }
+        Ok((children, stat))
+    }
+
+    /// Re-arms watches after a reconnect, firing what changed since `relative_zxid`.
+    fn set_watches(&mut self, conn: ConnId, rel: i64, lists: [Option<Vec<String>>; 5]) {
+        let [data, exist, child, persistent, recursive] = lists.map(Option::unwrap_or_default);
+        let mut events = Vec::new();
+        for p in data {
+            match self.tree.get(&p) {
+                None => events.push((EventType::NodeDeleted, p)),
+                Some(n) if n.stat.mzxid > rel => events.push((EventType::NodeDataChanged, p)),
+                Some(_) => self.watches.add(Kind::Data, &p, conn),
+            }
+        }
+        for p in exist {
+            if self.tree.get(&p).is_some() {
+                events.push((EventType::NodeCreated, p));
+            } else {
+                self.watches.add(Kind::Data, &p, conn);
+            }
+        }
+        for p in child {
+            match self.tree.get(&p) {
+                None => events.push((EventType::NodeDeleted, p)),
+                Some(n) if n.stat.pzxid > rel => events.push((EventType::NodeChildrenChanged, p)),
+                Some(_) => self.watches.add(Kind::Child, &p, conn),
+            }
+        }
+        for p in persistent {
+            self.watches.add_persistent(&p, conn, false);
+        }
+        for p in recursive {
+            self.watches.add_persistent(&p, conn, true);
+        }
+        for (kind, p) in events {
+            let mut out = Vec::new();
+            frame::write(&mut out, |o| {
+                ReplyHeader {
+                    xid: xid::NOTIFICATION,
+                    zxid: -1,
+                    err: 0,
+                }
+                .encode(o);
+                WatcherEvent {
+                    type_: kind.code(),
+                    state: KeeperState::SyncConnected.code(),
+                    path: p,
+                }
+                .encode(o);
+            });
+            self.send(conn, out);
+        }
+    }
+}
+
+fn watcher_kind(t: i32) -> Option<Kind> {
+    match WatcherType::try_from(t) {
+        Ok(WatcherType::Children) => Some(Kind::Child),
+        Ok(WatcherType::Data) => Some(Kind::Data),
+        _ => None,
+    }
+}
