@@ -1,123 +1,211 @@
-//! Four-letter words, with ZooKeeper's output shapes (`FourLetterCommands`, `*Command.java`).
-//! Run inside the core, which owns the state they report.
+//! Four-letter words, with ZooKeeper's output shapes (`FourLetterCommands`, `*Command.java`,
+//! `ServerStats.toString`, `ServerCnxn.dumpConnectionInfo`, `ExpiryQueue.dump`,
+//! `WatchManager.dumpWatches`, `MonitorCommand`), standalone mode, as Apache ZooKeeper 3.8
+//! prints them. Run inside the core, which owns the state they report.
+//!
+//! Where ZooKeeper prints a value zkrs does not track, the value is 0 (never invented); the
+//! key and the line layout stay, so tools that parse the output find what they look for.
 
-use crate::core::Core;
+use crate::core::{now_ms, Core};
+use crate::watches::{ConnId, Kind};
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The version string: 3.9-compatible, naming zkrs.
 pub fn version() -> String {
     format!("3.9.2-zkrs-{}, built on zkrs", env!("CARGO_PKG_VERSION"))
 }
 
-/// The text a four-letter word answers.
-pub fn run(word: &str, core: &mut Core, peer: std::net::SocketAddr) -> String {
-    let _ = peer;
-    if !core.cfg.four_letter_enabled(word) {
+/// The words ZooKeeper 3.8 knows (`FourLetterCommands`), but "telnet close", which is not
+/// 4 printable bytes and has no handler anyway. Anything else is a frame length to ZooKeeper:
+/// no output, whatever the whitelist says.
+const KNOWN: &[&str] = &[
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr", "stat",
+    "wchc", "wchp", "wchs", "mntr", "isro", "hash",
+];
+
+/// The trace mask (`ZooTrace.traceMask`): like ZooKeeper's, one per process. Its default is
+/// CLIENT_REQUEST | SERVER_PACKET | SESSION | WARNING = 306.
+static TRACE_MASK: AtomicI64 = AtomicI64::new(306);
+
+/// `stmk` with its 8-byte big-endian argument: sets the trace mask and answers the new value
+/// (no newline). The connection reads the long after the word and calls this (the word alone
+/// reaches [`run`], which can only answer the current mask).
+pub fn set_trace_mask(mask: i64) -> String {
+    TRACE_MASK.store(mask, Ordering::Relaxed);
+    mask.to_string()
+}
+
+/// The text a four-letter word answers. `peer` is the 4lw connection itself, which ZooKeeper
+/// counts and lists like any other connection.
+pub fn run(word: &str, core: &mut Core, peer: SocketAddr) -> String {
+    if !KNOWN.contains(&word) {
+        return String::new();
+    }
+    // NIOServerCnxn.checkFourLetterWord: packetReceived(4) comes before anything else.
+    core.stats.packets_received += 1;
+    // `srvr` is always enabled (zkServer.sh status relies on it).
+    if word != "srvr" && !core.cfg.four_letter_enabled(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
     match word {
         "ruok" => "imok".to_string(),
-        "srvr" => server_stats(core, false),
-        "stat" => server_stats(core, true),
+        "srvr" => server_stats(core, None),
+        "stat" => server_stats(core, Some(peer)),
         "mntr" => mntr(core),
         "conf" => conf(core),
         "envi" => envi(),
-        "cons" => cons(core),
+        "cons" => cons(core, peer),
         "crst" => {
+            // ServerCnxn.resetStats.
             for c in core.conns.values_mut() {
                 c.received = 0;
                 c.sent = 0;
+                c.last_op = "NA";
+                c.last_zxid = -1;
             }
             "Connection stats reset.\n".to_string()
         }
         "srst" => {
-            core.stats = Default::default();
+            // ServerStats.reset: latency and packet counters; gauges stay.
+            core.stats = crate::core::Stats {
+                outstanding: core.stats.outstanding,
+                ..Default::default()
+            };
             "Server stats reset.\n".to_string()
         }
         "isro" => "rw".to_string(),
-        "dump" => dump(core),
-        "wchs" => {
-            let (paths, total) = core.watches.summary();
-            format!(
-                "{} connections watching {} paths\nTotal watches:{}\n",
-                core.watches.connections(),
-                paths,
-                total
-            )
-        }
-        "wchp" => {
-            let mut out = String::new();
-            for (p, conns) in core.watches.by_path() {
-                let _ = writeln!(out, "{p}");
-                for c in conns {
-                    let sid = core.conns.get(&c).and_then(|c| c.session).unwrap_or(0);
-                    let _ = writeln!(out, "\t0x{sid:x}");
-                }
-            }
-            out
-        }
-        "wchc" => {
-            let mut by_session: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
-            for (p, conns) in core.watches.by_path() {
-                for c in conns {
-                    let sid = core.conns.get(&c).and_then(|c| c.session).unwrap_or(0);
-                    by_session.entry(sid).or_default().push(p.clone());
-                }
-            }
-            let mut out = String::new();
-            for (sid, paths) in by_session {
-                let _ = writeln!(out, "0x{sid:x}");
-                for p in paths {
-                    let _ = writeln!(out, "\t{p}");
-                }
-            }
-            out
-        }
+        "dump" => dump(core, peer),
+        "wchs" => wchs(core),
+        "wchp" => wchp(core),
+        "wchc" => wchc(core),
         "dirs" => {
-            let dir = core
-                .cfg
-                .data_log_dir
-                .clone()
-                .unwrap_or_else(|| core.cfg.data_dir.clone());
-            let size = crate::store::Store::size_on_disk(&dir.join("zkrs-db"));
+            let size = store_size(core);
             format!("datadir_size: {size}\nlogdir_size: {size}\n")
         }
-        "gtmk" => "0\n".to_string(),
-        "stmk" => "0\n".to_string(),
+        "gtmk" => TRACE_MASK.load(Ordering::Relaxed).to_string(),
+        // Without the 8-byte argument (see `set_trace_mask`) the mask is left as it is.
+        "stmk" => TRACE_MASK.load(Ordering::Relaxed).to_string(),
+        // No tree digests yet: the last zxid with digest 0.
         "hash" => format!("{:x}: 0\n", core.tree.last_zxid),
         _ => String::new(),
     }
 }
 
-fn latency(core: &Core) -> (u64, f64, u64) {
-    let s = &core.stats;
-    let avg = if s.latency_count == 0 {
-        0.0
-    } else {
-        s.latency_total_us as f64 / s.latency_count as f64 / 1000.0
-    };
-    (s.latency_min_us / 1000, avg, s.latency_max_us / 1000)
+/// Connections ZooKeeper counts: the sessions' connections and this 4lw one.
+fn alive_connections(core: &Core) -> usize {
+    core.conns.len() + 1
 }
 
-fn server_stats(core: &Core, clients: bool) -> String {
+/// Where the data lives: `<dataLogDir or dataDir>/zkrs-db`, absolute (ZooKeeper prints its
+/// `version-2` directories).
+fn store_dir(core: &Core) -> PathBuf {
+    let dir = core
+        .cfg
+        .data_log_dir
+        .clone()
+        .unwrap_or_else(|| core.cfg.data_dir.clone())
+        .join("zkrs-db");
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+fn store_size(core: &Core) -> u64 {
+    crate::store::Store::size_on_disk(&store_dir(core))
+}
+
+/// Java's `Double.toString`.
+fn java_double(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    let a = v.abs();
+    if (1e-3..1e7).contains(&a) {
+        let s = format!("{v}");
+        if s.contains('.') {
+            s
+        } else {
+            s + ".0"
+        }
+    } else {
+        let s = format!("{v:e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        if m.contains('.') {
+            format!("{m}E{e}")
+        } else {
+            format!("{m}.0E{e}")
+        }
+    }
+}
+
+/// `AvgMinMaxCounter.getAvg`: rounded half-up to 4 decimals.
+fn round4(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
+}
+
+/// Server latency in ms: (min, avg, max).
+fn latency(core: &Core) -> (u64, f64, u64) {
+    let s = &core.stats;
+    if s.latency_count == 0 {
+        return (0, 0.0, 0);
+    }
+    let avg = s.latency_total_us as f64 / s.latency_count as f64 / 1000.0;
+    (
+        s.latency_min_us / 1000,
+        round4(avg),
+        s.latency_max_us / 1000,
+    )
+}
+
+/// `InetSocketAddress.toString` of an unresolved peer: `/ip:port`, IPv6 in brackets, in
+/// Java's uncompressed form.
+fn java_addr(addr: SocketAddr) -> String {
+    match addr.ip().to_canonical() {
+        IpAddr::V4(ip) => format!("/{ip}:{}", addr.port()),
+        IpAddr::V6(ip) => {
+            let segs: Vec<String> = ip.segments().iter().map(|s| format!("{s:x}")).collect();
+            let scope = match addr {
+                SocketAddr::V6(a) if a.scope_id() != 0 => format!("%{}", a.scope_id()),
+                _ => String::new(),
+            };
+            format!("/[{}{scope}]:{}", segs.join(":"), addr.port())
+        }
+    }
+}
+
+/// `ServerStats.toString` and the node count, after the version line; with `Clients:` when
+/// `clients` names the 4lw connection (`stat`).
+fn server_stats(core: &Core, clients: Option<SocketAddr>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Zookeeper version: {}", version());
-    if clients {
+    if let Some(peer) = clients {
         let _ = writeln!(out, "Clients:");
-        for c in core.conns.values() {
+        for (_, c) in sorted_conns(core) {
             let _ = writeln!(
                 out,
-                " /{}[1](queued=0,recved={},sent={})",
-                c.peer, c.received, c.sent
+                " {}[1](queued=0,recved={},sent={})",
+                java_addr(c.peer),
+                c.received,
+                c.sent
             );
         }
+        let _ = writeln!(out, "{}", own_conn(peer));
         let _ = writeln!(out);
     }
     let (min, avg, max) = latency(core);
-    let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:.3}/{max}");
+    let _ = writeln!(out, "Latency min/avg/max: {min}/{}/{max}", java_double(avg));
     let _ = writeln!(out, "Received: {}", core.stats.packets_received);
     let _ = writeln!(out, "Sent: {}", core.stats.packets_sent);
-    let _ = writeln!(out, "Connections: {}", core.conns.len());
+    let _ = writeln!(out, "Connections: {}", alive_connections(core));
     let _ = writeln!(out, "Outstanding: {}", core.stats.outstanding);
     let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_zxid);
     let _ = writeln!(out, "Mode: standalone");
@@ -125,121 +213,240 @@ fn server_stats(core: &Core, clients: bool) -> String {
     out
 }
 
-fn mntr(core: &Core) -> String {
-    let (min, avg, max) = latency(core);
-    let (_, watches) = core.watches.summary();
-    let dir = core
-        .cfg
-        .data_log_dir
-        .clone()
-        .unwrap_or_else(|| core.cfg.data_dir.clone());
-    let rows: Vec<(&str, String)> = vec![
-        ("zk_version", version()),
-        ("zk_server_state", "standalone".into()),
-        (
-            "zk_ephemerals_count",
-            core.tree.ephemeral_count().to_string(),
-        ),
-        ("zk_num_alive_connections", core.conns.len().to_string()),
-        ("zk_avg_latency", format!("{avg:.3}")),
-        (
-            "zk_outstanding_requests",
-            core.stats.outstanding.to_string(),
-        ),
-        ("zk_znode_count", core.tree.len().to_string()),
-        ("zk_global_sessions", core.sessions.len().to_string()),
-        ("zk_packets_sent", core.stats.packets_sent.to_string()),
-        (
-            "zk_packets_received",
-            core.stats.packets_received.to_string(),
-        ),
-        ("zk_watch_count", watches.to_string()),
-        ("zk_min_latency", min.to_string()),
-        ("zk_max_latency", max.to_string()),
-        (
-            "zk_approximate_data_size",
-            core.tree.approximate_data_size().to_string(),
-        ),
-        ("zk_local_sessions", "0".into()),
-        ("zk_uptime", core.started.elapsed().as_millis().to_string()),
-        (
-            "zk_data_dir_size",
-            crate::store::Store::size_on_disk(&dir.join("zkrs-db")).to_string(),
-        ),
-        ("zk_fsync_count", core.stats.commits.to_string()),
-    ];
+/// The 4lw connection as `dumpConnectionInfo` shows it: no interest ops (its selection key
+/// is cancelled), its one packet received, nothing sent yet, no session.
+fn own_conn(peer: SocketAddr) -> String {
+    format!(" {}[0](queued=0,recved=1,sent=0)", java_addr(peer))
+}
+
+fn sorted_conns(core: &Core) -> Vec<(ConnId, &crate::core::Conn)> {
+    let mut v: Vec<_> = core.conns.iter().map(|(id, c)| (*id, c)).collect();
+    v.sort_by_key(|(id, _)| *id);
+    v
+}
+
+/// `cons`: `dumpConnectionInfo(pw, false)` for every connection, then an empty line.
+fn cons(core: &Core, peer: SocketAddr) -> String {
     let mut out = String::new();
-    for (k, v) in rows {
-        let _ = writeln!(out, "{k}\t{v}");
+    for (_, c) in sorted_conns(core) {
+        let _ = write!(
+            out,
+            " {}[1](queued=0,recved={},sent={}",
+            java_addr(c.peer),
+            c.received,
+            c.sent
+        );
+        if let Some(sid) = c.session.filter(|&s| s != 0) {
+            let timeout = core.sessions.get(&sid).map_or(0, |s| s.timeout_ms);
+            // Not tracked per connection: last cxid, last response time and latencies.
+            let _ = write!(
+                out,
+                ",sid=0x{sid:x},lop={},est={},to={timeout},lcxid=0x0,lzxid=0x{:x},lresp=0,llat=0,minlat=0,avglat=0,maxlat=0",
+                c.last_op, c.established_ms, c.last_zxid
+            );
+        }
+        let _ = writeln!(out, ")");
     }
+    let _ = writeln!(out, "{}", own_conn(peer));
+    let _ = writeln!(out);
     out
 }
 
+/// `conf` (`ZooKeeperServer.dumpConf`), standalone.
 fn conf(core: &Core) -> String {
     let c = &core.cfg;
-    let dir = c.data_dir.display();
-    let log = c
-        .data_log_dir
-        .as_ref()
-        .unwrap_or(&c.data_dir)
-        .display()
-        .to_string();
-    format!(
-        "clientPort={}\nsecureClientPort=-1\ndataDir={dir}\ndataLogDir={log}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n",
-        c.client_port,
-        c.tick_time_ms,
-        c.max_client_cnxns,
-        c.min_session_timeout_ms(),
-        c.max_session_timeout_ms(),
-        if c.servers.is_empty() { 0 } else { c.server_id },
-    )
+    let dir = store_dir(core);
+    let size = store_size(core);
+    let mut out = String::new();
+    let _ = writeln!(out, "clientPort={}", c.client_port);
+    let _ = writeln!(out, "secureClientPort=-1");
+    let _ = writeln!(out, "dataDir={}", dir.display());
+    let _ = writeln!(out, "dataDirSize={size}");
+    let _ = writeln!(out, "dataLogDir={}", dir.display());
+    let _ = writeln!(out, "dataLogSize={size}");
+    let _ = writeln!(out, "tickTime={}", c.tick_time_ms);
+    let _ = writeln!(out, "maxClientCnxns={}", c.max_client_cnxns);
+    let _ = writeln!(out, "minSessionTimeout={}", c.min_session_timeout_ms());
+    let _ = writeln!(out, "maxSessionTimeout={}", c.max_session_timeout_ms());
+    let _ = writeln!(out, "clientPortListenBacklog=-1");
+    let _ = writeln!(
+        out,
+        "serverId={}",
+        if c.servers.is_empty() { 0 } else { c.server_id }
+    );
+    out
 }
 
+/// A `/proc`-style `Key:   value kB` line's value in bytes.
+fn proc_kb(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kb: u64 = line[key.len()..]
+        .trim_start_matches(':')
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// (user name, home) of the process's user, from `/etc/passwd`, else the environment.
+fn user() -> (String, String) {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        });
+    let from_passwd = uid.and_then(|uid| {
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 6 && f[2] == uid).then(|| (f[0].to_string(), f[5].to_string()))
+        })
+    });
+    from_passwd.unwrap_or_else(|| {
+        let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "<NA>".into());
+        (env("USER"), env("HOME"))
+    })
+}
+
+/// `envi` (`Environment.list`): every key ZooKeeper prints, in its order. zkrs is no JVM:
+/// the JVM-only keys say `n/a`; `java.io.tmpdir` is the temp dir the process would use; the
+/// `os.memory.*` lines are the process's resident memory (`total`), the machine's available
+/// memory (`free`) and its total memory (`max`).
 fn envi() -> String {
-    let mut out = String::from("Environment:\n");
-    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let host = read("/proc/sys/kernel/hostname")
+        .or_else(|| read("/etc/hostname"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "<NA>".into());
+    let os_name = match std::env::consts::OS {
+        "linux" => "Linux".to_string(),
+        "macos" => "Mac OS X".to_string(),
+        "windows" => "Windows".to_string(),
+        "freebsd" => "FreeBSD".to_string(),
+        other => other.to_string(),
+    };
+    let os_arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "x86" => "x86",
+        other => other,
+    };
+    let os_version = read("/proc/sys/kernel/osrelease").unwrap_or_else(|| "<NA>".into());
+    let (user_name, user_home) = user();
+    let user_dir = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "<NA>".into());
+    let meminfo = read("/proc/meminfo").unwrap_or_default();
+    let status = read("/proc/self/status").unwrap_or_default();
+    let mb = |b: Option<u64>| format!("{}MB", b.unwrap_or(0) / (1024 * 1024));
+    let na = || "n/a".to_string();
     let rows = [
         ("zookeeper.version", version()),
-        ("host.name", host.trim().to_string()),
-        ("os.name", std::env::consts::OS.to_string()),
-        ("os.arch", std::env::consts::ARCH.to_string()),
-        (
-            "user.dir",
-            std::env::current_dir()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-        ),
+        ("host.name", host),
+        ("java.version", na()),
+        ("java.vendor", na()),
+        ("java.home", na()),
+        ("java.class.path", na()),
+        ("java.library.path", na()),
+        ("java.io.tmpdir", std::env::temp_dir().display().to_string()),
+        ("java.compiler", na()),
+        ("os.name", os_name),
+        ("os.arch", os_arch.to_string()),
+        ("os.version", os_version),
+        ("user.name", user_name),
+        ("user.home", user_home),
+        ("user.dir", user_dir),
+        ("os.memory.free", mb(proc_kb(&meminfo, "MemAvailable"))),
+        ("os.memory.max", mb(proc_kb(&meminfo, "MemTotal"))),
+        ("os.memory.total", mb(proc_kb(&status, "VmRSS"))),
     ];
+    let mut out = String::from("Environment:\n");
     for (k, v) in rows {
         let _ = writeln!(out, "{k}={v}");
     }
     out
 }
 
-fn cons(core: &Core) -> String {
-    let mut out = String::new();
-    for c in core.conns.values() {
-        let sid = c.session.unwrap_or(0);
-        let _ = writeln!(
-            out,
-            " /{}[1](queued=0,recved={},sent={},sid=0x{:x},lop={},est={},lzxid=0x{:x})",
-            c.peer, c.received, c.sent, sid, c.last_op, c.established_ms, c.last_zxid
-        );
-    }
-    let _ = writeln!(out);
-    out
+/// `Date.toString` in UTC: `Thu Nov 26 06:03:56 UTC 2026`.
+fn java_date(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // 1970-01-01 was a Thursday.
+    let wd = WEEKDAYS[(days + 4).rem_euclid(7) as usize];
+    let mon = MONTHS[(month - 1) as usize];
+    format!(
+        "{wd} {mon} {day:02} {:02}:{:02}:{:02} UTC {year}",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
 }
 
-fn dump(core: &Core) -> String {
+/// Wall-clock ms of a monotonic instant, given one (instant, wall ms) pair.
+fn wall_ms(at: Instant, now: Instant, now_wall: i64) -> i64 {
+    match at.checked_duration_since(now) {
+        Some(d) => now_wall + d.as_millis() as i64,
+        None => now_wall - now.duration_since(at).as_millis() as i64,
+    }
+}
+
+/// `ExpiryQueue.roundToNextInterval`.
+fn bucket(ms: i64, interval: u64) -> i64 {
+    let interval = i64::try_from(interval.max(1)).unwrap_or(i64::MAX);
+    (ms / interval + 1) * interval
+}
+
+/// `ExpiryQueue.dump` (after its caller's `Session ` / `Connections ` prefix).
+fn dump_expiry(out: &mut String, buckets: &BTreeMap<i64, Vec<String>>) {
+    let n: usize = buckets.values().map(Vec::len).sum();
+    let _ = writeln!(out, "Sets ({})/({n}):", buckets.len());
+    for (time, elems) in buckets {
+        let _ = writeln!(out, "{} expire at {}:", elems.len(), java_date(*time));
+        for e in elems {
+            let _ = writeln!(out, "\t{e}");
+        }
+    }
+}
+
+/// `dump`: the session expiry buckets, the ephemerals, the connection expiry buckets.
+fn dump(core: &Core, peer: SocketAddr) -> String {
+    let now = Instant::now();
+    let now_wall = now_ms();
     let mut out = String::from("SessionTracker dump:\n");
-    let _ = writeln!(out, "Global Sessions({}):", core.sessions.len());
+    // Sessions expire in tickTime buckets.
     let mut sessions: Vec<_> = core.sessions.values().collect();
     sessions.sort_by_key(|s| s.id);
+    let mut buckets: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for s in sessions {
-        let _ = writeln!(out, "0x{:x}\t{}ms", s.id, s.timeout_ms);
+        let at = bucket(wall_ms(s.deadline, now, now_wall), core.cfg.tick_time_ms);
+        buckets.entry(at).or_default().push(format!("0x{:x}", s.id));
     }
+    out.push_str("Session ");
+    dump_expiry(&mut out, &buckets);
+
     let _ = writeln!(out, "ephemeral nodes dump:");
-    let eph = core.tree.all_ephemerals();
+    let eph: BTreeMap<_, _> = core.tree.all_ephemerals().iter().collect();
     let _ = writeln!(out, "Sessions with Ephemerals ({}):", eph.len());
     for (sid, paths) in eph {
         let _ = writeln!(out, "0x{sid:x}:");
@@ -247,7 +454,366 @@ fn dump(core: &Core) -> String {
             let _ = writeln!(out, "\t{p}");
         }
     }
+
+    // Connections expire in sessionlessCnxnTimeout buckets: a session's connection when its
+    // session would, one without a session (this one) a sessionless timeout from now.
     let _ = writeln!(out, "Connections dump:");
-    let _ = writeln!(out, "Connections Sets ({}/{}):", 0, 0);
+    let interval = core.cfg.sessionless_cnxn_timeout_ms;
+    let sessionless = wall_ms(now + Duration::from_millis(interval), now, now_wall);
+    let mut buckets: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (_, c) in sorted_conns(core) {
+        let sid = c.session.unwrap_or(0);
+        let at = core
+            .sessions
+            .get(&sid)
+            .map_or(sessionless, |s| wall_ms(s.deadline, now, now_wall));
+        buckets
+            .entry(bucket(at, interval))
+            .or_default()
+            .push(format!("ip: {} sessionId: 0x{sid:x}", java_addr(c.peer)));
+    }
+    buckets
+        .entry(bucket(sessionless, interval))
+        .or_default()
+        .push(format!("ip: {} sessionId: 0x0", java_addr(peer)));
+    out.push_str("Connections ");
+    dump_expiry(&mut out, &buckets);
     out
+}
+
+/// The data-watch table (`DataTree.dataWatches`: data, exists and persistent watches; the
+/// 4lw never show child watches), as path -> session ids.
+fn data_watches(core: &Core) -> BTreeMap<String, Vec<i64>> {
+    let mut out = BTreeMap::new();
+    for (p, conns) in core.watches.by_path() {
+        let mut sids: Vec<i64> = conns
+            .into_iter()
+            .filter(|c| core.watches.has(&p, *c, Some(Kind::Data)))
+            .map(|c| core.conns.get(&c).and_then(|c| c.session).unwrap_or(0))
+            .collect();
+        if !sids.is_empty() {
+            sids.sort_unstable();
+            out.insert(p, sids);
+        }
+    }
+    out
+}
+
+/// `wchs`: `WatchManager.toString` of the data watches, then a newline.
+fn wchs(core: &Core) -> String {
+    let by_path = data_watches(core);
+    let mut watchers = std::collections::HashSet::new();
+    let mut total = 0;
+    // One watcher per connection, as ZooKeeper's watchers are its connections.
+    for (p, conns) in core.watches.by_path() {
+        for c in conns {
+            if core.watches.has(&p, c, Some(Kind::Data)) {
+                watchers.insert(c);
+                total += 1;
+            }
+        }
+    }
+    format!(
+        "{} connections watching {} paths\nTotal watches:{total}\n",
+        watchers.len(),
+        by_path.len()
+    )
+}
+
+/// `wchp`: each path, then its watchers' session ids; an empty line at the end.
+fn wchp(core: &Core) -> String {
+    let mut out = String::new();
+    for (p, sids) in data_watches(core) {
+        let _ = writeln!(out, "{p}");
+        for sid in sids {
+            let _ = writeln!(out, "\t0x{sid:x}");
+        }
+    }
+    let _ = writeln!(out);
+    out
+}
+
+/// `wchc`: each watcher's session id, then its paths; an empty line at the end.
+fn wchc(core: &Core) -> String {
+    let mut by_session: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (p, sids) in data_watches(core) {
+        for sid in sids {
+            by_session.entry(sid).or_default().push(p.clone());
+        }
+    }
+    let mut out = String::new();
+    for (sid, paths) in by_session {
+        let _ = writeln!(out, "0x{sid:x}");
+        for p in paths {
+            let _ = writeln!(out, "\t{p}");
+        }
+    }
+    let _ = writeln!(out);
+    out
+}
+
+/// Gauges and counters of ZooKeeper 3.8's standalone `mntr`, in its order, after
+/// `zk_version` and `zk_server_state`.
+const MNTR_METRICS: &[&str] = &[
+    "ephemerals_count",
+    "num_alive_connections",
+    "avg_latency",
+    "outstanding_requests",
+    "znode_count",
+    "global_sessions",
+    "non_mtls_remote_conn_count",
+    "last_client_response_size",
+    "packets_sent",
+    "packets_received",
+    "max_client_response_size",
+    "connection_drop_probability",
+    "watch_count",
+    "auth_failed_count",
+    "min_latency",
+    "max_file_descriptor_count",
+    "approximate_data_size",
+    "open_file_descriptor_count",
+    "local_sessions",
+    "uptime",
+    "max_latency",
+    "outstanding_tls_handshake",
+    "min_client_response_size",
+    "non_mtls_local_conn_count",
+    "proposal_count",
+    "watch_bytes",
+    "outstanding_changes_removed",
+    "throttled_ops",
+    "stale_requests_dropped",
+    "large_requests_rejected",
+    "insecure_admin_count",
+    "connection_rejected",
+    "cnxn_closed_without_zk_server_running",
+    "sessionless_connections_expired",
+    "looking_count",
+    "dead_watchers_queued",
+    "stale_requests",
+    "connection_drop_count",
+    "learner_proposal_received_count",
+    "digest_mismatches_count",
+    "dead_watchers_cleared",
+    "response_packet_cache_hits",
+    "bytes_received_count",
+    "add_dead_watcher_stall_time",
+    "request_throttle_wait_count",
+    "requests_not_forwarded_to_commit_processor",
+    "response_packet_cache_misses",
+    "ensemble_auth_success",
+    "prep_processor_request_queued",
+    "learner_commit_received_count",
+    "stale_replies",
+    "connection_request_count",
+    "response_bytes",
+    "ensemble_auth_fail",
+    "diff_count",
+    "response_packet_get_children_cache_misses",
+    "connection_revalidate_count",
+    "quit_leading_due_to_disloyal_voter",
+    "snap_count",
+    "unrecoverable_error_count",
+    "unsuccessful_handshake",
+    "commit_count",
+    "stale_sessions_expired",
+    "response_packet_get_children_cache_hits",
+    "sync_processor_request_queued",
+    "outstanding_changes_queued",
+    "request_commit_queued",
+    "ensemble_auth_skip",
+    "skip_learner_request_to_next_processor_count",
+    "tls_handshake_exceeded",
+    "revalidate_count",
+];
+
+/// Summaries of ZooKeeper 3.8's standalone `mntr`, in its order: (name, ADVANCED). BASIC ones
+/// expand to avg/min/max/cnt/sum, ADVANCED ones add p50/p95/p99/p999. (The per-namespace
+/// summary sets, which depend on the paths requests used, are not tracked.)
+const MNTR_SUMMARIES: &[(&str, bool)] = &[
+    ("socket_closing_time", false),
+    ("proposal_process_time", false),
+    ("leader_unavailable_time", false),
+    ("node_created_watch_count", false),
+    ("session_queues_drained", false),
+    ("write_commit_proc_req_queued", false),
+    ("connection_token_deficit", false),
+    ("read_commit_proc_req_queued", false),
+    ("node_deleted_watch_count", false),
+    ("startup_txns_load_time", false),
+    ("sync_processor_queue_size", false),
+    ("follower_sync_time", false),
+    ("prep_processor_queue_size", false),
+    ("fsynctime", false),
+    ("inflight_snap_count", false),
+    ("reads_issued_from_session_queue", false),
+    ("learner_request_processor_queue_size", false),
+    ("snapshottime", false),
+    ("unavailable_time", false),
+    ("startup_txns_loaded", false),
+    ("reads_after_write_in_session_queue", false),
+    ("requests_in_session_queue", false),
+    ("write_commit_proc_issued", false),
+    ("prep_process_time", false),
+    ("pending_session_queue_size", false),
+    ("time_waiting_empty_pool_in_commit_processor_read_ms", false),
+    ("commit_process_time", false),
+    ("dbinittime", false),
+    ("inflight_diff_count", false),
+    ("netty_queued_buffer_capacity", false),
+    ("election_time", false),
+    ("commit_commit_proc_req_queued", false),
+    ("sync_processor_batch_size", false),
+    ("node_children_watch_count", false),
+    ("write_batch_time_in_commit_processor", false),
+    ("read_commit_proc_issued", false),
+    ("concurrent_request_processing_in_commit_processor", false),
+    ("observer_sync_time", false),
+    ("node_changed_watch_count", false),
+    ("sync_process_time", false),
+    ("startup_snap_load_time", false),
+    ("prep_processor_queue_time_ms", true),
+    ("jvm_pause_time_ms", true),
+    ("close_session_prep_time", true),
+    ("read_commitproc_time_ms", true),
+    ("updatelatency", true),
+    ("local_write_committed_time_ms", true),
+    ("request_throttle_queue_time_ms", true),
+    ("readlatency", true),
+    ("quorum_ack_latency", true),
+    ("om_commit_process_time_ms", true),
+    ("read_final_proc_time_ms", true),
+    ("commit_propagation_latency", true),
+    ("dead_watchers_cleaner_latency", true),
+    ("write_final_proc_time_ms", true),
+    ("proposal_ack_creation_latency", true),
+    ("proposal_latency", true),
+    ("om_proposal_process_time_ms", true),
+    ("sync_processor_queue_and_flush_time_ms", true),
+    ("propagation_latency", true),
+    ("server_write_committed_time_ms", true),
+    ("sync_processor_queue_time_ms", true),
+    ("sync_processor_queue_flush_time_ms", true),
+    ("write_commitproc_time_ms", true),
+];
+
+/// A summary's values: (min, max, cnt, sum); avg is derived.
+#[derive(Default)]
+struct Summary {
+    min: u64,
+    max: u64,
+    cnt: u64,
+    sum: u64,
+    /// A finer sum for the average, when known.
+    avg: Option<f64>,
+}
+
+/// (max open files, open files) of the process, from `/proc`; 0 where unknown.
+fn file_descriptors() -> (u64, u64) {
+    let max = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l["Max open files".len()..].split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0);
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    (max, open)
+}
+
+/// `mntr`: `zk_<key>\t<value>` lines.
+fn mntr(core: &Core) -> String {
+    let (min, avg, max) = latency(core);
+    let (_, watches) = core.watches.summary();
+    let (max_fds, open_fds) = file_descriptors();
+    let mut out = String::new();
+    let _ = writeln!(out, "zk_version\t{}", version());
+    let _ = writeln!(out, "zk_server_state\tstandalone");
+    for key in MNTR_METRICS {
+        let value = match *key {
+            "ephemerals_count" => core.tree.ephemeral_count().to_string(),
+            "num_alive_connections" => alive_connections(core).to_string(),
+            "avg_latency" => java_double(avg),
+            "outstanding_requests" => core.stats.outstanding.to_string(),
+            "znode_count" => core.tree.len().to_string(),
+            "global_sessions" => core.sessions.len().to_string(),
+            "packets_sent" => core.stats.packets_sent.to_string(),
+            "packets_received" => core.stats.packets_received.to_string(),
+            "connection_drop_probability" => java_double(0.0),
+            "watch_count" => watches.to_string(),
+            "min_latency" => min.to_string(),
+            "max_file_descriptor_count" => max_fds.to_string(),
+            "approximate_data_size" => core.tree.approximate_data_size().to_string(),
+            "open_file_descriptor_count" => open_fds.to_string(),
+            "uptime" => core.started.elapsed().as_millis().to_string(),
+            "max_latency" => max.to_string(),
+            _ => "0".to_string(),
+        };
+        let _ = writeln!(out, "zk_{key}\t{value}");
+    }
+    for (name, advanced) in MNTR_SUMMARIES {
+        let s = match *name {
+            // One fsync per group commit; only count and total are tracked.
+            "fsynctime" if core.stats.commits > 0 => Summary {
+                cnt: core.stats.commits,
+                sum: core.stats.fsync_total_us / 1000,
+                avg: Some(core.stats.fsync_total_us as f64 / 1000.0 / core.stats.commits as f64),
+                ..Default::default()
+            },
+            _ => Summary::default(),
+        };
+        let avg = match (s.avg, s.cnt) {
+            (Some(a), _) => a,
+            (None, 0) => 0.0,
+            (None, n) => s.sum as f64 / n as f64,
+        };
+        let _ = writeln!(out, "zk_avg_{name}\t{}", java_double(round4(avg)));
+        let _ = writeln!(out, "zk_min_{name}\t{}", s.min);
+        let _ = writeln!(out, "zk_max_{name}\t{}", s.max);
+        let _ = writeln!(out, "zk_cnt_{name}\t{}", s.cnt);
+        let _ = writeln!(out, "zk_sum_{name}\t{}", s.sum);
+        if *advanced {
+            // Percentiles are not tracked.
+            for p in ["p50", "p95", "p99", "p999"] {
+                let _ = writeln!(out, "zk_{p}_{name}\t0");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_print_as_java_does() {
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(2.165), "2.165");
+        assert_eq!(java_double(round4(47.166_666)), "47.1667");
+        assert_eq!(java_double(3.0), "3.0");
+        assert_eq!(java_double(1.0e7), "1.0E7");
+        assert_eq!(java_double(1.5e-4), "1.5E-4");
+    }
+
+    #[test]
+    fn dates_print_as_java_does() {
+        // The dump capture: Thu Nov 26 06:03:56 UTC 2026.
+        assert_eq!(java_date(1_795_673_036_000), "Thu Nov 26 06:03:56 UTC 2026");
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+    }
+
+    #[test]
+    fn addresses_print_as_java_does() {
+        let v4: SocketAddr = "127.0.0.1:56636".parse().expect("address");
+        assert_eq!(java_addr(v4), "/127.0.0.1:56636");
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:7".parse().expect("address");
+        assert_eq!(java_addr(mapped), "/10.0.0.1:7");
+        let v6: SocketAddr = "[::1]:2181".parse().expect("address");
+        assert_eq!(java_addr(v6), "/[0:0:0:0:0:0:0:1]:2181");
+    }
 }

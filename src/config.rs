@@ -105,7 +105,7 @@ impl Config {
             .unwrap_or((self.tick_time_ms * 20) as i32)
     }
 
-    /// Is the four-letter word enabled? `srvr` always is... no: exactly as the whitelist says.
+    /// Is the four-letter word in the whitelist? (`srvr` is answered regardless, as ZooKeeper does.)
     pub fn four_letter_enabled(&self, word: &str) -> bool {
         match &self.four_letter_whitelist {
             None => DEFAULT_4LW.contains(&word),

@@ -158,12 +158,10 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn reply_frame(
-    xid: i32,
-    zxid: i64,
-    err: i32,
-    body: Option<&dyn Fn(&mut Vec<u8>)>,
-) -> Vec<u8> {
+/// Writes a reply body.
+pub(crate) type BodyWriter<'a> = &'a dyn Fn(&mut Vec<u8>);
+
+pub(crate) fn reply_frame(xid: i32, zxid: i64, err: i32, body: Option<BodyWriter<'_>>) -> Vec<u8> {
     let mut out = Vec::new();
     frame::write(&mut out, |out| {
         ReplyHeader { xid, zxid, err }.encode(out);

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Hostile and malformed input: ZooKeeper's own answer (an error code, or the connection closed
 //! as ZooKeeper closes it), never a panic, and the server keeps serving everyone else.
 

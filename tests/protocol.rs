@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The client protocol against a real server on a real socket: the checklist of behaviours a
 //! naive server gets wrong (CLIENT-PROTOCOL.md §15), each item its own test, decided by what
 //! Apache ZooKeeper 3.8 does in the captured vectors.

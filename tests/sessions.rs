@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Sessions and persistence: expiry removes ephemerals and fires watches, state survives a
 //! restart (sessions included), and a kill -9 under load loses no acknowledged write.
 

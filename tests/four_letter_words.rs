@@ -1,0 +1,545 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Four-letter words against a real server: each word goes over its own raw TCP connection
+//! (the 4 bytes, then read to EOF) and its output is checked line by line against the shapes
+//! Apache ZooKeeper 3.8 prints (standalone), plus the whitelist refusal and the default
+//! whitelist.
+
+mod common;
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+const ALL_WORDS: &[&str] = &[
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr", "stat",
+    "wchc", "wchp", "wchs", "mntr", "isro", "hash",
+];
+
+/// Sends `bytes` on a fresh connection and reads the answer to EOF; also returns the local
+/// address of that connection.
+fn send_word(addr: SocketAddr, bytes: &[u8]) -> (String, SocketAddr) {
+    let mut s: TcpStream = raw_connect(addr);
+    let local = s.local_addr().expect("local addr");
+    s.write_all(bytes).expect("write word");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            // Bytes the server did not read (stmk's argument) may turn its close into a reset.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("reading the answer: {e}"),
+        }
+    }
+    (String::from_utf8(out).expect("utf-8 answer"), local)
+}
+
+fn word(addr: SocketAddr, w: &str) -> String {
+    send_word(addr, w.as_bytes()).0
+}
+
+/// The lines of a text that must end with a newline (a final empty line stays visible).
+fn lines(text: &str) -> Vec<&str> {
+    text.strip_suffix('\n')
+        .unwrap_or_else(|| panic!("no final newline in {text:?}"))
+        .split('\n')
+        .collect()
+}
+
+/// A tiny pattern matcher: literal text, `{n}` digits, `{x}` lower-case hex digits, `{d}` a
+/// Java double (digits with a dot), `{*}` any non-empty text.
+fn matches(pat: &str, s: &str) -> bool {
+    if pat.is_empty() {
+        return s.is_empty();
+    }
+    if let Some(rest) = pat.strip_prefix('{') {
+        let (tok, rest) = rest.split_once('}').expect("pattern token");
+        let class: fn(char) -> bool = match tok {
+            "n" => |c| c.is_ascii_digit(),
+            "x" => |c| c.is_ascii_digit() || ('a'..='f').contains(&c),
+            "d" => |c| c.is_ascii_digit() || c == '.',
+            "*" => |_| true,
+            _ => panic!("unknown token {tok}"),
+        };
+        let mut ends: Vec<usize> = Vec::new();
+        for (i, c) in s.char_indices() {
+            if !class(c) {
+                break;
+            }
+            ends.push(i + c.len_utf8());
+        }
+        return ends.into_iter().rev().any(|end| {
+            let taken = &s[..end];
+            (tok != "d"
+                || (taken.contains('.') && !taken.starts_with('.') && !taken.ends_with('.')))
+                && matches(rest, &s[end..])
+        });
+    }
+    let mut pc = pat.chars();
+    let mut sc = s.chars();
+    match (pc.next(), sc.next()) {
+        (Some(a), Some(b)) if a == b => matches(pc.as_str(), sc.as_str()),
+        _ => false,
+    }
+}
+
+#[track_caller]
+fn assert_match(pat: &str, s: &str) {
+    assert!(matches(pat, s), "{s:?} does not match {pat:?}");
+}
+
+#[track_caller]
+fn assert_lines(text: &str, pats: &[&str]) {
+    let got = lines(text);
+    assert_eq!(got.len(), pats.len(), "line count of {text:?}");
+    for (l, p) in got.iter().zip(pats) {
+        assert_match(p, l);
+    }
+}
+
+/// `Thu Nov 26 06:03:56 UTC 2026`.
+#[track_caller]
+fn assert_java_date(s: &str) {
+    let f: Vec<&str> = s.split(' ').collect();
+    assert_eq!(f.len(), 6, "date {s:?}");
+    assert!(
+        ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"].contains(&f[0]),
+        "{s:?}"
+    );
+    assert!(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+            .contains(&f[1]),
+        "{s:?}"
+    );
+    assert!(f[2].len() == 2 && matches("{n}", f[2]), "{s:?}");
+    assert_match("{n}:{n}:{n}", f[3]);
+    assert_eq!(f[3].len(), 8, "{s:?}");
+    assert_eq!(f[4], "UTC");
+    assert!(f[5].len() == 4 && matches("{n}", f[5]), "{s:?}");
+}
+
+fn refusal(w: &str) -> String {
+    format!("{w} is not executed because it is not in the whitelist.\n")
+}
+
+const SRVR_STATS: &[&str] = &[
+    "Latency min/avg/max: {n}/{d}/{n}",
+    "Received: {n}",
+    "Sent: {n}",
+    "Connections: {n}",
+    "Outstanding: 0",
+    "Zxid: 0x{x}",
+    "Mode: standalone",
+    "Node count: {n}",
+];
+
+/// A server with two sessions: `a` owns an ephemeral, a data watch on /t, an exists watch on
+/// the missing /t/missing and a child watch on /t; `b` only read /t.
+struct Setup {
+    s: TestServer,
+    a: Client,
+    b: Client,
+}
+
+fn setup() -> Setup {
+    let s = TestServer::start("4lw.commands.whitelist=*");
+    let mut a = Client::connect(s.addr);
+    assert_eq!(a.call(create("/t", b"x", 0)).err(), 0);
+    assert_eq!(a.call(create("/t/eph", b"", 1)).err(), 0);
+    assert_eq!(a.call(get_data("/t", true)).err(), 0);
+    assert_ne!(a.call(exists("/t/missing", true)).err(), 0);
+    assert_eq!(a.call(children2("/t", true)).err(), 0);
+    let mut b = Client::connect(s.addr);
+    assert_eq!(b.call(exists("/t", false)).err(), 0);
+    Setup { s, a, b }
+}
+
+fn port(c: &Client) -> u16 {
+    c.stream.local_addr().expect("local addr").port()
+}
+
+#[test]
+fn simple_words_answer_exactly_as_zookeeper() {
+    let Setup { s, .. } = setup();
+    assert_eq!(word(s.addr, "ruok"), "imok");
+    assert_eq!(word(s.addr, "isro"), "rw");
+    // ZooTrace's default mask, no newline; stmk answers the mask it was sent.
+    assert_eq!(word(s.addr, "gtmk"), "306");
+    let mut stmk = b"stmk".to_vec();
+    stmk.extend_from_slice(&306i64.to_be_bytes());
+    assert_eq!(send_word(s.addr, &stmk).0, "306");
+    assert_lines(
+        &word(s.addr, "dirs"),
+        &["datadir_size: {n}", "logdir_size: {n}"],
+    );
+    // Not a ZooKeeper word: a frame length to ZooKeeper, closed without a byte.
+    assert_eq!(word(s.addr, "lsnp"), "");
+}
+
+#[test]
+fn srvr_stat_and_cons_list_every_connection_including_their_own() {
+    let Setup { s, a, b } = setup();
+    let srvr = word(s.addr, "srvr");
+    let mut pats = vec!["Zookeeper version: 3.9.{*}, built on {*}"];
+    pats.extend_from_slice(SRVR_STATS);
+    assert_lines(&srvr, &pats);
+    // a, b and the 4lw connection itself.
+    assert!(srvr.contains("\nConnections: 3\n"), "{srvr}");
+
+    let (stat, me) = send_word(s.addr, b"stat");
+    let l = lines(&stat);
+    assert_match("Zookeeper version: 3.9.{*}, built on {*}", l[0]);
+    assert_eq!(l[1], "Clients:");
+    let clients: BTreeSet<&str> = l[2..5].iter().copied().collect();
+    let expected: BTreeSet<String> = [
+        format!(" /127.0.0.1:{}[1](queued=0,recved=6,sent=6)", port(&a)),
+        format!(" /127.0.0.1:{}[1](queued=0,recved=2,sent=2)", port(&b)),
+        format!(" /127.0.0.1:{}[0](queued=0,recved=1,sent=0)", me.port()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        clients,
+        expected.iter().map(String::as_str).collect::<BTreeSet<_>>()
+    );
+    assert_eq!(l[5], "");
+    assert_eq!(l.len(), 6 + SRVR_STATS.len());
+    for (line, pat) in l[6..].iter().zip(SRVR_STATS) {
+        assert_match(pat, line);
+    }
+    assert_eq!(l[9], "Connections: 3");
+
+    let (cons, me) = send_word(s.addr, b"cons");
+    let l = lines(&cons);
+    assert_eq!(l.len(), 4, "{cons}");
+    assert_eq!(l[3], "", "cons ends with an empty line");
+    let long = |c: &Client, recved: u32, lop: &str| {
+        format!(
+            " /127.0.0.1:{}[1](queued=0,recved={recved},sent={recved},sid=0x{:x},lop={lop},est={{n}},to=30000,lcxid=0x{{x}},lzxid=0x{{x}},lresp={{n}},llat={{n}},minlat={{n}},avglat={{n}},maxlat={{n}})",
+            port(c),
+            c.session_id
+        )
+    };
+    let pats = [
+        long(&a, 6, "GETC"),
+        long(&b, 2, "EXIS"),
+        format!(" /127.0.0.1:{}[0](queued=0,recved=1,sent=0)", me.port()),
+    ];
+    for pat in &pats {
+        assert_eq!(
+            l[..3].iter().filter(|line| matches(pat, line)).count(),
+            1,
+            "{pat} in {cons}"
+        );
+    }
+}
+
+#[test]
+fn crst_and_srst_reset_the_counters() {
+    let Setup { s, a, .. } = setup();
+    assert_eq!(word(s.addr, "crst"), "Connection stats reset.\n");
+    let cons = word(s.addr, "cons");
+    let pat = format!(
+        " /127.0.0.1:{}[1](queued=0,recved=0,sent=0,sid=0x{:x},lop=NA,est={{n}},to=30000,lcxid=0x{{x}},lzxid=0xffffffffffffffff,lresp={{n}},llat={{n}},minlat={{n}},avglat={{n}},maxlat={{n}})",
+        port(&a),
+        a.session_id
+    );
+    assert!(lines(&cons).iter().any(|l| matches(&pat, l)), "{cons}");
+
+    assert_eq!(word(s.addr, "srst"), "Server stats reset.\n");
+    // Only the srvr itself was received since.
+    let srvr = word(s.addr, "srvr");
+    assert!(srvr.contains("\nReceived: 1\nSent: 0\n"), "{srvr}");
+}
+
+#[test]
+fn conf_envi_and_hash_have_zookeepers_keys() {
+    let Setup { s, .. } = setup();
+    let conf = word(s.addr, "conf");
+    let db = format!("{}/zkrs-db", s.dir.display());
+    assert_lines(
+        &conf,
+        &[
+            "clientPort={n}",
+            "secureClientPort=-1",
+            &format!("dataDir={db}"),
+            "dataDirSize={n}",
+            &format!("dataLogDir={db}"),
+            "dataLogSize={n}",
+            "tickTime=2000",
+            "maxClientCnxns=60",
+            "minSessionTimeout=4000",
+            "maxSessionTimeout=40000",
+            "clientPortListenBacklog=-1",
+            "serverId=0",
+        ],
+    );
+
+    let envi = word(s.addr, "envi");
+    let l = lines(&envi);
+    assert_eq!(l[0], "Environment:");
+    let keys: Vec<&str> = l[1..]
+        .iter()
+        .map(|l| l.split_once('=').expect("key=value").0)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "zookeeper.version",
+            "host.name",
+            "java.version",
+            "java.vendor",
+            "java.home",
+            "java.class.path",
+            "java.library.path",
+            "java.io.tmpdir",
+            "java.compiler",
+            "os.name",
+            "os.arch",
+            "os.version",
+            "user.name",
+            "user.home",
+            "user.dir",
+            "os.memory.free",
+            "os.memory.max",
+            "os.memory.total",
+        ]
+    );
+    assert_match("zookeeper.version=3.9.{*}, built on {*}", l[1]);
+    assert_eq!(l[3], "java.version=n/a");
+    for mem in &l[16..] {
+        assert_match("os.memory.{*}={n}MB", mem);
+    }
+
+    let hash = word(s.addr, "hash");
+    assert_lines(&hash, &["{x}: 0"]);
+    let srvr = word(s.addr, "srvr");
+    let zxid = lines(&srvr)
+        .into_iter()
+        .find_map(|l| l.strip_prefix("Zxid: 0x"))
+        .expect("zxid line")
+        .to_string();
+    assert_eq!(hash, format!("{zxid}: 0\n"));
+}
+
+/// Parses `ExpiryQueue.dump` output starting at `l[0]` (`<prefix>Sets (b)/(n):`); returns
+/// the elements and the index after them.
+fn expiry_sets(l: &[&str], prefix: &str) -> (Vec<String>, usize) {
+    let head = l[0]
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("{:?} does not start with {prefix:?}", l[0]));
+    assert_match("Sets ({n})/({n}):", head);
+    let nums: Vec<usize> = head
+        .trim_start_matches("Sets (")
+        .trim_end_matches("):")
+        .split(")/(")
+        .map(|n| n.parse().expect("count"))
+        .collect();
+    let mut i = 1;
+    let mut elems = Vec::new();
+    for _ in 0..nums[0] {
+        let (count, date) = l[i]
+            .strip_suffix(':')
+            .and_then(|x| x.split_once(" expire at "))
+            .unwrap_or_else(|| panic!("bucket line {:?}", l[i]));
+        assert_java_date(date);
+        let count: usize = count.parse().expect("bucket count");
+        for e in &l[i + 1..i + 1 + count] {
+            elems.push(
+                e.strip_prefix('\t')
+                    .expect("tab-indented element")
+                    .to_string(),
+            );
+        }
+        i += 1 + count;
+    }
+    assert_eq!(elems.len(), nums[1], "element count of {prefix}Sets");
+    (elems, i)
+}
+
+#[test]
+fn dump_groups_sessions_ephemerals_and_connections_as_zookeeper() {
+    let Setup { s, a, b } = setup();
+    let (dump, me) = send_word(s.addr, b"dump");
+    let l = lines(&dump);
+    assert_eq!(l[0], "SessionTracker dump:");
+    let (sessions, mut i) = expiry_sets(&l[1..], "Session ");
+    i += 1;
+    let sessions: BTreeSet<String> = sessions.into_iter().collect();
+    let want: BTreeSet<String> = [a.session_id, b.session_id]
+        .iter()
+        .map(|s| format!("0x{s:x}"))
+        .collect();
+    assert_eq!(sessions, want);
+    assert_eq!(
+        &l[i..i + 5],
+        [
+            "ephemeral nodes dump:",
+            "Sessions with Ephemerals (1):",
+            &format!("0x{:x}:", a.session_id),
+            "\t/t/eph",
+            "Connections dump:",
+        ]
+    );
+    i += 5;
+    let (conns, used) = expiry_sets(&l[i..], "Connections ");
+    assert_eq!(i + used, l.len(), "nothing after the connections: {dump}");
+    let conns: BTreeSet<String> = conns.into_iter().collect();
+    let want: BTreeSet<String> = [
+        format!(
+            "ip: /127.0.0.1:{} sessionId: 0x{:x}",
+            port(&a),
+            a.session_id
+        ),
+        format!(
+            "ip: /127.0.0.1:{} sessionId: 0x{:x}",
+            port(&b),
+            b.session_id
+        ),
+        format!("ip: /127.0.0.1:{} sessionId: 0x0", me.port()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(conns, want);
+}
+
+#[test]
+fn watch_words_list_the_data_watches_only() {
+    let Setup { s, a, .. } = setup();
+    let sid = format!("0x{:x}", a.session_id);
+    // /t (getData), /t/missing (exists); the child watch on /t is not in the data table.
+    assert_eq!(
+        word(s.addr, "wchs"),
+        "1 connections watching 2 paths\nTotal watches:2\n"
+    );
+
+    let wchc = word(s.addr, "wchc");
+    let l = lines(&wchc);
+    assert_eq!(l.len(), 4, "{wchc}");
+    assert_eq!(l[0], sid);
+    let paths: BTreeSet<&str> = l[1..3]
+        .iter()
+        .map(|p| p.strip_prefix('\t').expect("tab"))
+        .collect();
+    assert_eq!(paths, ["/t", "/t/missing"].into_iter().collect());
+    assert_eq!(l[3], "");
+
+    let wchp = word(s.addr, "wchp");
+    let l = lines(&wchp);
+    assert_eq!(l.len(), 5, "{wchp}");
+    let mut by_path = BTreeMap::new();
+    for pair in l[..4].chunks(2) {
+        assert!(pair[0].starts_with('/'), "{wchp}");
+        by_path.insert(pair[0], pair[1].strip_prefix('\t').expect("tab"));
+    }
+    assert_eq!(
+        by_path,
+        [("/t", sid.as_str()), ("/t/missing", sid.as_str())]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(l[4], "");
+}
+
+#[test]
+fn mntr_has_zookeepers_keys_in_its_order_tab_separated() {
+    // The clients stay connected: their connections and sessions are counted.
+    let Setup { s, a: _a, b: _b } = setup();
+    let mntr = word(s.addr, "mntr");
+    let rows: Vec<(&str, &str)> = lines(&mntr)
+        .into_iter()
+        .map(|l| l.split_once('\t').expect("tab separated"))
+        .collect();
+    let keys: Vec<&str> = rows.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        &keys[..12],
+        [
+            "zk_version",
+            "zk_server_state",
+            "zk_ephemerals_count",
+            "zk_num_alive_connections",
+            "zk_avg_latency",
+            "zk_outstanding_requests",
+            "zk_znode_count",
+            "zk_global_sessions",
+            "zk_non_mtls_remote_conn_count",
+            "zk_last_client_response_size",
+            "zk_packets_sent",
+            "zk_packets_received",
+        ]
+    );
+    let unique: BTreeSet<&str> = keys.iter().copied().collect();
+    assert_eq!(unique.len(), keys.len(), "duplicate keys");
+    // 2 text lines, 71 gauges and counters, 41 basic summaries (5 keys each), 23 advanced
+    // ones (9 keys each).
+    assert_eq!(keys.len(), 2 + 71 + 41 * 5 + 23 * 9);
+    for k in [
+        "zk_max_file_descriptor_count",
+        "zk_open_file_descriptor_count",
+        "zk_uptime",
+        "zk_approximate_data_size",
+        "zk_watch_bytes",
+        "zk_revalidate_count",
+        "zk_avg_fsynctime",
+        "zk_sum_socket_closing_time",
+        "zk_p999_write_commitproc_time_ms",
+    ] {
+        assert!(unique.contains(k), "{k} missing");
+    }
+    let row: BTreeMap<&str, &str> = rows.iter().copied().collect();
+    assert_match("3.9.{*}, built on {*}", row["zk_version"]);
+    assert_eq!(row["zk_server_state"], "standalone");
+    assert_eq!(row["zk_ephemerals_count"], "1");
+    assert_eq!(row["zk_global_sessions"], "2");
+    assert_eq!(row["zk_num_alive_connections"], "3");
+    assert_eq!(row["zk_watch_count"], "3");
+    assert_eq!(row["zk_connection_drop_probability"], "0.0");
+    let srvr = word(s.addr, "srvr");
+    let nodes = lines(&srvr)
+        .into_iter()
+        .find_map(|l| l.strip_prefix("Node count: "))
+        .expect("node count")
+        .to_string();
+    assert_eq!(row["zk_znode_count"], nodes);
+    for (k, v) in &rows[2..] {
+        let doubles = *k == "zk_avg_latency"
+            || *k == "zk_connection_drop_probability"
+            || k.starts_with("zk_avg_");
+        assert_match(if doubles { "{d}" } else { "{n}" }, v);
+    }
+}
+
+#[test]
+fn words_outside_the_whitelist_are_refused() {
+    let s = TestServer::start("4lw.commands.whitelist=ruok, mntr");
+    assert_eq!(word(s.addr, "ruok"), "imok");
+    assert!(word(s.addr, "mntr").starts_with("zk_version\t"));
+    // srvr is always enabled, as in ZooKeeper.
+    let mut pats = vec!["Zookeeper version: 3.9.{*}, built on {*}"];
+    pats.extend_from_slice(SRVR_STATS);
+    assert_lines(&word(s.addr, "srvr"), &pats);
+    for w in ALL_WORDS {
+        if !["ruok", "mntr", "srvr"].contains(w) {
+            assert_eq!(word(s.addr, w), refusal(w), "{w}");
+        }
+    }
+    assert_eq!(word(s.addr, "lsnp"), "");
+}
+
+#[test]
+fn default_whitelist_is_the_informational_words() {
+    let s = TestServer::start("");
+    let enabled = [
+        "ruok", "stat", "srvr", "conf", "cons", "envi", "mntr", "wchs", "isro", "dirs",
+    ];
+    for w in ALL_WORDS {
+        let out = word(s.addr, w);
+        if enabled.contains(w) {
+            assert_ne!(out, refusal(w), "{w} should be enabled");
+            assert!(!out.is_empty(), "{w} answered nothing");
+        } else {
+            assert_eq!(out, refusal(w), "{w} should be refused");
+        }
+    }
+}
