@@ -18,3 +18,4 @@ pub mod session;
 pub mod store;
 pub mod tree;
 pub mod watches;
+pub mod zab;

@@ -1,0 +1,563 @@
+//! The leader: discovery (a new epoch from a quorum's accepted epochs), synchronization of
+//! each learner (DIFF, TRUNC or SNAP, then NEWLEADER), and broadcast (PROPOSAL, ACK, COMMIT,
+//! INFORM, PING, SYNC).
+
+use super::*;
+use jute::quorum::LearnerInfo;
+use jute::{Decode, Encode};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Phase {
+    /// Sent nothing yet; waiting for the epoch.
+    Connected,
+    /// LEADERINFO sent.
+    EpochSent,
+    /// ACKEPOCH received; waiting for a quorum of them before syncing.
+    EpochAcked,
+    /// A snapshot was asked of the shell.
+    AwaitingSnapshot,
+    /// Sync packets and NEWLEADER sent.
+    NewLeaderSent,
+    /// Acknowledged NEWLEADER; gets UPTODATE once the leader is established.
+    NewLeaderAcked,
+    /// UPTODATE sent: in broadcast.
+    UpToDate,
+}
+
+#[derive(Debug)]
+pub(super) struct Learner {
+    accepted_epoch: i64,
+    observer: bool,
+    phase: Phase,
+    /// Its last logged zxid (from ACKEPOCH).
+    last_zxid: i64,
+    /// Its current epoch (from ACKEPOCH; -1 if it had already accepted ours).
+    current_epoch: i64,
+    /// Ticks since we heard from it.
+    silent: u32,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct LeaderState {
+    new_epoch: Option<i64>,
+    learners: BTreeMap<Sid, Learner>,
+    /// Proposal zxid -> who has acknowledged it.
+    acks: BTreeMap<i64, BTreeSet<Sid>>,
+    /// Learners' syncs waiting for everything proposed before them: (learner, zxid).
+    pending_syncs: Vec<(Sid, i64)>,
+    ticks: u32,
+    /// Counter of the next proposal in the new epoch.
+    next_counter: i64,
+}
+
+impl LeaderState {
+    pub(super) fn learner_ids(&self) -> Vec<Sid> {
+        self.learners.keys().copied().collect()
+    }
+}
+
+impl Zab {
+    pub(super) fn become_leader(&mut self) {
+        self.set_role(Role::Leading);
+        self.leader = Some(LeaderState::default());
+        self.maybe_new_epoch();
+    }
+
+    fn leader_state(&mut self) -> &mut LeaderState {
+        self.leader.get_or_insert_with(LeaderState::default)
+    }
+
+    /// Once a quorum (us included) has connected, the new epoch is one past the largest
+    /// accepted epoch among them (`getEpochToPropose`).
+    fn maybe_new_epoch(&mut self) {
+        let me = self.cfg.me;
+        let own = self.hs.accepted_epoch;
+        let Some(l) = self.leader.as_ref() else {
+            return;
+        };
+        if l.new_epoch.is_some() {
+            return;
+        }
+        let mut connected: BTreeSet<Sid> = l
+            .learners
+            .iter()
+            .filter(|(_, x)| !x.observer)
+            .map(|(s, _)| *s)
+            .collect();
+        connected.insert(me);
+        if !self.cfg.is_quorum(&connected) {
+            return;
+        }
+        let max = l
+            .learners
+            .values()
+            .map(|x| x.accepted_epoch)
+            .chain([own])
+            .max()
+            .unwrap_or(own);
+        let epoch = max + 1;
+        self.set_hard_state(HardState {
+            accepted_epoch: epoch,
+            ..self.hs
+        });
+        let l = self.leader_state();
+        l.new_epoch = Some(epoch);
+        l.next_counter = 1;
+        let waiting: Vec<Sid> = l.learners.keys().copied().collect();
+        for sid in waiting {
+            self.send_leader_info(sid);
+        }
+        self.maybe_sync();
+    }
+
+    fn send_leader_info(&mut self, sid: Sid) {
+        let Some(epoch) = self.leader.as_ref().and_then(|l| l.new_epoch) else {
+            return;
+        };
+        if let Some(x) = self.leader_state().learners.get_mut(&sid) {
+            x.phase = Phase::EpochSent;
+        }
+        let data = PROTOCOL_VERSION.to_bytes();
+        self.send(
+            sid,
+            Msg::Packet(qp(packet::LEADERINFO, make_zxid(epoch, 0), Some(data))),
+        );
+    }
+
+    /// Syncs every learner that acknowledged the epoch, once a quorum has.
+    fn maybe_sync(&mut self) {
+        let me = self.cfg.me;
+        let Some(l) = self.leader.as_ref() else {
+            return;
+        };
+        let mut acked: BTreeSet<Sid> = l
+            .learners
+            .iter()
+            .filter(|(_, x)| x.phase >= Phase::EpochAcked && x.current_epoch != -1 && !x.observer)
+            .map(|(s, _)| *s)
+            .collect();
+        acked.insert(me);
+        if !self.cfg.is_quorum(&acked) && !self.established {
+            return;
+        }
+        let ready: Vec<Sid> = l
+            .learners
+            .iter()
+            .filter(|(_, x)| x.phase == Phase::EpochAcked)
+            .map(|(s, _)| *s)
+            .collect();
+        for sid in ready {
+            self.sync_learner(sid);
+        }
+        self.maybe_establish();
+    }
+
+    /// DIFF, TRUNC or SNAP, then the missing txns, then NEWLEADER.
+    fn sync_learner(&mut self, sid: Sid) {
+        let Some(peer_zxid) = self
+            .leader
+            .as_ref()
+            .and_then(|l| l.learners.get(&sid))
+            .map(|x| x.last_zxid)
+        else {
+            return;
+        };
+        let from = if peer_zxid == self.last_logged {
+            self.send(sid, Msg::Packet(qp(packet::DIFF, peer_zxid, None)));
+            peer_zxid
+        } else if peer_zxid > self.last_logged {
+            self.send(sid, Msg::Packet(qp(packet::TRUNC, self.last_logged, None)));
+            self.last_logged
+        } else if peer_zxid >= self.log_start() && self.log_contains(peer_zxid) {
+            self.send(sid, Msg::Packet(qp(packet::DIFF, self.last_logged, None)));
+            peer_zxid
+        } else if let Some(base) = self
+            .log
+            .iter()
+            .map(|e| e.header.zxid)
+            .filter(|z| *z < peer_zxid)
+            .max()
+            .filter(|_| peer_zxid >= self.log_start())
+        {
+            // Its last txn is not in our history: cut it back to the last one we share.
+            self.send(sid, Msg::Packet(qp(packet::TRUNC, base, None)));
+            base
+        } else {
+            return self.ask_snapshot(sid);
+        };
+        self.send_txns_and_newleader(sid, from);
+    }
+
+    fn ask_snapshot(&mut self, sid: Sid) {
+        if let Some(x) = self.leader_state().learners.get_mut(&sid) {
+            x.phase = Phase::AwaitingSnapshot;
+        }
+        self.ready.snapshot_for.push(sid);
+    }
+
+    /// The shell's snapshot for `sid`, of the applied state at `zxid` (our last committed).
+    pub fn snapshot_ready(&mut self, sid: Sid, zxid: i64, bytes: Vec<u8>) {
+        let awaiting = self
+            .leader
+            .as_ref()
+            .and_then(|l| l.learners.get(&sid))
+            .is_some_and(|x| x.phase == Phase::AwaitingSnapshot);
+        if !awaiting {
+            return;
+        }
+        if zxid < self.last_committed && !self.log_contains(zxid + 1) && self.log_start() > zxid + 1
+        {
+            // The txns after the snapshot left our window meanwhile: take a newer one.
+            self.ready.snapshot_for.push(sid);
+            return;
+        }
+        self.send(sid, Msg::Packet(qp(packet::SNAP, zxid, Some(bytes))));
+        self.send_txns_and_newleader(sid, zxid);
+    }
+
+    fn send_txns_and_newleader(&mut self, sid: Sid, from: i64) {
+        let committed = self.last_committed;
+        let txns: Vec<TxnEntry> = self.log_after(from).cloned().collect();
+        for t in txns {
+            let z = t.header.zxid;
+            self.send(
+                sid,
+                Msg::Packet(qp(packet::PROPOSAL, z, Some(t.to_bytes()))),
+            );
+            if z <= committed {
+                self.send(sid, Msg::Packet(qp(packet::COMMIT, z, None)));
+            }
+        }
+        if committed > 0 {
+            self.send(sid, Msg::Packet(qp(packet::COMMIT, committed, None)));
+        }
+        let epoch = self
+            .leader
+            .as_ref()
+            .and_then(|l| l.new_epoch)
+            .unwrap_or(self.hs.accepted_epoch);
+        let config = self.cfg.config_text.clone();
+        self.send(
+            sid,
+            Msg::Packet(qp(packet::NEWLEADER, make_zxid(epoch, 0), Some(config))),
+        );
+        if let Some(x) = self.leader_state().learners.get_mut(&sid) {
+            x.phase = Phase::NewLeaderSent;
+            x.silent = 0;
+        }
+    }
+
+    /// A quorum acknowledged NEWLEADER: the epoch is ours, our whole log is committed.
+    fn maybe_establish(&mut self) {
+        let me = self.cfg.me;
+        let Some(l) = self.leader.as_ref() else {
+            return;
+        };
+        let Some(epoch) = l.new_epoch else { return };
+        if self.established {
+            return;
+        }
+        let mut acked: BTreeSet<Sid> = l
+            .learners
+            .iter()
+            .filter(|(_, x)| x.phase >= Phase::NewLeaderAcked && !x.observer)
+            .map(|(s, _)| *s)
+            .collect();
+        acked.insert(me);
+        if !self.cfg.is_quorum(&acked) {
+            return;
+        }
+        self.set_hard_state(HardState {
+            current_epoch: epoch,
+            ..self.hs
+        });
+        self.established = true;
+        self.ready.role_changed = true;
+        let last = self.last_logged;
+        self.commit_and_announce(last);
+        let ready: Vec<Sid> = self
+            .leader_state()
+            .learners
+            .iter()
+            .filter(|(_, x)| x.phase == Phase::NewLeaderAcked)
+            .map(|(s, _)| *s)
+            .collect();
+        for sid in ready {
+            self.send_uptodate(sid);
+        }
+    }
+
+    fn send_uptodate(&mut self, sid: Sid) {
+        if let Some(x) = self.leader_state().learners.get_mut(&sid) {
+            x.phase = Phase::UpToDate;
+        }
+        self.send(sid, Msg::Packet(qp(packet::UPTODATE, -1, None)));
+    }
+
+    /// The zxid the next proposal gets (None unless established).
+    pub fn next_zxid(&self) -> Option<i64> {
+        let l = self.leader.as_ref()?;
+        (self.role == Role::Leading && self.established)
+            .then(|| make_zxid(l.new_epoch.unwrap_or(0), l.next_counter))
+    }
+
+    /// Proposes a txn built with `next_zxid()`.
+    pub fn propose(&mut self, entry: TxnEntry) {
+        let Some(expected) = self.next_zxid() else {
+            return;
+        };
+        assert_eq!(
+            entry.header.zxid, expected,
+            "proposals must use next_zxid()"
+        );
+        let z = entry.header.zxid;
+        let bytes = entry.to_bytes();
+        self.append(entry);
+        let l = self.leader_state();
+        l.next_counter += 1;
+        l.acks.insert(z, BTreeSet::new());
+        let voters: Vec<Sid> = l
+            .learners
+            .iter()
+            .filter(|(_, x)| !x.observer && x.phase >= Phase::NewLeaderSent)
+            .map(|(s, _)| *s)
+            .collect();
+        for sid in voters {
+            self.send(
+                sid,
+                Msg::Packet(qp(packet::PROPOSAL, z, Some(bytes.clone()))),
+            );
+        }
+    }
+
+    pub(super) fn leader_persisted(&mut self) {
+        let me = self.cfg.me;
+        let upto = self.persisted;
+        if let Some(l) = self.leader.as_mut() {
+            for (_, acks) in l.acks.range_mut(..=upto) {
+                acks.insert(me);
+            }
+        }
+        self.try_commit();
+    }
+
+    fn try_commit(&mut self) {
+        let mut upto = None;
+        if let Some(l) = self.leader.as_ref() {
+            for (z, acks) in &l.acks {
+                if self.cfg.is_quorum(acks) {
+                    upto = Some(*z);
+                } else {
+                    break;
+                }
+            }
+        }
+        if let Some(z) = upto {
+            self.commit_and_announce(z);
+        }
+    }
+
+    /// Commits through `zxid`: COMMIT to followers, INFORM to observers, SYNCs now due.
+    fn commit_and_announce(&mut self, zxid: i64) {
+        let before = self.last_committed;
+        self.commit_through(zxid);
+        let newly: Vec<TxnEntry> = self
+            .ready
+            .committed
+            .iter()
+            .filter(|e| e.header.zxid > before)
+            .cloned()
+            .collect();
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        l.acks.retain(|z, _| *z > zxid);
+        let learners: Vec<(Sid, bool)> = l
+            .learners
+            .iter()
+            .filter(|(_, x)| x.phase >= Phase::NewLeaderSent)
+            .map(|(s, x)| (*s, x.observer))
+            .collect();
+        let due: Vec<Sid> = l
+            .pending_syncs
+            .iter()
+            .filter(|(_, z)| *z <= zxid)
+            .map(|(s, _)| *s)
+            .collect();
+        l.pending_syncs.retain(|(_, z)| *z > zxid);
+        for e in &newly {
+            for &(sid, observer) in &learners {
+                if observer {
+                    self.send(
+                        sid,
+                        Msg::Packet(qp(packet::INFORM, e.header.zxid, Some(e.to_bytes()))),
+                    );
+                } else {
+                    self.send(sid, Msg::Packet(qp(packet::COMMIT, e.header.zxid, None)));
+                }
+            }
+        }
+        for sid in due {
+            self.send(sid, Msg::Packet(qp(packet::SYNC, 0, None)));
+        }
+    }
+
+    pub(super) fn leader_step(&mut self, from: Sid, p: QuorumPacket) {
+        if let Some(x) = self.leader_state().learners.get_mut(&from) {
+            x.silent = 0;
+        }
+        match p.type_ {
+            packet::FOLLOWERINFO | packet::OBSERVERINFO => {
+                let observer = p.type_ == packet::OBSERVERINFO;
+                let info = p
+                    .data
+                    .as_deref()
+                    .and_then(|d| LearnerInfo::from_bytes(d).ok());
+                if info.is_none() {
+                    return;
+                }
+                let learner = Learner {
+                    accepted_epoch: epoch_of(p.zxid),
+                    observer,
+                    phase: Phase::Connected,
+                    last_zxid: 0,
+                    current_epoch: 0,
+                    silent: 0,
+                };
+                self.leader_state().learners.insert(from, learner);
+                if self.leader.as_ref().is_some_and(|l| l.new_epoch.is_some()) {
+                    self.send_leader_info(from);
+                } else {
+                    self.maybe_new_epoch();
+                }
+            }
+            packet::ACKEPOCH => {
+                let current = p
+                    .data
+                    .as_deref()
+                    .and_then(|d| i32::from_bytes(d).ok())
+                    .map_or(-1, i64::from);
+                // A learner with a newer history than ours: we must not lead.
+                if (current, p.zxid) > (self.hs.current_epoch, self.last_logged) && current != -1 {
+                    return self.start_election();
+                }
+                let established = self.established;
+                if let Some(x) = self.leader_state().learners.get_mut(&from) {
+                    if x.phase != Phase::EpochSent {
+                        return;
+                    }
+                    x.phase = Phase::EpochAcked;
+                    x.last_zxid = p.zxid;
+                    x.current_epoch = current;
+                }
+                if established {
+                    self.sync_learner(from);
+                } else {
+                    self.maybe_sync();
+                }
+            }
+            packet::ACK => {
+                let epoch = self.leader.as_ref().and_then(|l| l.new_epoch).unwrap_or(-1);
+                if p.zxid == make_zxid(epoch, 0) {
+                    let established = self.established;
+                    let mut uptodate = false;
+                    if let Some(x) = self.leader_state().learners.get_mut(&from) {
+                        if x.phase == Phase::NewLeaderSent {
+                            x.phase = Phase::NewLeaderAcked;
+                            uptodate = established;
+                        }
+                    }
+                    if uptodate {
+                        self.send_uptodate(from);
+                    } else {
+                        self.maybe_establish();
+                    }
+                    return;
+                }
+                if let Some(acks) = self.leader_state().acks.get_mut(&p.zxid) {
+                    acks.insert(from);
+                }
+                self.try_commit();
+            }
+            packet::REQUEST => {
+                let Some(f) = Forwarded::from_packet(&p) else {
+                    return;
+                };
+                if f.type_ == jute::OpCode::Sync.code() {
+                    let proposed = self.last_logged;
+                    if proposed <= self.last_committed {
+                        self.send(from, Msg::Packet(qp(packet::SYNC, 0, None)));
+                    } else {
+                        self.leader_state().pending_syncs.push((from, proposed));
+                    }
+                } else {
+                    self.ready.requests.push((from, f));
+                }
+            }
+            packet::PING => {
+                let data = p.data.unwrap_or_default();
+                for chunk in data.chunks_exact(12) {
+                    let id = i64::from_be_bytes(chunk[..8].try_into().unwrap_or_default());
+                    let to = i32::from_be_bytes(chunk[8..].try_into().unwrap_or_default());
+                    self.ready.touched.push((id, to));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn forget_learner(&mut self, sid: Sid) {
+        if let Some(l) = self.leader.as_mut() {
+            l.learners.remove(&sid);
+            l.pending_syncs.retain(|(s, _)| *s != sid);
+        }
+    }
+
+    pub(super) fn leader_tick(&mut self) {
+        let me = self.cfg.me;
+        let (init_limit, sync_limit) = (self.cfg.init_limit, self.cfg.sync_limit);
+        let established = self.established;
+        let last = self.last_logged;
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        l.ticks += 1;
+        if !established && l.ticks > init_limit {
+            return self.start_election();
+        }
+        let mut alive: BTreeSet<Sid> = BTreeSet::from([me]);
+        let mut dropped = Vec::new();
+        let mut ping = Vec::new();
+        for (sid, x) in l.learners.iter_mut() {
+            x.silent += 1;
+            let limit = if x.phase == Phase::UpToDate {
+                sync_limit
+            } else {
+                init_limit
+            };
+            if x.silent > limit {
+                dropped.push(*sid);
+                continue;
+            }
+            if x.phase >= Phase::NewLeaderSent && !x.observer {
+                alive.insert(*sid);
+            }
+            if x.phase == Phase::UpToDate {
+                ping.push(*sid);
+            }
+        }
+        for sid in dropped {
+            l.learners.remove(&sid);
+            l.pending_syncs.retain(|(s, _)| *s != sid);
+            self.ready.disconnect.push(sid);
+        }
+        for sid in ping {
+            self.send(sid, Msg::Packet(qp(packet::PING, last, None)));
+        }
+        if established && !self.cfg.is_quorum(&alive) {
+            // Lost a quorum of synced followers: step down.
+            self.start_election();
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! A follower or observer: registers with the leader, accepts its epoch, syncs (DIFF, TRUNC,
+//! SNAP), then logs and ACKs proposals and applies commits (observers get INFORMs).
+
+use super::*;
+use jute::quorum::LearnerInfo;
+use jute::{Decode, Encode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    AwaitLeaderInfo,
+    Syncing,
+    AwaitUpToDate,
+    Broadcast,
+}
+
+#[derive(Debug)]
+pub(super) struct LearnerState {
+    phase: Phase,
+    observer: bool,
+    /// Ticks since the leader was heard.
+    silent: u32,
+    /// ACKs are sent for logged proposals above this.
+    acked: i64,
+    new_epoch: i64,
+    /// Highest COMMIT received during sync.
+    sync_commit: i64,
+}
+
+impl Zab {
+    pub(super) fn become_learner(&mut self, leader: Sid, observer: bool) {
+        self.set_role(if observer {
+            Role::Observing(leader)
+        } else {
+            Role::Following(leader)
+        });
+        self.learner = Some(LearnerState {
+            phase: Phase::AwaitLeaderInfo,
+            observer,
+            silent: 0,
+            acked: self.last_logged,
+            new_epoch: 0,
+            sync_commit: self.last_committed,
+        });
+        let info = LearnerInfo {
+            serverid: self.cfg.me as i64,
+            protocol_version: PROTOCOL_VERSION,
+            config_version: 0,
+        };
+        let kind = if observer {
+            packet::OBSERVERINFO
+        } else {
+            packet::FOLLOWERINFO
+        };
+        let p = qp(
+            kind,
+            make_zxid(self.hs.accepted_epoch, 0),
+            Some(info.to_bytes()),
+        );
+        self.send(leader, Msg::Packet(p));
+    }
+
+    fn learner_mut(&mut self) -> Option<&mut LearnerState> {
+        self.learner.as_mut()
+    }
+
+    /// Learner: hands a client write (or sync) to the leader. False when not established.
+    pub fn forward(&mut self, f: Forwarded) -> bool {
+        let Some(leader) = self.leader_id() else {
+            return false;
+        };
+        if !self.established || leader == self.cfg.me {
+            return false;
+        }
+        self.send(leader, Msg::Packet(f.to_packet()));
+        true
+    }
+
+    pub(super) fn learner_step(&mut self, p: QuorumPacket) {
+        let Some(leader) = self.leader_id() else {
+            return;
+        };
+        let Some(st) = self.learner_mut() else { return };
+        st.silent = 0;
+        let phase = st.phase;
+        match p.type_ {
+            packet::LEADERINFO if phase == Phase::AwaitLeaderInfo => {
+                let epoch = epoch_of(p.zxid);
+                let current = if epoch > self.hs.accepted_epoch {
+                    self.set_hard_state(HardState {
+                        accepted_epoch: epoch,
+                        ..self.hs
+                    });
+                    self.hs.current_epoch as i32
+                } else if epoch == self.hs.accepted_epoch {
+                    -1
+                } else {
+                    return self.start_election();
+                };
+                if let Some(st) = self.learner_mut() {
+                    st.new_epoch = epoch;
+                    st.phase = Phase::Syncing;
+                }
+                let p = qp(packet::ACKEPOCH, self.last_logged, Some(current.to_bytes()));
+                self.send(leader, Msg::Packet(p));
+            }
+            packet::DIFF if phase == Phase::Syncing => {}
+            packet::TRUNC if phase == Phase::Syncing => {
+                let z = p.zxid;
+                assert!(
+                    z >= self.last_committed,
+                    "TRUNC to {z:#x} below the applied {:#x}: a committed txn would be lost",
+                    self.last_committed
+                );
+                self.log.retain(|e| e.header.zxid <= z);
+                self.last_logged = z;
+                self.persisted = self.persisted.min(z);
+                self.ready.truncate = Some(z);
+                if let Some(st) = self.learner_mut() {
+                    st.acked = st.acked.min(z);
+                }
+            }
+            packet::SNAP if phase == Phase::Syncing => {
+                let z = p.zxid;
+                self.log.clear();
+                self.last_logged = z;
+                self.last_committed = z;
+                self.persisted = z;
+                self.ready.append.clear();
+                self.ready.committed.clear();
+                self.ready.install_snapshot = Some((z, p.data.unwrap_or_default()));
+                if let Some(st) = self.learner_mut() {
+                    st.acked = z;
+                    st.sync_commit = z;
+                }
+            }
+            packet::PROPOSAL => {
+                let Some(entry) = p.data.as_deref().and_then(|d| TxnEntry::from_bytes(d).ok())
+                else {
+                    return;
+                };
+                let z = entry.header.zxid;
+                if z <= self.last_logged {
+                    return; // already have it
+                }
+                // In broadcast, proposals of an epoch come with consecutive counters; a gap
+                // means the stream lost something: sync again.
+                if phase == Phase::Broadcast
+                    && epoch_of(z) == epoch_of(self.last_logged)
+                    && z != self.last_logged + 1
+                {
+                    return self.start_election();
+                }
+                self.append(entry);
+            }
+            packet::COMMIT => {
+                if phase == Phase::Broadcast {
+                    if p.zxid > self.last_logged {
+                        return self.start_election();
+                    }
+                    self.commit_through(p.zxid);
+                } else if let Some(st) = self.learner_mut() {
+                    st.sync_commit = st.sync_commit.max(p.zxid);
+                }
+            }
+            packet::INFORM => {
+                let Some(entry) = p.data.as_deref().and_then(|d| TxnEntry::from_bytes(d).ok())
+                else {
+                    return;
+                };
+                let z = entry.header.zxid;
+                if z > self.last_logged {
+                    self.append(entry);
+                }
+                if phase == Phase::Broadcast {
+                    self.commit_through(z);
+                } else if let Some(st) = self.learner_mut() {
+                    st.sync_commit = st.sync_commit.max(z);
+                }
+            }
+            packet::NEWLEADER if phase == Phase::Syncing => {
+                let epoch = epoch_of(p.zxid);
+                self.set_hard_state(HardState {
+                    current_epoch: epoch,
+                    ..self.hs
+                });
+                let observer = self.learner.as_ref().is_some_and(|s| s.observer);
+                if let Some(st) = self.learner_mut() {
+                    st.phase = Phase::AwaitUpToDate;
+                }
+                if !observer {
+                    // In the same Ready as the appended sync txns and the epoch: persisted first.
+                    self.send(leader, Msg::Packet(qp(packet::ACK, p.zxid, None)));
+                } else {
+                    self.send(leader, Msg::Packet(qp(packet::ACK, p.zxid, None)));
+                }
+            }
+            packet::UPTODATE if phase == Phase::AwaitUpToDate => {
+                // Commit what the leader told us is committed; later COMMITs do the rest.
+                let upto = self
+                    .learner
+                    .as_ref()
+                    .map_or(self.last_committed, |s| s.sync_commit);
+                self.commit_through(upto);
+                let epoch = self.learner.as_ref().map_or(0, |s| s.new_epoch);
+                if let Some(st) = self.learner_mut() {
+                    st.phase = Phase::Broadcast;
+                }
+                self.established = true;
+                self.ready.role_changed = true;
+                self.send(
+                    leader,
+                    Msg::Packet(qp(packet::ACK, make_zxid(epoch, 0), None)),
+                );
+                self.learner_persisted();
+            }
+            packet::PING => {
+                let mut data = Vec::with_capacity(self.touched.len() * 12);
+                for (id, to) in self.touched.drain(..) {
+                    data.extend_from_slice(&id.to_be_bytes());
+                    data.extend_from_slice(&to.to_be_bytes());
+                }
+                self.send(leader, Msg::Packet(qp(packet::PING, p.zxid, Some(data))));
+            }
+            packet::SYNC => self.ready.syncs_done += 1,
+            _ => {}
+        }
+    }
+
+    /// ACKs logged proposals (broadcast phase only: during sync NEWLEADER's ACK covers them).
+    pub(super) fn learner_persisted(&mut self) {
+        let persisted = self.persisted;
+        let Some(leader) = self.leader_id() else {
+            return;
+        };
+        let Some(st) = self.learner.as_ref() else {
+            return;
+        };
+        if st.phase != Phase::Broadcast || st.observer {
+            return;
+        }
+        let from = st.acked;
+        let zxids: Vec<i64> = self
+            .log
+            .iter()
+            .map(|e| e.header.zxid)
+            .filter(|z| *z > from && *z <= persisted)
+            .collect();
+        for z in &zxids {
+            self.send(leader, Msg::Packet(qp(packet::ACK, *z, None)));
+        }
+        if let (Some(last), Some(st)) = (zxids.last(), self.learner.as_mut()) {
+            st.acked = *last;
+        }
+    }
+
+    pub(super) fn learner_tick(&mut self) {
+        let (init_limit, sync_limit) = (self.cfg.init_limit, self.cfg.sync_limit);
+        let Some(st) = self.learner_mut() else { return };
+        st.silent += 1;
+        let limit = if st.phase == Phase::Broadcast {
+            sync_limit
+        } else {
+            init_limit
+        };
+        if st.silent > limit {
+            self.start_election();
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! ZAB as a pure state machine: no sockets, no clock, no randomness. Inputs are `tick()`,
+//! `step(from, msg)`, `propose(txn)` (leader), `forward(request)` (learner), `persisted(zxid)`
+//! and `snapshot_ready(..)`; the output is a [`Ready`] the shell must carry out in order:
+//! persist (hard state, snapshot, truncation, appends), then send the messages, then apply the
+//! committed txns. Persist-before-send is the contract: an ACK or ACKEPOCH is only ever in a
+//! Ready whose persistence comes first, and proposal ACKs are only produced by `persisted`.
+//!
+//! Phases follow Apache ZooKeeper: Fast Leader Election ([`election`]), discovery
+//! (FOLLOWERINFO, LEADERINFO, ACKEPOCH), synchronization (DIFF / TRUNC / SNAP, NEWLEADER,
+//! UPTODATE) and broadcast (PROPOSAL, ACK, COMMIT, INFORM for observers), with its quorum
+//! packet and notification formats.
+
+pub mod election;
+mod leader;
+mod learner;
+
+use election::{Election, PeerState, Vote};
+use jute::data::Id;
+use jute::quorum::{Notification, QuorumPacket};
+use jute::TxnEntry;
+use std::collections::{BTreeSet, VecDeque};
+
+pub type Sid = u64;
+
+/// Quorum packet types (`Leader.java`).
+pub mod packet {
+    pub const REQUEST: i32 = 1;
+    pub const PROPOSAL: i32 = 2;
+    pub const ACK: i32 = 3;
+    pub const COMMIT: i32 = 4;
+    pub const PING: i32 = 5;
+    pub const REVALIDATE: i32 = 6;
+    pub const SYNC: i32 = 7;
+    pub const INFORM: i32 = 8;
+    pub const NEWLEADER: i32 = 10;
+    pub const FOLLOWERINFO: i32 = 11;
+    pub const UPTODATE: i32 = 12;
+    pub const DIFF: i32 = 13;
+    pub const TRUNC: i32 = 14;
+    pub const SNAP: i32 = 15;
+    pub const OBSERVERINFO: i32 = 16;
+    pub const LEADERINFO: i32 = 17;
+    pub const ACKEPOCH: i32 = 18;
+}
+
+/// The protocol version learners and leaders announce (0x10000).
+pub const PROTOCOL_VERSION: i32 = 0x10000;
+
+pub fn epoch_of(zxid: i64) -> i64 {
+    zxid >> 32
+}
+
+pub fn make_zxid(epoch: i64, counter: i64) -> i64 {
+    (epoch << 32) | (counter & 0xffff_ffff)
+}
+
+/// Static settings of one member.
+#[derive(Debug, Clone)]
+pub struct ZabConfig {
+    pub me: Sid,
+    pub voters: BTreeSet<Sid>,
+    pub observers: BTreeSet<Sid>,
+    /// Ticks allowed for discovery and synchronization (`initLimit`, in ticks).
+    pub init_limit: u32,
+    /// Ticks a learner may stay silent in broadcast (`syncLimit`, in ticks).
+    pub sync_limit: u32,
+    /// Ticks to wait for a better vote once a quorum agrees (`finalizeWait`).
+    pub finalize_ticks: u32,
+    /// The membership text sent in notifications and NEWLEADER.
+    pub config_text: Vec<u8>,
+    /// Committed txns kept in memory for DIFF syncs; older learners get a SNAP.
+    pub max_log: usize,
+}
+
+impl ZabConfig {
+    pub fn is_quorum(&self, acks: &BTreeSet<Sid>) -> bool {
+        acks.iter().filter(|s| self.voters.contains(s)).count() * 2 > self.voters.len()
+    }
+
+    pub fn is_observer(&self) -> bool {
+        self.observers.contains(&self.me)
+    }
+}
+
+/// Epochs that must survive a crash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HardState {
+    pub accepted_epoch: i64,
+    pub current_epoch: i64,
+}
+
+/// What travels between members.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    /// On the election port.
+    Vote(Notification),
+    /// On the quorum port.
+    Packet(QuorumPacket),
+}
+
+/// The member's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Looking,
+    Following(Sid),
+    Observing(Sid),
+    Leading,
+}
+
+/// A client write a learner hands to the leader (REQUEST).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forwarded {
+    pub session: i64,
+    pub cxid: i32,
+    pub type_: i32,
+    /// The request record after the client's RequestHeader.
+    pub body: Vec<u8>,
+    pub auth: Vec<Id>,
+}
+
+impl Forwarded {
+    pub fn to_packet(&self) -> QuorumPacket {
+        let mut data = Vec::with_capacity(16 + self.body.len());
+        data.extend_from_slice(&self.session.to_be_bytes());
+        data.extend_from_slice(&self.cxid.to_be_bytes());
+        data.extend_from_slice(&self.type_.to_be_bytes());
+        data.extend_from_slice(&self.body);
+        QuorumPacket {
+            type_: packet::REQUEST,
+            zxid: -1,
+            data: Some(data),
+            authinfo: Some(self.auth.clone()),
+        }
+    }
+
+    pub fn from_packet(p: &QuorumPacket) -> Option<Self> {
+        let data = p.data.as_deref()?;
+        let session = i64::from_be_bytes(data.get(0..8)?.try_into().ok()?);
+        let cxid = i32::from_be_bytes(data.get(8..12)?.try_into().ok()?);
+        let type_ = i32::from_be_bytes(data.get(12..16)?.try_into().ok()?);
+        Some(Forwarded {
+            session,
+            cxid,
+            type_,
+            body: data[16..].to_vec(),
+            auth: p.authinfo.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// What the shell must do, in this order.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// 1. Persist these epochs.
+    pub hard_state: Option<HardState>,
+    /// 2. Replace the database with this snapshot (SNAP): (zxid, bytes). The log is emptied.
+    pub install_snapshot: Option<(i64, Vec<u8>)>,
+    /// 3. Drop logged txns after this zxid (TRUNC).
+    pub truncate: Option<i64>,
+    /// 4. Append these to the log (durably), then call `persisted`.
+    pub append: Vec<TxnEntry>,
+    /// 5. Send.
+    pub messages: Vec<(Sid, Msg)>,
+    /// 6. Apply, in order.
+    pub committed: Vec<TxnEntry>,
+    /// Leader: client writes forwarded by learners, to prepare and propose.
+    pub requests: Vec<(Sid, Forwarded)>,
+    /// Leader: sessions learners reported alive (id, timeout).
+    pub touched: Vec<(i64, i32)>,
+    /// Learner: how many forwarded syncs the leader answered (oldest first).
+    pub syncs_done: usize,
+    /// Leader: a learner needs a snapshot of the applied state (answer with `snapshot_ready`).
+    pub snapshot_for: Vec<Sid>,
+    /// The role changed (clients of this member should be dropped or admitted).
+    pub role_changed: bool,
+    /// Close the quorum connection to these members (what was queued on it is discarded).
+    pub disconnect: Vec<Sid>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.install_snapshot.is_none()
+            && self.truncate.is_none()
+            && self.append.is_empty()
+            && self.messages.is_empty()
+            && self.committed.is_empty()
+            && self.requests.is_empty()
+            && self.touched.is_empty()
+            && self.syncs_done == 0
+            && self.snapshot_for.is_empty()
+            && !self.role_changed
+            && self.disconnect.is_empty()
+    }
+}
+
+/// One member of an ensemble.
+#[derive(Debug)]
+pub struct Zab {
+    pub cfg: ZabConfig,
+    pub hs: HardState,
+    pub role: Role,
+    /// Leader: a quorum acknowledged NEWLEADER; learner: UPTODATE received. Clients are
+    /// served only when established.
+    pub established: bool,
+    /// Logged txns still in memory: the committed window and everything uncommitted.
+    log: VecDeque<TxnEntry>,
+    pub last_logged: i64,
+    pub last_committed: i64,
+    /// Durable through this zxid.
+    persisted: i64,
+    round: i64,
+    election: Option<Election>,
+    /// The vote that decided the last election (answered to LOOKING peers).
+    election_vote: Option<Vote>,
+    leader: Option<leader::LeaderState>,
+    learner: Option<learner::LearnerState>,
+    /// Sessions touched on this learner since the last PING.
+    touched: Vec<(i64, i32)>,
+    ready: Ready,
+}
+
+pub(crate) fn qp(type_: i32, zxid: i64, data: Option<Vec<u8>>) -> QuorumPacket {
+    QuorumPacket {
+        type_,
+        zxid,
+        data,
+        authinfo: None,
+    }
+}
+
+impl Zab {
+    /// A member restarting with its epochs, the tail of its log (txns after `last_committed`
+    /// are logged but not known to be committed) and what it has applied.
+    pub fn new(
+        cfg: ZabConfig,
+        hs: HardState,
+        log_tail: Vec<TxnEntry>,
+        last_committed: i64,
+    ) -> Self {
+        let last_logged = log_tail
+            .last()
+            .map_or(last_committed, |e| e.header.zxid.max(last_committed));
+        let mut z = Zab {
+            cfg,
+            hs,
+            role: Role::Looking,
+            established: false,
+            log: log_tail.into(),
+            last_logged,
+            last_committed,
+            persisted: last_logged,
+            round: 0,
+            election: None,
+            election_vote: None,
+            leader: None,
+            learner: None,
+            touched: Vec::new(),
+            ready: Ready::default(),
+        };
+        z.start_election();
+        z
+    }
+
+    /// Takes what the shell must do now.
+    pub fn take_ready(&mut self) -> Ready {
+        std::mem::take(&mut self.ready)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leading
+    }
+
+    pub fn leader_id(&self) -> Option<Sid> {
+        match self.role {
+            Role::Leading => Some(self.cfg.me),
+            Role::Following(l) | Role::Observing(l) => Some(l),
+            Role::Looking => None,
+        }
+    }
+
+    fn send(&mut self, to: Sid, msg: Msg) {
+        self.ready.messages.push((to, msg));
+    }
+
+    fn set_hard_state(&mut self, hs: HardState) {
+        self.hs = hs;
+        self.ready.hard_state = Some(hs);
+    }
+
+    fn set_role(&mut self, role: Role) {
+        if self.role != role {
+            self.role = role;
+            self.ready.role_changed = true;
+        }
+        self.established = false;
+    }
+
+    fn peer_state(&self) -> PeerState {
+        match self.role {
+            Role::Looking => PeerState::Looking,
+            Role::Following(_) => PeerState::Following,
+            Role::Observing(_) => PeerState::Observing,
+            Role::Leading => PeerState::Leading,
+        }
+    }
+
+    fn initial_vote(&self) -> Vote {
+        if self.cfg.is_observer() {
+            Vote {
+                leader: self.cfg.me,
+                zxid: i64::MIN,
+                peer_epoch: i64::MIN,
+            }
+        } else {
+            Vote {
+                leader: self.cfg.me,
+                zxid: self.last_logged,
+                peer_epoch: self.hs.current_epoch,
+            }
+        }
+    }
+
+    /// Back to LOOKING: a new election round.
+    pub fn start_election(&mut self) {
+        match self.role {
+            Role::Following(l) | Role::Observing(l) => self.ready.disconnect.push(l),
+            Role::Leading => {
+                let learners = self
+                    .leader
+                    .as_ref()
+                    .map(|l| l.learner_ids())
+                    .unwrap_or_default();
+                self.ready.disconnect.extend(learners);
+            }
+            Role::Looking => {}
+        }
+        self.leader = None;
+        self.learner = None;
+        self.set_role(Role::Looking);
+        self.ready.role_changed = true;
+        self.round += 1;
+        let e = Election::start(
+            self.cfg.me,
+            self.cfg.voters.clone(),
+            self.round,
+            self.initial_vote(),
+            self.cfg.finalize_ticks,
+        );
+        self.election = Some(e);
+        self.broadcast_vote();
+        if self.cfg.voters.len() == 1 && self.cfg.voters.contains(&self.cfg.me) {
+            self.decided(self.cfg.me);
+        }
+    }
+
+    fn broadcast_vote(&mut self) {
+        let Some(e) = &self.election else { return };
+        let n = election::notification(PeerState::Looking, &e.vote, e.round, &self.cfg.config_text);
+        let peers: Vec<Sid> = self
+            .cfg
+            .voters
+            .iter()
+            .chain(self.cfg.observers.iter())
+            .copied()
+            .filter(|s| *s != self.cfg.me)
+            .collect();
+        for p in peers {
+            self.send(p, Msg::Vote(n.clone()));
+        }
+    }
+
+    fn current_vote(&self) -> Vote {
+        match &self.election {
+            Some(e) => e.vote,
+            None => self.initial_vote(),
+        }
+    }
+
+    fn decided(&mut self, leader: Sid) {
+        let vote = self.current_vote();
+        self.election = None;
+        // Keep the decided vote for answering LOOKING peers.
+        self.election_vote = Some(Vote { leader, ..vote });
+        if leader == self.cfg.me {
+            self.become_leader();
+        } else if self.cfg.is_observer() {
+            self.become_learner(leader, true);
+        } else {
+            self.become_learner(leader, false);
+        }
+    }
+
+    /// One tick of time (the shell ticks every tickTime/2).
+    pub fn tick(&mut self) {
+        match self.role {
+            Role::Looking => {
+                let Some(e) = self.election.as_mut() else {
+                    return;
+                };
+                let (resend, decision) = e.tick();
+                if let Some(d) = decision {
+                    self.decided(d.leader);
+                } else if resend {
+                    self.broadcast_vote();
+                }
+            }
+            Role::Leading => self.leader_tick(),
+            Role::Following(_) | Role::Observing(_) => self.learner_tick(),
+        }
+    }
+
+    /// A message from another member.
+    pub fn step(&mut self, from: Sid, msg: Msg) {
+        match msg {
+            Msg::Vote(n) => self.step_vote(from, n),
+            Msg::Packet(p) => match self.role {
+                Role::Leading => self.leader_step(from, p),
+                Role::Following(l) | Role::Observing(l) if l == from => self.learner_step(p),
+                _ => {}
+            },
+        }
+    }
+
+    fn step_vote(&mut self, from: Sid, n: Notification) {
+        if self.role == Role::Looking {
+            let Some(e) = self.election.as_mut() else {
+                return;
+            };
+            let (changed, decision) = e.receive(from, &n);
+            if let Some(d) = decision {
+                self.decided(d.leader);
+            } else if changed {
+                self.broadcast_vote();
+            } else if n.state == PeerState::Looking as i32 && n.election_epoch < e.round {
+                // A peer behind our round: tell it our vote.
+                let reply = election::notification(
+                    PeerState::Looking,
+                    &e.vote,
+                    e.round,
+                    &self.cfg.config_text,
+                );
+                self.send(from, Msg::Vote(reply));
+            }
+        } else if n.state == PeerState::Looking as i32 {
+            // Settled: answer a LOOKING peer with who leads.
+            let vote = self.election_vote.unwrap_or_else(|| self.initial_vote());
+            let reply =
+                election::notification(self.peer_state(), &vote, self.round, &self.cfg.config_text);
+            self.send(from, Msg::Vote(reply));
+        }
+    }
+
+    /// The connection to `peer` broke (quorum port). A learner that lost its leader looks for
+    /// a new one; a leader forgets the learner, which must sync again.
+    pub fn disconnected(&mut self, peer: Sid) {
+        match self.role {
+            Role::Following(l) | Role::Observing(l) if l == peer => self.start_election(),
+            Role::Leading => self.forget_learner(peer),
+            _ => {}
+        }
+    }
+
+    /// Learner: a session was heard from (reported in the next PING answer).
+    pub fn touch(&mut self, session: i64, timeout: i32) {
+        if matches!(self.role, Role::Following(_) | Role::Observing(_)) {
+            self.touched.push((session, timeout));
+        }
+    }
+
+    /// The shell made the log durable through `zxid`.
+    pub fn persisted(&mut self, zxid: i64) {
+        if zxid <= self.persisted {
+            return;
+        }
+        self.persisted = zxid;
+        match self.role {
+            Role::Leading => self.leader_persisted(),
+            Role::Following(_) => self.learner_persisted(),
+            _ => {}
+        }
+    }
+
+    fn log_after(&self, zxid: i64) -> impl Iterator<Item = &TxnEntry> {
+        self.log.iter().filter(move |e| e.header.zxid > zxid)
+    }
+
+    fn log_contains(&self, zxid: i64) -> bool {
+        zxid == 0 && self.log.front().is_none_or(|e| e.header.zxid > 0)
+            || self.log.iter().any(|e| e.header.zxid == zxid)
+    }
+
+    fn log_start(&self) -> i64 {
+        self.log
+            .front()
+            .map_or(self.last_committed, |e| e.header.zxid)
+    }
+
+    /// Marks txns through `zxid` committed and hands them to the shell.
+    fn commit_through(&mut self, zxid: i64) {
+        let from = self.last_committed;
+        let entries: Vec<TxnEntry> = self
+            .log
+            .iter()
+            .filter(|e| e.header.zxid > from && e.header.zxid <= zxid)
+            .cloned()
+            .collect();
+        if let Some(last) = entries.last() {
+            self.last_committed = last.header.zxid;
+        }
+        self.ready.committed.extend(entries);
+        // Keep a bounded window of committed txns.
+        while self.log.len() > self.cfg.max_log
+            && self
+                .log
+                .front()
+                .is_some_and(|e| e.header.zxid <= self.last_committed)
+        {
+            self.log.pop_front();
+        }
+    }
+
+    fn append(&mut self, entry: TxnEntry) {
+        self.last_logged = self.last_logged.max(entry.header.zxid);
+        self.ready.append.push(entry.clone());
+        self.log.push_back(entry);
+    }
+}
