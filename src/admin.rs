@@ -208,7 +208,7 @@ fn server_stats(core: &Core, clients: Option<SocketAddr>) -> String {
     let _ = writeln!(out, "Connections: {}", alive_connections(core));
     let _ = writeln!(out, "Outstanding: {}", core.stats.outstanding);
     let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_zxid);
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", core.mode());
     let _ = writeln!(out, "Node count: {}", core.tree.len());
     out
 }
@@ -731,7 +731,7 @@ fn mntr(core: &Core) -> String {
     let (max_fds, open_fds) = file_descriptors();
     let mut out = String::new();
     let _ = writeln!(out, "zk_version\t{}", version());
-    let _ = writeln!(out, "zk_server_state\tstandalone");
+    let _ = writeln!(out, "zk_server_state\t{}", core.mode());
     for key in MNTR_METRICS {
         let value = match *key {
             "ephemerals_count" => core.tree.ephemeral_count().to_string(),

@@ -53,6 +53,10 @@ pub struct Config {
     /// `server.N=...` lines, for the ensemble; empty means standalone.
     pub servers: Vec<(u32, String)>,
     pub standalone_enabled: bool,
+    /// Bind the quorum and election ports on all addresses (`quorumListenOnAllIPs`).
+    pub quorum_listen_on_all_ips: bool,
+    /// `peerType=observer`.
+    pub observer: bool,
     /// `myid`; standalone servers use 1, as ZooKeeper does.
     pub server_id: u8,
     /// Where each setting came from, for `conf`/`envi`.
@@ -83,6 +87,8 @@ impl Default for Config {
             sync_limit: 5,
             servers: Vec::new(),
             standalone_enabled: true,
+            quorum_listen_on_all_ips: false,
+            observer: false,
             server_id: 1,
             warnings: Vec::new(),
         }

@@ -67,6 +67,15 @@ pub enum CoreMsg {
         peer: SocketAddr,
         reply: oneshot::Sender<String>,
     },
+    /// A message from another ensemble member.
+    Peer {
+        from: crate::zab::Sid,
+        msg: crate::zab::Msg,
+    },
+    /// The quorum connection to a member broke.
+    PeerDisconnected {
+        sid: crate::zab::Sid,
+    },
     /// Stop the loop (graceful shutdown); the store is flushed.
     Shutdown,
 }
@@ -94,6 +103,12 @@ pub struct Conn {
     queue: VecDeque<Queued>,
 }
 
+impl Conn {
+    pub(crate) fn pending_writes_inc(&mut self) {
+        self.pending_writes += 1;
+    }
+}
+
 /// Counters for `stat`, `mntr`, `srst`.
 #[derive(Default, Debug, Clone)]
 pub struct Stats {
@@ -109,7 +124,7 @@ pub struct Stats {
 }
 
 /// Who is waiting for a txn, and for what answer.
-enum Origin {
+pub(crate) enum Origin {
     /// A client request: reply to `xid` on `conn`.
     Client {
         conn: ConnId,
@@ -124,20 +139,20 @@ enum Origin {
     },
 }
 
-struct Inflight {
-    entry: TxnEntry,
-    origin: Option<Origin>,
+pub(crate) struct Inflight {
+    pub(crate) entry: TxnEntry,
+    pub(crate) origin: Option<Origin>,
 }
 
 pub struct Core {
     pub cfg: Arc<Config>,
     pub tree: DataTree,
-    store: Store,
+    pub(crate) store: Store,
     pub sessions: HashMap<i64, Session>,
     pub conns: HashMap<ConnId, Conn>,
     pub watches: Watches,
-    overlay: Overlay,
-    next_session_id: i64,
+    pub(crate) overlay: Overlay,
+    pub(crate) next_session_id: i64,
     /// The zxid the next proposal gets.
     next_zxid: i64,
     pub stats: Stats,
@@ -145,10 +160,12 @@ pub struct Core {
     /// Proposals of this turn, not yet in the log.
     to_log: Vec<TxnEntry>,
     /// Proposed and not yet committed, in zxid order.
-    inflight: VecDeque<Inflight>,
+    pub(crate) inflight: VecDeque<Inflight>,
     outbox: Vec<(ConnId, Out)>,
     batch_start: Instant,
     next_container_check: Instant,
+    /// Ensemble members only: the protocol, the connections, and what this member forwarded.
+    pub(crate) replica: Option<crate::replica::Replica>,
 }
 
 pub fn now_ms() -> i64 {
@@ -173,8 +190,13 @@ pub(crate) fn reply_frame(xid: i32, zxid: i64, err: i32, body: Option<BodyWriter
 }
 
 impl Core {
-    pub fn new(cfg: Arc<Config>, store: Store) -> Result<Self, crate::store::StoreError> {
-        let recovered = store.recover(cfg.extended_types, true)?;
+    pub fn new(
+        cfg: Arc<Config>,
+        store: Store,
+        standalone: bool,
+    ) -> Result<Self, crate::store::StoreError> {
+        // A standalone log holds only committed txns; a member's tail waits for its leader.
+        let recovered = store.recover(cfg.extended_types, standalone)?;
         let tree = recovered.tree;
         let now = Instant::now();
         let mut sessions = HashMap::new();
@@ -202,12 +224,17 @@ impl Core {
             inflight: VecDeque::new(),
             outbox: Vec::new(),
             batch_start: now,
+            replica: None,
         })
     }
 
     /// Runs until shutdown or until every sender is gone; then flushes the store.
     pub async fn run(mut self, mut rx: mpsc::Receiver<CoreMsg>) {
-        let tick = Duration::from_millis((self.cfg.tick_time_ms / 2).clamp(10, 1000));
+        let tick = if self.replica.is_some() {
+            Duration::from_millis(crate::replica::TICK_MS)
+        } else {
+            Duration::from_millis((self.cfg.tick_time_ms / 2).clamp(10, 1000))
+        };
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A fresh tree (or a replayed log) is made durable before anyone is answered.
@@ -233,8 +260,13 @@ impl Core {
                 }
                 _ = ticker.tick() => {
                     self.batch_start = Instant::now();
-                    self.expire_sessions();
-                    self.check_containers();
+                    if let Some(r) = self.replica.as_mut() {
+                        r.zab.tick();
+                    }
+                    if self.is_authority() {
+                        self.expire_sessions();
+                        self.check_containers();
+                    }
                     self.finish_batch();
                 }
             }
@@ -248,9 +280,12 @@ impl Core {
     /// Logs the turn's proposals, commits and applies them, saves the applied state, then
     /// releases the turn's frames.
     fn finish_batch(&mut self) {
+        if self.replica.is_some() {
+            self.run_ready();
+        }
         // Committing answers writes, which may let queued requests through, which may
         // propose more: loop until nothing is left to log.
-        loop {
+        while self.replica.is_none() {
             if !self.to_log.is_empty() {
                 let t0 = Instant::now();
                 if let Err(e) = self.store.append_log(&self.to_log) {
@@ -294,15 +329,38 @@ impl Core {
         self.stats.latency_count += 1;
     }
 
+    /// Does this server decide txns (standalone, or the established leader)?
+    pub(crate) fn is_authority(&self) -> bool {
+        self.replica
+            .as_ref()
+            .is_none_or(|r| r.zab.is_leader() && r.zab.established)
+    }
+
+    /// Are clients served (standalone, or a member in an established ensemble)?
+    pub fn serving(&self) -> bool {
+        self.replica.as_ref().is_none_or(|r| r.zab.established)
+    }
+
+    /// `Mode:` of srvr and stat.
+    pub fn mode(&self) -> &'static str {
+        match self.replica.as_ref().map(|r| r.zab.role) {
+            None => "standalone",
+            Some(crate::zab::Role::Leading) => "leader",
+            Some(crate::zab::Role::Following(_)) => "follower",
+            Some(crate::zab::Role::Observing(_)) => "observer",
+            Some(crate::zab::Role::Looking) => "looking",
+        }
+    }
+
     pub(crate) fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
         self.outbox.push((conn, Out::Frame(frame)));
     }
 
-    fn close(&mut self, conn: ConnId) {
+    pub(crate) fn close(&mut self, conn: ConnId) {
         self.outbox.push((conn, Out::Close));
     }
 
-    fn reply(&mut self, conn: ConnId, xid: i32, result: Result<Response, ZkError>) {
+    pub(crate) fn reply(&mut self, conn: ConnId, xid: i32, result: Result<Response, ZkError>) {
         let zxid = self.tree.last_zxid;
         let frame = match result {
             Ok(resp) => reply_frame(xid, zxid, 0, Some(&|out: &mut Vec<u8>| resp.encode(out))),
@@ -352,6 +410,16 @@ impl Core {
                 self.watches.remove_conn(conn);
             }
             CoreMsg::Shutdown => {}
+            CoreMsg::Peer { from, msg } => {
+                if let Some(r) = self.replica.as_mut() {
+                    r.zab.step(from, msg);
+                }
+            }
+            CoreMsg::PeerDisconnected { sid } => {
+                if let Some(r) = self.replica.as_mut() {
+                    r.zab.disconnected(sid);
+                }
+            }
             CoreMsg::FourLetter { word, peer, reply } => {
                 let text = crate::admin::run(&word, self, peer);
                 let _ = reply.send(text);
@@ -359,13 +427,13 @@ impl Core {
         }
     }
 
-    fn session_of(&self, conn: ConnId) -> Option<i64> {
+    pub(crate) fn session_of(&self, conn: ConnId) -> Option<i64> {
         self.conns.get(&conn).and_then(|c| c.session)
     }
 
     fn connect(&mut self, conn: ConnId, connect: Connect, peer: SocketAddr, tx: OutTx) {
         let req = &connect.request;
-        if req.last_zxid_seen > self.tree.last_zxid {
+        if !self.serving() || req.last_zxid_seen > self.tree.last_zxid {
             // The client has seen more than we have: it must try another server.
             let _ = tx.send(Out::Close);
             return;
@@ -411,7 +479,20 @@ impl Core {
                 c.pending_writes += 1;
             }
             let record = TxnRecord::CreateSession(CreateSessionTxn { time_out: timeout });
-            self.propose(id, 0, record, Some(Origin::Connect { conn, read_only }));
+            let origin = Origin::Connect { conn, read_only };
+            if self.is_authority() {
+                self.propose(id, 0, record, Some(origin));
+            } else {
+                let body = timeout.to_be_bytes().to_vec();
+                self.forward(
+                    id,
+                    0,
+                    OpCode::CreateSession,
+                    body,
+                    AuthIds::default(),
+                    origin,
+                );
+            }
             return;
         }
         let id = req.session_id;
@@ -509,6 +590,10 @@ impl Core {
                 return;
             }
         };
+        if let Some(r) = self.replica.as_mut() {
+            let timeout = self.sessions.get(&sid).map_or(0, |s| s.timeout_ms);
+            r.zab.touch(sid, timeout);
+        }
         match self.sessions.get_mut(&sid) {
             Some(s) if !s.closing => s.touch(Instant::now(), tick),
             _ => {
@@ -531,8 +616,16 @@ impl Core {
                 if let Some(s) = self.sessions.get_mut(&sid) {
                     s.closing = true;
                 }
-                let rec = self.close_session_txn(sid);
-                self.propose_for(conn, sid, xid, OpCode::CloseSession, vec![], rec);
+                if self.is_authority() {
+                    let rec = self.close_session_txn(sid);
+                    self.propose_for(conn, sid, xid, OpCode::CloseSession, vec![], rec);
+                } else {
+                    self.forward_client(conn, sid, xid, Request::CloseSession);
+                }
+            }
+            Request::Sync(r) if !self.is_authority() => self.forward_sync(conn, sid, xid, r),
+            req if req.is_write() && !self.is_authority() => {
+                self.forward_client(conn, sid, xid, req)
             }
             Request::CreateSession(_) => self.reply(conn, xid, Err(ZkError::Unimplemented)),
             req if req.is_write() => self.write(conn, sid, xid, req),
@@ -576,15 +669,30 @@ impl Core {
     }
 
     /// Proposes a txn: the next zxid, the overlay updated, queued for the log.
-    fn propose(&mut self, session: i64, xid: i32, record: TxnRecord, origin: Option<Origin>) {
+    pub(crate) fn propose(
+        &mut self,
+        session: i64,
+        xid: i32,
+        record: TxnRecord,
+        origin: Option<Origin>,
+    ) {
+        let zxid = match self.replica.as_ref() {
+            Some(r) => match r.zab.next_zxid() {
+                Some(z) => z,
+                None => return, // not leading any more: the client is being disconnected
+            },
+            None => {
+                self.next_zxid += 1;
+                self.next_zxid - 1
+            }
+        };
         let header = TxnHeader {
             client_id: session,
             cxid: xid,
-            zxid: self.next_zxid,
+            zxid,
             time: now_ms(),
             type_: record.op().code(),
         };
-        self.next_zxid += 1;
         let changes = {
             let view = Layered {
                 top: &self.overlay,
@@ -603,7 +711,7 @@ impl Core {
     }
 
     /// Proposes a client's write, holding its connection's later requests until it is answered.
-    fn propose_for(
+    pub(crate) fn propose_for(
         &mut self,
         conn: ConnId,
         sid: i64,
@@ -625,6 +733,19 @@ impl Core {
             .get(&conn)
             .map(|c| c.auth.clone())
             .unwrap_or_default();
+        let (rec, ops) = self.prep_write(sid, &req, &auth);
+        self.propose_for(conn, sid, xid, op, ops, rec);
+    }
+
+    /// Prepares a write of `sid` with the connection's `auth`: the txn (an error txn if it
+    /// fails) and, for a multi, its op types.
+    pub(crate) fn prep_write(
+        &self,
+        sid: i64,
+        req: &Request,
+        auth: &AuthIds,
+    ) -> (TxnRecord, Vec<OpCode>) {
+        let op = req.op();
         let view = Layered {
             top: &self.overlay,
             below: &self.tree,
@@ -632,10 +753,10 @@ impl Core {
         let ctx = Ctx {
             tree: &view,
             session: sid,
-            auth: &auth,
+            auth,
             extended_types: self.cfg.extended_types,
         };
-        let (rec, ops) = match &req {
+        let (rec, ops) = match req {
             Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => (
                 prep::create(&ctx, op, &r.path, &r.data, r.acl.as_deref(), r.flags, -1),
                 vec![],
@@ -660,8 +781,10 @@ impl Core {
             }
             _ => (Err(ZkError::Unimplemented), vec![]),
         };
-        let rec = rec.unwrap_or_else(|e| TxnRecord::Error(ErrorTxn { err: e.code() }));
-        self.propose_for(conn, sid, xid, op, ops, rec);
+        (
+            rec.unwrap_or_else(|e| TxnRecord::Error(ErrorTxn { err: e.code() })),
+            ops,
+        )
     }
 
     /// Commits every inflight proposal up to `zxid`, in order: apply, fire, answer.
@@ -674,11 +797,18 @@ impl Core {
             let Some(Inflight { entry, origin }) = self.inflight.pop_front() else {
                 break;
             };
-            let applied = self.tree.apply(&entry);
-            self.overlay.committed(entry.header.zxid);
-            self.fire(&applied.events);
-            if let TxnRecord::CloseSession(_) = entry.record {
-                let sid = entry.header.client_id;
+            self.commit_entry(entry, origin);
+        }
+    }
+
+    /// Applies one committed txn, fires its watches and answers whoever waits for it.
+    pub(crate) fn commit_entry(&mut self, entry: TxnEntry, origin: Option<Origin>) {
+        let applied = self.tree.apply(&entry);
+        self.overlay.committed(entry.header.zxid);
+        self.fire(&applied.events);
+        let sid = entry.header.client_id;
+        match &entry.record {
+            TxnRecord::CloseSession(_) => {
                 if let Some(s) = self.sessions.remove(&sid) {
                     if let Some(c) = s.conn {
                         self.watches.remove_conn(c);
@@ -689,27 +819,35 @@ impl Core {
                     }
                 }
             }
-            match origin {
-                None => {}
-                Some(Origin::Connect { conn, read_only }) => {
-                    let sid = entry.header.client_id;
-                    let timeout = self.sessions.get(&sid).map_or(0, |s| s.timeout_ms);
-                    let reply = session_reply(sid, timeout, read_only);
-                    let mut out = Vec::new();
-                    frame::write(&mut out, |o| reply.encode(o));
-                    self.send(conn, out);
-                    self.answered(conn);
-                }
-                Some(Origin::Client { conn, xid, op, ops }) => {
-                    self.answer(conn, xid, op, &ops, &entry, applied);
-                    self.answered(conn);
-                }
+            TxnRecord::CreateSession(t) => {
+                // Sessions created through other members are tracked too (the leader expires
+                // them; anyone may see them re-attach).
+                let tick = self.cfg.tick_time_ms;
+                self.sessions
+                    .entry(sid)
+                    .or_insert_with(|| Session::new(sid, t.time_out, Instant::now(), tick));
+            }
+            _ => {}
+        }
+        match origin {
+            None => {}
+            Some(Origin::Connect { conn, read_only }) => {
+                let timeout = self.sessions.get(&sid).map_or(0, |s| s.timeout_ms);
+                let reply = session_reply(sid, timeout, read_only);
+                let mut out = Vec::new();
+                frame::write(&mut out, |o| reply.encode(o));
+                self.send(conn, out);
+                self.answered(conn);
+            }
+            Some(Origin::Client { conn, xid, op, ops }) => {
+                self.answer(conn, xid, op, &ops, &entry, applied);
+                self.answered(conn);
             }
         }
     }
 
     /// A pending write of `conn` was answered: let its queued requests through.
-    fn answered(&mut self, conn: ConnId) {
+    pub(crate) fn answered(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.pending_writes = c.pending_writes.saturating_sub(1);
         }
@@ -766,7 +904,7 @@ impl Core {
     }
 
     /// The closeSession txn of `sid`: its ephemerals as the pending state has them.
-    fn close_session_txn(&self, sid: i64) -> TxnRecord {
+    pub(crate) fn close_session_txn(&self, sid: i64) -> TxnRecord {
         let view = Layered {
             top: &self.overlay,
             below: &self.tree,

@@ -76,9 +76,7 @@ pub async fn run(
     cfg: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    if !cfg.servers.is_empty() && cfg.servers.len() > 1 {
-        tracing::warn!("server.N lines found: ensembles are not supported yet, running standalone");
-    }
+    let ensemble = crate::ensemble::Ensemble::from_config(&cfg).map_err(ServerError::Config)?;
     let data_dir = cfg
         .data_log_dir
         .clone()
@@ -86,14 +84,35 @@ pub async fn run(
     std::fs::create_dir_all(&data_dir)?;
     let store = Store::open(&data_dir.join("zkrs-db"), cfg.force_sync)?;
     let cfg = Arc::new(cfg);
-    let core = Core::new(cfg.clone(), store)?;
+    let mut core = Core::new(cfg.clone(), store, ensemble.is_none())?;
+    let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
+    if let Some(ensemble) = ensemble {
+        let ensemble = Arc::new(ensemble);
+        let peers = crate::quorum::Peers::start(
+            ensemble.clone(),
+            core_tx.clone(),
+            cfg.quorum_listen_on_all_ips,
+        )
+        .await?;
+        let applied = core.tree.last_zxid;
+        let tail = core.store.txns_after(applied)?;
+        let last_logged = tail.last().map_or(applied, |e| e.header.zxid);
+        let hs = core.store.load_hard_state(last_logged)?;
+        tracing::info!(
+            "member {} of {} (epochs {hs:?}, applied {applied:#x}, logged {last_logged:#x})",
+            ensemble.me,
+            ensemble.members.len()
+        );
+        core.replica = Some(crate::replica::Replica::new(
+            ensemble, peers, &cfg, hs, tail, applied,
+        ));
+    }
     tracing::info!(
         "recovered {} znodes and {} sessions, last zxid {:#x}",
         core.tree.len(),
         core.sessions.len(),
         core.tree.last_zxid
     );
-    let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
     // The core gets a thread of its own: its fsyncs block it, and nothing else.
     let core_thread = std::thread::Builder::new()
         .name("zkrs-core".into())

@@ -28,6 +28,8 @@ const CF_LOG: &str = "log";
 const CF_NODES: &str = "nodes";
 const CF_META: &str = "meta";
 const LAST_ZXID: &[u8] = b"last_zxid";
+const ACCEPTED_EPOCH: &[u8] = b"accepted_epoch";
+const CURRENT_EPOCH: &[u8] = b"current_epoch";
 
 /// How many txns the log keeps behind the newest (for DIFF syncs of learners).
 const LOG_RETAIN: i64 = 100_000;
@@ -240,6 +242,112 @@ impl Store {
         }
         batch.put_cf(meta, LAST_ZXID, tree.last_zxid.to_be_bytes());
         self.db.write_opt(batch, &WriteOptions::default())?;
+        Ok(())
+    }
+
+    /// Persists the ZAB epochs (synced: they are acted on right after).
+    pub fn save_hard_state(&self, hs: crate::zab::HardState) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        let meta = self.cf(CF_META);
+        batch.put_cf(meta, ACCEPTED_EPOCH, hs.accepted_epoch.to_be_bytes());
+        batch.put_cf(meta, CURRENT_EPOCH, hs.current_epoch.to_be_bytes());
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.sync);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// The ZAB epochs (zero for a fresh member; a missing current epoch defaults to the
+    /// epoch of the last logged zxid, as ZooKeeper does).
+    pub fn load_hard_state(&self, last_logged: i64) -> Result<crate::zab::HardState, StoreError> {
+        let read = |key: &[u8]| -> Result<Option<i64>, StoreError> {
+            match self.db.get_cf(self.cf(CF_META), key)? {
+                None => Ok(None),
+                Some(v) => <[u8; 8]>::try_from(v.as_slice())
+                    .map(|b| Some(i64::from_be_bytes(b)))
+                    .map_err(|_| StoreError::Corrupt {
+                        what: "epoch",
+                        detail: format!("{v:?}"),
+                    }),
+            }
+        };
+        let current = read(CURRENT_EPOCH)?.unwrap_or(last_logged >> 32);
+        let accepted = read(ACCEPTED_EPOCH)?.unwrap_or(current);
+        Ok(crate::zab::HardState {
+            accepted_epoch: accepted,
+            current_epoch: current,
+        })
+    }
+
+    /// The applied state as SNAP sends it: last zxid, sessions, then every node, parents first.
+    pub fn encode_snapshot(tree: &DataTree) -> Vec<u8> {
+        let mut out = Vec::new();
+        tree.last_zxid.encode(&mut out);
+        (tree.sessions.len() as i32).encode(&mut out);
+        for (id, timeout) in &tree.sessions {
+            id.encode(&mut out);
+            timeout.encode(&mut out);
+        }
+        let mut paths: Vec<&String> = tree.iter().map(|(p, _)| p).collect();
+        paths.sort_by_key(|p| (crate::path::depth(p), p.as_str()));
+        (paths.len() as i32).encode(&mut out);
+        let mut buf = Vec::new();
+        for p in paths {
+            if let Some(node) = tree.get(p) {
+                p.encode(&mut out);
+                buf.clear();
+                encode_node(node, &mut buf);
+                jute::codec::write_buffer(&mut out, Some(&buf));
+            }
+        }
+        out
+    }
+
+    pub fn decode_snapshot(bytes: &[u8], extended_types: bool) -> Result<DataTree, StoreError> {
+        let corrupt = |e: jute::DecodeError| StoreError::Corrupt {
+            what: "snapshot",
+            detail: e.to_string(),
+        };
+        let mut r = Reader::with_limit(bytes, usize::MAX >> 2);
+        let mut tree = DataTree::empty(extended_types);
+        tree.last_zxid = i64::decode(&mut r).map_err(corrupt)?;
+        let n = i32::decode(&mut r).map_err(corrupt)?;
+        for _ in 0..n.max(0) {
+            let id = i64::decode(&mut r).map_err(corrupt)?;
+            let timeout = i32::decode(&mut r).map_err(corrupt)?;
+            tree.insert_session(id, timeout);
+        }
+        let n = i32::decode(&mut r).map_err(corrupt)?;
+        for _ in 0..n.max(0) {
+            let p = String::decode(&mut r).map_err(corrupt)?;
+            let node = r.read_buffer().map_err(corrupt)?.unwrap_or_default();
+            tree.insert_loaded(p, decode_node(&node).map_err(corrupt)?);
+        }
+        Ok(tree)
+    }
+
+    /// Replaces everything with `tree` (an installed snapshot); the log is emptied.
+    pub fn replace_all(&self, tree: &DataTree) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        let (nodes, meta, log) = (self.cf(CF_NODES), self.cf(CF_META), self.cf(CF_LOG));
+        batch.delete_range_cf(nodes, [0u8; 1].as_slice(), [0xffu8; 8].as_slice());
+        batch.delete_range_cf(log, i64::MIN.to_be_bytes(), i64::MAX.to_be_bytes());
+        batch.delete_range_cf(meta, b"s".as_slice(), b"t".as_slice());
+        let mut buf = Vec::new();
+        for (p, node) in tree.iter() {
+            buf.clear();
+            encode_node(node, &mut buf);
+            batch.put_cf(nodes, node_key(p), &buf);
+        }
+        for (id, timeout) in &tree.sessions {
+            let mut key = vec![b's'];
+            key.extend_from_slice(&id.to_be_bytes());
+            batch.put_cf(meta, key, timeout.to_be_bytes());
+        }
+        batch.put_cf(meta, LAST_ZXID, tree.last_zxid.to_be_bytes());
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.sync);
+        self.db.write_opt(batch, &opts)?;
         Ok(())
     }
 

@@ -1,0 +1,165 @@
+//! Ensemble membership from zoo.cfg: `server.N=host:quorumPort:electionPort[:participant|:observer]
+//! [;[clientHost:]clientPort]` lines, the `myid` file, and the config text ZooKeeper shows in
+//! `/zookeeper/config` and sends in notifications.
+
+use crate::config::Config;
+use crate::zab::Sid;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::net::ToSocketAddrs;
+
+/// One `server.N` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: Sid,
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+    pub observer: bool,
+    /// `;clientHost:clientPort` as written.
+    pub client: Option<String>,
+}
+
+impl Member {
+    pub fn parse(id: Sid, spec: &str) -> Result<Self, String> {
+        let (addrs, client) = match spec.split_once(';') {
+            Some((a, c)) => (a, Some(c.trim().to_string())),
+            None => (spec, None),
+        };
+        let parts: Vec<&str> = addrs.trim().split(':').collect();
+        if parts.len() < 3 {
+            return Err(format!(
+                "server.{id}: expected host:quorumPort:electionPort, got {spec:?}"
+            ));
+        }
+        let port = |s: &str| {
+            s.parse::<u16>()
+                .map_err(|_| format!("server.{id}: bad port {s:?}"))
+        };
+        let observer = match parts.get(3) {
+            None | Some(&"participant") => false,
+            Some(&"observer") => true,
+            Some(other) => return Err(format!("server.{id}: unknown role {other:?}")),
+        };
+        Ok(Member {
+            id,
+            host: parts[0].to_string(),
+            quorum_port: port(parts[1])?,
+            election_port: port(parts[2])?,
+            observer,
+            client,
+        })
+    }
+
+    fn resolve(&self, port: u16) -> Option<SocketAddr> {
+        (self.host.as_str(), port).to_socket_addrs().ok()?.next()
+    }
+
+    pub fn quorum_addr(&self) -> Option<SocketAddr> {
+        self.resolve(self.quorum_port)
+    }
+
+    pub fn election_addr(&self) -> Option<SocketAddr> {
+        self.resolve(self.election_port)
+    }
+
+    /// `host:quorumPort:electionPort:role[;client]`, as ZooKeeper prints it.
+    pub fn config_line(&self) -> String {
+        let role = if self.observer {
+            "observer"
+        } else {
+            "participant"
+        };
+        let mut s = format!(
+            "server.{}={}:{}:{}:{role}",
+            self.id, self.host, self.quorum_port, self.election_port
+        );
+        if let Some(c) = &self.client {
+            let c = if c.contains(':') {
+                c.clone()
+            } else {
+                format!("0.0.0.0:{c}")
+            };
+            s.push(';');
+            s.push_str(&c);
+        }
+        s
+    }
+}
+
+/// The ensemble this server belongs to.
+#[derive(Debug, Clone)]
+pub struct Ensemble {
+    pub me: Sid,
+    pub members: BTreeMap<Sid, Member>,
+}
+
+impl Ensemble {
+    /// `None` when the configuration is standalone (no server lines, or a single one with
+    /// standaloneEnabled).
+    pub fn from_config(cfg: &Config) -> Result<Option<Self>, String> {
+        if cfg.servers.is_empty() || (cfg.servers.len() == 1 && cfg.standalone_enabled) {
+            return Ok(None);
+        }
+        let mut members = BTreeMap::new();
+        for (id, spec) in &cfg.servers {
+            let m = Member::parse(u64::from(*id), spec)?;
+            members.insert(m.id, m);
+        }
+        let me = u64::from(cfg.server_id);
+        if !members.contains_key(&me) {
+            return Err(format!("myid {me} has no server.{me} line"));
+        }
+        Ok(Some(Ensemble { me, members }))
+    }
+
+    pub fn voters(&self) -> BTreeSet<Sid> {
+        self.members
+            .values()
+            .filter(|m| !m.observer)
+            .map(|m| m.id)
+            .collect()
+    }
+
+    pub fn observers(&self) -> BTreeSet<Sid> {
+        self.members
+            .values()
+            .filter(|m| m.observer)
+            .map(|m| m.id)
+            .collect()
+    }
+
+    pub fn me(&self) -> &Member {
+        // from_config checked that our id is a member.
+        &self.members[&self.me]
+    }
+
+    /// The config text of `/zookeeper/config` (version 0: no dynamic reconfig yet).
+    pub fn config_text(&self) -> String {
+        let mut lines: Vec<String> = self.members.values().map(Member::config_line).collect();
+        lines.push("version=0".to_string());
+        lines.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_zookeeper_server_lines() {
+        let m = Member::parse(2, "zk2:2888:3888;2181").unwrap();
+        assert_eq!(
+            (m.host.as_str(), m.quorum_port, m.election_port, m.observer),
+            ("zk2", 2888, 3888, false)
+        );
+        assert_eq!(
+            m.config_line(),
+            "server.2=zk2:2888:3888:participant;0.0.0.0:2181"
+        );
+        let o = Member::parse(4, "127.0.0.1:2891:3891:observer").unwrap();
+        assert!(o.observer);
+        assert!(Member::parse(1, "host:1").is_err());
+        assert!(Member::parse(1, "host:1:2:leader").is_err());
+    }
+}

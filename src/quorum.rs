@@ -1,0 +1,429 @@
+//! The tokio shell around the pure ZAB state machine: election connections (one per pair,
+//! the one initiated by the larger id survives, an InitialMessage then length-prefixed
+//! notifications, as Apache ZooKeeper's QuorumCnxManager) and quorum connections (learners
+//! dial the leader's quorum port; a continuous stream of QuorumPacket records, no framing).
+//! Inbound messages go to the core as [`CoreMsg::Peer`]; the core sends through [`Peers`].
+
+use crate::core::CoreMsg;
+use crate::ensemble::Ensemble;
+use crate::zab::{Msg, Sid};
+use jute::quorum::{InitialMessage, Notification, QuorumPacket};
+use jute::{Decode, DecodeError, Encode, Reader};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// `QuorumCnxManager.PROTOCOL_VERSION_V1`.
+const PROTOCOL_V1: i64 = -65536;
+/// Largest election message (`PACKETMAXSIZE`).
+const MAX_ELECTION_MSG: usize = 512 * 1024;
+
+type Senders<T> = Arc<Mutex<HashMap<Sid, (u64, mpsc::UnboundedSender<T>)>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Connections to the other members.
+pub struct Peers {
+    ensemble: Arc<Ensemble>,
+    election: Senders<Notification>,
+    quorum: Senders<QuorumPacket>,
+    core: mpsc::Sender<CoreMsg>,
+    rt: tokio::runtime::Handle,
+    generation: Arc<AtomicU64>,
+}
+
+impl Peers {
+    /// Binds the election and quorum ports and starts dialing the other members.
+    pub async fn start(
+        ensemble: Arc<Ensemble>,
+        core: mpsc::Sender<CoreMsg>,
+        listen_all: bool,
+    ) -> std::io::Result<Self> {
+        let me = ensemble.me().clone();
+        let bind = |port: u16| -> std::io::Result<SocketAddr> {
+            if listen_all {
+                return Ok(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port));
+            }
+            let addr = if port == me.election_port {
+                me.election_addr()
+            } else {
+                me.quorum_addr()
+            };
+            addr.ok_or_else(|| std::io::Error::other(format!("cannot resolve {}", me.host)))
+        };
+        let election_listener = bind_retry(bind(me.election_port)?).await?;
+        let quorum_listener = bind_retry(bind(me.quorum_port)?).await?;
+        let peers = Peers {
+            ensemble: ensemble.clone(),
+            election: Arc::default(),
+            quorum: Arc::default(),
+            core,
+            rt: tokio::runtime::Handle::current(),
+            generation: Arc::default(),
+        };
+        tokio::spawn(accept_election(election_listener, peers.clone_parts()));
+        tokio::spawn(accept_quorum(quorum_listener, peers.clone_parts()));
+        for m in ensemble.members.values().filter(|m| m.id < ensemble.me) {
+            tokio::spawn(dial_election(m.id, peers.clone_parts()));
+        }
+        Ok(peers)
+    }
+
+    fn clone_parts(&self) -> Parts {
+        Parts {
+            ensemble: self.ensemble.clone(),
+            election: self.election.clone(),
+            quorum: self.quorum.clone(),
+            core: self.core.clone(),
+            generation: self.generation.clone(),
+        }
+    }
+
+    /// Sends a message; dropped when there is no connection (elections resend, and a
+    /// broken quorum connection is reported by its task).
+    pub fn send(&self, to: Sid, msg: Msg) {
+        match msg {
+            Msg::Vote(n) => {
+                if let Some((_, tx)) = lock(&self.election).get(&to) {
+                    let _ = tx.send(n);
+                }
+            }
+            Msg::Packet(p) => {
+                if let Some((_, tx)) = lock(&self.quorum).get(&to) {
+                    let _ = tx.send(p);
+                }
+            }
+        }
+    }
+
+    /// Is there a quorum connection (or one being made) to `sid`?
+    pub fn connected_to(&self, sid: Sid) -> bool {
+        lock(&self.quorum).contains_key(&sid)
+    }
+
+    /// Closes the quorum connection to `sid`, discarding what was queued on it.
+    pub fn disconnect(&self, sid: Sid) {
+        lock(&self.quorum).remove(&sid);
+    }
+
+    /// Connects to `leader`'s quorum port. Messages sent meanwhile wait for the connection.
+    pub fn follow(&self, leader: Sid) {
+        let Some(m) = self.ensemble.members.get(&leader) else {
+            return;
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let gen = self.generation.fetch_add(1, Ordering::Relaxed);
+        lock(&self.quorum).insert(leader, (gen, tx));
+        let parts = self.clone_parts();
+        let addr = m.quorum_addr();
+        self.rt.spawn(async move {
+            let mut stream = None;
+            for _ in 0..20 {
+                if let Some(addr) = addr {
+                    if let Ok(s) = TcpStream::connect(addr).await {
+                        stream = Some(s);
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            match stream {
+                Some(s) => quorum_connection(s, leader, gen, rx, parts).await,
+                None => parts.quorum_closed(leader, gen).await,
+            }
+        });
+    }
+}
+
+#[derive(Clone)]
+struct Parts {
+    ensemble: Arc<Ensemble>,
+    election: Senders<Notification>,
+    quorum: Senders<QuorumPacket>,
+    core: mpsc::Sender<CoreMsg>,
+    generation: Arc<AtomicU64>,
+}
+
+impl Parts {
+    async fn quorum_closed(&self, sid: Sid, gen: u64) {
+        let ours = {
+            let mut map = lock(&self.quorum);
+            match map.get(&sid) {
+                Some((g, _)) if *g == gen => {
+                    map.remove(&sid);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if ours {
+            let _ = self.core.send(CoreMsg::PeerDisconnected { sid }).await;
+        }
+    }
+}
+
+async fn bind_retry(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for _ in 0..10 {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("bind failed")))
+}
+
+async fn accept_election(listener: TcpListener, parts: Parts) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let parts = parts.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let (mut rd, wr) = stream.into_split();
+            let Ok(sid) = read_initial(&mut rd).await else {
+                return;
+            };
+            // Only the connection started by the larger id survives; we dial smaller ids.
+            if sid <= parts.ensemble.me || !parts.ensemble.members.contains_key(&sid) {
+                return;
+            }
+            election_connection(sid, rd, wr, parts).await;
+        });
+    }
+}
+
+async fn read_initial(rd: &mut tokio::net::tcp::OwnedReadHalf) -> std::io::Result<Sid> {
+    let first = rd.read_i64().await?;
+    if first >= 0 {
+        return Ok(first as Sid); // pre-3.5: the sid alone
+    }
+    let sid = rd.read_i64().await?;
+    let len = rd.read_i32().await?;
+    if !(0..=2048).contains(&len) {
+        return Err(std::io::Error::other("bad initial message"));
+    }
+    let mut addr = vec![0u8; len as usize];
+    rd.read_exact(&mut addr).await?;
+    Ok(sid as Sid)
+}
+
+async fn dial_election(sid: Sid, parts: Parts) {
+    let me = parts.ensemble.me().clone();
+    loop {
+        let addr = parts
+            .ensemble
+            .members
+            .get(&sid)
+            .and_then(|m| m.election_addr());
+        if let Some(addr) = addr {
+            if let Ok(stream) = TcpStream::connect(addr).await {
+                let _ = stream.set_nodelay(true);
+                let (rd, mut wr) = stream.into_split();
+                let initial = InitialMessage {
+                    protocol_version: PROTOCOL_V1,
+                    sid: me.id as i64,
+                    election_address: Some(
+                        format!("{}:{}", me.host, me.election_port).into_bytes(),
+                    ),
+                };
+                if wr.write_all(&initial.to_bytes()).await.is_ok() {
+                    election_connection(sid, rd, wr, parts.clone()).await;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Reads length-prefixed notifications from `sid` and writes ours, until the connection breaks.
+async fn election_connection(
+    sid: Sid,
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    parts: Parts,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Notification>();
+    let gen = parts.generation.fetch_add(1, Ordering::Relaxed);
+    lock(&parts.election).insert(sid, (gen, tx));
+    let writer = tokio::spawn(async move {
+        while let Some(n) = rx.recv().await {
+            let mut out = Vec::new();
+            jute::frame::write(&mut out, |o| n.encode(o));
+            if wr.write_all(&out).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Ok(len) = rd.read_i32().await {
+        let Ok(len) = usize::try_from(len) else { break };
+        if len == 0 || len > MAX_ELECTION_MSG {
+            break;
+        }
+        let mut buf = vec![0u8; len];
+        if rd.read_exact(&mut buf).await.is_err() {
+            break;
+        }
+        // Shorter, older notification forms are ignored rather than guessed at.
+        let Ok(n) = Notification::from_bytes(&buf) else {
+            continue;
+        };
+        if parts
+            .core
+            .send(CoreMsg::Peer {
+                from: sid,
+                msg: Msg::Vote(n),
+            })
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    writer.abort();
+    let mut map = lock(&parts.election);
+    if map.get(&sid).is_some_and(|(g, _)| *g == gen) {
+        map.remove(&sid);
+    }
+}
+
+async fn accept_quorum(listener: TcpListener, parts: Parts) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let parts = parts.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let (tx, rx) = mpsc::unbounded_channel();
+            // The learner's id comes with its first packet (FOLLOWERINFO / OBSERVERINFO).
+            learner_connection(stream, tx, rx, parts).await;
+        });
+    }
+}
+
+/// Reads whole QuorumPacket records from a stream buffer.
+fn next_packet(buf: &mut Vec<u8>) -> Result<Option<QuorumPacket>, DecodeError> {
+    let mut r = Reader::with_limit(buf, usize::MAX >> 2);
+    match QuorumPacket::decode(&mut r) {
+        Ok(p) => {
+            let used = r.position();
+            buf.drain(..used);
+            Ok(Some(p))
+        }
+        Err(DecodeError::Incomplete { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn learner_connection(
+    stream: TcpStream,
+    tx: mpsc::UnboundedSender<QuorumPacket>,
+    rx: mpsc::UnboundedReceiver<QuorumPacket>,
+    parts: Parts,
+) {
+    let (mut rd, wr) = stream.into_split();
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    // The first packet names the learner.
+    let first = loop {
+        match next_packet(&mut buf) {
+            Ok(Some(p)) => break p,
+            Ok(None) => {}
+            Err(_) => return,
+        }
+        match rd.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let sid = first
+        .data
+        .as_deref()
+        .and_then(|d| jute::quorum::LearnerInfo::from_bytes(d).ok())
+        .map(|i| i.serverid as Sid);
+    let Some(sid) = sid.filter(|s| parts.ensemble.members.contains_key(s)) else {
+        return;
+    };
+    let gen = parts.generation.fetch_add(1, Ordering::Relaxed);
+    lock(&parts.quorum).insert(sid, (gen, tx));
+    if parts
+        .core
+        .send(CoreMsg::Peer {
+            from: sid,
+            msg: Msg::Packet(first),
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    pump(sid, gen, rd, wr, buf, rx, parts).await;
+}
+
+async fn quorum_connection(
+    stream: TcpStream,
+    sid: Sid,
+    gen: u64,
+    rx: mpsc::UnboundedReceiver<QuorumPacket>,
+    parts: Parts,
+) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    pump(sid, gen, rd, wr, Vec::new(), rx, parts).await;
+}
+
+/// Moves packets both ways on a quorum connection until it breaks or is dropped.
+async fn pump(
+    sid: Sid,
+    gen: u64,
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut buf: Vec<u8>,
+    mut rx: mpsc::UnboundedReceiver<QuorumPacket>,
+    parts: Parts,
+) {
+    let mut chunk = vec![0u8; 256 * 1024];
+    'conn: loop {
+        tokio::select! {
+            out = rx.recv() => {
+                let Some(p) = out else { break };
+                let mut bytes = p.to_bytes();
+                while let Ok(more) = rx.try_recv() {
+                    more.encode(&mut bytes);
+                }
+                if wr.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            n = rd.read(&mut chunk) => {
+                let n = match n {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                loop {
+                    match next_packet(&mut buf) {
+                        Ok(Some(p)) => {
+                            if parts.core.send(CoreMsg::Peer { from: sid, msg: Msg::Packet(p) }).await.is_err() {
+                                break 'conn;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(_) => break 'conn,
+                    }
+                }
+            }
+        }
+    }
+    parts.quorum_closed(sid, gen).await;
+}

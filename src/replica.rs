@@ -1,0 +1,369 @@
+//! What an ensemble member adds to the core: it carries out the ZAB state machine's
+//! [`Ready`](crate::zab::Ready) (persist, send, apply), forwards client writes and syncs to
+//! the leader and answers them when their txns commit, prepares the writes learners forward
+//! (on the leader), snapshots for SNAP syncs, and drops clients when the ensemble stops
+//! serving, as ZooKeeper does.
+
+use crate::acl::AuthIds;
+use crate::core::{Core, Origin};
+use crate::ensemble::Ensemble;
+use crate::quorum::Peers;
+use crate::watches::ConnId;
+use crate::zab::{Forwarded, HardState, Ready, Role, Sid, Zab, ZabConfig};
+use jute::proto::{SyncRequest, SyncResponse};
+use jute::txn::{CreateSessionTxn, ErrorTxn};
+use jute::{Encode, OpCode, Reader, Request, Response, TxnRecord, ZkError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The core's tick while in an ensemble: ZAB counts time in these.
+pub const TICK_MS: u64 = 100;
+
+pub struct Replica {
+    pub zab: Zab,
+    pub peers: Peers,
+    pub ensemble: Arc<Ensemble>,
+    /// Writes this member forwarded, by (session, xid): who waits for their commit.
+    remote: HashMap<(i64, i32), Origin>,
+    /// Syncs forwarded to the leader, oldest first: (connection, xid, path).
+    syncs: VecDeque<(ConnId, i32, String)>,
+    was_serving: bool,
+}
+
+impl Replica {
+    /// The state machine of a member restarting with its epochs, its log tail (logged after
+    /// the applied zxid) and the applied zxid.
+    pub fn new(
+        ensemble: Arc<Ensemble>,
+        peers: Peers,
+        cfg: &crate::config::Config,
+        hs: HardState,
+        tail: Vec<jute::TxnEntry>,
+        applied: i64,
+    ) -> Self {
+        let per_tick = (cfg.tick_time_ms / TICK_MS).max(1) as u32;
+        let zcfg = ZabConfig {
+            me: ensemble.me,
+            voters: ensemble.voters(),
+            observers: ensemble.observers(),
+            init_limit: cfg.init_limit * per_tick,
+            sync_limit: cfg.sync_limit * per_tick,
+            finalize_ticks: 2,
+            config_text: ensemble.config_text().into_bytes(),
+            max_log: 10_000,
+        };
+        Replica {
+            zab: Zab::new(zcfg, hs, tail, applied),
+            peers,
+            ensemble,
+            remote: HashMap::new(),
+            syncs: VecDeque::new(),
+            was_serving: false,
+        }
+    }
+}
+
+impl Core {
+    /// Carries out everything the state machine asked for, until it asks for nothing.
+    pub(crate) fn run_ready(&mut self) {
+        for _ in 0..1000 {
+            let Some(r) = self.replica.as_mut() else {
+                return;
+            };
+            let ready = r.zab.take_ready();
+            if ready.is_empty() {
+                return;
+            }
+            self.carry_out(ready);
+        }
+    }
+
+    fn carry_out(&mut self, ready: Ready) {
+        let Ready {
+            hard_state,
+            install_snapshot,
+            truncate,
+            append,
+            messages,
+            committed,
+            requests,
+            touched,
+            syncs_done,
+            snapshot_for,
+            role_changed,
+            disconnect,
+        } = ready;
+        let fatal = |what: &str, e: crate::store::StoreError| -> ! {
+            tracing::error!("{what} failed, stopping: {e}");
+            std::process::exit(2);
+        };
+        // 1. Persist, before anything is sent.
+        if let Some(hs) = hard_state {
+            if let Err(e) = self.store.save_hard_state(hs) {
+                fatal("saving the epochs", e);
+            }
+        }
+        if let Some((zxid, bytes)) = install_snapshot {
+            match crate::store::Store::decode_snapshot(&bytes, self.cfg.extended_types) {
+                Ok(tree) => {
+                    if let Err(e) = self.store.replace_all(&tree) {
+                        fatal("installing a snapshot", e);
+                    }
+                    tracing::info!("installed a snapshot at {zxid:#x} ({} znodes)", tree.len());
+                    self.tree = tree;
+                    self.overlay.clear();
+                    self.sessions
+                        .retain(|id, _| self.tree.sessions.contains_key(id));
+                }
+                Err(e) => fatal("decoding a snapshot", e),
+            }
+        }
+        if let Some(z) = truncate {
+            if let Err(e) = self.store.truncate_log(z) {
+                fatal("truncating the log", e);
+            }
+        }
+        if let Some(last) = append.last().map(|e| e.header.zxid) {
+            if let Err(e) = self.store.append_log(&append) {
+                fatal("appending to the log", e);
+            }
+            self.stats.commits += 1;
+            if let Some(r) = self.replica.as_mut() {
+                r.zab.persisted(last);
+            }
+        }
+        // 2. Connections.
+        for sid in disconnect {
+            if let Some(r) = self.replica.as_ref() {
+                r.peers.disconnect(sid);
+            }
+        }
+        if role_changed {
+            self.role_changed();
+        }
+        if let Some(r) = self.replica.as_ref() {
+            for (to, msg) in messages {
+                r.peers.send(to, msg);
+            }
+        }
+        // 3. Apply.
+        for entry in committed {
+            let local = self
+                .inflight
+                .front()
+                .is_some_and(|i| i.entry.header.zxid == entry.header.zxid);
+            let origin = if local {
+                self.inflight.pop_front().and_then(|i| i.origin)
+            } else {
+                self.replica.as_mut().and_then(|r| {
+                    r.remote
+                        .remove(&(entry.header.client_id, entry.header.cxid))
+                })
+            };
+            self.commit_entry(entry, origin);
+        }
+        for _ in 0..syncs_done {
+            let Some((conn, xid, path)) = self.replica.as_mut().and_then(|r| r.syncs.pop_front())
+            else {
+                break;
+            };
+            self.reply(conn, xid, Ok(Response::Sync(SyncResponse { path })));
+            self.answered(conn);
+        }
+        // Leader work.
+        for (id, timeout) in touched {
+            let tick = self.cfg.tick_time_ms;
+            let s = self
+                .sessions
+                .entry(id)
+                .or_insert_with(|| crate::session::Session::new(id, timeout, Instant::now(), tick));
+            s.touch(Instant::now(), tick);
+        }
+        for (_, f) in requests {
+            self.forwarded(f);
+        }
+        for sid in snapshot_for {
+            let bytes = crate::store::Store::encode_snapshot(&self.tree);
+            let zxid = self.tree.last_zxid;
+            if let Some(r) = self.replica.as_mut() {
+                r.zab.snapshot_ready(sid, zxid, bytes);
+            }
+        }
+    }
+
+    /// The role or the serving state changed.
+    fn role_changed(&mut self) {
+        let Some(r) = self.replica.as_ref() else {
+            return;
+        };
+        let role = r.zab.role;
+        let serving = r.zab.established;
+        let was = r.was_serving;
+        if let Role::Following(l) | Role::Observing(l) = role {
+            if !r.peers.connected_to(l) {
+                r.peers.follow(l);
+            }
+        }
+        tracing::info!("role {role:?}, serving clients: {serving}");
+        if was && !serving {
+            // ZooKeeper drops its clients when it stops serving; they reconnect elsewhere.
+            let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+            for c in conns {
+                self.close(c);
+            }
+            self.inflight.clear();
+            self.overlay.clear();
+            if let Some(r) = self.replica.as_mut() {
+                r.remote.clear();
+                r.syncs.clear();
+            }
+        }
+        if serving && role == Role::Leading {
+            // The leader now expires sessions for the whole ensemble: fresh deadlines for all.
+            let tick = self.cfg.tick_time_ms;
+            let now = Instant::now();
+            for (&id, &timeout) in &self.tree.sessions {
+                self.sessions
+                    .entry(id)
+                    .or_insert_with(|| crate::session::Session::new(id, timeout, now, tick));
+            }
+            for s in self.sessions.values_mut() {
+                s.touch(now, tick);
+            }
+        }
+        if let Some(r) = self.replica.as_mut() {
+            r.was_serving = serving;
+        }
+    }
+
+    /// Learner: hands a write to the leader; `origin` waits for its commit.
+    pub(crate) fn forward(
+        &mut self,
+        session: i64,
+        xid: i32,
+        op: OpCode,
+        body: Vec<u8>,
+        auth: AuthIds,
+        origin: Origin,
+    ) {
+        let conn = match &origin {
+            Origin::Client { conn, .. } | Origin::Connect { conn, .. } => *conn,
+        };
+        let f = Forwarded {
+            session,
+            cxid: xid,
+            type_: op.code(),
+            body,
+            auth: auth.ids,
+        };
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        if !r.zab.forward(f) {
+            self.close(conn);
+            return;
+        }
+        r.remote.insert((session, xid), origin);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.pending_writes_inc();
+        }
+    }
+
+    /// Learner: a client's write goes to the leader.
+    pub(crate) fn forward_client(&mut self, conn: ConnId, sid: i64, xid: i32, req: Request) {
+        let op = req.op();
+        let ops = match &req {
+            Request::Multi(m) => m.ops.iter().map(jute::MultiOp::op).collect(),
+            _ => vec![],
+        };
+        let auth = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        self.forward(
+            sid,
+            xid,
+            op,
+            req.to_bytes(),
+            auth,
+            Origin::Client { conn, xid, op, ops },
+        );
+    }
+
+    /// Learner: sync goes to the leader and is answered when its SYNC comes back.
+    pub(crate) fn forward_sync(&mut self, conn: ConnId, sid: i64, xid: i32, r: SyncRequest) {
+        let f = Forwarded {
+            session: sid,
+            cxid: xid,
+            type_: OpCode::Sync.code(),
+            body: r.to_bytes(),
+            auth: vec![],
+        };
+        let Some(rep) = self.replica.as_mut() else {
+            return;
+        };
+        if !rep.zab.forward(f) {
+            self.close(conn);
+            return;
+        }
+        rep.syncs.push_back((conn, xid, r.path));
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.pending_writes_inc();
+        }
+    }
+
+    /// Leader: a write a learner forwarded, prepared and proposed like a local one.
+    fn forwarded(&mut self, f: Forwarded) {
+        let Ok(op) = OpCode::try_from(f.type_) else {
+            return;
+        };
+        let record = match op {
+            OpCode::CreateSession => {
+                let timeout = f
+                    .body
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, i32::from_be_bytes);
+                let tick = self.cfg.tick_time_ms;
+                self.sessions.entry(f.session).or_insert_with(|| {
+                    crate::session::Session::new(f.session, timeout, Instant::now(), tick)
+                });
+                TxnRecord::CreateSession(CreateSessionTxn { time_out: timeout })
+            }
+            OpCode::CloseSession => {
+                if let Some(s) = self.sessions.get_mut(&f.session) {
+                    s.closing = true;
+                }
+                self.close_session_txn(f.session)
+            }
+            _ => match Request::decode(op, &mut Reader::new(&f.body)) {
+                Ok(req) => {
+                    self.prep_write(
+                        f.session,
+                        &req,
+                        &AuthIds {
+                            ids: f.auth.clone(),
+                        },
+                    )
+                    .0
+                }
+                Err(_) => TxnRecord::Error(ErrorTxn {
+                    err: ZkError::MarshallingError.code(),
+                }),
+            },
+        };
+        self.propose(f.session, f.cxid, record, None);
+    }
+}
+
+/// The member ids of the ensemble, for 4lw.
+pub fn learners(r: &Replica) -> Vec<Sid> {
+    r.ensemble
+        .members
+        .keys()
+        .copied()
+        .filter(|s| *s != r.ensemble.me)
+        .collect()
+}
