@@ -411,6 +411,7 @@ impl Core {
             }
             CoreMsg::Shutdown => {}
             CoreMsg::Peer { from, msg } => {
+                tracing::trace!("from {from}: {msg:?}");
                 if let Some(r) = self.replica.as_mut() {
                     r.zab.step(from, msg);
                 }
@@ -480,6 +481,10 @@ impl Core {
             }
             let record = TxnRecord::CreateSession(CreateSessionTxn { time_out: timeout });
             let origin = Origin::Connect { conn, read_only };
+            tracing::debug!(
+                "new session {id:#x} on connection {conn}, authority {}",
+                self.is_authority()
+            );
             if self.is_authority() {
                 self.propose(id, 0, record, Some(origin));
             } else {
@@ -706,7 +711,11 @@ impl Core {
             record,
             digest: None,
         };
-        self.to_log.push(entry.clone());
+        tracing::trace!("propose {:#x} {:?}", entry.header.zxid, entry.record.op());
+        match self.replica.as_mut() {
+            Some(r) => r.zab.propose(entry.clone()),
+            None => self.to_log.push(entry.clone()),
+        }
         self.inflight.push_back(Inflight { entry, origin });
     }
 

@@ -98,6 +98,14 @@ impl Core {
             tracing::error!("{what} failed, stopping: {e}");
             std::process::exit(2);
         };
+        tracing::debug!(
+            "ready: hs={hard_state:?} snap={} trunc={truncate:?} append={} msgs={} committed={} requests={}",
+            install_snapshot.is_some(),
+            append.len(),
+            messages.len(),
+            committed.len(),
+            requests.len()
+        );
         // 1. Persist, before anything is sent.
         if let Some(hs) = hard_state {
             if let Err(e) = self.store.save_hard_state(hs) {
@@ -247,8 +255,10 @@ impl Core {
         auth: AuthIds,
         origin: Origin,
     ) {
-        let conn = match &origin {
-            Origin::Client { conn, .. } | Origin::Connect { conn, .. } => *conn,
+        // A new session's connection already counts its handshake as pending.
+        let (conn, counts) = match &origin {
+            Origin::Client { conn, .. } => (*conn, true),
+            Origin::Connect { conn, .. } => (*conn, false),
         };
         let f = Forwarded {
             session,
@@ -265,7 +275,7 @@ impl Core {
             return;
         }
         r.remote.insert((session, xid), origin);
-        if let Some(c) = self.conns.get_mut(&conn) {
+        if let Some(c) = self.conns.get_mut(&conn).filter(|_| counts) {
             c.pending_writes_inc();
         }
     }

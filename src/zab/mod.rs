@@ -215,6 +215,9 @@ pub struct Zab {
     election_vote: Option<Vote>,
     leader: Option<leader::LeaderState>,
     learner: Option<learner::LearnerState>,
+    /// Learners that registered while we were still deciding (FOLLOWERINFO / OBSERVERINFO):
+    /// handled if we become the leader.
+    early_learners: std::collections::BTreeMap<Sid, QuorumPacket>,
     /// Sessions touched on this learner since the last PING.
     touched: Vec<(i64, i32)>,
     ready: Ready,
@@ -256,6 +259,7 @@ impl Zab {
             leader: None,
             learner: None,
             touched: Vec::new(),
+            early_learners: Default::default(),
             ready: Ready::default(),
         };
         z.start_election();
@@ -382,8 +386,12 @@ impl Zab {
         self.election = None;
         // Keep the decided vote for answering LOOKING peers.
         self.election_vote = Some(Vote { leader, ..vote });
+        let early = std::mem::take(&mut self.early_learners);
         if leader == self.cfg.me {
             self.become_leader();
+            for (sid, p) in early {
+                self.leader_step(sid, p);
+            }
         } else if self.cfg.is_observer() {
             self.become_learner(leader, true);
         } else {
@@ -417,6 +425,11 @@ impl Zab {
             Msg::Packet(p) => match self.role {
                 Role::Leading => self.leader_step(from, p),
                 Role::Following(l) | Role::Observing(l) if l == from => self.learner_step(p),
+                Role::Looking
+                    if p.type_ == packet::FOLLOWERINFO || p.type_ == packet::OBSERVERINFO =>
+                {
+                    self.early_learners.insert(from, p);
+                }
                 _ => {}
             },
         }
