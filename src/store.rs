@@ -149,6 +149,26 @@ impl Store {
         Ok(Recovered { tree, last_logged })
     }
 
+    /// The newest `n` logged txns, oldest first (the window a restarted leader serves DIFFs
+    /// from).
+    pub fn last_txns(&self, n: usize) -> Result<Vec<TxnEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_LOG), rocksdb::IteratorMode::End)
+            .take(n)
+        {
+            let (_, value) = item?;
+            let txn = TxnEntry::from_bytes(&value).map_err(|e| StoreError::Corrupt {
+                what: "txn",
+                detail: e.to_string(),
+            })?;
+            out.push(txn);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     /// The newest zxid in the log.
     pub fn last_logged(&self) -> Result<Option<i64>, StoreError> {
         let mut it = self
@@ -331,7 +351,7 @@ impl Store {
         let mut batch = WriteBatch::default();
         let (nodes, meta, log) = (self.cf(CF_NODES), self.cf(CF_META), self.cf(CF_LOG));
         batch.delete_range_cf(nodes, [0u8; 1].as_slice(), [0xffu8; 8].as_slice());
-        batch.delete_range_cf(log, i64::MIN.to_be_bytes(), i64::MAX.to_be_bytes());
+        batch.delete_range_cf(log, [0u8; 8], [0xffu8; 8]);
         batch.delete_range_cf(meta, b"s".as_slice(), b"t".as_slice());
         let mut buf = Vec::new();
         for (p, node) in tree.iter() {

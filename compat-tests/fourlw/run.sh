@@ -5,7 +5,7 @@
 #
 # Each word is sent as the first 4 bytes of a fresh TCP connection, exactly as
 # `echo ruok | nc host port` does; the server must answer and close the socket.
-# Assumes the server runs standalone with 4lw.commands.whitelist=* .
+# Assumes 4lw.commands.whitelist=* (standalone or an ensemble member).
 set -euo pipefail
 
 SERVER=${1:?usage: $0 host:port}
@@ -57,16 +57,16 @@ if [[ $OUT == imok ]]; then pass "ruok -> imok (exactly, no newline)"; else fail
 send stat
 check "stat" "^Zookeeper version: [0-9]+\.[0-9]+\.[0-9]+" "^Clients:\$" "^Latency min/avg/max: [0-9]+/[0-9.]+/[0-9]+\$" \
   "^Received: [0-9]+\$" "^Sent: [0-9]+\$" "^Connections: [0-9]+\$" "^Outstanding: [0-9]+\$" "^Zxid: 0x[0-9a-f]+\$" \
-  "^Mode: standalone\$" "^Node count: [0-9]+\$"
+  "^Mode: (standalone|leader|follower|observer)\$" "^Node count: [0-9]+\$"
 # the stat connection itself is listed among the clients
 check "stat lists the calling connection" "^ /127\.0\.0\.1:[0-9]+\[[0-9]+\]\(queued=[0-9]+,recved=[0-9]+,sent=[0-9]+\)"
 
 send srvr
-check "srvr" "^Zookeeper version: [0-9]+\.[0-9]+\.[0-9]+" "^Mode: standalone\$" "^Node count: [0-9]+\$" "^Zxid: 0x[0-9a-f]+\$"
+check "srvr" "^Zookeeper version: [0-9]+\.[0-9]+\.[0-9]+" "^Mode: (standalone|leader|follower|observer)\$" "^Node count: [0-9]+\$" "^Zxid: 0x[0-9a-f]+\$"
 if grep -q '^Clients:' <<<"$OUT"; then fail "srvr has no client list" "srvr printed Clients:"; else pass "srvr has no client list"; fi
 
 send mntr
-check "mntr" "^zk_version	[0-9]+\.[0-9]+\.[0-9]+" "^zk_server_state	standalone\$" "^zk_znode_count	[0-9]+\$" \
+check "mntr" "^zk_version	[0-9]+\.[0-9]+\.[0-9]+" "^zk_server_state	(standalone|leader|follower|observer)\$" "^zk_znode_count	[0-9]+\$" \
   "^zk_num_alive_connections	[0-9]+\$" "^zk_outstanding_requests	[0-9]+\$" "^zk_watch_count	[0-9]+\$" \
   "^zk_ephemerals_count	[0-9]+\$" "^zk_approximate_data_size	[0-9]+\$" "^zk_avg_latency	[0-9.]+\$"
 if grep -vqP '^[^\t ]+\t\S' <<<"$OUT"; then

@@ -170,7 +170,11 @@ impl Client {
         passwd: Vec<u8>,
         timeout: i32,
     ) -> Option<Self> {
-        let mut stream = raw_connect(addr);
+        let mut stream = TcpStream::connect(addr).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        stream.set_nodelay(true).ok()?;
         stream
             .write_all(&connect_frame(session_id, passwd, timeout, 0, Some(false)))
             .ok()?;
@@ -200,6 +204,20 @@ impl Client {
         req.encode_frame(xid, &mut out);
         self.stream.write_all(&out).expect("write");
         xid
+    }
+
+    /// Like `send`, but None when the connection is broken.
+    pub fn send_checked(&mut self, req: &Request) -> Option<i32> {
+        self.xid += 1;
+        let xid = if req.op() == OpCode::Ping {
+            jute::xid::PING
+        } else {
+            self.xid
+        };
+        let mut out = Vec::new();
+        req.encode_frame(xid, &mut out);
+        self.stream.write_all(&out).ok()?;
+        Some(xid)
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {

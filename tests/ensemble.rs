@@ -1,0 +1,312 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Real processes on loopback: 3- and 5-member ensembles. kill -9 the leader under a stream
+//! of writes, restart it, lose a minority, restart everything: every acknowledged write is
+//! present afterwards on every member, and sessions (with their ephemerals) survive a
+//! leader change.
+
+mod common;
+use common::*;
+use jute::{OpCode, Request};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Member {
+    client: SocketAddr,
+    cfg: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl Member {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.cfg.with_file_name("zkrs.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_zkrs"))
+            .arg("--config")
+            .arg(&self.cfg)
+            .env("RUST_LOG", "info")
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap(); // SIGKILL
+            c.wait().unwrap();
+        }
+    }
+
+    fn mode(&self) -> Option<String> {
+        let mut s = TcpStream::connect_timeout(&self.client, Duration::from_millis(300)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"srvr").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        out.lines()
+            .find_map(|l| l.strip_prefix("Mode: ").map(str::to_string))
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ensemble(n: usize, dir: &std::path::Path) -> Vec<Member> {
+    let ports: Vec<(u16, u16, u16)> = (0..n)
+        .map(|_| (free_port(), free_port(), free_port()))
+        .collect();
+    let servers: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, q, e))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
+        .collect();
+    (0..n)
+        .map(|i| {
+            let d = dir.join(format!("m{}", i + 1));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("myid"), format!("{}\n", i + 1)).unwrap();
+            let cfg = d.join("zoo.cfg");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "tickTime=500\ninitLimit=10\nsyncLimit=4\ndataDir={}\nclientPort={}\n\
+                     clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}",
+                    d.display(),
+                    ports[i].0
+                ),
+            )
+            .unwrap();
+            let mut m = Member {
+                client: format!("127.0.0.1:{}", ports[i].0).parse().unwrap(),
+                cfg,
+                child: None,
+            };
+            m.start();
+            m
+        })
+        .collect()
+}
+
+/// Waits until every running member serves, returns the leader's index.
+fn wait_serving(members: &[Member], timeout: Duration) -> usize {
+    let t0 = Instant::now();
+    loop {
+        let modes: Vec<Option<String>> = members
+            .iter()
+            .map(|m| {
+                if m.child.is_some() {
+                    m.mode()
+                } else {
+                    Some("down".into())
+                }
+            })
+            .collect();
+        let all = modes
+            .iter()
+            .all(|m| matches!(m.as_deref(), Some("leader" | "follower" | "down")));
+        if all {
+            if let Some(i) = modes.iter().position(|m| m.as_deref() == Some("leader")) {
+                return i;
+            }
+        }
+        if t0.elapsed() > timeout {
+            for m in members {
+                let log =
+                    std::fs::read_to_string(m.cfg.with_file_name("zkrs.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                eprintln!(
+                    "--- {}:\n{}",
+                    m.cfg.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            panic!("ensemble not serving after {timeout:?}: {modes:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A client that follows its session from member to member.
+struct Roaming {
+    addrs: Vec<SocketAddr>,
+    client: Client,
+    at: usize,
+}
+
+impl Roaming {
+    fn new(addrs: Vec<SocketAddr>, start: usize) -> Self {
+        for _ in 0..100 {
+            for k in 0..addrs.len() {
+                let at = (start + k) % addrs.len();
+                if let Some(client) = Client::connect_with(addrs[at], 0, vec![0; 16], 10000) {
+                    return Roaming { addrs, client, at };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no member accepted a session");
+    }
+
+    /// One request; on a broken connection, re-attach to the next member and retry.
+    fn call(&mut self, req: Request) -> Reply {
+        for _ in 0..200 {
+            let op = req.op();
+            let xid = self.client.send_checked(&req);
+            if let Some(xid) = xid {
+                if let Some(r) = self.client.recv(xid, op) {
+                    return r;
+                }
+            }
+            self.at = (self.at + 1) % self.addrs.len();
+            let (id, pw) = (self.client.session_id, self.client.passwd.clone());
+            if let Some(c) = Client::connect_with(self.addrs[self.at], id, pw, 10000) {
+                self.client = c;
+            } else {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("no member answered");
+    }
+}
+
+fn sync_and_check(addr: SocketAddr, paths: &[String]) {
+    let mut c = Client::connect(addr);
+    assert_eq!(
+        c.call(Request::Sync(jute::proto::SyncRequest { path: "/".into() }))
+            .err(),
+        0
+    );
+    for p in paths {
+        assert_eq!(
+            c.call(exists(p, false)).err(),
+            0,
+            "acknowledged {p} missing on {addr}"
+        );
+    }
+}
+
+#[test]
+fn three_members_survive_the_leader_being_killed_under_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut members = ensemble(3, tmp.path());
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+
+    // A session on a follower holding an ephemeral.
+    let mut holder = Roaming::new(addrs.clone(), followers[0]);
+    assert_eq!(holder.call(create("/held", b"", 1)).err(), 0);
+    let holder_session = holder.client.session_id;
+
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (acked, stop, addrs) = (acked.clone(), stop.clone(), addrs.clone());
+        let start = followers[1];
+        std::thread::spawn(move || {
+            let mut c = Roaming::new(addrs, start);
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let p = format!("/w{i}");
+                let r = c.call(create(&p, b"x", 0));
+                // NODEEXISTS: a retried create that had committed before the connection broke.
+                if r.err() == 0 || r.err() == -110 {
+                    acked.lock().unwrap().push(p);
+                }
+                i += 1;
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    let t0 = Instant::now();
+    members[leader].kill();
+    let new_leader = wait_serving(&members, Duration::from_secs(30));
+    let election = t0.elapsed();
+    eprintln!(
+        "leader {} killed; member {} leads after {election:?}",
+        leader + 1,
+        new_leader + 1
+    );
+    assert_ne!(new_leader, leader);
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 20, "only {} writes acknowledged", acked.len());
+
+    // The session moved along with its ephemeral.
+    let r = holder.call(exists("/held", false));
+    assert_eq!(r.err(), 0);
+    assert_eq!(holder.client.session_id, holder_session);
+
+    for i in (0..3).filter(|i| *i != leader) {
+        sync_and_check(addrs[i], &acked);
+    }
+    // The old leader comes back and catches up.
+    members[leader].start();
+    wait_serving(&members, Duration::from_secs(30));
+    sync_and_check(addrs[leader], &acked);
+    assert!(
+        election < Duration::from_secs(10),
+        "election took {election:?}"
+    );
+}
+
+#[test]
+fn five_members_lose_a_minority_then_restart_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut members = ensemble(5, tmp.path());
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
+    let mut written = Vec::new();
+    let mut c = Roaming::new(addrs.clone(), (leader + 1) % 5);
+    for i in 0..20 {
+        let p = format!("/a{i}");
+        assert_eq!(c.call(create(&p, b"1", 0)).err(), 0);
+        written.push(p);
+    }
+    // Lose the leader and one follower: three of five still form a quorum.
+    let other = (leader + 2) % 5;
+    members[leader].kill();
+    members[other].kill();
+    wait_serving(&members, Duration::from_secs(30));
+    for i in 0..20 {
+        let p = format!("/b{i}");
+        let r = c.call(create(&p, b"2", 0));
+        assert!(r.err() == 0 || r.err() == -110);
+        written.push(p);
+    }
+    // Everyone down, everyone up: nothing acknowledged is lost.
+    for m in members.iter_mut() {
+        m.kill();
+    }
+    for m in members.iter_mut() {
+        m.start();
+    }
+    wait_serving(&members, Duration::from_secs(30));
+    for a in &addrs {
+        sync_and_check(*a, &written);
+    }
+    let mut check = Client::connect(addrs[0]);
+    let r = check.call(Request::Multi(jute::MultiRequest { ops: vec![] }));
+    assert_eq!(r.err(), 0, "the restarted ensemble takes writes");
+    let _ = OpCode::Ping;
+}
