@@ -32,7 +32,7 @@ for suite in "${SUITES[@]}"; do
     fourlw) cmd=("$HERE/fourlw/run.sh" "$SERVER") ;;
     zkcli) cmd=("$HERE/zkcli/run.sh" "$SERVER") ;;
     c) cmd=("$HERE/c/run.sh" "$SERVER") ;;
-    kazoo) cmd=("$HERE/kazoo/run.sh" "$SERVER") ;;
+    kazoo) cmd=("$HERE/kazoo/run.sh" "${ZK_HOSTS:-$SERVER}") ;;
     java) cmd=("$HERE/java/run.sh" "$SERVER") ;;
     *) echo "unknown suite: $suite" >&2; exit 2 ;;
   esac
