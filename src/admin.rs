@@ -52,6 +52,15 @@ pub fn run(word: &str, core: &mut Core, peer: SocketAddr) -> String {
     if word != "srvr" && !core.cfg.four_letter_enabled(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
+    // A member that is electing or syncing serves nothing: ZooKeeper's commands then answer
+    // with this line (ruok and the configuration words still work).
+    let needs_server = matches!(
+        word,
+        "srvr" | "stat" | "mntr" | "cons" | "dump" | "wchs" | "wchc" | "wchp"
+    );
+    if needs_server && !core.serving() {
+        return "This ZooKeeper instance is not currently serving requests\n".to_string();
+    }
     match word {
         "ruok" => "imok".to_string(),
         "srvr" => server_stats(core, None),
@@ -732,6 +741,14 @@ fn mntr(core: &Core) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "zk_version\t{}", version());
     let _ = writeln!(out, "zk_server_state\t{}", core.mode());
+    if let Some(r) = core.replica.as_ref().filter(|r| r.zab.is_leader()) {
+        // The leader's own keys, as ZooKeeper's mntr on a leader adds them.
+        let (followers, synced) = r.zab.follower_counts();
+        let _ = writeln!(out, "zk_followers\t{followers}");
+        let _ = writeln!(out, "zk_synced_followers\t{synced}");
+        let _ = writeln!(out, "zk_pending_syncs\t0");
+        let _ = writeln!(out, "zk_last_proposal_size\t0");
+    }
     for key in MNTR_METRICS {
         let value = match *key {
             "ephemerals_count" => core.tree.ephemeral_count().to_string(),

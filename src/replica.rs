@@ -50,6 +50,7 @@ impl Replica {
             init_limit: cfg.init_limit * per_tick,
             sync_limit: cfg.sync_limit * per_tick,
             finalize_ticks: 2,
+            ping_ticks: (per_tick / 2).max(1),
             config_text: ensemble.config_text().into_bytes(),
             max_log: 10_000,
         };

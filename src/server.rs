@@ -104,6 +104,7 @@ pub async fn run(
             ensemble.me,
             ensemble.members.len()
         );
+        core.tree.set_config(ensemble.config_text().as_bytes());
         core.replica = Some(crate::replica::Replica::new(
             ensemble, peers, &cfg, hs, tail, applied,
         ));

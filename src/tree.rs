@@ -286,6 +286,15 @@ impl DataTree {
         std::mem::take(&mut self.dirty)
     }
 
+    /// An ensemble member shows its membership in `/zookeeper/config` (getConfig), with
+    /// version -1 as ZooKeeper sets it; derived at start-up, not a txn.
+    pub fn set_config(&mut self, text: &[u8]) {
+        if let Some(n) = self.nodes.get_mut("/zookeeper/config") {
+            n.data = Some(text.to_vec());
+            n.stat.version = -1;
+        }
+    }
+
     /// Session changes since the last call, to persist.
     pub fn take_dirty_sessions(&mut self) -> Vec<(i64, Option<i32>)> {
         std::mem::take(&mut self.dirty_sessions)

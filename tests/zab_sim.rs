@@ -70,6 +70,7 @@ impl Sim {
                 init_limit: 10,
                 sync_limit: 5,
                 finalize_ticks: 1,
+                ping_ticks: 1,
                 config_text: b"version=0".to_vec(),
                 max_log: 20,
             };

@@ -295,6 +295,20 @@ impl Zab {
         self.send(sid, Msg::Packet(qp(packet::UPTODATE, -1, None)));
     }
 
+    /// Leader: (followers connected, followers synced), as mntr reports them.
+    pub fn follower_counts(&self) -> (usize, usize) {
+        let Some(l) = self.leader.as_ref() else {
+            return (0, 0);
+        };
+        let followers = l.learners.values().filter(|x| !x.observer).count();
+        let synced = l
+            .learners
+            .values()
+            .filter(|x| !x.observer && x.phase == Phase::UpToDate)
+            .count();
+        (followers, synced)
+    }
+
     /// The zxid the next proposal gets (None unless established).
     pub fn next_zxid(&self) -> Option<i64> {
         let l = self.leader.as_ref()?;
@@ -552,8 +566,10 @@ impl Zab {
             l.pending_syncs.retain(|(s, _)| *s != sid);
             self.ready.disconnect.push(sid);
         }
-        for sid in ping {
-            self.send(sid, Msg::Packet(qp(packet::PING, last, None)));
+        if l.ticks % self.cfg.ping_ticks.max(1) == 0 {
+            for sid in ping {
+                self.send(sid, Msg::Packet(qp(packet::PING, last, None)));
+            }
         }
         if established && !self.cfg.is_quorum(&alive) {
             // Lost a quorum of synced followers: step down.

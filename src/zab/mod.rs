@@ -66,6 +66,8 @@ pub struct ZabConfig {
     pub sync_limit: u32,
     /// Ticks to wait for a better vote once a quorum agrees (`finalizeWait`).
     pub finalize_ticks: u32,
+    /// Ticks between the leader's PINGs (ZooKeeper: tickTime / 2).
+    pub ping_ticks: u32,
     /// The membership text sent in notifications and NEWLEADER.
     pub config_text: Vec<u8>,
     /// Committed txns kept in memory for DIFF syncs; older learners get a SNAP.
