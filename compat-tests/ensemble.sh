@@ -31,7 +31,7 @@ CFG
   for _ in $(seq 1 300); do
     ok=0
     for i in 1 2 3; do
-      mode=$(echo srvr | nc -q1 127.0.0.1 $((base + i)) 2>/dev/null | sed -n 's/^Mode: //p')
+      mode=$(echo srvr | nc -q1 127.0.0.1 $((base + i)) 2>/dev/null | sed -n 's/^Mode: //p' || true)
       case "$mode" in leader|follower) ok=$((ok + 1));; esac
     done
     [ "$ok" = 3 ] && { echo "127.0.0.1:$((base + 1)) 127.0.0.1:$((base + 2)) 127.0.0.1:$((base + 3))"; exit 0; }

@@ -122,9 +122,27 @@ fn wait_serving(members: &[Member], timeout: Duration) -> usize {
         let all = modes
             .iter()
             .all(|m| matches!(m.as_deref(), Some("leader" | "follower" | "down")));
-        if all {
-            if let Some(i) = modes.iter().position(|m| m.as_deref() == Some("leader")) {
-                return i;
+        let leaders = modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("leader"))
+            .count();
+        if all && leaders == 1 {
+            // Stable for a moment: a deposed leader may not have noticed yet.
+            std::thread::sleep(Duration::from_millis(300));
+            let again: Vec<Option<String>> = members
+                .iter()
+                .map(|m| {
+                    if m.child.is_some() {
+                        m.mode()
+                    } else {
+                        Some("down".into())
+                    }
+                })
+                .collect();
+            if again == modes {
+                if let Some(i) = modes.iter().position(|m| m.as_deref() == Some("leader")) {
+                    return i;
+                }
             }
         }
         if t0.elapsed() > timeout {
@@ -167,17 +185,25 @@ impl Roaming {
 
     /// One request; on a broken connection, re-attach to the next member and retry.
     fn call(&mut self, req: Request) -> Reply {
-        for _ in 0..200 {
+        self.call_tracked(req).0
+    }
+
+    /// The reply, and whether the request had to be sent again (its first attempt may or may
+    /// not have taken effect).
+    fn call_tracked(&mut self, req: Request) -> (Reply, bool) {
+        for attempt in 0..100 {
             let op = req.op();
             let xid = self.client.send_checked(&req);
             if let Some(xid) = xid {
                 if let Some(r) = self.client.recv(xid, op) {
-                    return r;
+                    return (r, attempt > 0);
                 }
             }
             self.at = (self.at + 1) % self.addrs.len();
             let (id, pw) = (self.client.session_id, self.client.passwd.clone());
             if let Some(c) = Client::connect_with(self.addrs[self.at], id, pw, 10000) {
+                // A member that stopped serving must not hold the test for long.
+                let _ = c.stream.set_read_timeout(Some(Duration::from_secs(3)));
                 self.client = c;
             } else {
                 std::thread::sleep(Duration::from_millis(50));
@@ -188,7 +214,15 @@ impl Roaming {
 }
 
 fn sync_and_check(addr: SocketAddr, paths: &[String]) {
-    let mut c = Client::connect(addr);
+    let mut c = (0..100)
+        .find_map(|_| {
+            let c = Client::connect_with(addr, 0, vec![0; 16], 30000);
+            if c.is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            c
+        })
+        .expect("a session");
     assert_eq!(
         c.call(Request::Sync(jute::proto::SyncRequest { path: "/".into() }))
             .err(),
@@ -309,4 +343,191 @@ fn five_members_lose_a_minority_then_restart_together() {
     let r = check.call(Request::Multi(jute::MultiRequest { ops: vec![] }));
     assert_eq!(r.err(), 0, "the restarted ensemble takes writes");
     let _ = OpCode::Ping;
+}
+
+/// One recorded operation of the history check.
+#[derive(Debug, Clone)]
+struct Op {
+    session: usize,
+    key: usize,
+    write: bool,
+    invoke: Instant,
+    complete: Instant,
+    /// The mzxid the operation wrote or observed; -1 for a write whose outcome is unknown
+    /// (its connection broke; it may or may not have happened).
+    mzxid: i64,
+}
+
+/// Writes must be linearizable: a write that completed before another began has the smaller
+/// zxid. Reads must be sequentially consistent: within a session, never older than what the
+/// session saw or wrote before, and never a value nobody had started writing.
+fn check_history(ops: &[Op]) {
+    let writes: Vec<&Op> = ops.iter().filter(|o| o.write).collect();
+    let done: Vec<&&Op> = writes.iter().filter(|w| w.mzxid > 0).collect();
+    for a in &done {
+        for b in &done {
+            if a.complete < b.invoke {
+                assert!(
+                    a.mzxid < b.mzxid,
+                    "write {a:?} finished before {b:?} began but has a later zxid"
+                );
+            }
+        }
+    }
+    let sessions: std::collections::BTreeSet<usize> = ops.iter().map(|o| o.session).collect();
+    for s in sessions {
+        let mut seen: std::collections::HashMap<usize, i64> = Default::default();
+        let mut mine: Vec<&Op> = ops.iter().filter(|o| o.session == s).collect();
+        mine.sort_by_key(|o| o.invoke);
+        for o in mine.into_iter().filter(|o| o.mzxid > 0) {
+            let last = seen.entry(o.key).or_insert(0);
+            assert!(
+                o.mzxid >= *last,
+                "session {s} went back in time on key {}: {o:?} after {last:#x}",
+                o.key
+            );
+            *last = o.mzxid;
+            if !o.write && o.mzxid != 0 {
+                let known = writes.iter().any(|w| {
+                    w.key == o.key && (w.mzxid == o.mzxid || w.mzxid == -1) && w.invoke < o.complete
+                });
+                // Values written before the history started (setup) have no record: allow them
+                // only if they are older than every recorded write.
+                let before_all = writes
+                    .iter()
+                    .filter(|w| w.key == o.key && w.mzxid > 0)
+                    .all(|w| o.mzxid < w.mzxid);
+                assert!(known || before_all, "read {o:?} saw a value nobody wrote");
+            }
+        }
+    }
+}
+
+#[test]
+fn client_history_is_linearizable_for_writes_across_a_leader_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut members = ensemble(3, tmp.path());
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
+    let keys = 3;
+    {
+        let mut c = Roaming::new(addrs.clone(), 0);
+        for k in 0..keys {
+            assert_eq!(c.call(create(&format!("/reg{k}"), b"0", 0)).err(), 0);
+        }
+    }
+    let history = Arc::new(Mutex::new(Vec::<Op>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|s| {
+            let (history, stop, addrs) = (history.clone(), stop.clone(), addrs.clone());
+            std::thread::spawn(move || {
+                let mut c = Roaming::new(addrs, s % 3);
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let key = (n as usize * 7 + s) % keys;
+                    let write = n.is_multiple_of(3);
+                    let path = format!("/reg{key}");
+                    let invoke = Instant::now();
+                    let req = if write {
+                        set_data(&path, format!("{s}-{n}").as_bytes(), -1)
+                    } else {
+                        get_data(&path, false)
+                    };
+                    let (r, retried) = c.call_tracked(req);
+                    let complete = Instant::now();
+                    if write && retried {
+                        let op = Op {
+                            session: s,
+                            key,
+                            write,
+                            invoke,
+                            complete,
+                            mzxid: -1,
+                        };
+                        history.lock().unwrap().push(op);
+                    }
+                    let stat = r.body.as_ref().and_then(|b| b.stat().cloned());
+                    // A write retried after a broken connection may have happened twice;
+                    // both are real writes, and the recorded one is the one we saw.
+                    if let Some(st) = stat {
+                        let op = Op {
+                            session: s,
+                            key,
+                            write,
+                            invoke,
+                            complete,
+                            mzxid: st.mzxid,
+                        };
+                        history.lock().unwrap().push(op);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    members[leader].kill();
+    wait_serving(&members, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(800));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let ops = history.lock().unwrap().clone();
+    assert!(ops.len() > 100, "only {} operations recorded", ops.len());
+    assert!(ops.iter().any(|o| o.write) && ops.iter().any(|o| !o.write));
+    check_history(&ops);
+}
+
+#[test]
+fn a_frozen_leader_is_replaced_and_rejoins_without_forking_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let members = ensemble(3, tmp.path());
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
+    let follower = (leader + 1) % 3;
+    let mut c = Roaming::new(addrs.clone(), follower);
+    assert_eq!(c.call(create("/before", b"", 0)).err(), 0);
+    // SIGSTOP: the leader is cut off from everyone, as by a partition, but keeps its state.
+    let pid = members[leader].child.as_ref().unwrap().id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    eprintln!("froze leader {}", leader + 1);
+    let t0 = Instant::now();
+    loop {
+        let modes: Vec<Option<String>> = (0..3)
+            .filter(|i| *i != leader)
+            .map(|i| members[i].mode())
+            .collect();
+        if modes.iter().any(|m| m.as_deref() == Some("leader")) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no new leader: {modes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut written = vec!["/before".to_string()];
+    for i in 0..10 {
+        let p = format!("/during{i}");
+        let r = c.call(create(&p, b"", 0));
+        assert!(r.err() == 0 || r.err() == -110);
+        written.push(p);
+    }
+    eprintln!("wrote {} during the freeze", written.len());
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    wait_serving(&members, Duration::from_secs(30));
+    for a in &addrs {
+        sync_and_check(*a, &written);
+    }
+    let modes: Vec<Option<String>> = members.iter().map(Member::mode).collect();
+    assert_eq!(
+        modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("leader"))
+            .count(),
+        1,
+        "{modes:?}"
+    );
 }

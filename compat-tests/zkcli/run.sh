@@ -222,7 +222,7 @@ ALICE=$(digest alice:secret)
 BOB=$(digest bob:pw)
 zkb "addauth digest alice:secret" "create $ROOT/secure sdata" "setAcl $ROOT/secure auth::cdrwa" "getAcl -s $ROOT/secure" "whoami"
 check "setAcl auth:: expands to the digest identity" any "^'digest,'alice:$(re_escape "$ALICE")\$" "^: cdrwa\$" "^aclVersion = 1\$"
-check "whoami lists digest and ip identities" any "^digest: alice\$" "^ip: 127\.0\.0\.1\$"
+check "whoami lists digest and ip identities" any "^digest: alice\$" "^ip: $(re_escape "${ZKCLI_CLIENT_IP:-127.0.0.1}")\$"
 
 zk get "$ROOT/secure"
 check "get without auth fails with NoAuth" nonzero "Insufficient permission : $ROOT/secure"
