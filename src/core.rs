@@ -86,6 +86,16 @@ enum Queued {
     Bad(i32, OpCode),
 }
 
+impl Queued {
+    /// Does this request become a txn (or, on a learner, a sync waiting for the leader)?
+    fn is_write(&self, learner: bool) -> bool {
+        match self {
+            Queued::Req(_, req) => req.is_write() || (learner && matches!(req, Request::Sync(_))),
+            Queued::Bad(_, op) => is_write_op(*op),
+        }
+    }
+}
+
 /// A client connection as the core knows it.
 pub struct Conn {
     pub tx: OutTx,
@@ -554,20 +564,29 @@ impl Core {
             self.auth(conn, xid, p);
             return;
         }
-        if c.pending_writes > 0 || !c.queue.is_empty() {
+        // Writes are proposed at once, behind each other (prep sees the pending ones through
+        // the overlay): many writes of one session share an fsync. Reads wait for the
+        // session's pending writes, so they see them; nothing overtakes a queued request.
+        let learner = !self.is_authority();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c.queue.is_empty() || (c.pending_writes > 0 && !q.is_write(learner)) {
             c.queue.push_back(q);
             return;
         }
         self.process(conn, q);
     }
 
-    /// Processes queued requests of `conn` until one of them becomes a pending write.
+    /// Processes queued requests of `conn` in order, until a read meets a pending write.
     fn drain(&mut self, conn: ConnId) {
+        let learner = !self.is_authority();
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            if c.pending_writes > 0 {
+            let Some(front) = c.queue.front() else { return };
+            if c.pending_writes > 0 && !front.is_write(learner) {
                 return;
             }
             let Some(q) = c.queue.pop_front() else { return };

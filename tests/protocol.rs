@@ -1038,3 +1038,22 @@ fn quota_stats_are_maintained_by_the_server() {
         "the server changes the data, not the version"
     );
 }
+
+#[test]
+fn pipelined_writes_then_a_read_see_every_write_in_order() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let mut xids = Vec::new();
+    for i in 0..100 {
+        xids.push((c.send(&create(&format!("/pw{i}"), b"x", 0)), OpCode::Create));
+        if i % 10 == 9 {
+            // A read right behind writes must see them.
+            xids.push((c.send(&exists(&format!("/pw{i}"), false)), OpCode::Exists));
+        }
+    }
+    xids.push((c.send(&Request::Ping), OpCode::Ping));
+    for (xid, op) in xids {
+        let r = c.recv(xid, op).unwrap();
+        assert_eq!(r.err(), 0, "{op:?} xid {xid}");
+    }
+}
