@@ -556,9 +556,9 @@ impl Core {
 
     /// Takes a request in arrival order: processed now, or queued behind pending writes.
     fn enqueue(&mut self, conn: ConnId, q: Queued) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        if !self.conns.contains_key(&conn) {
             return;
-        };
+        }
         // Auth is answered at once, as ZooKeeper answers it before its pipeline.
         if let Queued::Req(xid, Request::Auth(p)) = q {
             self.auth(conn, xid, p);
