@@ -100,7 +100,7 @@ impl Queued {
 pub struct Conn {
     pub tx: OutTx,
     pub session: Option<i64>,
-    pub auth: AuthIds,
+    pub auth: Arc<AuthIds>,
     pub peer: SocketAddr,
     pub received: u64,
     pub sent: u64,
@@ -459,7 +459,7 @@ impl Core {
             Conn {
                 tx,
                 session: None,
-                auth,
+                auth: Arc::new(auth),
                 peer,
                 received: 1,
                 sent: 0,
@@ -670,12 +670,12 @@ impl Core {
                 let text = String::from_utf8_lossy(p.auth.as_deref().unwrap_or_default());
                 let id = acl::digest(&text);
                 if self.cfg.super_digest.as_deref() == Some(id.as_str()) {
-                    c.auth.add(Id {
+                    Arc::make_mut(&mut c.auth).add(Id {
                         scheme: "super".into(),
                         id: "".into(),
                     });
                 }
-                c.auth.add(Id {
+                Arc::make_mut(&mut c.auth).add(Id {
                     scheme: "digest".into(),
                     id,
                 });

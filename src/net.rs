@@ -52,7 +52,6 @@ pub async fn serve(
     let mut connected_sent = false;
     let deadline = tokio::time::sleep(handshake_timeout);
     tokio::pin!(deadline);
-    let mut chunk = vec![0u8; 64 * 1024];
     'outer: loop {
         tokio::select! {
             biased;
@@ -78,12 +77,11 @@ pub async fn serve(
                 }
             }
             _ = &mut deadline, if !handshake_done => break,
-            n = rd.read(&mut chunk) => {
-                let n = match n {
+            n = read_more(&mut rd, &mut buf) => {
+                match n {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                buf.extend_from_slice(&chunk[..n]);
+                    Ok(_) => {}
+                }
                 // Before the first frame, 4 bytes spelling a known word make this a 4lw.
                 if !handshake_done && buf.len() >= 4 {
                     if let Ok(word) = std::str::from_utf8(&buf[..4]) {
@@ -136,12 +134,26 @@ pub async fn serve(
                     }
                 }
                 buf.drain(..start);
+                if buf.capacity() > 256 * 1024 && buf.len() < 4096 {
+                    buf.shrink_to(4096);
+                }
             }
         }
     }
     if connected_sent {
         let _ = core.send(CoreMsg::Closed { conn }).await;
     }
+}
+
+/// Reads into `buf`'s spare room (an idle connection holds a few KiB, not a fixed 64 KiB).
+async fn read_more(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(4096);
+    }
+    rd.read_buf(buf).await
 }
 
 /// A request frame after the handshake. `None`: not even a header; the connection is closed.

@@ -298,7 +298,7 @@ impl Core {
             xid,
             op,
             req.to_bytes(),
-            auth,
+            (*auth).clone(),
             Origin::Client { conn, xid, op, ops },
         );
     }

@@ -74,9 +74,18 @@ impl Store {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        // Memtables are bounded: the tree lives in memory already, RocksDB need not hold a
+        // second copy of recent writes (defaults would allow 64 MiB x 2 per family).
+        opts.set_db_write_buffer_size(32 << 20);
+        let cf_opts = || {
+            let mut o = Options::default();
+            o.set_write_buffer_size(8 << 20);
+            o.set_max_write_buffer_number(2);
+            o
+        };
         let cfs = [CF_LOG, CF_NODES, CF_META]
             .into_iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_opts()));
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         Ok(Store { db, sync })
     }

@@ -119,6 +119,8 @@ pub struct DataTree {
     pub sessions: std::collections::BTreeMap<i64, i32>,
     /// Session changes since the last `take_dirty_sessions`: (id, Some(timeout) | None).
     dirty_sessions: Vec<(i64, Option<i32>)>,
+    /// Interned ACL lists.
+    acls: HashSet<Arc<Vec<Acl>>>,
     /// Paths with a quota (`/zookeeper/quota/<path>/zookeeper_limits` exists).
     quota_paths: BTreeSet<String>,
     pub last_zxid: i64,
@@ -137,6 +139,7 @@ impl DataTree {
             ttls: BTreeSet::new(),
             sessions: Default::default(),
             dirty_sessions: Vec::new(),
+            acls: HashSet::new(),
             quota_paths: BTreeSet::new(),
             last_zxid: 0,
             extended_types,
@@ -179,6 +182,7 @@ impl DataTree {
             ttls: BTreeSet::new(),
             sessions: Default::default(),
             dirty_sessions: Vec::new(),
+            acls: HashSet::new(),
             quota_paths: BTreeSet::new(),
             last_zxid: 0,
             extended_types,
@@ -187,7 +191,23 @@ impl DataTree {
     }
 
     /// Inserts a node read from storage; its parent must already be present.
-    pub fn insert_loaded(&mut self, p: String, node: Node) {
+    /// One shared copy of each distinct ACL list (ZooKeeper's ACL cache): most nodes of a
+    /// tree share a handful of lists.
+    pub fn intern(&mut self, acl: Vec<Acl>) -> Arc<Vec<Acl>> {
+        if let Some(a) = self.acls.get(&acl) {
+            return a.clone();
+        }
+        let a = Arc::new(acl);
+        self.acls.insert(a.clone());
+        a
+    }
+
+    pub fn insert_loaded(&mut self, p: String, mut node: Node) {
+        if let Some(a) = self.acls.get(node.acl.as_ref()) {
+            node.acl = a.clone();
+        } else {
+            self.acls.insert(node.acl.clone());
+        }
         if let Some(parent) = path::parent(&p) {
             if let Some(parent) = self.nodes.get_mut(parent) {
                 parent.children.insert(path::name(&p).into());
@@ -395,8 +415,9 @@ impl DataTree {
                 }
             }
             TxnRecord::SetAcl(t) => {
+                let acl = self.intern(t.acl.clone().unwrap_or_default());
                 if let Some(node) = self.nodes.get_mut(&t.path) {
-                    node.acl = Arc::new(t.acl.clone().unwrap_or_default());
+                    node.acl = acl;
                     node.stat.aversion = t.version;
                     self.dirty.insert(t.path.clone());
                 }
@@ -460,11 +481,8 @@ impl DataTree {
             ephemeral_owner: owner,
             pzxid: h.zxid,
         };
-        let node = Node::new(
-            stat,
-            t.data.clone(),
-            Arc::new(t.acl.clone().unwrap_or_default()),
-        );
+        let acl = self.intern(t.acl.clone().unwrap_or_default());
+        let node = Node::new(stat, t.data.clone(), acl);
         self.index_kind(&t.path, owner);
         self.nodes.insert(t.path.clone(), node);
         self.dirty.insert(t.path.clone());

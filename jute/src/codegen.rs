@@ -121,10 +121,18 @@ pub fn generate(modules: &[Module]) -> Result<String, String> {
                 &mut out,
                 format!("    /// Jute record `{}.{}`.", module.name, class.name),
             );
-            w(
-                &mut out,
-                "    #[derive(Debug, Clone, PartialEq, Default)]".into(),
-            );
+            // Records without floating point fields can be compared exactly and hashed (the
+            // server interns ACL lists).
+            let has_float = class
+                .fields
+                .iter()
+                .any(|f| matches!(f.ty, Type::Float | Type::Double));
+            let derives = if has_float {
+                "Debug, Clone, PartialEq, Default"
+            } else {
+                "Debug, Clone, PartialEq, Eq, Hash, Default"
+            };
+            w(&mut out, format!("    #[derive({derives})]"));
             w(
                 &mut out,
                 "    #[cfg_attr(feature = \"arbitrary\", derive(arbitrary::Arbitrary))]".into(),
