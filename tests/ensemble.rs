@@ -70,13 +70,22 @@ fn free_port() -> u16 {
 }
 
 fn ensemble(n: usize, dir: &std::path::Path) -> Vec<Member> {
+    ensemble_with_observers(n, 0, dir)
+}
+
+/// `voters` participants then `observers` observers (the last ids).
+fn ensemble_with_observers(voters: usize, observers: usize, dir: &std::path::Path) -> Vec<Member> {
+    let n = voters + observers;
     let ports: Vec<(u16, u16, u16)> = (0..n)
         .map(|_| (free_port(), free_port(), free_port()))
         .collect();
     let servers: String = ports
         .iter()
         .enumerate()
-        .map(|(i, (_, q, e))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
+        .map(|(i, (_, q, e))| {
+            let role = if i >= voters { ":observer" } else { "" };
+            format!("server.{}=127.0.0.1:{q}:{e}{role}\n", i + 1)
+        })
         .collect();
     (0..n)
         .map(|i| {
@@ -119,9 +128,12 @@ fn wait_serving(members: &[Member], timeout: Duration) -> usize {
                 }
             })
             .collect();
-        let all = modes
-            .iter()
-            .all(|m| matches!(m.as_deref(), Some("leader" | "follower" | "down")));
+        let all = modes.iter().all(|m| {
+            matches!(
+                m.as_deref(),
+                Some("leader" | "follower" | "observer" | "down")
+            )
+        });
         let leaders = modes
             .iter()
             .filter(|m| m.as_deref() == Some("leader"))
@@ -529,5 +541,38 @@ fn a_frozen_leader_is_replaced_and_rejoins_without_forking_history() {
             .count(),
         1,
         "{modes:?}"
+    );
+}
+
+#[test]
+fn an_observer_serves_reads_and_forwards_writes_without_voting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut members = ensemble_with_observers(3, 1, tmp.path());
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    assert_eq!(members[3].mode().as_deref(), Some("observer"));
+    let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
+    // Writes through the observer, read back on it and on a voter.
+    let mut c = Client::connect(addrs[3]);
+    let mut written = Vec::new();
+    for i in 0..20 {
+        let p = format!("/o{i}");
+        assert_eq!(c.call(create(&p, b"v", 0)).err(), 0);
+        assert_eq!(
+            c.call(exists(&p, false)).err(),
+            0,
+            "read-your-write on the observer"
+        );
+        written.push(p);
+    }
+    sync_and_check(addrs[(leader + 1) % 3], &written);
+    // The observer does not count toward a quorum: with one voter left of three, nothing serves.
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    members[others[0]].kill();
+    members[others[1]].kill();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_ne!(
+        members[3].mode().as_deref(),
+        Some("observer"),
+        "an observer cannot keep a quorum"
     );
 }
