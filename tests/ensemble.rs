@@ -576,3 +576,43 @@ fn an_observer_serves_reads_and_forwards_writes_without_voting() {
         "an observer cannot keep a quorum"
     );
 }
+
+#[test]
+fn the_leader_expires_sessions_kept_alive_through_followers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let members = ensemble(3, tmp.path());
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
+    let follower = (leader + 1) % 3;
+    let mut c = Client::connect_with(addrs[follower], 0, vec![0; 16], 1500).unwrap();
+    assert_eq!(c.timeout_ms, 1500);
+    assert_eq!(c.call(create("/alive", b"", 1)).err(), 0);
+    // Pings to the follower keep the session alive at the leader, well past its timeout.
+    for _ in 0..15 {
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(c.call(Request::Ping).err(), 0);
+    }
+    let mut other = Client::connect(addrs[leader]);
+    assert_eq!(
+        other.call(exists("/alive", false)).err(),
+        0,
+        "expired while pinging"
+    );
+    // Silence: the leader expires it and every member loses the ephemeral.
+    let t0 = Instant::now();
+    loop {
+        if other.call(exists("/alive", false)).err() == -101 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "session never expired"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(t0.elapsed() >= Duration::from_millis(1000));
+    sync_and_check(addrs[follower], &[]);
+    let mut f = Client::connect(addrs[follower]);
+    f.call(Request::Sync(jute::proto::SyncRequest { path: "/".into() }));
+    assert_eq!(f.call(exists("/alive", false)).err(), -101);
+}
