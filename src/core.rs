@@ -189,7 +189,7 @@ pub fn now_ms() -> i64 {
 pub(crate) type BodyWriter<'a> = &'a dyn Fn(&mut Vec<u8>);
 
 pub(crate) fn reply_frame(xid: i32, zxid: i64, err: i32, body: Option<BodyWriter<'_>>) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(128);
     frame::write(&mut out, |out| {
         ReplyHeader { xid, zxid, err }.encode(out);
         if let Some(body) = body {

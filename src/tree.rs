@@ -43,7 +43,7 @@ pub struct Node {
     pub stat: StatPersisted,
     pub data: Option<Vec<u8>>,
     pub acl: Arc<Vec<Acl>>,
-    pub children: HashSet<Box<str>>,
+    pub children: HashSet<Box<str>, ahash::RandomState>,
 }
 
 impl Node {
@@ -52,7 +52,7 @@ impl Node {
             stat,
             data,
             acl,
-            children: HashSet::new(),
+            children: HashSet::default(),
         }
     }
 
@@ -110,7 +110,7 @@ pub struct Applied {
 /// The data tree.
 #[derive(Debug)]
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    nodes: HashMap<String, Node, ahash::RandomState>,
     /// Ephemeral paths by owning session.
     ephemerals: HashMap<i64, BTreeSet<String>>,
     pub containers: BTreeSet<String>,
@@ -133,7 +133,7 @@ impl DataTree {
     /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
     pub fn new(extended_types: bool) -> Self {
         let mut t = DataTree {
-            nodes: HashMap::new(),
+            nodes: HashMap::default(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
@@ -176,7 +176,7 @@ impl DataTree {
     /// An empty tree to load stored nodes into (parents first).
     pub fn empty(extended_types: bool) -> Self {
         DataTree {
-            nodes: HashMap::new(),
+            nodes: HashMap::default(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
