@@ -4,6 +4,7 @@
 //! property `zookeeper.K`, so keys are accepted with or without that prefix. Unknown keys are
 //! warnings; invalid values are errors naming the key and the line.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use thiserror::Error;
@@ -19,6 +20,13 @@ pub enum ConfigError {
     },
     #[error("line {line}: expected key=value, got {text:?}")]
     Syntax { line: usize, text: String },
+    #[error("environment variable {var}: invalid value {value:?} for {key}: {reason}")]
+    InvalidEnv {
+        var: String,
+        key: String,
+        value: String,
+        reason: String,
+    },
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
 }
@@ -119,12 +127,97 @@ impl Config {
         }
     }
 
+    /// Reads a zoo.cfg file, then the `myid` file of an ensemble member.
     pub fn read(path: &std::path::Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut cfg = Config::parse(&text)?;
+        Config::load(Some(path), None)
+    }
+
+    /// The settings in layers: ZooKeeper's defaults, then the file (`zoo.cfg`, or TOML when its
+    /// name ends in `.toml`), then `ZKRS_*` environment variables (`env`: `None` reads the
+    /// process environment), then the `myid` file of an ensemble member. Every layer goes
+    /// through the same keys and checks as zoo.cfg.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        env: Option<HashMap<String, String>>,
+    ) -> Result<Config, ConfigError> {
+        let mut cfg = match path {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                if path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+                {
+                    Config::parse_toml(&text)?
+                } else {
+                    Config::parse(&text)?
+                }
+            }
+        };
+        cfg.apply_env(env)?;
+        cfg.read_myid()?;
+        Ok(cfg)
+    }
+
+    /// Parses TOML holding zoo.cfg's keys: `tickTime = 2000`, `"4lw.commands.whitelist" =
+    /// ["ruok", "mntr"]`, `server.1 = "10.0.0.1:2888:3888"` (dotted keys or tables).
+    pub fn parse_toml(text: &str) -> Result<Config, ConfigError> {
+        let table = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize::<HashMap<String, config::Value>>())
+            .map_err(|e| ConfigError::Syntax {
+                line: 0,
+                text: e.to_string(),
+            })?;
+        let mut cfg = Config::default();
+        for (key, value) in flatten(table) {
+            let line = toml_line(text, &key);
+            let key = canonical_key(&key).unwrap_or(key);
+            cfg.set(line, &key, &value)?;
+        }
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// `ZKRS_<KEY>` variables override the file: the key in any case, with `_` for the dots and
+    /// word breaks (`ZKRS_TICK_TIME`, `ZKRS_4LW_COMMANDS_WHITELIST`, `ZKRS_SERVER_1`).
+    pub fn apply_env(&mut self, env: Option<HashMap<String, String>>) -> Result<(), ConfigError> {
+        let table = config::Config::builder()
+            .add_source(config::Environment::with_prefix("ZKRS").source(env))
+            .build()
+            .and_then(|c| c.try_deserialize::<HashMap<String, config::Value>>())
+            .map_err(|e| ConfigError::Syntax {
+                line: 0,
+                text: e.to_string(),
+            })?;
+        for (key, value) in flatten(table) {
+            let var = format!("ZKRS_{}", key.to_ascii_uppercase());
+            let Some(key) = canonical_key(&key) else {
+                self.warnings
+                    .push(format!("environment variable {var}: unknown key ignored"));
+                continue;
+            };
+            self.set(0, &key, &value).map_err(|e| match e {
+                ConfigError::Invalid {
+                    key, value, reason, ..
+                } => ConfigError::InvalidEnv {
+                    var: var.clone(),
+                    key,
+                    value,
+                    reason,
+                },
+                other => other,
+            })?;
+        }
+        self.check()
+    }
+
+    fn read_myid(&mut self) -> Result<(), ConfigError> {
+        let cfg = self;
         if !cfg.servers.is_empty() {
             let myid = cfg.data_dir.join("myid");
             if let Ok(text) = std::fs::read_to_string(&myid) {
@@ -136,7 +229,7 @@ impl Config {
                 })?;
             }
         }
-        Ok(cfg)
+        Ok(())
     }
 
     /// Parses zoo.cfg text.
@@ -156,15 +249,21 @@ impl Config {
             };
             cfg.set(line, key.trim(), value.trim())?;
         }
-        if cfg.min_session_timeout_ms() > cfg.max_session_timeout_ms() {
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Checks between keys, once all are read.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.min_session_timeout_ms() > self.max_session_timeout_ms() {
             return Err(ConfigError::Invalid {
                 line: 0,
                 key: "minSessionTimeout".into(),
-                value: cfg.min_session_timeout_ms().to_string(),
+                value: self.min_session_timeout_ms().to_string(),
                 reason: "must not exceed maxSessionTimeout".into(),
             });
         }
-        Ok(cfg)
+        Ok(())
     }
 
     fn set(&mut self, line: usize, key: &str, value: &str) -> Result<(), ConfigError> {
@@ -262,6 +361,8 @@ impl Config {
                 if !value.contains(':') {
                     return Err(invalid("expected host:quorumPort:electionPort"));
                 }
+                // A later layer (TOML after zoo.cfg, the environment) replaces the line.
+                self.servers.retain(|(other, _)| *other != id);
                 self.servers.push((id, value.to_string()));
             }
             k if k.starts_with("admin.")
@@ -305,6 +406,118 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The keys `Config::set` knows by name, to match TOML keys and environment variables whatever
+/// their case and separators.
+const KNOWN_KEYS: &[&str] = &[
+    "tickTime",
+    "dataDir",
+    "dataLogDir",
+    "clientPort",
+    "clientPortAddress",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "maxClientCnxns",
+    "minSessionTimeout",
+    "maxSessionTimeout",
+    "globalOutstandingLimit",
+    "4lw.commands.whitelist",
+    "jute.maxbuffer",
+    "extendedTypesEnabled",
+    "DigestAuthenticationProvider.superDigest",
+    "reconfigEnabled",
+    "forceSync",
+    "standaloneEnabled",
+    "znode.container.checkIntervalMs",
+    "nio.sessionlessCnxnTimeout",
+    "initLimit",
+    "syncLimit",
+    "peerType",
+    "electionPortBindRetry",
+    "quorumListenOnAllIPs",
+    "snapCount",
+    "preAllocSize",
+    "maxCnxns",
+    "syncEnabled",
+    "skipACL",
+    "digest.enabled",
+    "closeSessionTxn.enabled",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "cnxTimeout",
+    "admin.enableServer",
+    "admin.serverPort",
+    "admin.serverAddress",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+];
+
+/// Lower case, letters and digits only: `tick_time`, `TICKTIME` and `tickTime` all match.
+fn normalize(key: &str) -> String {
+    key.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// zoo.cfg's spelling of a key written in another case or with other separators.
+fn canonical_key(key: &str) -> Option<String> {
+    let n = normalize(key);
+    let n = n.strip_prefix("zookeeper").unwrap_or(&n);
+    if let Some(id) = n.strip_prefix("server") {
+        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(format!("server.{id}"));
+        }
+    }
+    KNOWN_KEYS
+        .iter()
+        .find(|k| normalize(k) == n)
+        .map(|k| k.to_string())
+}
+
+/// Nested tables become dotted keys; arrays become comma-separated lists (the whitelist).
+fn flatten(table: HashMap<String, config::Value>) -> Vec<(String, String)> {
+    fn walk(prefix: &str, value: config::Value, out: &mut Vec<(String, String)>) {
+        match value.kind {
+            config::ValueKind::Table(t) => {
+                for (k, v) in t {
+                    walk(&format!("{prefix}.{k}"), v, out);
+                }
+            }
+            config::ValueKind::Array(items) => {
+                let items: Vec<String> = items.into_iter().map(|v| v.to_string()).collect();
+                out.push((prefix.to_string(), items.join(",")));
+            }
+            kind => out.push((prefix.to_string(), kind.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    for (k, v) in table {
+        walk(&k, v, &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// The line of a TOML file where `key` (flattened) is set, for error messages; 0 if not found.
+fn toml_line(text: &str, key: &str) -> usize {
+    let whole = normalize(key);
+    let last = normalize(key.rsplit('.').next().unwrap_or(key));
+    let mut fallback = 0;
+    for (i, line) in text.lines().enumerate() {
+        let Some((lhs, _)) = line.split_once('=') else {
+            continue;
+        };
+        let lhs = normalize(lhs);
+        if lhs == whole {
+            return i + 1;
+        }
+        if lhs == last && fallback == 0 {
+            fallback = i + 1;
+        }
+    }
+    fallback
 }
 
 /// ZooKeeper reads jute.maxbuffer with Integer.decode: decimal, 0x hex or leading-0 octal.
@@ -360,6 +573,97 @@ mod tests {
             Config::parse("justtext"),
             Err(ConfigError::Syntax { line: 1, .. })
         ));
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            vars.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn toml_holds_zoo_cfg_keys() {
+        let cfg = Config::parse_toml(
+            "tickTime = 1000\nclientPort = 2999\ndataDir = \"/tmp/t\"\n\
+             \"4lw.commands.whitelist\" = [\"ruok\", \"mntr\"]\n\
+             extendedTypesEnabled = true\nzookeeper.forceSync = \"no\"\n\
+             server.1 = \"127.0.0.1:2888:3888\"\n[admin]\nenableServer = false\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.tick_time_ms, 1000);
+        assert_eq!(cfg.client_port, 2999);
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/t"));
+        assert!(cfg.four_letter_enabled("mntr") && !cfg.four_letter_enabled("stat"));
+        assert!(cfg.extended_types);
+        assert!(!cfg.force_sync);
+        assert_eq!(cfg.servers, vec![(1, "127.0.0.1:2888:3888".to_string())]);
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    }
+
+    #[test]
+    fn toml_errors_name_key_and_line() {
+        let err = Config::parse_toml("tickTime = 2000\n\nclientPort = \"abc\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Invalid {
+                line: 3,
+                key: "clientPort".into(),
+                value: "abc".into(),
+                reason: "expected a port number".into()
+            }
+        );
+        assert!(matches!(
+            Config::parse_toml("tickTime = = 1"),
+            Err(ConfigError::Syntax { .. })
+        ));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut cfg = Config::parse("tickTime=2000\nclientPort=2181\nserver.1=a:1:2\n").unwrap();
+        cfg.apply_env(env(&[
+            ("ZKRS_TICK_TIME", "500"),
+            ("ZKRS_CLIENTPORT", "3000"),
+            ("ZKRS_4LW_COMMANDS_WHITELIST", "*"),
+            ("ZKRS_SERVER_1", "b:1:2"),
+            (
+                "ZKRS_DIGEST_AUTHENTICATION_PROVIDER_SUPER_DIGEST",
+                "super:abc=",
+            ),
+            ("ZKRS_NO_SUCH_THING", "1"),
+            ("OTHER_TICK_TIME", "7"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.tick_time_ms, 500);
+        assert_eq!(cfg.client_port, 3000);
+        assert!(cfg.four_letter_enabled("crst"));
+        assert_eq!(cfg.servers, vec![(1, "b:1:2".to_string())]);
+        assert_eq!(cfg.super_digest.as_deref(), Some("super:abc="));
+        assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+        assert!(cfg.warnings[0].contains("ZKRS_NO_SUCH_THING"));
+    }
+
+    #[test]
+    fn invalid_environment_values_name_the_variable() {
+        let mut cfg = Config::default();
+        let err = cfg
+            .apply_env(env(&[("ZKRS_MAX_CLIENT_CNXNS", "many")]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::InvalidEnv {
+                var: "ZKRS_MAX_CLIENT_CNXNS".into(),
+                key: "maxClientCnxns".into(),
+                value: "many".into(),
+                reason: "expected a number".into()
+            }
+        );
+        let err = Config::default()
+            .apply_env(env(&[("ZKRS_MIN_SESSION_TIMEOUT", "90000")]))
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
     }
 
     #[test]

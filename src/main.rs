@@ -9,7 +9,8 @@ use zkrs::config::Config;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// A ZooKeeper zoo.cfg file.
+    /// A ZooKeeper zoo.cfg file, or TOML with the same keys when the name ends in `.toml`.
+    /// `ZKRS_<KEY>` environment variables override it (`ZKRS_TICK_TIME=1000`).
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
     /// Overrides clientPort.
@@ -28,15 +29,15 @@ fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
-    let mut cfg = match &args.config {
-        Some(path) => match Config::read(path) {
-            Ok(cfg) => cfg,
-            Err(e) => {
-                eprintln!("zkrs: {}: {e}", path.display());
-                return ExitCode::from(2);
+    let mut cfg = match Config::load(args.config.as_deref(), None) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            match &args.config {
+                Some(path) => eprintln!("zkrs: {}: {e}", path.display()),
+                None => eprintln!("zkrs: {e}"),
             }
-        },
-        None => Config::default(),
+            return ExitCode::from(2);
+        }
     };
     for w in &cfg.warnings {
         tracing::warn!("{w}");
