@@ -23,7 +23,7 @@ use jute::proto::*;
 use jute::txn::*;
 use jute::{frame, xid, Connect, ConnectReply, Encode, KeeperState, MultiOp, MultiResponse};
 use jute::{MultiResult, OpCode, Request, Response, TxnEntry, TxnRecord, ZkError};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -158,8 +158,8 @@ pub struct Core {
     pub cfg: Arc<Config>,
     pub tree: DataTree,
     pub(crate) store: Store,
-    pub sessions: HashMap<i64, Session>,
-    pub conns: HashMap<ConnId, Conn>,
+    pub sessions: crate::FastMap<i64, Session>,
+    pub conns: crate::FastMap<ConnId, Conn>,
     pub watches: Watches,
     pub(crate) overlay: Overlay,
     pub(crate) next_session_id: i64,
@@ -209,7 +209,7 @@ impl Core {
         let recovered = store.recover(cfg.extended_types, standalone)?;
         let tree = recovered.tree;
         let now = Instant::now();
-        let mut sessions = HashMap::new();
+        let mut sessions = crate::FastMap::default();
         for (&id, &timeout) in &tree.sessions {
             // Recovered sessions get a fresh timeout, as in ZooKeeper.
             sessions.insert(id, Session::new(id, timeout, now, cfg.tick_time_ms));
@@ -223,7 +223,7 @@ impl Core {
             tree,
             store,
             sessions,
-            conns: HashMap::new(),
+            conns: crate::FastMap::default(),
             watches: Watches::default(),
             overlay: Overlay::default(),
             next_session_id,

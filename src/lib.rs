@@ -4,6 +4,11 @@
 //! that owns all state) -> [`prep`] (request -> txn | error) -> [`tree`] apply -> [`store`]
 //! (RocksDB group commit) -> replies and watch events in order -> socket.
 
+/// Hash maps keyed by what clients send (paths, ids): ahash with per-process random keys.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+/// See [`FastMap`].
+pub type FastSet<T> = std::collections::HashSet<T, ahash::RandomState>;
+
 pub mod acl;
 pub mod admin;
 pub mod config;

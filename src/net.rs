@@ -7,7 +7,7 @@ use jute::proto::RequestHeader;
 use jute::{frame, Connect, Decode, OpCode, Reader, Request};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,7 +47,8 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
     let (mut rd, mut wr) = stream.into_split();
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    // Empty between requests: an idle connection holds no read buffer.
+    let mut buf: Vec<u8> = Vec::new();
     let mut handshake_done = false;
     let mut connected_sent = false;
     let deadline = tokio::time::sleep(handshake_timeout);
@@ -133,9 +134,13 @@ pub async fn serve(
                         break 'outer;
                     }
                 }
-                buf.drain(..start);
-                if buf.capacity() > 256 * 1024 && buf.len() < 4096 {
-                    buf.shrink_to(4096);
+                if start == buf.len() {
+                    buf = Vec::new();
+                } else {
+                    buf.drain(..start);
+                    if buf.capacity() > 256 * 1024 && buf.len() < 4096 {
+                        buf.shrink_to(4096);
+                    }
                 }
             }
         }
@@ -145,15 +150,27 @@ pub async fn serve(
     }
 }
 
-/// Reads into `buf`'s spare room (an idle connection holds a few KiB, not a fixed 64 KiB).
+/// Waits until the socket is readable, then reads into `buf`'s spare room (at least 4 KiB of
+/// it): an idle connection waits holding no buffer.
 async fn read_more(
     rd: &mut tokio::net::tcp::OwnedReadHalf,
     buf: &mut Vec<u8>,
 ) -> std::io::Result<usize> {
-    if buf.capacity() - buf.len() < 4096 {
-        buf.reserve(4096);
+    loop {
+        rd.readable().await?;
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(4096);
+        }
+        match rd.try_read_buf(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Readiness was stale: wait again without holding an empty buffer.
+                if buf.is_empty() {
+                    *buf = Vec::new();
+                }
+            }
+            other => return other,
+        }
     }
-    rd.read_buf(buf).await
 }
 
 /// A request frame after the handshake. `None`: not even a header; the connection is closed.

@@ -7,7 +7,7 @@ use crate::tree::{DataTree, CONTAINER_OWNER, TTL_MARK};
 use jute::data::{Acl, StatPersisted};
 use jute::txn::TxnHeader;
 use jute::TxnRecord;
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// What prep needs to know about a node.
@@ -43,7 +43,10 @@ impl View for DataTree {
 /// the zxid of that txn.
 #[derive(Debug, Default, Clone)]
 pub struct Overlay {
-    changes: HashMap<String, (Option<NodeView>, i64)>,
+    changes: crate::FastMap<String, (Option<NodeView>, i64)>,
+    /// The paths each pending txn touched, oldest first: committing forgets them in order
+    /// instead of scanning every change per txn.
+    by_zxid: VecDeque<(i64, Vec<String>)>,
 }
 
 /// An overlay over another view.
@@ -90,8 +93,13 @@ impl Overlay {
 
     /// Adds changes computed by [`Overlay::changes_of`], tagged with their txn's zxid.
     pub fn apply(&mut self, changes: Vec<(String, Option<NodeView>)>, zxid: i64) {
+        let mut paths = Vec::with_capacity(changes.len());
         for (p, n) in changes {
+            paths.push(p.clone());
             self.changes.insert(p, (n, zxid));
+        }
+        if !paths.is_empty() {
+            self.by_zxid.push_back((zxid, paths));
         }
     }
 
@@ -220,11 +228,56 @@ impl Overlay {
 
     /// Forgets changes that txns up to `zxid` made, now that they are in the tree.
     pub fn committed(&mut self, zxid: i64) {
-        self.changes.retain(|_, (_, z)| *z > zxid);
+        while self.by_zxid.front().is_some_and(|(z, _)| *z <= zxid) {
+            let Some((_, paths)) = self.by_zxid.pop_front() else {
+                break;
+            };
+            for p in paths {
+                // A later pending txn may have changed the path again: keep its change.
+                if self.changes.get(&p).is_some_and(|(_, z)| *z <= zxid) {
+                    self.changes.remove(&p);
+                }
+            }
+        }
     }
 
     /// Drops everything (a leader that steps down).
     pub fn clear(&mut self) {
         self.changes.clear();
+        self.by_zxid.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(version: i32) -> Option<NodeView> {
+        Some(NodeView {
+            stat: StatPersisted {
+                version,
+                ..Default::default()
+            },
+            acl: Arc::new(Vec::new()),
+            num_children: 0,
+        })
+    }
+
+    #[test]
+    fn committing_forgets_only_what_later_txns_did_not_change_again() {
+        let mut o = Overlay::default();
+        o.apply(vec![("/a".into(), node(1)), ("/b".into(), node(1))], 10);
+        o.apply(vec![("/a".into(), node(2))], 11);
+        o.apply(vec![("/c".into(), None)], 12);
+        o.committed(10);
+        // /b is in the tree now; /a still shows txn 11's change.
+        assert_eq!(o.len(), 2);
+        assert_eq!(
+            o.changes.get("/a").map(|(n, z)| (n.clone(), *z)),
+            Some((node(2), 11))
+        );
+        o.committed(12);
+        assert!(o.is_empty());
+        assert!(o.by_zxid.is_empty());
     }
 }

@@ -126,7 +126,7 @@ pub struct DataTree {
     pub last_zxid: i64,
     pub extended_types: bool,
     /// Paths changed since the last `take_dirty`.
-    dirty: HashSet<String>,
+    dirty: crate::FastSet<String>,
 }
 
 impl DataTree {
@@ -143,7 +143,7 @@ impl DataTree {
             quota_paths: BTreeSet::new(),
             last_zxid: 0,
             extended_types,
-            dirty: HashSet::new(),
+            dirty: crate::FastSet::default(),
         };
         let open = Arc::new(crate::acl::open_acl_unsafe());
         t.insert_loaded(
@@ -186,7 +186,7 @@ impl DataTree {
             quota_paths: BTreeSet::new(),
             last_zxid: 0,
             extended_types,
-            dirty: HashSet::new(),
+            dirty: crate::FastSet::default(),
         }
     }
 
@@ -302,7 +302,7 @@ impl DataTree {
     }
 
     /// Paths changed since the last call, to persist.
-    pub fn take_dirty(&mut self) -> HashSet<String> {
+    pub fn take_dirty(&mut self) -> crate::FastSet<String> {
         std::mem::take(&mut self.dirty)
     }
 

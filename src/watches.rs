@@ -13,7 +13,7 @@ const STANDARD: u8 = 1;
 const PERSISTENT: u8 = 2;
 const RECURSIVE: u8 = 4;
 
-type Table = HashMap<String, HashMap<ConnId, u8>>;
+type Table = crate::FastMap<String, crate::FastMap<ConnId, u8>>;
 
 /// Which table a watch lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
