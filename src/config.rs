@@ -165,16 +165,8 @@ impl Config {
     /// Parses TOML holding zoo.cfg's keys: `tickTime = 2000`, `"4lw.commands.whitelist" =
     /// ["ruok", "mntr"]`, `server.1 = "10.0.0.1:2888:3888"` (dotted keys or tables).
     pub fn parse_toml(text: &str) -> Result<Config, ConfigError> {
-        let table = config::Config::builder()
-            .add_source(config::File::from_str(text, config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.try_deserialize::<HashMap<String, config::Value>>())
-            .map_err(|e| ConfigError::Syntax {
-                line: 0,
-                text: e.to_string(),
-            })?;
         let mut cfg = Config::default();
-        for (key, value) in flatten(table) {
+        for (key, value) in collect(config::File::from_str(text, config::FileFormat::Toml))? {
             let line = toml_line(text, &key);
             let key = canonical_key(&key).unwrap_or(key);
             cfg.set(line, &key, &value)?;
@@ -186,15 +178,7 @@ impl Config {
     /// `ZKRS_<KEY>` variables override the file: the key in any case, with `_` for the dots and
     /// word breaks (`ZKRS_TICK_TIME`, `ZKRS_4LW_COMMANDS_WHITELIST`, `ZKRS_SERVER_1`).
     pub fn apply_env(&mut self, env: Option<HashMap<String, String>>) -> Result<(), ConfigError> {
-        let table = config::Config::builder()
-            .add_source(config::Environment::with_prefix("ZKRS").source(env))
-            .build()
-            .and_then(|c| c.try_deserialize::<HashMap<String, config::Value>>())
-            .map_err(|e| ConfigError::Syntax {
-                line: 0,
-                text: e.to_string(),
-            })?;
-        for (key, value) in flatten(table) {
+        for (key, value) in collect(config::Environment::with_prefix("ZKRS").source(env))? {
             let var = format!("ZKRS_{}", key.to_ascii_uppercase());
             let Some(key) = canonical_key(&key) else {
                 self.warnings
@@ -474,6 +458,21 @@ fn canonical_key(key: &str) -> Option<String> {
         .iter()
         .find(|k| normalize(k) == n)
         .map(|k| k.to_string())
+}
+
+/// The (key, value) pairs of one `config` source, flattened and sorted.
+fn collect(
+    source: impl config::Source + Send + Sync + 'static,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let table = config::Config::builder()
+        .add_source(source)
+        .build()
+        .and_then(|c| c.try_deserialize::<HashMap<String, config::Value>>())
+        .map_err(|e| ConfigError::Syntax {
+            line: 0,
+            text: e.to_string(),
+        })?;
+    Ok(flatten(table))
 }
 
 /// Nested tables become dotted keys; arrays become comma-separated lists (the whitelist).
