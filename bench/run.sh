@@ -210,6 +210,8 @@ bench_server() { # name
   wait "$ipid"
   cat "$dir/idle.out"
   record "$idle_label" "server RSS MiB ↓" "$name" "$max"
+  record "$idle_label" "RSS added by the sessions MiB ↓" "$name" \
+    "$(awk -v a="$max" -v b="$before" 'BEGIN {printf "%.1f", a - b}')"
   echo "$name: RSS before the idle sessions $before MiB, while they were open $max MiB"
   stop "$pid"
 
@@ -317,6 +319,7 @@ targets() {
   check "RSS with $BULK znodes ≤1/10" "bulk create ($BULK znodes)" "server RSS MiB ↓" le 0.1
   check "RSS with $BULK znodes after restart ≤1/10" "restart with $BULK znodes" "server RSS MiB ↓" le 0.1
   check "RSS with $IDLE idle sessions ≤1/10" "idle sessions ($IDLE, pinging)" "server RSS MiB ↓" le 0.1
+  check "RSS added by $IDLE idle sessions ≤1/10" "idle sessions ($IDLE, pinging)" "RSS added by the sessions MiB ↓" le 0.1
   check "restart with $BULK znodes ≤1/5 time" "restart with $BULK znodes" "start to first answer ms ↓" le 0.2
   check "watch fan-out ≥3× (time until all events ≤1/3)" "watch fan-out ($WATCHERS watchers)" "all events arrived ms (median round) ↓" le 0.3333
   for w in create setData delete; do

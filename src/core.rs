@@ -313,14 +313,8 @@ impl Core {
             };
             self.commit_through(last);
         }
-        let dirty = self.tree.take_dirty();
-        let sessions = self.tree.take_dirty_sessions();
-        if !dirty.is_empty() || !sessions.is_empty() {
-            if let Err(e) = self.store.save_applied(&self.tree, &dirty, &sessions) {
-                tracing::error!("saving applied state failed, stopping: {e}");
-                std::process::exit(2);
-            }
-        }
+        // Answers go out first: what they acknowledge is in the synced log already, and the
+        // applied state below is only a shortcut for recovery (which replays the log).
         let elapsed = self.batch_start.elapsed().as_micros() as u64;
         for (conn, out) in self.outbox.drain(..) {
             if let Some(c) = self.conns.get_mut(&conn) {
@@ -329,6 +323,14 @@ impl Core {
                     self.stats.packets_sent += 1;
                 }
                 let _ = c.tx.send(out);
+            }
+        }
+        let dirty = self.tree.take_dirty();
+        let sessions = self.tree.take_dirty_sessions();
+        if !dirty.is_empty() || !sessions.is_empty() {
+            if let Err(e) = self.store.save_applied(&self.tree, &dirty, &sessions) {
+                tracing::error!("saving applied state failed, stopping: {e}");
+                std::process::exit(2);
             }
         }
         if self.stats.latency_count == 0 || elapsed < self.stats.latency_min_us {
@@ -376,6 +378,11 @@ impl Core {
             Ok(resp) => reply_frame(xid, zxid, 0, Some(&|out: &mut Vec<u8>| resp.encode(out))),
             Err(e) => reply_frame(xid, zxid, e.code(), None),
         };
+        self.send_reply(conn, zxid, frame);
+    }
+
+    /// Sends a reply frame carrying `zxid` (remembered for `cons`).
+    pub(crate) fn send_reply(&mut self, conn: ConnId, zxid: i64, frame: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.last_zxid = zxid;
         }

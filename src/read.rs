@@ -3,7 +3,7 @@
 //! precedes the notification of a later change.
 
 use crate::acl::{self, AuthIds};
-use crate::core::Core;
+use crate::core::{reply_frame, Core};
 use crate::watches::{ConnId, Kind};
 use jute::data::{ClientInfo, Stat};
 use jute::proto::*;
@@ -19,9 +19,10 @@ impl Core {
         conn: ConnId,
         sid: i64,
         req: Request,
-        _xid: i32,
+        xid: i32,
     ) -> Option<Result<Response, ZkError>> {
         let ext = self.cfg.extended_types;
+        let op = req.op();
         let auth = self
             .conns
             .get(&conn)
@@ -43,25 +44,64 @@ impl Core {
                     None => Err(ZkError::NoNode),
                 }
             }
-            Request::GetData(r) => self
-                .get_data(conn, &auth, &r.path, r.watch)
-                .map(Response::GetData),
-            Request::GetChildren(r) => {
-                self.get_children(conn, &auth, &r.path, r.watch)
-                    .map(|(children, _)| {
-                        Response::GetChildren(GetChildrenResponse {
-                            children: Some(children),
-                        })
-                    })
+            // The hot reads are encoded straight from the tree, without copying the data or
+            // the child names into a Response first.
+            Request::GetData(r) => {
+                let zxid = self.tree.last_zxid;
+                let n = match self.tree.get(&r.path) {
+                    Some(n) => n,
+                    None => return Some(Err(ZkError::NoNode)),
+                };
+                if let Err(e) = can(&n.acl, perms::READ) {
+                    return Some(Err(e));
+                }
+                let stat = n.client_stat(ext);
+                let frame = reply_frame(
+                    xid,
+                    zxid,
+                    0,
+                    Some(&|out: &mut Vec<u8>| {
+                        jute::codec::write_buffer(out, n.data.as_deref());
+                        stat.encode(out);
+                    }),
+                );
+                if r.watch {
+                    self.watches.add(Kind::Data, &r.path, conn);
+                }
+                self.send_reply(conn, zxid, frame);
+                return None;
             }
-            Request::GetChildren2(r) => {
-                self.get_children(conn, &auth, &r.path, r.watch)
-                    .map(|(children, stat)| {
-                        Response::GetChildren2(GetChildren2Response {
-                            children: Some(children),
-                            stat,
-                        })
-                    })
+            Request::GetChildren(GetChildrenRequest { path, watch })
+            | Request::GetChildren2(GetChildren2Request { path, watch }) => {
+                let with_stat = matches!(op, jute::OpCode::GetChildren2);
+                let zxid = self.tree.last_zxid;
+                let n = match self.tree.get(&path) {
+                    Some(n) => n,
+                    None => return Some(Err(ZkError::NoNode)),
+                };
+                if let Err(e) = can(&n.acl, perms::READ) {
+                    return Some(Err(e));
+                }
+                let stat = n.client_stat(ext);
+                let frame = reply_frame(
+                    xid,
+                    zxid,
+                    0,
+                    Some(&|out: &mut Vec<u8>| {
+                        out.extend_from_slice(&(n.children.len() as i32).to_be_bytes());
+                        for c in n.children.iter() {
+                            jute::codec::write_ustring(out, c);
+                        }
+                        if with_stat {
+                            stat.encode(out);
+                        }
+                    }),
+                );
+                if watch {
+                    self.watches.add(Kind::Child, &path, conn);
+                }
+                self.send_reply(conn, zxid, frame);
+                return None;
             }
             Request::GetAcl(r) => match self.tree.get(&r.path) {
                 None => Err(ZkError::NoNode),

@@ -60,11 +60,36 @@ fn encode_node(node: &Node, out: &mut Vec<u8>) {
 }
 
 fn decode_node(bytes: &[u8]) -> Result<Node, jute::DecodeError> {
+    decode_node_with(bytes, &mut AclCache::default())
+}
+
+/// Decoded ACLs by their encoding: most nodes share a handful of ACLs.
+type AclCache = crate::FastMap<Vec<u8>, Arc<Vec<Acl>>>;
+
+fn decode_node_with(bytes: &[u8], acls: &mut AclCache) -> Result<Node, jute::DecodeError> {
     let mut r = Reader::with_limit(bytes, usize::MAX >> 1);
     let stat = StatPersisted::decode(&mut r)?;
-    let acl: Vec<Acl> = r.read_vector()?.unwrap_or_default();
+    // Find the ACL vector's bytes without decoding it: count, then (perms, scheme, id) each.
+    let start = r.position();
+    for _ in 0..r.read_i32()?.max(0) {
+        r.read_i32()?;
+        for _ in 0..2 {
+            let len = r.read_i32()?;
+            r.take(usize::try_from(len).unwrap_or(0))?;
+        }
+    }
+    let encoded = bytes.get(start..r.position()).unwrap_or_default();
+    let acl = match acls.get(encoded) {
+        Some(acl) => acl.clone(),
+        None => {
+            let acl: Vec<Acl> = Reader::new(encoded).read_vector()?.unwrap_or_default();
+            let acl = Arc::new(acl);
+            acls.insert(encoded.to_vec(), acl.clone());
+            acl
+        }
+    };
     let data = r.read_buffer()?;
-    Ok(Node::new(stat, data, Arc::new(acl)))
+    Ok(Node::new(stat, data, acl))
 }
 
 impl Store {
@@ -113,23 +138,34 @@ impl Store {
                         detail: format!("{last:?}"),
                     })?;
                 let mut tree = DataTree::empty(extended_types);
-                for item in self
+                let nodes = self.cf(CF_NODES);
+                if let Ok(Some(n)) = self
                     .db
-                    .iterator_cf(self.cf(CF_NODES), rocksdb::IteratorMode::Start)
+                    .property_int_value_cf(nodes, "rocksdb.estimate-num-keys")
                 {
-                    let (key, value) = item?;
+                    tree.reserve(usize::try_from(n).unwrap_or(0).min(1 << 26));
+                }
+                // A raw iterator (no boxed copy of each key and value) and ACLs decoded once
+                // per distinct encoding: a restart is mostly this loop.
+                let mut acls = AclCache::default();
+                let mut it = self.db.raw_iterator_cf(nodes);
+                it.seek_to_first();
+                while let (Some(key), Some(value)) = (it.key(), it.value()) {
                     let path = std::str::from_utf8(key.get(2..).unwrap_or_default())
                         .map_err(|e| StoreError::Corrupt {
                             what: "node key",
                             detail: e.to_string(),
                         })?
                         .to_string();
-                    let node = decode_node(&value).map_err(|e| StoreError::Corrupt {
-                        what: "node",
-                        detail: format!("{path}: {e}"),
-                    })?;
+                    let node =
+                        decode_node_with(value, &mut acls).map_err(|e| StoreError::Corrupt {
+                            what: "node",
+                            detail: format!("{path}: {e}"),
+                        })?;
                     tree.insert_loaded(path, node);
+                    it.next();
                 }
+                it.status()?;
                 tree.last_zxid = last;
                 for item in self.db.prefix_iterator_cf(self.cf(CF_META), b"s") {
                     let (key, value) = item?;

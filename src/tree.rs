@@ -43,7 +43,42 @@ pub struct Node {
     pub stat: StatPersisted,
     pub data: Option<Vec<u8>>,
     pub acl: Arc<Vec<Acl>>,
-    pub children: HashSet<Box<str>, ahash::RandomState>,
+    pub children: Children,
+}
+
+/// A node's child names. A leaf (most nodes) holds no set at all: one pointer, not an empty
+/// hash table and its hasher keys.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Children(Option<Box<crate::FastSet<Box<str>>>>);
+
+impl Children {
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |s| s.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().flat_map(|s| s.iter().map(|c| &**c))
+    }
+
+    /// False if the name was there already.
+    pub fn insert(&mut self, name: Box<str>) -> bool {
+        self.0.get_or_insert_with(Default::default).insert(name)
+    }
+
+    pub fn remove(&mut self, name: &str) -> bool {
+        let Some(set) = self.0.as_mut() else {
+            return false;
+        };
+        let removed = set.remove(name);
+        if set.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
 }
 
 impl Node {
@@ -52,7 +87,7 @@ impl Node {
             stat,
             data,
             acl,
-            children: HashSet::default(),
+            children: Children::default(),
         }
     }
 
@@ -110,7 +145,9 @@ pub struct Applied {
 /// The data tree.
 #[derive(Debug)]
 pub struct DataTree {
-    nodes: HashMap<String, Node, ahash::RandomState>,
+    /// Boxed: the table has twice as many buckets as nodes at worst, and a bucket is then a
+    /// key and a pointer, not a whole node.
+    nodes: HashMap<String, Box<Node>, ahash::RandomState>,
     /// Ephemeral paths by owning session.
     ephemerals: HashMap<i64, BTreeSet<String>>,
     pub containers: BTreeSet<String>,
@@ -202,6 +239,11 @@ impl DataTree {
         a
     }
 
+    /// Room for `n` more nodes (a restart knows roughly how many it loads).
+    pub fn reserve(&mut self, n: usize) {
+        self.nodes.reserve(n);
+    }
+
     pub fn insert_loaded(&mut self, p: String, mut node: Node) {
         if let Some(a) = self.acls.get(node.acl.as_ref()) {
             node.acl = a.clone();
@@ -217,7 +259,7 @@ impl DataTree {
         if let Some(target) = quota_target(&p, QUOTA_LIMITS) {
             self.quota_paths.insert(target.to_string());
         }
-        self.nodes.insert(p, node);
+        self.nodes.insert(p, Box::new(node));
     }
 
     fn index_kind(&mut self, p: &str, owner: i64) {
@@ -256,7 +298,7 @@ impl DataTree {
     }
 
     pub fn get(&self, p: &str) -> Option<&Node> {
-        self.nodes.get(p)
+        self.nodes.get(p).map(|n| &**n)
     }
 
     pub fn len(&self) -> usize {
@@ -327,7 +369,7 @@ impl DataTree {
 
     /// Iterates all nodes (order unspecified).
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Node)> {
-        self.nodes.iter()
+        self.nodes.iter().map(|(p, n)| (p, &**n))
     }
 
     /// Applies a committed txn.
@@ -484,7 +526,7 @@ impl DataTree {
         let acl = self.intern(t.acl.clone().unwrap_or_default());
         let node = Node::new(stat, t.data.clone(), acl);
         self.index_kind(&t.path, owner);
-        self.nodes.insert(t.path.clone(), node);
+        self.nodes.insert(t.path.clone(), Box::new(node));
         self.dirty.insert(t.path.clone());
         self.dirty.insert(parent_path.clone());
         out.events.push(Event {
