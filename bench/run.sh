@@ -192,7 +192,14 @@ bench_server() { # name
   "${B[@]}" watch "${r[@]}" --watchers $WATCHERS --rounds $ROUNDS --label "watch fan-out ($WATCHERS watchers)"
   "${B[@]}" storm "${r[@]}" -n $STORM --concurrency 64 --label "session storm ($STORM open+close)"
 
-  log "$name: $IDLE idle sessions"
+  # On a fresh server, so that its memory is the sessions' and not what earlier workloads left.
+  log "$name: $IDLE idle sessions (fresh server, fresh data dir)"
+  stop "$pid"
+  rm -rf "$dir/data"
+  mkdir -p "$dir/data"
+  start "$name" "$dir" "$port"
+  pid=$SPID
+  sleep 1
   local before idle_label="idle sessions ($IDLE, pinging)"
   before=$(rss_mib "$pid")
   "${B[@]}" idle "${r[@]}" -n $IDLE --hold $HOLD --label "$idle_label" >"$dir/idle.out" &

@@ -101,6 +101,10 @@ impl Store {
         // Memtables are bounded: the tree lives in memory already, RocksDB need not hold a
         // second copy of recent writes (defaults would allow 64 MiB x 2 per family).
         opts.set_db_write_buffer_size(32 << 20);
+        // The meta family's memtable (a few keys rewritten per batch) never fills, so without
+        // a bound every WAL file would be kept (and replayed after a crash): past 64 MiB of
+        // WAL, RocksDB flushes the families that pin the oldest file.
+        opts.set_max_total_wal_size(64 << 20);
         let cf_opts = || {
             let mut o = Options::default();
             o.set_write_buffer_size(8 << 20);
