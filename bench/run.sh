@@ -246,6 +246,61 @@ bench_server() { # name
 }
 
 # ---------------------------------------------------------------------------------------------
+# A 3-member ensemble of each server on loopback (all members pinned to the server CPU, as the
+# standalone server is): the write workloads against the leader, which logs, proposes to both
+# followers, waits for a quorum of fsynced ACKs, commits and answers.
+
+bench_ensemble() { # name
+  local name=$1 base i d servers="" pids=() leader="" lpid="" mode
+  base=$(spare_port)
+  while ! port_free $((base + 1)) || ! port_free $((base + 2)) || ! port_free $((base + 3)); do
+    base=$((base + 50))
+  done
+  for i in 1 2 3; do
+    servers+="server.$i=127.0.0.1:$((base + 10 + i)):$((base + 20 + i))"$'\n'
+  done
+  for i in 1 2 3; do
+    d="$WORK/$name-ens/m$i"
+    write_cfg "$d" $((base + i))
+    printf 'initLimit=10\nsyncLimit=5\n4lw.commands.whitelist=srvr,ruok\n%s' "$servers" >>"$d/zoo.cfg"
+    echo "$i" >"$d/data/myid"
+    "start_$name" "$d" $((base + i))
+    PIDS+=("$SPID")
+    pids+=("$SPID")
+  done
+  log "$name ensemble: members on 127.0.0.1:$((base + 1))-$((base + 3)); waiting for a leader"
+  for ((i = 0; i < 1200; i++)); do
+    local up=0 j
+    for j in 1 2 3; do
+      mode=$( (exec 3<>"/dev/tcp/127.0.0.1/$((base + j))" && printf srvr >&3 && cat <&3) 2>/dev/null \
+        | sed -n 's/^Mode: //p' || true)
+      case $mode in
+        leader) up=$((up + 1)); leader=$((base + j)); lpid=${pids[$((j - 1))]} ;;
+        follower) up=$((up + 1)) ;;
+      esac
+    done
+    ((up == 3)) || leader=""
+    [[ -n $leader ]] && break
+    sleep 0.1
+  done
+  if [[ -z $leader ]]; then
+    log "$name ensemble did not elect a leader; log tails:"
+    tail -n 20 "$WORK/$name-ens"/m*/server.log >&2
+    exit 1
+  fi
+  log "$name ensemble: leader on $leader"
+  local r=(--addr "127.0.0.1:$leader" --server-pid "$lpid" --record "$REC" --server "$name")
+  local g1=(-s 1 -o 1) g64=(-s 16 -o 64) m="$WORK/$name-ens"
+  "${B[@]}" create "${r[@]}" "${g64[@]}" -n $W64_N -d $WARM_D --tag warm >/dev/null 2>&1 || true
+  "${B[@]}" create "${r[@]}" "${g1[@]}" -n $W1_N -d $W1_D --tag c1 --manifest "$m/c1.manifest" --label "ensemble of 3: create 1×1"
+  "${B[@]}" create "${r[@]}" "${g64[@]}" -n $W64_N -d $W64_D --tag c64 --manifest "$m/c64.manifest" --label "ensemble of 3: create 16×64"
+  "${B[@]}" set "${r[@]}" "${g64[@]}" -n $W64_N -d $W64_D --manifest "$m/c64.manifest" --label "ensemble of 3: setData 16×64"
+  "${B[@]}" delete "${r[@]}" "${g64[@]}" -n $W64_N -d $W64_D --manifest "$m/c64.manifest" --label "ensemble of 3: delete 16×64"
+  for i in "${pids[@]}"; do stop "$i"; done
+  rm -rf "$WORK/$name-ens"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Floors: a bare TCP echo server (on the server's CPU) and the disk's fsync latency.
 
 floors() {
@@ -314,7 +369,9 @@ targets() {
   local w
   for w in create setData delete; do
     check "$w throughput ≥3×" "$w 16×64" "ops/s ↑" ge 3
+    check "ensemble of 3: $w throughput ≥3×" "ensemble of 3: $w 16×64" "ops/s ↑" ge 3
   done
+  check "ensemble of 3: create 16×64 p99 ≤1/3" "ensemble of 3: create 16×64" "p99 ms ↓" le 0.3333
   for w in getData getChildren; do
     check "$w throughput ≥3×" "$w 16×64" "ops/s ↑" ge 3
   done
@@ -361,6 +418,8 @@ case ${ONLY:-} in
   *)
     bench_server apache
     bench_server zkrs
+    bench_ensemble apache
+    bench_ensemble zkrs
     ;;
 esac
 vs_floor
