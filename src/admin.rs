@@ -33,16 +33,15 @@ const KNOWN: &[&str] = &[
 static TRACE_MASK: AtomicI64 = AtomicI64::new(306);
 
 /// `stmk` with its 8-byte big-endian argument: sets the trace mask and answers the new value
-/// (no newline). The connection reads the long after the word and calls this (the word alone
-/// reaches [`run`], which can only answer the current mask).
-pub fn set_trace_mask(mask: i64) -> String {
+/// (no newline). The connection reads the long after the word and hands it to [`run`].
+fn set_trace_mask(mask: i64) -> String {
     TRACE_MASK.store(mask, Ordering::Relaxed);
     mask.to_string()
 }
 
 /// The text a four-letter word answers. `peer` is the 4lw connection itself, which ZooKeeper
 /// counts and lists like any other connection.
-pub fn run(word: &str, core: &mut Core, peer: SocketAddr) -> String {
+pub fn run(word: &str, arg: Option<i64>, core: &mut Core, peer: SocketAddr) -> String {
     if !KNOWN.contains(&word) {
         return String::new();
     }
@@ -97,8 +96,11 @@ pub fn run(word: &str, core: &mut Core, peer: SocketAddr) -> String {
             format!("datadir_size: {size}\nlogdir_size: {size}\n")
         }
         "gtmk" => TRACE_MASK.load(Ordering::Relaxed).to_string(),
-        // Without the 8-byte argument (see `set_trace_mask`) the mask is left as it is.
-        "stmk" => TRACE_MASK.load(Ordering::Relaxed).to_string(),
+        // Without its 8-byte argument the mask is left as it is.
+        "stmk" => match arg {
+            Some(mask) => set_trace_mask(mask),
+            None => TRACE_MASK.load(Ordering::Relaxed).to_string(),
+        },
         // No tree digests yet: the last zxid with digest 0.
         "hash" => format!("{:x}: 0\n", core.tree.last_zxid),
         _ => String::new(),

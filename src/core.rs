@@ -64,6 +64,8 @@ pub enum CoreMsg {
     },
     FourLetter {
         word: String,
+        /// `stmk`'s 8-byte argument, when it came.
+        arg: Option<i64>,
         peer: SocketAddr,
         reply: oneshot::Sender<String>,
     },
@@ -438,8 +440,13 @@ impl Core {
                     r.zab.disconnected(sid);
                 }
             }
-            CoreMsg::FourLetter { word, peer, reply } => {
-                let text = crate::admin::run(&word, self, peer);
+            CoreMsg::FourLetter {
+                word,
+                arg,
+                peer,
+                reply,
+            } => {
+                let text = crate::admin::run(&word, arg, self, peer);
                 let _ = reply.send(text);
             }
         }

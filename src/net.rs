@@ -87,8 +87,22 @@ pub async fn serve(
                 if !handshake_done && buf.len() >= 4 {
                     if let Ok(word) = std::str::from_utf8(&buf[..4]) {
                         if FOUR_LETTER_WORDS.contains(&word) {
+                            let word = word.to_string();
+                            // stmk carries an 8-byte mask after the word (ZooKeeper reads it
+                            // with one more read of the socket).
+                            let arg = if word == "stmk" {
+                                if buf.len() < 12 {
+                                    let wait = std::time::Duration::from_secs(1);
+                                    let _ = tokio::time::timeout(wait, read_more(&mut rd, &mut buf)).await;
+                                }
+                                buf.get(4..12)
+                                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                                    .map(i64::from_be_bytes)
+                            } else {
+                                None
+                            };
                             let (tx, rx) = oneshot::channel();
-                            if core.send(CoreMsg::FourLetter { word: word.to_string(), peer, reply: tx }).await.is_ok() {
+                            if core.send(CoreMsg::FourLetter { word, arg, peer, reply: tx }).await.is_ok() {
                                 if let Ok(text) = rx.await {
                                     let _ = wr.write_all(text.as_bytes()).await;
                                 }

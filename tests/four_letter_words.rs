@@ -166,9 +166,15 @@ fn simple_words_answer_exactly_as_zookeeper() {
     assert_eq!(word(s.addr, "isro"), "rw");
     // ZooTrace's default mask, no newline; stmk answers the mask it was sent.
     assert_eq!(word(s.addr, "gtmk"), "306");
-    let mut stmk = b"stmk".to_vec();
-    stmk.extend_from_slice(&306i64.to_be_bytes());
-    assert_eq!(send_word(s.addr, &stmk).0, "306");
+    let stmk = |mask: i64| {
+        let mut w = b"stmk".to_vec();
+        w.extend_from_slice(&mask.to_be_bytes());
+        send_word(s.addr, &w).0
+    };
+    assert_eq!(stmk(1023), "1023");
+    assert_eq!(word(s.addr, "gtmk"), "1023");
+    assert_eq!(stmk(306), "306");
+    assert_eq!(word(s.addr, "gtmk"), "306");
     assert_lines(
         &word(s.addr, "dirs"),
         &["datadir_size: {n}", "logdir_size: {n}"],
