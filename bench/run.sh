@@ -291,7 +291,7 @@ bench_ensemble() { # name
   log "$name ensemble: leader on $leader"
   local r=(--addr "127.0.0.1:$leader" --server-pid "$lpid" --record "$REC" --server "$name")
   local g1=(-s 1 -o 1) g64=(-s 16 -o 64) m="$WORK/$name-ens"
-  "${B[@]}" create "${r[@]}" "${g64[@]}" -n $W64_N -d $WARM_D --tag warm >/dev/null 2>&1 || true
+  "${B[@]}" create --addr "127.0.0.1:$leader" "${g64[@]}" -n $W64_N -d $WARM_D --tag warm >/dev/null 2>&1 || true
   "${B[@]}" create "${r[@]}" "${g1[@]}" -n $W1_N -d $W1_D --tag c1 --manifest "$m/c1.manifest" --label "ensemble of 3: create 1×1"
   "${B[@]}" create "${r[@]}" "${g64[@]}" -n $W64_N -d $W64_D --tag c64 --manifest "$m/c64.manifest" --label "ensemble of 3: create 16×64"
   "${B[@]}" set "${r[@]}" "${g64[@]}" -n $W64_N -d $W64_D --manifest "$m/c64.manifest" --label "ensemble of 3: setData 16×64"

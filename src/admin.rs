@@ -101,8 +101,12 @@ pub fn run(word: &str, arg: Option<i64>, core: &mut Core, peer: SocketAddr) -> S
             Some(mask) => set_trace_mask(mask),
             None => TRACE_MASK.load(Ordering::Relaxed).to_string(),
         },
-        // No tree digests yet: the last zxid with digest 0.
-        "hash" => format!("{:x}: 0\n", core.tree.last_zxid),
+        // The digest log: every 128th zxid's tree digest, oldest first (DigestCommand).
+        "hash" => core
+            .tree
+            .digest_log()
+            .map(|(zxid, digest)| format!("{zxid:x}: {digest}\n"))
+            .collect(),
         _ => String::new(),
     }
 }

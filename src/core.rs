@@ -536,17 +536,50 @@ impl Core {
             }
         }
         let password_ok = req.passwd.as_deref() == Some(session::password(id).as_slice());
-        let reply = match self.sessions.get_mut(&id) {
-            Some(s) if password_ok && !s.closing => {
+        // A learner asks the leader, which owns sessions (REVALIDATE), as ZooKeeper's
+        // followers do; the answer finishes the handshake (`finish_reconnect`).
+        if password_ok && !self.is_authority() {
+            if let Some(r) = self.replica.as_mut() {
+                if r.zab.revalidate(id, timeout) {
+                    r.revalidating.insert(conn, (id, timeout, read_only));
+                    return;
+                }
+            }
+        }
+        let valid = password_ok && self.sessions.get(&id).is_some_and(|s| !s.closing);
+        self.finish_reconnect(conn, id, timeout, read_only, valid);
+    }
+
+    /// Answers a reconnect: the session attached to `conn`, or the "expired" reply (an empty
+    /// session) and the connection closed.
+    pub(crate) fn finish_reconnect(
+        &mut self,
+        conn: ConnId,
+        id: i64,
+        timeout: i32,
+        read_only: Option<bool>,
+        valid: bool,
+    ) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        let tick = self.cfg.tick_time_ms;
+        let reply = match valid {
+            true => {
+                // The leader may know the session before this member applied its creation.
+                let s = self
+                    .sessions
+                    .entry(id)
+                    .or_insert_with(|| Session::new(id, timeout, Instant::now(), tick));
                 s.conn = Some(conn);
                 s.timeout_ms = timeout;
-                s.touch(Instant::now(), self.cfg.tick_time_ms);
+                s.touch(Instant::now(), tick);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.session = Some(id);
                 }
                 session_reply(id, timeout, read_only)
             }
-            _ => {
+            false => {
                 let invalid = ConnectReply {
                     response: ConnectResponse {
                         protocol_version: 0,

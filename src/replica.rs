@@ -28,6 +28,9 @@ pub struct Replica {
     remote: HashMap<(i64, i32), Origin>,
     /// Syncs forwarded to the leader, oldest first: (connection, xid, path).
     syncs: VecDeque<(ConnId, i32, String)>,
+    /// Reconnects waiting for the leader's REVALIDATE answer: connection -> (session,
+    /// negotiated timeout, read-only flag of the request).
+    pub(crate) revalidating: HashMap<ConnId, (i64, i32, Option<bool>)>,
     was_serving: bool,
 }
 
@@ -60,6 +63,7 @@ impl Replica {
             ensemble,
             remote: HashMap::new(),
             syncs: VecDeque::new(),
+            revalidating: HashMap::new(),
             was_serving: false,
         }
     }
@@ -90,6 +94,8 @@ impl Core {
             committed,
             requests,
             touched,
+            revalidate,
+            revalidated,
             syncs_done,
             snapshot_for,
             role_changed,
@@ -192,6 +198,42 @@ impl Core {
         for (_, f) in requests {
             self.forwarded(f);
         }
+        // A session is valid while the leader holds it and no closeSession is on its way;
+        // revalidating it counts as hearing from it.
+        for (learner, id, _timeout) in revalidate {
+            let valid = match self.sessions.get_mut(&id) {
+                Some(s) if !s.closing => {
+                    s.touch(Instant::now(), self.cfg.tick_time_ms);
+                    true
+                }
+                _ => false,
+            };
+            tracing::debug!("revalidate {id:#x} for member {learner}: {valid}");
+            if let Some(r) = self.replica.as_mut() {
+                r.zab.answer_revalidate(learner, id, valid);
+            }
+        }
+        // Learner: finish the reconnects the leader answered.
+        for (id, valid) in revalidated {
+            let waiting: Vec<(ConnId, i32, Option<bool>)> = match self.replica.as_mut() {
+                Some(r) => {
+                    let conns: Vec<ConnId> = r
+                        .revalidating
+                        .iter()
+                        .filter(|(_, (sid, _, _))| *sid == id)
+                        .map(|(c, _)| *c)
+                        .collect();
+                    conns
+                        .into_iter()
+                        .filter_map(|c| r.revalidating.remove(&c).map(|(_, t, ro)| (c, t, ro)))
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            for (conn, timeout, read_only) in waiting {
+                self.finish_reconnect(conn, id, timeout, read_only, valid);
+            }
+        }
         for sid in snapshot_for {
             let bytes = crate::store::Store::encode_snapshot(&self.tree);
             let zxid = self.tree.last_zxid;
@@ -224,6 +266,7 @@ impl Core {
             self.inflight.clear();
             self.overlay.clear();
             if let Some(r) = self.replica.as_mut() {
+                r.revalidating.clear();
                 r.remote.clear();
                 r.syncs.clear();
             }

@@ -8,7 +8,7 @@ use crate::path;
 use jute::data::{Acl, Stat, StatPersisted};
 use jute::txn::{CreateTxn, TxnHeader};
 use jute::{EventType, TxnEntry, TxnRecord, ZkError};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// `ephemeralOwner` of a container node.
@@ -44,7 +44,41 @@ pub struct Node {
     pub data: Option<Vec<u8>>,
     pub acl: Arc<Vec<Acl>>,
     pub children: Children,
+    /// This node's part of the tree digest ([`node_digest`]), as last counted.
+    pub digest: u32,
 }
+
+/// A node's part of ZooKeeper's tree digest (`DigestCalculator`, version 2): CRC32 of the path
+/// (`/` as the empty string), the data, then czxid, mzxid, pzxid, ctime, mtime, version,
+/// cversion, aversion and ephemeralOwner big-endian. Nodes under `/zookeeper/` count 0.
+pub fn node_digest(p: &str, n: &Node) -> u32 {
+    if p.starts_with("/zookeeper/") {
+        return 0;
+    }
+    let mut crc = crc32fast::Hasher::new();
+    if p != "/" {
+        crc.update(p.as_bytes());
+    }
+    if let Some(d) = &n.data {
+        crc.update(d);
+    }
+    let s = &n.stat;
+    let mut stat = [0u8; 60];
+    let fields8 = [s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime];
+    for (i, v) in fields8.iter().enumerate() {
+        stat[i * 8..i * 8 + 8].copy_from_slice(&v.to_be_bytes());
+    }
+    stat[40..44].copy_from_slice(&s.version.to_be_bytes());
+    stat[44..48].copy_from_slice(&s.cversion.to_be_bytes());
+    stat[48..52].copy_from_slice(&s.aversion.to_be_bytes());
+    stat[52..60].copy_from_slice(&s.ephemeral_owner.to_be_bytes());
+    crc.update(&stat);
+    crc.finalize()
+}
+
+/// How often (in zxids) and how many tree digests the digest log keeps, as ZooKeeper does.
+const DIGEST_LOG_INTERVAL: i64 = 128;
+const DIGEST_LOG_LIMIT: usize = 1024;
 
 /// A node's child names. A leaf (most nodes) holds no set at all: one pointer, not an empty
 /// hash table and its hasher keys.
@@ -88,6 +122,7 @@ impl Node {
             data,
             acl,
             children: Children::default(),
+            digest: 0,
         }
     }
 
@@ -164,24 +199,18 @@ pub struct DataTree {
     pub extended_types: bool,
     /// Paths changed since the last `take_dirty`.
     dirty: crate::FastSet<String>,
+    /// Paths the txn being applied changed (their digests are recounted after it).
+    changed: Vec<String>,
+    /// ZooKeeper's tree digest: the wrapping sum of every node's [`node_digest`].
+    digest: i64,
+    /// (zxid, tree digest) at every zxid that is a multiple of 128, oldest first (`hash`).
+    digest_log: VecDeque<(i64, i64)>,
 }
 
 impl DataTree {
     /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
     pub fn new(extended_types: bool) -> Self {
-        let mut t = DataTree {
-            nodes: HashMap::default(),
-            ephemerals: HashMap::new(),
-            containers: BTreeSet::new(),
-            ttls: BTreeSet::new(),
-            sessions: Default::default(),
-            dirty_sessions: Vec::new(),
-            acls: HashSet::new(),
-            quota_paths: BTreeSet::new(),
-            last_zxid: 0,
-            extended_types,
-            dirty: crate::FastSet::default(),
-        };
+        let mut t = DataTree::empty(extended_types);
         let open = Arc::new(crate::acl::open_acl_unsafe());
         t.insert_loaded(
             "/".into(),
@@ -224,6 +253,9 @@ impl DataTree {
             last_zxid: 0,
             extended_types,
             dirty: crate::FastSet::default(),
+            changed: Vec::new(),
+            digest: 0,
+            digest_log: VecDeque::new(),
         }
     }
 
@@ -259,7 +291,11 @@ impl DataTree {
         if let Some(target) = quota_target(&p, QUOTA_LIMITS) {
             self.quota_paths.insert(target.to_string());
         }
-        self.nodes.insert(p, Box::new(node));
+        node.digest = node_digest(&p, &node);
+        self.digest = self.digest.wrapping_add(i64::from(node.digest));
+        if let Some(old) = self.nodes.insert(p, Box::new(node)) {
+            self.digest = self.digest.wrapping_sub(i64::from(old.digest));
+        }
     }
 
     fn index_kind(&mut self, p: &str, owner: i64) {
@@ -405,7 +441,45 @@ impl DataTree {
             rec => self.apply_record(h, rec, &mut applied),
         }
         self.last_zxid = self.last_zxid.max(h.zxid);
+        self.recount_digests();
+        if h.zxid % DIGEST_LOG_INTERVAL == 0 {
+            self.digest_log.push_back((h.zxid, self.digest));
+            if self.digest_log.len() > DIGEST_LOG_LIMIT {
+                self.digest_log.pop_front();
+            }
+        }
         applied
+    }
+
+    /// Marks a path changed by the txn being applied (saved, and its digest recounted).
+    fn mark(&mut self, p: String) {
+        self.changed.push(p.clone());
+        self.dirty.insert(p);
+    }
+
+    /// Recounts the digests of the nodes the last txn changed (deleted ones were already
+    /// taken out).
+    fn recount_digests(&mut self) {
+        for p in std::mem::take(&mut self.changed) {
+            if let Some(n) = self.nodes.get_mut(&p) {
+                let new = node_digest(&p, n);
+                self.digest = self
+                    .digest
+                    .wrapping_sub(i64::from(n.digest))
+                    .wrapping_add(i64::from(new));
+                n.digest = new;
+            }
+        }
+    }
+
+    /// ZooKeeper's tree digest of the current state.
+    pub fn digest(&self) -> i64 {
+        self.digest
+    }
+
+    /// The digest log (`hash`): (zxid, digest), oldest first.
+    pub fn digest_log(&self) -> impl Iterator<Item = &(i64, i64)> {
+        self.digest_log.iter()
     }
 
     /// Applies one record (a whole txn, or one op of a multi) under header `h`.
@@ -446,7 +520,7 @@ impl DataTree {
                     node.stat.version = t.version;
                     node.stat.mzxid = h.zxid;
                     node.stat.mtime = h.time;
-                    self.dirty.insert(t.path.clone());
+                    self.mark(t.path.clone());
                     out.events.push(Event {
                         kind: EventType::NodeDataChanged,
                         path: t.path.clone(),
@@ -461,7 +535,7 @@ impl DataTree {
                 if let Some(node) = self.nodes.get_mut(&t.path) {
                     node.acl = acl;
                     node.stat.aversion = t.version;
-                    self.dirty.insert(t.path.clone());
+                    self.mark(t.path.clone());
                 }
             }
             TxnRecord::CloseSession(t) => {
@@ -526,9 +600,12 @@ impl DataTree {
         let acl = self.intern(t.acl.clone().unwrap_or_default());
         let node = Node::new(stat, t.data.clone(), acl);
         self.index_kind(&t.path, owner);
-        self.nodes.insert(t.path.clone(), Box::new(node));
-        self.dirty.insert(t.path.clone());
-        self.dirty.insert(parent_path.clone());
+        // Counted as 0 now; `recount_digests` adds its digest after the txn.
+        if let Some(old) = self.nodes.insert(t.path.clone(), Box::new(node)) {
+            self.digest = self.digest.wrapping_sub(i64::from(old.digest));
+        }
+        self.mark(t.path.clone());
+        self.mark(parent_path.clone());
         out.events.push(Event {
             kind: EventType::NodeCreated,
             path: t.path.clone(),
@@ -576,7 +653,7 @@ impl DataTree {
         let text = String::from_utf8_lossy(node.data.as_deref().unwrap_or_default()).to_string();
         let (c, b) = parse_stats(&text);
         node.data = Some(format_stats(&text, c + count, b + bytes).into_bytes());
-        self.dirty.insert(stats_path);
+        self.mark(stats_path);
     }
 
     /// Sets the stats of a quota to the subtree's real count and bytes (`updateQuotaForPath`).
@@ -596,7 +673,7 @@ impl DataTree {
             let text =
                 String::from_utf8_lossy(node.data.as_deref().unwrap_or_default()).to_string();
             node.data = Some(format_stats(&text, count, bytes).into_bytes());
-            self.dirty.insert(stats_path);
+            self.mark(stats_path);
         }
     }
 
@@ -604,13 +681,14 @@ impl DataTree {
         let Some(node) = self.nodes.remove(p) else {
             return;
         };
+        self.digest = self.digest.wrapping_sub(i64::from(node.digest));
         self.unindex_kind(p, node.stat.ephemeral_owner);
-        self.dirty.insert(p.to_string());
+        self.mark(p.to_string());
         let parent_path = path::parent(p).unwrap_or("/").to_string();
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
             parent.children.remove(path::name(p));
             parent.stat.pzxid = zxid;
-            self.dirty.insert(parent_path.clone());
+            self.mark(parent_path.clone());
         }
         out.events.push(Event {
             kind: EventType::NodeDeleted,
@@ -679,7 +757,7 @@ fn format_stats(old: &str, count: i64, bytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jute::txn::TxnHeader;
+    use jute::txn::{DeleteTxn, SetDataTxn, TxnHeader};
 
     fn create(t: &mut DataTree, zxid: i64, p: &str, data: &[u8]) {
         let parent = path::parent(p)
@@ -705,6 +783,86 @@ mod tests {
             record: rec,
             digest: None,
         });
+    }
+
+    fn txn(zxid: i64, type_: i32, record: TxnRecord) -> TxnEntry {
+        TxnEntry {
+            header: TxnHeader {
+                client_id: 1,
+                cxid: 0,
+                zxid,
+                time: zxid * 10,
+                type_,
+            },
+            record,
+            digest: None,
+        }
+    }
+
+    fn digest_from_scratch(t: &DataTree) -> i64 {
+        t.iter().fold(0i64, |d, (p, n)| {
+            d.wrapping_add(i64::from(node_digest(p, n)))
+        })
+    }
+
+    #[test]
+    fn node_digests_are_zookeepers_crc32() {
+        // Expected values from an independent CRC32 (Python's zlib.crc32) of the same bytes.
+        let stat = StatPersisted {
+            czxid: 1,
+            mzxid: 2,
+            pzxid: 3,
+            ctime: 4,
+            mtime: 5,
+            version: 6,
+            cversion: 7,
+            aversion: 8,
+            ephemeral_owner: 9,
+        };
+        let acl = Arc::new(Vec::new());
+        let n = Node::new(stat, Some(b"hello".to_vec()), acl.clone());
+        assert_eq!(node_digest("/a", &n), 2652921390);
+        let empty = Node::new(StatPersisted::default(), None, acl);
+        assert_eq!(node_digest("/", &empty), 68323592);
+        assert_eq!(node_digest("/zookeeper", &empty), 1303661912);
+        assert_eq!(node_digest("/zookeeper/quota", &empty), 0);
+        // A fresh tree: the root and /zookeeper count, /zookeeper/quota and config do not.
+        assert_eq!(DataTree::new(false).digest(), 68323592 + 1303661912);
+    }
+
+    #[test]
+    fn the_tree_digest_follows_every_change_and_is_logged_every_128_zxids() {
+        let mut t = DataTree::new(false);
+        for z in 1..=300 {
+            create(&mut t, z, &format!("/n{}", z % 7), b"x");
+            let p = format!("/n{}", z % 5);
+            if z % 3 == 0 {
+                t.apply(&txn(
+                    z,
+                    5,
+                    TxnRecord::SetData(SetDataTxn {
+                        path: p.clone(),
+                        data: Some(vec![z as u8]),
+                        version: 1,
+                    }),
+                ));
+            }
+            if z % 11 == 0 {
+                t.apply(&txn(z, 2, TxnRecord::Delete(DeleteTxn { path: p })));
+            }
+            assert_eq!(t.digest(), digest_from_scratch(&t), "after zxid {z}");
+        }
+        let log: Vec<i64> = t.digest_log().map(|(z, _)| *z).collect();
+        assert_eq!(log, vec![128, 256]);
+        // A tree loaded from its nodes has the same digest.
+        let mut loaded = DataTree::empty(false);
+        let mut nodes: Vec<(String, Node)> =
+            t.iter().map(|(p, n)| (p.clone(), n.clone())).collect();
+        nodes.sort_by_key(|(p, _)| (path::depth(p), p.clone()));
+        for (p, n) in nodes {
+            loaded.insert_loaded(p, n);
+        }
+        assert_eq!(loaded.digest(), t.digest());
     }
 
     #[test]

@@ -44,14 +44,30 @@ impl Member {
         }
     }
 
-    fn mode(&self) -> Option<String> {
+    fn four_letter(&self, word: &str) -> Option<String> {
         let mut s = TcpStream::connect_timeout(&self.client, Duration::from_millis(300)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        s.write_all(b"srvr").ok()?;
+        s.write_all(word.as_bytes()).ok()?;
         let mut out = String::new();
         s.read_to_string(&mut out).ok()?;
-        out.lines()
+        Some(out)
+    }
+
+    fn mode(&self) -> Option<String> {
+        self.four_letter("srvr")?
+            .lines()
             .find_map(|l| l.strip_prefix("Mode: ").map(str::to_string))
+    }
+
+    /// The `hash` digest log: zxid -> tree digest.
+    fn digests(&self) -> std::collections::BTreeMap<i64, i64> {
+        let text = self.four_letter("hash").unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let (z, d) = l.split_once(": ")?;
+                Some((i64::from_str_radix(z, 16).ok()?, d.parse().ok()?))
+            })
+            .collect()
     }
 }
 
@@ -615,4 +631,84 @@ fn the_leader_expires_sessions_kept_alive_through_followers() {
     let mut f = Client::connect(addrs[follower]);
     f.call(Request::Sync(jute::proto::SyncRequest { path: "/".into() }));
     assert_eq!(f.call(exists("/alive", false)).err(), -101);
+}
+
+#[test]
+fn sessions_move_between_members_as_the_leader_revalidates_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let members = ensemble(3, tmp.path());
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
+    let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
+    let mut c = Client::connect_with(addrs[f1], 0, vec![0; 16], 4000).unwrap();
+    assert_eq!(c.call(create("/moving", b"", 1)).err(), 0);
+    let (id, pw) = (c.session_id, c.passwd.clone());
+    drop(c);
+    // The other follower asks the leader (REVALIDATE) and hands the same session over.
+    let mut c = Client::connect_with(addrs[f2], id, pw.clone(), 4000).expect("moved to f2");
+    assert_eq!(c.session_id, id);
+    assert_eq!(c.call(exists("/moving", false)).err(), 0);
+    drop(c);
+    let c = Client::connect_with(addrs[leader], id, pw.clone(), 4000).expect("moved to leader");
+    assert_eq!(c.session_id, id);
+    drop(c);
+    // A session nobody created, with the password its id implies: the leader says invalid.
+    let bogus = id ^ 0x5a5a;
+    assert!(Client::connect_with(addrs[f1], bogus, zkrs::session::password(bogus), 4000).is_none());
+    // A wrong password never reaches the leader, and is refused as well.
+    assert!(Client::connect_with(addrs[f2], id, vec![7; 16], 4000).is_none());
+    // Closed: every member refuses it afterwards.
+    let mut c = Client::connect_with(addrs[f2], id, pw.clone(), 4000).unwrap();
+    assert_eq!(c.call(Request::CloseSession).err(), 0);
+    drop(c);
+    for m in [f1, f2, leader] {
+        assert!(
+            Client::connect_with(addrs[m], id, pw.clone(), 4000).is_none(),
+            "member {m} revived a closed session"
+        );
+    }
+}
+
+#[test]
+fn every_member_logs_the_same_tree_digests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let members = ensemble(3, tmp.path());
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
+    // Writes through every member: creates, updates, deletes, an ephemeral, a multi-free mix.
+    let mut clients: Vec<Client> = addrs.iter().map(|a| Client::connect(*a)).collect();
+    for i in 0..300 {
+        let c = &mut clients[i % 3];
+        let p = format!("/d{}", i % 50);
+        match i % 4 {
+            0 | 1 => {
+                c.call(create(&p, format!("v{i}").as_bytes(), (i % 2) as i32));
+            }
+            2 => {
+                c.call(set_data(&p, b"changed", -1));
+            }
+            _ => {
+                c.call(delete(&p, -1));
+            }
+        }
+    }
+    let mut logs = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        sync_and_check(addrs[i], &[]);
+        logs.push(m.digests());
+    }
+    assert!(!logs[leader].is_empty(), "no digest logged after 300+ txns");
+    for (i, log) in logs.iter().enumerate() {
+        let common: Vec<_> = log
+            .keys()
+            .filter(|z| logs[leader].contains_key(z))
+            .collect();
+        assert!(
+            !common.is_empty(),
+            "member {i} shares no logged zxid with the leader"
+        );
+        for z in common {
+            assert_eq!(log[z], logs[leader][z], "member {i} differs at zxid {z:#x}");
+        }
+    }
 }

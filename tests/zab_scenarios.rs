@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Commands: `members V [O]`, `stabilize`, `propose N`, `tick N`, `crash ID`, `restart ID`,
-//! `isolate ID`, `heal`, `status`. After each command the trace narrates every member whose
+//! `isolate ID`, `heal`, `status`, `session ID`, `revalidate MEMBER ID`. After each command the trace narrates every member whose
 //! role changed. `ZAB_REWRITE=1 cargo test --test zab_scenarios` rewrites the expected output.
 
 mod sim;
@@ -106,6 +106,25 @@ fn run_command(sim: &mut Option<Sim>, line: &str) -> String {
                     }
                 }
                 "heal" => s.cut.clear(),
+                // `session ID`: the leader's shell holds session ID.
+                "session" => {
+                    s.sessions.insert(arg(1) as i64);
+                }
+                // `revalidate MEMBER ID`: a client reconnects to MEMBER with session ID.
+                "revalidate" => {
+                    let id = arg(1);
+                    let asked = s
+                        .nodes
+                        .get_mut(&id)
+                        .and_then(|n| n.zab.as_mut())
+                        .is_some_and(|z| z.revalidate(arg(2) as i64, 4000));
+                    if asked {
+                        s.take(id);
+                        s.drain();
+                    } else {
+                        let _ = writeln!(out, "{id} cannot ask a leader");
+                    }
+                }
                 "status" => {
                     for (id, n) in &s.nodes {
                         match &n.zab {

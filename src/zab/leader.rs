@@ -509,6 +509,14 @@ impl Zab {
                     self.ready.requests.push((from, f));
                 }
             }
+            packet::REVALIDATE => {
+                let data = p.data.unwrap_or_default();
+                if let (Some(id), Some(to)) = (data.get(..8), data.get(8..12)) {
+                    let id = i64::from_be_bytes(id.try_into().unwrap_or_default());
+                    let to = i32::from_be_bytes(to.try_into().unwrap_or_default());
+                    self.ready.revalidate.push((from, id, to));
+                }
+            }
             packet::PING => {
                 let data = p.data.unwrap_or_default();
                 for chunk in data.chunks_exact(12) {

@@ -75,6 +75,22 @@ impl Zab {
         true
     }
 
+    /// Learner: asks the leader whether `session` (a client reconnecting here) is still valid
+    /// (REVALIDATE: session id, timeout). False when not established.
+    pub fn revalidate(&mut self, session: i64, timeout: i32) -> bool {
+        let Some(leader) = self.leader_id() else {
+            return false;
+        };
+        if !self.established || leader == self.cfg.me {
+            return false;
+        }
+        let mut data = Vec::with_capacity(12);
+        data.extend_from_slice(&session.to_be_bytes());
+        data.extend_from_slice(&timeout.to_be_bytes());
+        self.send(leader, Msg::Packet(qp(packet::REVALIDATE, -1, Some(data))));
+        true
+    }
+
     pub(super) fn learner_step(&mut self, p: QuorumPacket) {
         let Some(leader) = self.leader_id() else {
             return;
@@ -222,6 +238,14 @@ impl Zab {
                 self.send(leader, Msg::Packet(qp(packet::PING, p.zxid, Some(data))));
             }
             packet::SYNC => self.ready.syncs_done += 1,
+            // The leader's answer: session id, then a boolean.
+            packet::REVALIDATE => {
+                let data = p.data.unwrap_or_default();
+                if let (Some(id), Some(&valid)) = (data.get(..8), data.get(8)) {
+                    let id = i64::from_be_bytes(id.try_into().unwrap_or_default());
+                    self.ready.revalidated.push((id, valid != 0));
+                }
+            }
             _ => {}
         }
     }

@@ -169,6 +169,11 @@ pub struct Ready {
     pub requests: Vec<(Sid, Forwarded)>,
     /// Leader: sessions learners reported alive (id, timeout).
     pub touched: Vec<(i64, i32)>,
+    /// Leader: a learner asks whether a session a client reconnects with is still valid
+    /// (learner, session, timeout); answer with `answer_revalidate`.
+    pub revalidate: Vec<(Sid, i64, i32)>,
+    /// Learner: the leader's answers to `revalidate` (session, valid).
+    pub revalidated: Vec<(i64, bool)>,
     /// Learner: how many forwarded syncs the leader answered (oldest first).
     pub syncs_done: usize,
     /// Leader: a learner needs a snapshot of the applied state (answer with `snapshot_ready`).
@@ -189,6 +194,8 @@ impl Ready {
             && self.committed.is_empty()
             && self.requests.is_empty()
             && self.touched.is_empty()
+            && self.revalidate.is_empty()
+            && self.revalidated.is_empty()
             && self.syncs_done == 0
             && self.snapshot_for.is_empty()
             && !self.role_changed
@@ -481,6 +488,17 @@ impl Zab {
         if matches!(self.role, Role::Following(_) | Role::Observing(_)) {
             self.touched.push((session, timeout));
         }
+    }
+
+    /// Leader: answers a learner's REVALIDATE (session id, then a boolean).
+    pub fn answer_revalidate(&mut self, to: Sid, session: i64, valid: bool) {
+        if !self.is_leader() {
+            return;
+        }
+        let mut data = Vec::with_capacity(9);
+        data.extend_from_slice(&session.to_be_bytes());
+        data.push(u8::from(valid));
+        self.send(to, Msg::Packet(qp(packet::REVALIDATE, -1, Some(data))));
     }
 
     /// The shell made the log durable through `zxid`.

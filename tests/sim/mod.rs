@@ -32,6 +32,8 @@ pub struct Sim {
     pub committed: BTreeMap<i64, TxnEntry>,
     /// Syncs that rewrote a member's disk, for the scenario traces.
     pub events: Vec<String>,
+    /// Sessions the leader's shell holds (it answers REVALIDATE from these).
+    pub sessions: BTreeSet<i64>,
     next_payload: i32,
     faults: [u32; 4],
 }
@@ -101,6 +103,7 @@ impl Sim {
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
             events: Vec::new(),
+            sessions: BTreeSet::new(),
             next_payload: 1,
             faults,
         };
@@ -168,6 +171,20 @@ impl Sim {
             node.applied.push(e.clone());
         }
         let zab = node.zab.as_mut().unwrap();
+        for (learner, session, _) in &r.revalidate {
+            let valid = self.sessions.contains(session);
+            self.events.push(format!(
+                "{id}: member {learner} asks about session {session:#x}: {}",
+                if valid { "valid" } else { "unknown" }
+            ));
+            zab.answer_revalidate(*learner, *session, valid);
+        }
+        for (session, valid) in &r.revalidated {
+            self.events.push(format!(
+                "{id}: the leader says session {session:#x} is {}",
+                if *valid { "valid" } else { "invalid" }
+            ));
+        }
         for sid in &r.snapshot_for {
             let bytes = encode_history(&node.applied);
             let z = node.applied.last().map_or(0, |e| e.header.zxid);
