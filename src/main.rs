@@ -90,3 +90,9 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
 }
+
+/// mimalloc: under a stream of writes glibc's malloc spent a quarter of the server's CPU
+/// consolidating free chunks (many small nodes, frames and strings freed among larger
+/// buffers); with mimalloc that time is gone (bench/RESULTS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -164,25 +164,23 @@ pub async fn serve(
     }
 }
 
-/// Waits until the socket is readable, then reads into `buf`'s spare room (at least 4 KiB of
-/// it): an idle connection waits holding no buffer.
+/// Waits until the socket is readable, then reads what is there through a stack buffer into
+/// `buf`: an idle connection waits holding no buffer, and a busy one allocates only what it
+/// reads (never a fixed chunk per read, which made malloc consolidate its free lists).
 async fn read_more(
     rd: &mut tokio::net::tcp::OwnedReadHalf,
     buf: &mut Vec<u8>,
 ) -> std::io::Result<usize> {
     loop {
         rd.readable().await?;
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(4096);
-        }
-        match rd.try_read_buf(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                // Readiness was stale: wait again without holding an empty buffer.
-                if buf.is_empty() {
-                    *buf = Vec::new();
-                }
+        let mut chunk = [0u8; 16 * 1024];
+        match rd.try_read(&mut chunk) {
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(n);
             }
-            other => return other,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
     }
 }
