@@ -8,7 +8,7 @@ use crate::path;
 use jute::data::{Acl, Stat, StatPersisted};
 use jute::txn::{CreateTxn, TxnHeader};
 use jute::{EventType, TxnEntry, TxnRecord, ZkError};
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// `ephemeralOwner` of a container node.
@@ -192,7 +192,7 @@ pub struct DataTree {
     /// Session changes since the last `take_dirty_sessions`: (id, Some(timeout) | None).
     dirty_sessions: Vec<(i64, Option<i32>)>,
     /// Interned ACL lists.
-    acls: HashSet<Arc<Vec<Acl>>>,
+    acls: crate::FastSet<Arc<Vec<Acl>>>,
     /// Paths with a quota (`/zookeeper/quota/<path>/zookeeper_limits` exists).
     quota_paths: BTreeSet<String>,
     pub last_zxid: i64,
@@ -248,7 +248,7 @@ impl DataTree {
             ttls: BTreeSet::new(),
             sessions: Default::default(),
             dirty_sessions: Vec::new(),
-            acls: HashSet::new(),
+            acls: crate::FastSet::default(),
             quota_paths: BTreeSet::new(),
             last_zxid: 0,
             extended_types,

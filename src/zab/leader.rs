@@ -374,19 +374,18 @@ impl Zab {
 
     /// Commits through `zxid`: COMMIT to followers, INFORM to observers, SYNCs now due.
     fn commit_and_announce(&mut self, zxid: i64) {
-        let before = self.last_committed;
+        let first_new = self.ready.committed.len();
         self.commit_through(zxid);
-        let newly: Vec<TxnEntry> = self
-            .ready
-            .committed
-            .iter()
-            .filter(|e| e.header.zxid > before)
-            .cloned()
-            .collect();
         let Some(l) = self.leader.as_mut() else {
             return;
         };
-        l.acks.retain(|z, _| *z > zxid);
+        // Observers get the txns themselves (INFORM); followers only their zxids (COMMIT).
+        let informs = l.learners.values().any(|x| x.observer);
+        let newly: Vec<(i64, Option<Vec<u8>>)> = self.ready.committed[first_new..]
+            .iter()
+            .map(|e| (e.header.zxid, informs.then(|| e.to_bytes())))
+            .collect();
+        l.acks = l.acks.split_off(&(zxid + 1));
         let learners: Vec<(Sid, bool)> = l
             .learners
             .iter()
@@ -400,15 +399,12 @@ impl Zab {
             .map(|(s, _)| *s)
             .collect();
         l.pending_syncs.retain(|(_, z)| *z > zxid);
-        for e in &newly {
+        for (z, bytes) in &newly {
             for &(sid, observer) in &learners {
                 if observer {
-                    self.send(
-                        sid,
-                        Msg::Packet(qp(packet::INFORM, e.header.zxid, Some(e.to_bytes()))),
-                    );
+                    self.send(sid, Msg::Packet(qp(packet::INFORM, *z, bytes.clone())));
                 } else {
-                    self.send(sid, Msg::Packet(qp(packet::COMMIT, e.header.zxid, None)));
+                    self.send(sid, Msg::Packet(qp(packet::COMMIT, *z, None)));
                 }
             }
         }
