@@ -104,30 +104,32 @@ fn ensemble_with_observers(voters: usize, observers: usize, dir: &std::path::Pat
         })
         .collect();
     (0..n)
-        .map(|i| {
-            let d = dir.join(format!("m{}", i + 1));
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("myid"), format!("{}\n", i + 1)).unwrap();
-            let cfg = d.join("zoo.cfg");
-            std::fs::write(
-                &cfg,
-                format!(
-                    "tickTime=500\ninitLimit=10\nsyncLimit=4\ndataDir={}\nclientPort={}\n\
-                     clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}",
-                    d.display(),
-                    ports[i].0
-                ),
-            )
-            .unwrap();
-            let mut m = Member {
-                client: format!("127.0.0.1:{}", ports[i].0).parse().unwrap(),
-                cfg,
-                child: None,
-            };
-            m.start();
-            m
-        })
+        .map(|i| start_member(dir, i, ports[i].0, &servers))
         .collect()
+}
+
+/// Writes member `i`'s myid and zoo.cfg (tickTime 500 ms, syncLimit 4) and starts it.
+fn start_member(dir: &std::path::Path, i: usize, client_port: u16, servers: &str) -> Member {
+    let d = dir.join(format!("m{}", i + 1));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("myid"), format!("{}\n", i + 1)).unwrap();
+    let cfg = d.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=500\ninitLimit=10\nsyncLimit=4\ndataDir={}\nclientPort={client_port}\n\
+             clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}",
+            d.display(),
+        ),
+    )
+    .unwrap();
+    let mut m = Member {
+        client: format!("127.0.0.1:{client_port}").parse().unwrap(),
+        cfg,
+        child: None,
+    };
+    m.start();
+    m
 }
 
 /// Waits until every running member serves, returns the leader's index.
@@ -710,5 +712,182 @@ fn every_member_logs_the_same_tree_digests() {
         for z in common {
             assert_eq!(log[z], logs[leader][z], "member {i} differs at zxid {z:#x}");
         }
+    }
+}
+
+/// A TCP relay for one direction of one link (member `from` dialing member `to`): while cut,
+/// it is a black hole (connections are accepted, bytes vanish, nothing is closed), as a real
+/// partition; healing closes what was relayed, so both sides reconnect to a clean stream.
+struct Link {
+    port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Link {
+    fn new(target: SocketAddr) -> Link {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (c2, conns2) = (cut.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                let mut kept = conns2.lock().unwrap();
+                if c2.load(Ordering::SeqCst) {
+                    kept.push(inbound); // cut: held open, silent
+                    continue;
+                }
+                // Not listening yet: refused, as a direct connection would be.
+                let Ok(outbound) = TcpStream::connect(target) else {
+                    continue;
+                };
+                kept.push(inbound.try_clone().unwrap());
+                kept.push(outbound.try_clone().unwrap());
+                for (mut a, mut b) in [
+                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                    (outbound, inbound.try_clone().unwrap()),
+                ] {
+                    let cut = c2.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        while let Ok(n) = a.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            if !cut.load(Ordering::SeqCst) && b.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = b.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Link { port, cut, conns }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
+        if !cut {
+            for s in self.conns.lock().unwrap().drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Three members whose quorum and election connections all go through [`Link`]s:
+/// `links[(from, to)]` carries what `from` dials at `to` (both ports).
+/// The links of [`ensemble_behind_links`]: (from, to) -> the quorum and election relays.
+type Links = std::collections::BTreeMap<(usize, usize), Vec<Link>>;
+
+fn ensemble_behind_links(dir: &std::path::Path) -> (Vec<Member>, Links) {
+    let n = 3;
+    let ports: Vec<(u16, u16, u16)> = (0..n)
+        .map(|_| (free_port(), free_port(), free_port()))
+        .collect();
+    let mut links = std::collections::BTreeMap::new();
+    let mut members = Vec::new();
+    for i in 0..n {
+        let mut servers = String::new();
+        for (j, (_, q, e)) in ports.iter().enumerate() {
+            if i == j {
+                servers += &format!("server.{}=127.0.0.1:{q}:{e}\n", j + 1);
+            } else {
+                let lq = Link::new(format!("127.0.0.1:{q}").parse().unwrap());
+                let le = Link::new(format!("127.0.0.1:{e}").parse().unwrap());
+                servers += &format!("server.{}=127.0.0.1:{}:{}\n", j + 1, lq.port, le.port);
+                links.insert((i, j), vec![lq, le]);
+            }
+        }
+        let m = start_member(dir, i, ports[i].0, &servers);
+        members.push(m);
+    }
+    (members, links)
+}
+
+fn isolate(links: &Links, who: usize, cut: bool) {
+    for ((from, to), pair) in links {
+        if *from == who || *to == who {
+            for l in pair {
+                l.set_cut(cut);
+            }
+        }
+    }
+}
+
+/// Waits until `member` no longer serves (srvr gives no leader/follower Mode).
+fn wait_not_serving(m: &Member, timeout: Duration) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        if !matches!(m.mode().as_deref(), Some("leader" | "follower")) {
+            return t0.elapsed();
+        }
+        assert!(t0.elapsed() < timeout, "a cut-off member kept serving");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn write_through(addr: SocketAddr, paths: &[String]) {
+    let mut c = Client::connect(addr);
+    for p in paths {
+        assert_eq!(c.call(create(p, b"x", 0)).err(), 0, "write {p} refused");
+    }
+}
+
+#[test]
+fn partitioned_follower_and_leader_stop_serving_and_rejoin_with_every_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (members, links) = ensemble_behind_links(tmp.path());
+    let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let mut acked: Vec<String> = (0..5).map(|i| format!("/before{i}")).collect();
+    write_through(addrs[leader], &acked);
+
+    // A follower cut off from both others: it stops serving (syncLimit); the majority writes on.
+    isolate(&links, follower, true);
+    let took = wait_not_serving(&members[follower], Duration::from_secs(20));
+    eprintln!("isolated follower stopped serving after {took:?}");
+    let during: Vec<String> = (0..5).map(|i| format!("/without-follower{i}")).collect();
+    write_through(addrs[other], &during);
+    acked.extend(during);
+    isolate(&links, follower, false);
+    wait_serving(&members, Duration::from_secs(30));
+    for a in &addrs {
+        sync_and_check(*a, &acked);
+    }
+
+    // The leader cut off: the two others elect one of themselves; the old leader stops serving.
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    isolate(&links, leader, true);
+    let took = wait_not_serving(&members[leader], Duration::from_secs(20));
+    eprintln!("isolated leader stopped serving after {took:?}");
+    let rest: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let t0 = Instant::now();
+    let new_leader = loop {
+        if let Some(&l) = rest
+            .iter()
+            .find(|&&i| members[i].mode().as_deref() == Some("leader"))
+        {
+            if rest.iter().all(|&i| members[i].mode().is_some()) {
+                break l;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "no new leader");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let during: Vec<String> = (0..5).map(|i| format!("/without-leader{i}")).collect();
+    write_through(addrs[new_leader], &during);
+    acked.extend(during);
+    isolate(&links, leader, false);
+    let back = wait_serving(&members, Duration::from_secs(30));
+    assert_eq!(back, new_leader, "the rejoining old leader took over again");
+    for a in &addrs {
+        sync_and_check(*a, &acked);
     }
 }
