@@ -107,7 +107,11 @@ impl Store {
         opts.set_max_total_wal_size(64 << 20);
         let cf_opts = || {
             let mut o = Options::default();
-            o.set_write_buffer_size(8 << 20);
+            // Each family may take the whole 32 MiB budget, and eight level-0 files wait for a
+            // compaction: fewer flushes and rewrites of node records under writes (measured:
+            // a fifth less server CPU per create at 16x64 than 8 MiB and the default 4).
+            o.set_write_buffer_size(32 << 20);
+            o.set_level_zero_file_num_compaction_trigger(8);
             o.set_max_write_buffer_number(2);
             // LZ4: about half snappy's CPU in flushes and compactions, on the server's core.
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
