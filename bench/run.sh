@@ -253,8 +253,14 @@ bench_server() { # name
 bench_ensemble() { # name
   local name=$1 base i d servers="" pids=() leader="" lpid="" mode
   base=$(spare_port)
-  while ! port_free $((base + 1)) || ! port_free $((base + 2)) || ! port_free $((base + 3)); do
-    base=$((base + 50))
+  # Client ports base+1..3, quorum base+11..13, election base+21..23: all must be free.
+  local p busy=1
+  while ((busy)); do
+    busy=0
+    for p in 1 2 3 11 12 13 21 22 23; do
+      port_free $((base + p)) || busy=1
+    done
+    ((busy)) && base=$((base + 50))
   done
   for i in 1 2 3; do
     servers+="server.$i=127.0.0.1:$((base + 10 + i)):$((base + 20 + i))"$'\n'
