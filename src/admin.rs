@@ -752,8 +752,11 @@ fn mntr(core: &Core) -> String {
         let (followers, synced) = r.zab.follower_counts();
         let _ = writeln!(out, "zk_followers\t{followers}");
         let _ = writeln!(out, "zk_synced_followers\t{synced}");
-        let _ = writeln!(out, "zk_pending_syncs\t0");
-        let _ = writeln!(out, "zk_last_proposal_size\t0");
+        let _ = writeln!(out, "zk_pending_syncs\t{}", r.zab.pending_syncs());
+        let (last, min, max) = r.zab.proposal_sizes();
+        let _ = writeln!(out, "zk_last_proposal_size\t{last}");
+        let _ = writeln!(out, "zk_max_proposal_size\t{max}");
+        let _ = writeln!(out, "zk_min_proposal_size\t{min}");
     }
     for key in MNTR_METRICS {
         let value = match *key {

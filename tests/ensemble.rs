@@ -700,6 +700,20 @@ fn every_member_logs_the_same_tree_digests() {
         logs.push(m.digests());
     }
     assert!(!logs[leader].is_empty(), "no digest logged after 300+ txns");
+    // The leader's own mntr keys, as ZooKeeper's leader reports them.
+    let mntr = members[leader].four_letter("mntr").unwrap_or_default();
+    let key = |k: &str| -> i64 {
+        mntr.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}\t")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} missing in mntr:\n{mntr}"))
+    };
+    assert_eq!(key("zk_followers"), 2);
+    assert_eq!(key("zk_synced_followers"), 2);
+    assert_eq!(key("zk_pending_syncs"), 0);
+    assert!(key("zk_last_proposal_size") > 0);
+    assert!(key("zk_min_proposal_size") <= key("zk_last_proposal_size"));
+    assert!(key("zk_max_proposal_size") >= key("zk_last_proposal_size"));
     for (i, log) in logs.iter().enumerate() {
         let common: Vec<_> = log
             .keys()

@@ -46,6 +46,8 @@ pub(super) struct LeaderState {
     acks: BTreeMap<i64, BTreeSet<Sid>>,
     /// Learners' syncs waiting for everything proposed before them: (learner, zxid).
     pending_syncs: Vec<(Sid, i64)>,
+    /// Sizes of the serialized proposals (last, min, max), for mntr.
+    proposal_sizes: Option<(usize, usize, usize)>,
     ticks: u32,
     /// Counter of the next proposal in the new epoch.
     next_counter: i64,
@@ -296,6 +298,19 @@ impl Zab {
     }
 
     /// Leader: (followers connected, followers synced), as mntr reports them.
+    /// Forwarded syncs waiting for what was proposed before them (`zk_pending_syncs`).
+    pub fn pending_syncs(&self) -> usize {
+        self.leader.as_ref().map_or(0, |l| l.pending_syncs.len())
+    }
+
+    /// Sizes in bytes of the serialized proposals: (last, min, max), zeros before the first.
+    pub fn proposal_sizes(&self) -> (usize, usize, usize) {
+        self.leader
+            .as_ref()
+            .and_then(|l| l.proposal_sizes)
+            .unwrap_or((0, 0, 0))
+    }
+
     pub fn follower_counts(&self) -> (usize, usize) {
         let Some(l) = self.leader.as_ref() else {
             return (0, 0);
@@ -331,6 +346,11 @@ impl Zab {
         let l = self.leader_state();
         l.next_counter += 1;
         l.acks.insert(z, BTreeSet::new());
+        let n = bytes.len();
+        l.proposal_sizes = Some(match l.proposal_sizes {
+            None => (n, n, n),
+            Some((_, lo, hi)) => (n, lo.min(n), hi.max(n)),
+        });
         let voters: Vec<Sid> = l
             .learners
             .iter()
