@@ -86,6 +86,8 @@ pub fn run(word: &str, arg: Option<i64>, core: &mut Core, peer: SocketAddr) -> S
             };
             "Server stats reset.\n".to_string()
         }
+        // IsReadOnlyCommand: "null" while not serving; zkrs has no read-only mode.
+        "isro" if !core.serving() => "null".to_string(),
         "isro" => "rw".to_string(),
         "dump" => dump(core, peer),
         "wchs" => wchs(core),

@@ -867,6 +867,10 @@ fn partitioned_follower_and_leader_stop_serving_and_rejoin_with_every_write() {
     isolate(&links, follower, true);
     let took = wait_not_serving(&members[follower], Duration::from_secs(20));
     eprintln!("isolated follower stopped serving after {took:?}");
+    assert_eq!(
+        members[follower].four_letter("isro").as_deref(),
+        Some("null")
+    );
     let during: Vec<String> = (0..5).map(|i| format!("/without-follower{i}")).collect();
     write_through(addrs[other], &during);
     acked.extend(during);
