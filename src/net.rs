@@ -92,7 +92,7 @@ pub async fn serve(
                             // with one more read of the socket).
                             let arg = if word == "stmk" {
                                 if buf.len() < 12 {
-                                    let wait = std::time::Duration::from_secs(1);
+                                    let wait = Duration::from_secs(1);
                                     let _ = tokio::time::timeout(wait, read_more(&mut rd, &mut buf)).await;
                                 }
                                 buf.get(4..12)
@@ -164,23 +164,25 @@ pub async fn serve(
     }
 }
 
-/// Waits until the socket is readable, then reads what is there through a stack buffer into
-/// `buf`: an idle connection waits holding no buffer, and a busy one allocates only what it
-/// reads (never a fixed chunk per read, which made malloc consolidate its free lists).
+/// Waits until the socket is readable, and only then makes room in `buf` (at least 4 KiB) and
+/// reads: an idle connection waits holding no buffer.
 async fn read_more(
     rd: &mut tokio::net::tcp::OwnedReadHalf,
     buf: &mut Vec<u8>,
 ) -> std::io::Result<usize> {
     loop {
         rd.readable().await?;
-        let mut chunk = [0u8; 16 * 1024];
-        match rd.try_read(&mut chunk) {
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return Ok(n);
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(4096);
+        }
+        match rd.try_read_buf(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Readiness was stale: wait again without holding an empty buffer.
+                if buf.is_empty() {
+                    *buf = Vec::new();
+                }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+            other => return other,
         }
     }
 }

@@ -47,61 +47,25 @@ impl Core {
             // The hot reads are encoded straight from the tree, without copying the data or
             // the child names into a Response first.
             Request::GetData(r) => {
-                let zxid = self.tree.last_zxid;
-                let n = match self.tree.get(&r.path) {
-                    Some(n) => n,
-                    None => return Some(Err(ZkError::NoNode)),
-                };
-                if let Err(e) = can(&n.acl, perms::READ) {
-                    return Some(Err(e));
-                }
-                let stat = n.client_stat(ext);
-                let frame = reply_frame(
-                    xid,
-                    zxid,
-                    0,
-                    Some(&|out: &mut Vec<u8>| {
-                        jute::codec::write_buffer(out, n.data.as_deref());
-                        stat.encode(out);
-                    }),
-                );
-                if r.watch {
-                    self.watches.add(Kind::Data, &r.path, conn);
-                }
-                self.send_reply(conn, zxid, frame);
-                return None;
+                let watch = r.watch.then_some(Kind::Data);
+                self.reply_from_node(conn, xid, &auth, &r.path, watch, |n, s, out| {
+                    jute::codec::write_buffer(out, n.data.as_deref());
+                    s.encode(out);
+                })?
             }
             Request::GetChildren(GetChildrenRequest { path, watch })
             | Request::GetChildren2(GetChildren2Request { path, watch }) => {
                 let with_stat = matches!(op, jute::OpCode::GetChildren2);
-                let zxid = self.tree.last_zxid;
-                let n = match self.tree.get(&path) {
-                    Some(n) => n,
-                    None => return Some(Err(ZkError::NoNode)),
-                };
-                if let Err(e) = can(&n.acl, perms::READ) {
-                    return Some(Err(e));
-                }
-                let stat = n.client_stat(ext);
-                let frame = reply_frame(
-                    xid,
-                    zxid,
-                    0,
-                    Some(&|out: &mut Vec<u8>| {
-                        out.extend_from_slice(&(n.children.len() as i32).to_be_bytes());
-                        for c in n.children.iter() {
-                            jute::codec::write_ustring(out, c);
-                        }
-                        if with_stat {
-                            stat.encode(out);
-                        }
-                    }),
-                );
-                if watch {
-                    self.watches.add(Kind::Child, &path, conn);
-                }
-                self.send_reply(conn, zxid, frame);
-                return None;
+                let watch = watch.then_some(Kind::Child);
+                self.reply_from_node(conn, xid, &auth, &path, watch, |n, s, out| {
+                    out.extend_from_slice(&(n.children.len() as i32).to_be_bytes());
+                    for c in n.children.iter() {
+                        jute::codec::write_ustring(out, c);
+                    }
+                    if with_stat {
+                        s.encode(out);
+                    }
+                })?
             }
             Request::GetAcl(r) => match self.tree.get(&r.path) {
                 None => Err(ZkError::NoNode),
@@ -230,6 +194,34 @@ impl Core {
             }
             _ => Err(ZkError::Unimplemented),
         })
+    }
+
+    /// A read answered straight from the tree: `body` encodes the reply from the node and its
+    /// Stat, without copying the data or the child names into a Response first. `None` when
+    /// the reply was sent; otherwise the error to answer. `watch`: the watch to set on success.
+    fn reply_from_node(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        auth: &AuthIds,
+        p: &str,
+        watch: Option<Kind>,
+        body: impl Fn(&crate::tree::Node, &Stat, &mut Vec<u8>),
+    ) -> Option<Result<Response, ZkError>> {
+        let zxid = self.tree.last_zxid;
+        let Some(n) = self.tree.get(p) else {
+            return Some(Err(ZkError::NoNode));
+        };
+        if let Err(e) = acl::check(&n.acl, perms::READ, auth) {
+            return Some(Err(e));
+        }
+        let stat = n.client_stat(self.cfg.extended_types);
+        let frame = reply_frame(xid, zxid, 0, Some(&|out: &mut Vec<u8>| body(n, &stat, out)));
+        if let Some(kind) = watch {
+            self.watches.add(kind, p, conn);
+        }
+        self.send_reply(conn, zxid, frame);
+        None
     }
 
     fn get_data(

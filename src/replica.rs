@@ -20,6 +20,10 @@ use std::time::Instant;
 /// The core's tick while in an ensemble: ZAB counts time in these.
 pub const TICK_MS: u64 = 100;
 
+/// A reconnect waiting for REVALIDATE: (session, negotiated timeout, the request's read-only
+/// flag).
+pub(crate) type Reconnect = (i64, i32, Option<bool>);
+
 pub struct Replica {
     pub zab: Zab,
     pub peers: Peers,
@@ -30,7 +34,7 @@ pub struct Replica {
     syncs: VecDeque<(ConnId, i32, String)>,
     /// Reconnects waiting for the leader's REVALIDATE answer: connection -> (session,
     /// negotiated timeout, read-only flag of the request).
-    pub(crate) revalidating: HashMap<ConnId, (i64, i32, Option<bool>)>,
+    pub(crate) revalidating: HashMap<ConnId, Reconnect>,
     was_serving: bool,
 }
 
@@ -215,22 +219,14 @@ impl Core {
         }
         // Learner: finish the reconnects the leader answered.
         for (id, valid) in revalidated {
-            let waiting: Vec<(ConnId, i32, Option<bool>)> = match self.replica.as_mut() {
-                Some(r) => {
-                    let conns: Vec<ConnId> = r
-                        .revalidating
-                        .iter()
-                        .filter(|(_, (sid, _, _))| *sid == id)
-                        .map(|(c, _)| *c)
-                        .collect();
-                    conns
-                        .into_iter()
-                        .filter_map(|c| r.revalidating.remove(&c).map(|(_, t, ro)| (c, t, ro)))
-                        .collect()
-                }
+            let waiting: Vec<(ConnId, Reconnect)> = match self.replica.as_mut() {
+                Some(r) => r
+                    .revalidating
+                    .extract_if(|_, (sid, _, _)| *sid == id)
+                    .collect(),
                 None => Vec::new(),
             };
-            for (conn, timeout, read_only) in waiting {
+            for (conn, (_, timeout, read_only)) in waiting {
                 self.finish_reconnect(conn, id, timeout, read_only, valid);
             }
         }

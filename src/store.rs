@@ -59,14 +59,11 @@ fn encode_node(node: &Node, out: &mut Vec<u8>) {
     jute::codec::write_buffer(out, node.data.as_deref());
 }
 
-fn decode_node(bytes: &[u8]) -> Result<Node, jute::DecodeError> {
-    decode_node_with(bytes, &mut AclCache::default())
-}
-
 /// Decoded ACLs by their encoding: most nodes share a handful of ACLs.
 type AclCache = crate::FastMap<Vec<u8>, Arc<Vec<Acl>>>;
 
-fn decode_node_with(bytes: &[u8], acls: &mut AclCache) -> Result<Node, jute::DecodeError> {
+/// A stored node; its ACL is decoded once per distinct encoding (`acls`, shared by a load).
+fn decode_node(bytes: &[u8], acls: &mut AclCache) -> Result<Node, jute::DecodeError> {
     let mut r = Reader::with_limit(bytes, usize::MAX >> 1);
     let stat = StatPersisted::decode(&mut r)?;
     // Find the ACL vector's bytes without decoding it: count, then (perms, scheme, id) each.
@@ -165,11 +162,10 @@ impl Store {
                             detail: e.to_string(),
                         })?
                         .to_string();
-                    let node =
-                        decode_node_with(value, &mut acls).map_err(|e| StoreError::Corrupt {
-                            what: "node",
-                            detail: format!("{path}: {e}"),
-                        })?;
+                    let node = decode_node(value, &mut acls).map_err(|e| StoreError::Corrupt {
+                        what: "node",
+                        detail: format!("{path}: {e}"),
+                    })?;
                     tree.insert_loaded(path, node);
                     it.next();
                 }
@@ -392,10 +388,11 @@ impl Store {
             tree.insert_session(id, timeout);
         }
         let n = i32::decode(&mut r).map_err(corrupt)?;
+        let mut acls = AclCache::default();
         for _ in 0..n.max(0) {
             let p = String::decode(&mut r).map_err(corrupt)?;
-            let node = r.read_buffer().map_err(corrupt)?.unwrap_or_default();
-            tree.insert_loaded(p, decode_node(&node).map_err(corrupt)?);
+            let node = r.read_buffer_ref().map_err(corrupt)?.unwrap_or_default();
+            tree.insert_loaded(p, decode_node(node, &mut acls).map_err(corrupt)?);
         }
         Ok(tree)
     }

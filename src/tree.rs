@@ -199,8 +199,6 @@ pub struct DataTree {
     pub extended_types: bool,
     /// Paths changed since the last `take_dirty`.
     dirty: crate::FastSet<String>,
-    /// Paths the txn being applied changed (their digests are recounted after it).
-    changed: Vec<String>,
     /// ZooKeeper's tree digest: the wrapping sum of every node's [`node_digest`].
     digest: i64,
     /// (zxid, tree digest) at every zxid that is a multiple of 128, oldest first (`hash`).
@@ -253,7 +251,6 @@ impl DataTree {
             last_zxid: 0,
             extended_types,
             dirty: crate::FastSet::default(),
-            changed: Vec::new(),
             digest: 0,
             digest_log: VecDeque::new(),
         }
@@ -441,7 +438,6 @@ impl DataTree {
             rec => self.apply_record(h, rec, &mut applied),
         }
         self.last_zxid = self.last_zxid.max(h.zxid);
-        self.recount_digests();
         if h.zxid % DIGEST_LOG_INTERVAL == 0 {
             self.digest_log.push_back((h.zxid, self.digest));
             if self.digest_log.len() > DIGEST_LOG_LIMIT {
@@ -451,25 +447,18 @@ impl DataTree {
         applied
     }
 
-    /// Marks a path changed by the txn being applied (saved, and its digest recounted).
+    /// Marks a path the txn being applied changed, once its node is in its new state: saved
+    /// with the batch, and its digest recounted now (a deleted node's was taken out already).
     fn mark(&mut self, p: String) {
-        self.changed.push(p.clone());
-        self.dirty.insert(p);
-    }
-
-    /// Recounts the digests of the nodes the last txn changed (deleted ones were already
-    /// taken out).
-    fn recount_digests(&mut self) {
-        for p in std::mem::take(&mut self.changed) {
-            if let Some(n) = self.nodes.get_mut(&p) {
-                let new = node_digest(&p, n);
-                self.digest = self
-                    .digest
-                    .wrapping_sub(i64::from(n.digest))
-                    .wrapping_add(i64::from(new));
-                n.digest = new;
-            }
+        if let Some(n) = self.nodes.get_mut(&p) {
+            let new = node_digest(&p, n);
+            self.digest = self
+                .digest
+                .wrapping_sub(i64::from(n.digest))
+                .wrapping_add(i64::from(new));
+            n.digest = new;
         }
+        self.dirty.insert(p);
     }
 
     /// ZooKeeper's tree digest of the current state.
@@ -600,7 +589,7 @@ impl DataTree {
         let acl = self.intern(t.acl.clone().unwrap_or_default());
         let node = Node::new(stat, t.data.clone(), acl);
         self.index_kind(&t.path, owner);
-        // Counted as 0 now; `recount_digests` adds its digest after the txn.
+        // Counted as 0 now; `mark` below adds its digest.
         if let Some(old) = self.nodes.insert(t.path.clone(), Box::new(node)) {
             self.digest = self.digest.wrapping_sub(i64::from(old.digest));
         }

@@ -297,7 +297,6 @@ impl Zab {
         self.send(sid, Msg::Packet(qp(packet::UPTODATE, -1, None)));
     }
 
-    /// Leader: (followers connected, followers synced), as mntr reports them.
     /// Forwarded syncs waiting for what was proposed before them (`zk_pending_syncs`).
     pub fn pending_syncs(&self) -> usize {
         self.leader.as_ref().map_or(0, |l| l.pending_syncs.len())
@@ -311,6 +310,7 @@ impl Zab {
             .unwrap_or((0, 0, 0))
     }
 
+    /// Leader: (followers connected, followers synced), as mntr reports them.
     pub fn follower_counts(&self) -> (usize, usize) {
         let Some(l) = self.leader.as_ref() else {
             return (0, 0);
