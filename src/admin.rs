@@ -75,6 +75,7 @@ pub fn run(word: &str, arg: Option<i64>, core: &mut Core, peer: SocketAddr) -> S
                 c.sent = 0;
                 c.last_op = "NA";
                 c.last_zxid = -1;
+                c.resp = crate::core::ConnLatency::default();
             }
             "Connection stats reset.\n".to_string()
         }
@@ -255,11 +256,12 @@ fn cons(core: &Core, peer: SocketAddr) -> String {
         );
         if let Some(sid) = c.session.filter(|&s| s != 0) {
             let timeout = core.sessions.get(&sid).map_or(0, |s| s.timeout_ms);
-            // Not tracked per connection: last cxid, last response time and latencies.
+            let r = &c.resp;
+            let (min, avg, max) = r.min_avg_max();
             let _ = write!(
                 out,
-                ",sid=0x{sid:x},lop={},est={},to={timeout},lcxid=0x0,lzxid=0x{:x},lresp=0,llat=0,minlat=0,avglat=0,maxlat=0",
-                c.last_op, c.established_ms, c.last_zxid
+                ",sid=0x{sid:x},lop={},est={},to={timeout},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={min},avglat={avg},maxlat={max}",
+                c.last_op, c.established_ms, r.last_cxid, c.last_zxid, r.last_response_ms, r.last_latency_ms
             );
         }
         let _ = writeln!(out, ")");

@@ -109,6 +109,8 @@ pub struct Conn {
     pub established_ms: i64,
     pub last_zxid: i64,
     pub last_op: &'static str,
+    /// What `cons` reports of the last response and the latencies (`ServerCnxn`'s stats).
+    pub resp: ConnLatency,
     /// Writes proposed and not yet answered.
     pending_writes: usize,
     /// Requests that arrived while writes were pending, answered in order after them.
@@ -118,6 +120,54 @@ pub struct Conn {
 impl Conn {
     pub(crate) fn pending_writes_inc(&mut self) {
         self.pending_writes += 1;
+    }
+}
+
+/// A connection's last response and its latency figures, in ms (`ServerCnxn`'s lastCxid,
+/// lastResponseTime, lastLatency, min/avg/maxLatency).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLatency {
+    pub last_cxid: i64,
+    pub last_response_ms: i64,
+    pub last_latency_ms: i64,
+    pub min_ms: i64,
+    pub max_ms: i64,
+    pub total_ms: i64,
+    pub count: i64,
+}
+
+impl Default for ConnLatency {
+    /// As `ServerCnxn.resetStats` leaves them.
+    fn default() -> Self {
+        ConnLatency {
+            last_cxid: -1,
+            last_response_ms: 0,
+            last_latency_ms: 0,
+            min_ms: i64::MAX,
+            max_ms: 0,
+            total_ms: 0,
+            count: 0,
+        }
+    }
+}
+
+impl ConnLatency {
+    fn record(&mut self, cxid: i32, latency_ms: i64) {
+        self.last_cxid = i64::from(cxid);
+        self.last_response_ms = now_ms();
+        self.last_latency_ms = latency_ms;
+        self.min_ms = self.min_ms.min(latency_ms);
+        self.max_ms = self.max_ms.max(latency_ms);
+        self.total_ms += latency_ms;
+        self.count += 1;
+    }
+
+    /// (min, avg, max) as `cons` prints them: 0 before the first response.
+    pub fn min_avg_max(&self) -> (i64, i64, i64) {
+        if self.count == 0 {
+            return (0, 0, 0);
+        }
+        (self.min_ms, self.total_ms / self.count, self.max_ms)
     }
 }
 
@@ -380,13 +430,16 @@ impl Core {
             Ok(resp) => reply_frame(xid, zxid, 0, Some(&|out: &mut Vec<u8>| resp.encode(out))),
             Err(e) => reply_frame(xid, zxid, e.code(), None),
         };
-        self.send_reply(conn, zxid, frame);
+        self.send_reply(conn, xid, zxid, frame);
     }
 
-    /// Sends a reply frame carrying `zxid` (remembered for `cons`).
-    pub(crate) fn send_reply(&mut self, conn: ConnId, zxid: i64, frame: Vec<u8>) {
+    /// Sends the reply to request `xid`, carrying `zxid` (remembered for `cons`, with the
+    /// latency since its batch began).
+    pub(crate) fn send_reply(&mut self, conn: ConnId, xid: i32, zxid: i64, frame: Vec<u8>) {
+        let latency_ms = self.batch_start.elapsed().as_millis() as i64;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.last_zxid = zxid;
+            c.resp.record(xid, latency_ms);
         }
         self.send(conn, frame);
     }
@@ -480,6 +533,7 @@ impl Core {
                 established_ms: now_ms(),
                 last_zxid: 0,
                 last_op: "NA",
+                resp: ConnLatency::default(),
                 pending_writes: 0,
                 queue: VecDeque::new(),
             },
@@ -675,8 +729,9 @@ impl Core {
         }
         match req {
             Request::Ping => {
-                let frame = reply_frame(xid::PING, self.tree.last_zxid, 0, None);
-                self.send(conn, frame);
+                let zxid = self.tree.last_zxid;
+                let frame = reply_frame(xid::PING, zxid, 0, None);
+                self.send_reply(conn, xid::PING, zxid, frame);
             }
             Request::Auth(p) => self.auth(conn, xid, p),
             Request::Sasl(_) => {

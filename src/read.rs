@@ -220,7 +220,7 @@ impl Core {
         if let Some(kind) = watch {
             self.watches.add(kind, p, conn);
         }
-        self.send_reply(conn, zxid, frame);
+        self.send_reply(conn, xid, zxid, frame);
         None
     }
 

@@ -222,9 +222,10 @@ fn srvr_stat_and_cons_list_every_connection_including_their_own() {
     assert_eq!(l[3], "", "cons ends with an empty line");
     let long = |c: &Client, recved: u32, lop: &str| {
         format!(
-            " /127.0.0.1:{}[1](queued=0,recved={recved},sent={recved},sid=0x{:x},lop={lop},est={{n}},to=30000,lcxid=0x{{x}},lzxid=0x{{x}},lresp={{n}},llat={{n}},minlat={{n}},avglat={{n}},maxlat={{n}})",
+            " /127.0.0.1:{}[1](queued=0,recved={recved},sent={recved},sid=0x{:x},lop={lop},est={{n}},to=30000,lcxid=0x{:x},lzxid=0x{{x}},lresp={{n}},llat={{n}},minlat={{n}},avglat={{n}},maxlat={{n}})",
             port(c),
-            c.session_id
+            c.session_id,
+            c.xid
         )
     };
     let pats = [
@@ -238,6 +239,16 @@ fn srvr_stat_and_cons_list_every_connection_including_their_own() {
             1,
             "{pat} in {cons}"
         );
+    }
+    // The last response time is a real wall-clock time for sessions that were answered.
+    for line in l[..3].iter().filter(|line| line.contains(",sid=")) {
+        let lresp: i64 = line
+            .split(",lresp=")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!(lresp > 1_700_000_000_000, "{line}");
     }
 }
 

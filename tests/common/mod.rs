@@ -104,7 +104,7 @@ pub struct Client {
     pub session_id: i64,
     pub passwd: Vec<u8>,
     pub timeout_ms: i32,
-    xid: i32,
+    pub xid: i32,
     /// Notifications received while waiting for replies.
     pub events: VecDeque<WatcherEvent>,
     /// Every frame in arrival order (notifications and replies), as (xid, raw).
