@@ -42,5 +42,11 @@ CFG
 stop)
   dir=${2:?dir}
   for p in "$dir"/m*/pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
+  # Wait for the members to exit (they flush RocksDB on SIGTERM), so that the
+  # caller can remove the directory.
+  for p in "$dir"/m*/pid; do
+    [ -f "$p" ] || continue
+    for _ in $(seq 1 100); do kill -0 "$(cat "$p")" 2>/dev/null || break; sleep 0.1; done
+  done
   ;;
 esac
