@@ -114,9 +114,18 @@ impl Store {
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             o
         };
-        let cfs = [CF_LOG, CF_NODES, CF_META]
-            .into_iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, cf_opts()));
+        // The nodes family is written, never read, while serving (the tree is in memory) and
+        // read in order only at restart: a vector memtable appends (sorted once, at flush)
+        // where the default skip list pays a search per put. A vector memtable takes no
+        // concurrent writes; ours come from one thread anyway.
+        opts.set_allow_concurrent_memtable_write(false);
+        let cfs = [CF_LOG, CF_NODES, CF_META].into_iter().map(|name| {
+            let mut o = cf_opts();
+            if name == CF_NODES {
+                o.set_memtable_factory(rocksdb::MemtableFactory::Vector);
+            }
+            ColumnFamilyDescriptor::new(name, o)
+        });
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         Ok(Store { db, sync })
     }
