@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
-/// What a connection's writer is told.
+/// What the core queues for a connection until the batch's log write is durable.
 #[derive(Debug)]
 pub enum Out {
     Frame(Vec<u8>),
@@ -37,7 +37,8 @@ pub enum Out {
     Close,
 }
 
-pub type OutTx = mpsc::UnboundedSender<Out>;
+/// The core's handle on a connection's writer.
+pub type OutTx = Arc<crate::net::Outbound>;
 
 /// Messages to the core.
 pub enum CoreMsg {
@@ -370,11 +371,14 @@ impl Core {
         let elapsed = self.batch_start.elapsed().as_micros() as u64;
         for (conn, out) in self.outbox.drain(..) {
             if let Some(c) = self.conns.get_mut(&conn) {
-                if let Out::Frame(_) = out {
-                    c.sent += 1;
-                    self.stats.packets_sent += 1;
+                match out {
+                    Out::Frame(frame) => {
+                        c.sent += 1;
+                        self.stats.packets_sent += 1;
+                        c.tx.frame(&frame);
+                    }
+                    Out::Close => c.tx.close(),
                 }
-                let _ = c.tx.send(out);
             }
         }
         let dirty = self.tree.take_dirty();
@@ -513,7 +517,7 @@ impl Core {
         let req = &connect.request;
         if !self.serving() || req.last_zxid_seen > self.tree.last_zxid {
             // The client has seen more than we have: it must try another server.
-            let _ = tx.send(Out::Close);
+            tx.close();
             return;
         }
         let mut auth = AuthIds::default();

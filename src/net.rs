@@ -1,15 +1,62 @@
 //! Client connections: framing, the four-letter-word check on the first 4 bytes, the
 //! handshake, decoding, and writing what the core sends back.
 
-use crate::core::{CoreMsg, Out};
+use crate::core::CoreMsg;
 use crate::watches::ConnId;
 use jute::proto::RequestHeader;
 use jute::{frame, Connect, Decode, OpCode, Reader, Request};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// What the core has for a connection's socket: the frames, appended to one buffer (so a burst
+/// of replies is one write), and whether to close after them. Shared by the core, which
+/// appends, and the connection's task, which takes the buffer and writes it. Light on purpose:
+/// an idle connection holds an empty buffer and a wake-up, nothing else.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    pending: Mutex<Pending>,
+    wake: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    close: bool,
+}
+
+impl Outbound {
+    /// Queues one frame.
+    pub fn frame(&self, frame: &[u8]) {
+        let was_empty = {
+            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let was_empty = p.bytes.is_empty() && !p.close;
+            p.bytes.extend_from_slice(frame);
+            was_empty
+        };
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Closes the socket once the frames queued before are written.
+    pub fn close(&self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .close = true;
+        self.wake.notify_one();
+    }
+
+    /// Takes what is queued: the bytes to write, and whether to close after them.
+    fn take(&self) -> (Vec<u8>, bool) {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        (std::mem::take(&mut p.bytes), p.close)
+    }
+}
 
 /// All the four-letter words ZooKeeper knows.
 pub const FOUR_LETTER_WORDS: &[&str] = &[
@@ -45,39 +92,28 @@ pub async fn serve(
     handshake_timeout: Duration,
 ) {
     let _ = stream.set_nodelay(true);
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
+    let out = Arc::new(Outbound::default());
     let (mut rd, mut wr) = stream.into_split();
     // Empty between requests: an idle connection holds no read buffer.
     let mut buf: Vec<u8> = Vec::new();
     let mut handshake_done = false;
     let mut connected_sent = false;
-    let deadline = tokio::time::sleep(handshake_timeout);
-    tokio::pin!(deadline);
+    // Boxed, and dropped once the handshake is read: the task of an established connection
+    // stays small.
+    let mut deadline = Some(Box::pin(tokio::time::sleep(handshake_timeout)));
     'outer: loop {
         tokio::select! {
             biased;
-            out = out_rx.recv() => {
-                match out {
-                    Some(Out::Frame(bytes)) => {
-                        // Coalesce whatever else is queued into one write.
-                        let mut bytes = bytes;
-                        while let Ok(more) = out_rx.try_recv() {
-                            match more {
-                                Out::Frame(b) => bytes.extend_from_slice(&b),
-                                Out::Close => {
-                                    let _ = wr.write_all(&bytes).await;
-                                    break 'outer;
-                                }
-                            }
-                        }
-                        if wr.write_all(&bytes).await.is_err() {
-                            break;
-                        }
-                    }
-                    Some(Out::Close) | None => break,
+            () = out.wake.notified() => {
+                let (bytes, close) = out.take();
+                if !bytes.is_empty() && wr.write_all(&bytes).await.is_err() {
+                    break;
+                }
+                if close {
+                    break;
                 }
             }
-            _ = &mut deadline, if !handshake_done => break,
+            () = async { deadline.as_mut().expect("guarded").await }, if deadline.is_some() => break,
             n = read_more(&mut rd, &mut buf) => {
                 match n {
                     Ok(0) | Err(_) => break,
@@ -88,34 +124,15 @@ pub async fn serve(
                     if let Ok(word) = std::str::from_utf8(&buf[..4]) {
                         if FOUR_LETTER_WORDS.contains(&word) {
                             let word = word.to_string();
-                            // stmk carries an 8-byte mask after the word (ZooKeeper reads it
-                            // with one more read of the socket).
-                            let arg = if word == "stmk" {
-                                if buf.len() < 12 {
-                                    let wait = Duration::from_secs(1);
-                                    let _ = tokio::time::timeout(wait, read_more(&mut rd, &mut buf)).await;
-                                }
-                                buf.get(4..12)
-                                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                                    .map(i64::from_be_bytes)
-                            } else {
-                                None
-                            };
-                            let (tx, rx) = oneshot::channel();
-                            if core.send(CoreMsg::FourLetter { word, arg, peer, reply: tx }).await.is_ok() {
-                                if let Ok(text) = rx.await {
-                                    let _ = wr.write_all(text.as_bytes()).await;
-                                }
-                            }
-                            let _ = wr.shutdown().await;
+                            // Boxed: its state is not carried by every connection's task.
+                            Box::pin(four_letter_word(word, buf, rd, wr, peer, core)).await;
                             return;
                         }
                     }
                 }
                 let mut start = 0;
                 loop {
-                    let avail = &buf[start..];
-                    let len = match frame::check(avail, max_buffer) {
+                    let len = match frame::check(&buf[start..], max_buffer) {
                         Ok(Some(len)) => len,
                         Ok(None) => break,
                         Err(e) => {
@@ -123,14 +140,21 @@ pub async fn serve(
                             break 'outer;
                         }
                     };
-                    let payload = &avail[frame::LEN_BYTES..frame::LEN_BYTES + len];
+                    // A full core queue stops us reading this socket: backpressure. The slot
+                    // is taken before the request is decoded, so the waiting task does not
+                    // carry the decoded request.
+                    let Ok(slot) = core.reserve().await else {
+                        break 'outer;
+                    };
+                    let payload = &buf[start + frame::LEN_BYTES..start + frame::LEN_BYTES + len];
                     start += frame::LEN_BYTES + len;
                     let msg = if !handshake_done {
                         handshake_done = true;
+                        deadline = None;
                         match Connect::from_bytes(payload) {
                             Ok(connect) => {
                                 connected_sent = true;
-                                CoreMsg::Connect { conn, connect, peer, tx: out_tx.clone() }
+                                CoreMsg::Connect { conn, connect, peer, tx: out.clone() }
                             }
                             Err(e) => {
                                 tracing::debug!("closing {peer}: bad ConnectRequest: {e}");
@@ -143,10 +167,7 @@ pub async fn serve(
                             None => break 'outer,
                         }
                     };
-                    // A full core queue stops us reading this socket: backpressure.
-                    if core.send(msg).await.is_err() {
-                        break 'outer;
-                    }
+                    slot.send(msg);
                 }
                 if start == buf.len() {
                     buf = Vec::new();
@@ -162,6 +183,46 @@ pub async fn serve(
     if connected_sent {
         let _ = core.send(CoreMsg::Closed { conn }).await;
     }
+}
+
+/// Answers a four-letter word and closes the connection.
+async fn four_letter_word(
+    word: String,
+    mut buf: Vec<u8>,
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    peer: SocketAddr,
+    core: mpsc::Sender<CoreMsg>,
+) {
+    // stmk carries an 8-byte mask after the word (ZooKeeper reads it with one more read of
+    // the socket).
+    let arg = if word == "stmk" {
+        if buf.len() < 12 {
+            let wait = Duration::from_secs(1);
+            let _ = tokio::time::timeout(wait, read_more(&mut rd, &mut buf)).await;
+        }
+        buf.get(4..12)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(i64::from_be_bytes)
+    } else {
+        None
+    };
+    let (tx, rx) = oneshot::channel();
+    if core
+        .send(CoreMsg::FourLetter {
+            word,
+            arg,
+            peer,
+            reply: tx,
+        })
+        .await
+        .is_ok()
+    {
+        if let Ok(text) = rx.await {
+            let _ = wr.write_all(text.as_bytes()).await;
+        }
+    }
+    let _ = wr.shutdown().await;
 }
 
 /// Waits until the socket is readable, and only then makes room in `buf` (at least 4 KiB) and
