@@ -409,7 +409,7 @@ machine() {
   echo "- kernel: $(uname -r); data dirs on $(df -T "$WORK" | awk 'NR == 2 {print $2 " (" $1 ")"}')"
   echo "- disk fsync floor (write+fdatasync of 512 B, best of 3): p50 $(printf '%.3f' "${fsp:-0}") ms into a preallocated file, $(printf '%.3f' "${fsa:-0}") ms appending"
   echo "- Apache ZooKeeper: $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo '?') on $("$JAVA" -version 2>&1 | head -n1)"
-  echo "- zkrs: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
+  echo "- zkrs: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- . ':!bench/RESULTS.md' ':!bench/results.tsv' 2>/dev/null || echo ' + uncommitted changes')"
   echo "- server pinned to CPU $SERVER_CPU, zkrs-bench to CPU $CLIENT_CPU (taskset); load average at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
