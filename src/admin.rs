@@ -57,7 +57,7 @@ pub fn run(word: &str, arg: Option<i64>, core: &mut Core, peer: SocketAddr) -> S
         word,
         "srvr" | "stat" | "mntr" | "cons" | "dump" | "wchs" | "wchc" | "wchp"
     );
-    if needs_server && !core.serving() {
+    if needs_server && !core.serving() && !core.read_only() {
         return "This ZooKeeper instance is not currently serving requests\n".to_string();
     }
     match word {
@@ -87,7 +87,8 @@ pub fn run(word: &str, arg: Option<i64>, core: &mut Core, peer: SocketAddr) -> S
             };
             "Server stats reset.\n".to_string()
         }
-        // IsReadOnlyCommand: "null" while not serving; zkrs has no read-only mode.
+        // IsReadOnlyCommand: "ro" from the read-only server, "null" while not serving.
+        "isro" if core.read_only() => "ro".to_string(),
         "isro" if !core.serving() => "null".to_string(),
         "isro" => "rw".to_string(),
         "dump" => dump(core, peer),

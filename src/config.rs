@@ -51,6 +51,9 @@ pub struct Config {
     /// `user:base64(sha1)` of the super user.
     pub super_digest: Option<String>,
     pub reconfig_enabled: bool,
+    /// `readonlymode.enabled` (a system property in ZooKeeper): a member cut off from its
+    /// quorum serves reads to clients that allow it.
+    pub read_only_mode: bool,
     pub force_sync: bool,
     pub container_check_interval_ms: u64,
     /// How long a connection may stay silent before its handshake
@@ -95,6 +98,7 @@ impl Default for Config {
             sync_limit: 5,
             servers: Vec::new(),
             standalone_enabled: true,
+            read_only_mode: false,
             quorum_listen_on_all_ips: false,
             observer: false,
             server_id: 1,
@@ -321,6 +325,7 @@ impl Config {
                 self.super_digest = Some(value.to_string())
             }
             "reconfigEnabled" => self.reconfig_enabled = boolean(value)?,
+            "readonlymode.enabled" => self.read_only_mode = boolean(value)?,
             "forceSync" => self.force_sync = boolean(value)?,
             "standaloneEnabled" => self.standalone_enabled = boolean(value)?,
             "znode.container.checkIntervalMs" => {
@@ -411,6 +416,7 @@ const KNOWN_KEYS: &[&str] = &[
     "extendedTypesEnabled",
     "DigestAuthenticationProvider.superDigest",
     "reconfigEnabled",
+    "readonlymode.enabled",
     "forceSync",
     "standaloneEnabled",
     "znode.container.checkIntervalMs",
@@ -642,6 +648,29 @@ mod tests {
         assert_eq!(cfg.super_digest.as_deref(), Some("super:abc="));
         assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
         assert!(cfg.warnings[0].contains("ZKRS_NO_SUCH_THING"));
+    }
+
+    #[test]
+    fn read_only_mode_from_every_layer() {
+        assert!(!Config::default().read_only_mode);
+        assert!(
+            Config::parse("readonlymode.enabled=true\n")
+                .unwrap()
+                .read_only_mode
+        );
+        assert!(
+            Config::parse_toml("[readonlymode]\nenabled = true\n")
+                .unwrap()
+                .read_only_mode
+        );
+        let mut cfg = Config::default();
+        cfg.apply_env(env(&[("ZKRS_READONLYMODE_ENABLED", "true")]))
+            .unwrap();
+        assert!(cfg.read_only_mode && cfg.warnings.is_empty());
+        assert!(matches!(
+            Config::parse("readonlymode.enabled=maybe\n"),
+            Err(ConfigError::Invalid { .. })
+        ));
     }
 
     #[test]

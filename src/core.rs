@@ -330,6 +330,7 @@ impl Core {
                         self.expire_sessions();
                         self.check_containers();
                     }
+                    self.expire_local_sessions();
                     self.finish_batch();
                 }
             }
@@ -409,8 +410,23 @@ impl Core {
         self.replica.as_ref().is_none_or(|r| r.zab.established)
     }
 
+    /// Is this member serving read-only (ZooKeeper's `ReadOnlyZooKeeperServer`)? With
+    /// `readonlymode.enabled`, a member that has not served for max(2 s, tickTime) (cut off
+    /// from its quorum, or still electing) serves reads to clients that allow it.
+    pub fn read_only(&self) -> bool {
+        let grace = Duration::from_millis(self.cfg.tick_time_ms.max(2000));
+        self.cfg.read_only_mode
+            && self
+                .replica
+                .as_ref()
+                .is_some_and(|r| !r.zab.established && r.not_serving_since.elapsed() >= grace)
+    }
+
     /// `Mode:` of srvr and stat.
     pub fn mode(&self) -> &'static str {
+        if self.read_only() {
+            return "read-only";
+        }
         match self.replica.as_ref().map(|r| r.zab.role) {
             None => "standalone",
             Some(crate::zab::Role::Leading) => "leader",
@@ -515,8 +531,18 @@ impl Core {
 
     fn connect(&mut self, conn: ConnId, connect: Connect, peer: SocketAddr, tx: OutTx) {
         let req = &connect.request;
-        if !self.serving() || req.last_zxid_seen > self.tree.last_zxid {
+        let read_only = self.read_only();
+        if (!self.serving() && !read_only) || req.last_zxid_seen > self.tree.last_zxid {
             // The client has seen more than we have: it must try another server.
+            tx.close();
+            return;
+        }
+        // A read-only member takes only clients that allow it, and no session that lives in
+        // the quorum (ZooKeeper: NOT_READ_ONLY_CLIENT, RENEW_GLOBAL_SESSION_IN_RO_MODE).
+        if read_only
+            && (connect.read_only != Some(true) || self.tree.sessions.contains_key(&req.session_id))
+        {
+            tracing::info!("refusing {peer} while read-only");
             tx.close();
             return;
         }
@@ -547,7 +573,18 @@ impl Core {
             self.cfg.min_session_timeout_ms(),
             self.cfg.max_session_timeout_ms(),
         );
-        let read_only = connect.read_only.map(|_| false);
+        let read_only = connect.read_only.map(|_| read_only);
+        if req.session_id == 0 && read_only == Some(true) {
+            // A read-only session: known to this member only, never logged.
+            let id = self.next_session_id;
+            self.next_session_id += 1;
+            let mut s = Session::new(id, timeout, Instant::now(), self.cfg.tick_time_ms);
+            s.conn = Some(conn);
+            s.local = true;
+            self.sessions.insert(id, s);
+            self.finish_reconnect(conn, id, timeout, read_only, true);
+            return;
+        }
         if req.session_id == 0 {
             let id = self.next_session_id;
             self.next_session_id += 1;
@@ -594,6 +631,11 @@ impl Core {
             }
         }
         let password_ok = req.passwd.as_deref() == Some(session::password(id).as_slice());
+        if read_only == Some(true) {
+            let valid = password_ok && self.sessions.get(&id).is_some_and(|s| s.local);
+            self.finish_reconnect(conn, id, timeout, read_only, valid);
+            return;
+        }
         // A learner asks the leader, which owns sessions (REVALIDATE), as ZooKeeper's
         // followers do; the answer finishes the handshake (`finish_reconnect`).
         if password_ok && !self.is_authority() {
@@ -707,7 +749,10 @@ impl Core {
         let (xid, req) = match q {
             Queued::Req(xid, req) => (xid, req),
             Queued::Bad(xid, op) => {
-                if is_write_op(op) {
+                if is_write_op(op) && self.sessions.get(&sid).is_some_and(|s| s.local) {
+                    // The read-only server turns writes away by opcode, before decoding.
+                    self.reply(conn, xid, Err(ZkError::NotReadOnly));
+                } else if is_write_op(op) {
                     // ZooKeeper logs an error txn for an undecodable write.
                     let rec = TxnRecord::Error(ErrorTxn {
                         err: ZkError::MarshallingError.code(),
@@ -719,7 +764,8 @@ impl Core {
                 return;
             }
         };
-        if let Some(r) = self.replica.as_mut() {
+        let local = self.sessions.get(&sid).is_some_and(|s| s.local);
+        if let Some(r) = self.replica.as_mut().filter(|_| !local) {
             let timeout = self.sessions.get(&sid).map_or(0, |s| s.timeout_ms);
             r.zab.touch(sid, timeout);
         }
@@ -731,12 +777,12 @@ impl Core {
                 return;
             }
         }
+        if local {
+            self.process_read_only(conn, sid, xid, req);
+            return;
+        }
         match req {
-            Request::Ping => {
-                let zxid = self.tree.last_zxid;
-                let frame = reply_frame(xid::PING, zxid, 0, None);
-                self.send_reply(conn, xid::PING, zxid, frame);
-            }
+            Request::Ping => self.pong(conn),
             Request::Auth(p) => self.auth(conn, xid, p),
             Request::Sasl(_) => {
                 let frame = reply_frame(xid, 0, ZkError::AuthFailed.code(), None);
@@ -763,6 +809,55 @@ impl Core {
                 if let Some(result) = self.read(conn, sid, other, xid) {
                     self.reply(conn, xid, result);
                 }
+            }
+        }
+    }
+
+    fn pong(&mut self, conn: ConnId) {
+        let zxid = self.tree.last_zxid;
+        let frame = reply_frame(xid::PING, zxid, 0, None);
+        self.send_reply(conn, xid::PING, zxid, frame);
+    }
+
+    /// A request of a read-only session (`ReadOnlyRequestProcessor`): what would change the
+    /// tree, and sync, get NOTREADONLY; reads, watches and auth are served; closeSession
+    /// ends the session here.
+    fn process_read_only(&mut self, conn: ConnId, sid: i64, xid: i32, req: Request) {
+        match req {
+            Request::Ping => self.pong(conn),
+            Request::Auth(p) => self.auth(conn, xid, p),
+            Request::CloseSession => {
+                self.sessions.remove(&sid);
+                let zxid = self.tree.last_zxid;
+                let frame = reply_frame(xid, zxid, 0, None);
+                self.send_reply(conn, xid, zxid, frame);
+                self.close(conn);
+            }
+            req if req.is_write() || matches!(req, Request::Sync(_)) => {
+                self.reply(conn, xid, Err(ZkError::NotReadOnly))
+            }
+            other => {
+                if let Some(result) = self.read(conn, sid, other, xid) {
+                    self.reply(conn, xid, result);
+                }
+            }
+        }
+    }
+
+    /// Read-only sessions expire here, with no txn (they own no ephemerals).
+    fn expire_local_sessions(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<(i64, Option<ConnId>)> = self
+            .sessions
+            .values()
+            .filter(|s| s.local && s.deadline <= now)
+            .map(|s| (s.id, s.conn))
+            .collect();
+        for (sid, conn) in expired {
+            tracing::info!("expiring read-only session {sid:#x}");
+            self.sessions.remove(&sid);
+            if let Some(c) = conn {
+                self.close(c);
             }
         }
     }

@@ -36,6 +36,9 @@ pub struct Replica {
     /// negotiated timeout, read-only flag of the request).
     pub(crate) revalidating: HashMap<ConnId, Reconnect>,
     was_serving: bool,
+    /// Since when this member has not served (its start, or its quorum's loss): read-only
+    /// mode begins a grace period after it.
+    pub(crate) not_serving_since: Instant,
 }
 
 impl Replica {
@@ -69,6 +72,7 @@ impl Replica {
             syncs: VecDeque::new(),
             revalidating: HashMap::new(),
             was_serving: false,
+            not_serving_since: Instant::now(),
         }
     }
 }
@@ -253,7 +257,26 @@ impl Core {
             }
         }
         tracing::info!("role {role:?}, serving clients: {serving}");
+        if !was && serving {
+            // The read-only server stops: ZooKeeper closes all its connections, and its
+            // sessions were never anyone else's.
+            let local: Vec<(i64, Option<ConnId>)> = self
+                .sessions
+                .values()
+                .filter(|s| s.local)
+                .map(|s| (s.id, s.conn))
+                .collect();
+            for (id, conn) in local {
+                self.sessions.remove(&id);
+                if let Some(c) = conn {
+                    self.close(c);
+                }
+            }
+        }
         if was && !serving {
+            if let Some(r) = self.replica.as_mut() {
+                r.not_serving_since = Instant::now();
+            }
             // ZooKeeper drops its clients when it stops serving; they reconnect elsewhere.
             let conns: Vec<ConnId> = self.conns.keys().copied().collect();
             for c in conns {

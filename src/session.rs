@@ -45,6 +45,9 @@ pub struct Session {
     pub conn: Option<u64>,
     /// A closeSession is on its way; further requests get SESSIONEXPIRED.
     pub closing: bool,
+    /// Opened while this member served read-only: known here only, never logged, gone when
+    /// the member rejoins a quorum (ZooKeeper's read-only server sessions).
+    pub local: bool,
 }
 
 impl Session {
@@ -55,6 +58,7 @@ impl Session {
             deadline: now,
             conn: None,
             closing: false,
+            local: false,
         };
         s.touch(now, tick_ms);
         s

@@ -91,6 +91,16 @@ fn ensemble(n: usize, dir: &std::path::Path) -> Vec<Member> {
 
 /// `voters` participants then `observers` observers (the last ids).
 fn ensemble_with_observers(voters: usize, observers: usize, dir: &std::path::Path) -> Vec<Member> {
+    ensemble_configured(voters, observers, dir, "")
+}
+
+/// As `ensemble_with_observers`, with `extra` lines in every member's zoo.cfg.
+fn ensemble_configured(
+    voters: usize,
+    observers: usize,
+    dir: &std::path::Path,
+    extra: &str,
+) -> Vec<Member> {
     let n = voters + observers;
     let ports: Vec<(u16, u16, u16)> = (0..n)
         .map(|_| (free_port(), free_port(), free_port()))
@@ -104,7 +114,7 @@ fn ensemble_with_observers(voters: usize, observers: usize, dir: &std::path::Pat
         })
         .collect();
     (0..n)
-        .map(|i| start_member(dir, i, ports[i].0, &servers))
+        .map(|i| start_member(dir, i, ports[i].0, &format!("{servers}{extra}")))
         .collect()
 }
 
@@ -908,4 +918,90 @@ fn partitioned_follower_and_leader_stop_serving_and_rejoin_with_every_write() {
     for a in &addrs {
         sync_and_check(*a, &acked);
     }
+}
+
+/// `readonlymode.enabled`: a member cut off from its quorum serves reads, after a grace period,
+/// to clients that allow it (ZooKeeper's ReadOnlyZooKeeperServer), and turns everything else
+/// away; when the quorum is back it drops those clients and serves as before.
+#[test]
+fn a_member_without_quorum_serves_reads_read_only_when_enabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut members = ensemble_configured(3, 0, tmp.path(), "readonlymode.enabled=true\n");
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
+    let mut c = Client::connect(addrs[leader]);
+    assert_eq!(c.call(create("/ro", b"before", 0)).err(), 0);
+    let (global, global_pw) = (c.session_id, c.passwd.clone());
+    drop(c);
+    let me = (leader + 1) % 3;
+    assert_eq!(members[me].four_letter("isro").as_deref(), Some("rw"));
+    for (i, m) in members.iter_mut().enumerate() {
+        if i != me {
+            m.kill();
+        }
+    }
+    // Not serving at first, then read-only after max(2 s, tickTime).
+    let t0 = Instant::now();
+    while members[me].four_letter("isro").as_deref() != Some("ro") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "never became read-only"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(members[me].mode().as_deref(), Some("read-only"));
+    let mntr = members[me].four_letter("mntr").unwrap();
+    assert!(mntr.contains("zk_server_state\tread-only"), "{mntr}");
+    // A client that does not allow read-only is dropped without an answer.
+    let mut s = raw_connect(addrs[me]);
+    s.write_all(&connect_frame(0, vec![0; 16], 4000, 0, Some(false)))
+        .unwrap();
+    assert!(
+        read_frame(&mut s).is_none(),
+        "a read-write client was answered"
+    );
+    // So is a session of the quorum's, even from a read-only client.
+    assert!(Client::connect_flagged(addrs[me], global, global_pw, 4000, true).is_none());
+    // A read-only client gets a session here, flagged read-only; reads are served.
+    let (mut ro, flag) = Client::connect_flagged(addrs[me], 0, vec![0; 16], 4000, true).unwrap();
+    assert_eq!(flag, Some(true));
+    let r = ro.call(get_data("/ro", true));
+    assert_eq!(r.err(), 0);
+    assert!(r.raw.windows(6).any(|w| w == b"before"));
+    assert_eq!(ro.call(exists("/nope", false)).err(), -101);
+    assert_eq!(ro.call(children2("/", false)).err(), 0);
+    // Every change, and sync, is NOTREADONLY (-119); nothing is written.
+    assert_eq!(ro.call(create("/ro2", b"", 0)).err(), -119);
+    assert_eq!(ro.call(set_data("/ro", b"x", -1)).err(), -119);
+    assert_eq!(ro.call(delete("/ro", -1)).err(), -119);
+    assert_eq!(
+        ro.call(Request::Multi(jute::MultiRequest { ops: vec![] }))
+            .err(),
+        -119
+    );
+    let sync = Request::Sync(jute::proto::SyncRequest { path: "/".into() });
+    assert_eq!(ro.call(sync).err(), -119);
+    assert_eq!(ro.call(Request::Ping).err(), 0);
+    // The read-only session can be resumed here (it lives nowhere else).
+    let (id, pw) = (ro.session_id, ro.passwd.clone());
+    drop(ro);
+    let (mut ro, _) = Client::connect_flagged(addrs[me], id, pw.clone(), 4000, true).unwrap();
+    assert_eq!(ro.session_id, id);
+    assert_eq!(ro.call(get_data("/ro", false)).err(), 0);
+    // The quorum comes back: the read-only client is dropped, and the member serves writes.
+    for (i, m) in members.iter_mut().enumerate() {
+        if i != me {
+            m.start();
+        }
+    }
+    wait_serving(&members, Duration::from_secs(30));
+    assert!(
+        is_closed(&mut ro.stream),
+        "the read-only connection was kept"
+    );
+    assert_eq!(members[me].four_letter("isro").as_deref(), Some("rw"));
+    assert!(Client::connect_flagged(addrs[me], id, pw, 4000, true).is_none());
+    let (mut rw, flag) = Client::connect_flagged(addrs[me], 0, vec![0; 16], 4000, true).unwrap();
+    assert_eq!(flag, Some(false));
+    assert_eq!(rw.call(set_data("/ro", b"after", -1)).err(), 0);
 }

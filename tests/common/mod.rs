@@ -170,19 +170,37 @@ impl Client {
         passwd: Vec<u8>,
         timeout: i32,
     ) -> Option<Self> {
+        Self::connect_flagged(addr, session_id, passwd, timeout, false).map(|(c, _)| c)
+    }
+
+    /// Attaches with the ConnectRequest's read-only flag (`canBeReadOnly`) set as given;
+    /// returns the client and the ConnectResponse's read-only flag.
+    pub fn connect_flagged(
+        addr: SocketAddr,
+        session_id: i64,
+        passwd: Vec<u8>,
+        timeout: i32,
+        can_be_read_only: bool,
+    ) -> Option<(Self, Option<bool>)> {
         let mut stream = TcpStream::connect(addr).ok()?;
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .ok()?;
         stream.set_nodelay(true).ok()?;
         stream
-            .write_all(&connect_frame(session_id, passwd, timeout, 0, Some(false)))
+            .write_all(&connect_frame(
+                session_id,
+                passwd,
+                timeout,
+                0,
+                Some(can_be_read_only),
+            ))
             .ok()?;
         let reply = ConnectReply::from_bytes(&read_frame(&mut stream)?).ok()?;
         if reply.response.session_id == 0 {
             return None;
         }
-        Some(Client {
+        let client = Client {
             stream,
             session_id: reply.response.session_id,
             passwd: reply.response.passwd.unwrap_or_default(),
@@ -190,7 +208,8 @@ impl Client {
             xid: 0,
             events: VecDeque::new(),
             log: Vec::new(),
-        })
+        };
+        Some((client, reply.read_only))
     }
 
     pub fn send(&mut self, req: &Request) -> i32 {
