@@ -24,12 +24,14 @@ fi
 #   netcat-openbsd            four-letter words
 #   python3, python3-pip      kazoo suite
 #   unzip, procps, coreutils  misc. tools used by the scripts
+#   openssl                   certificates for the TLS suite
+#   libnetty-java             the Netty jars of the Java client's TLS socket
 PKGS=(
   zookeeper libzookeeper-java zookeeper-bin libzookeeper-mt-dev
   libcurator-client-java libcurator-framework-java libcurator-recipes-java
   libguava-java libslf4j-java
   default-jdk-headless gcc libc6-dev
-  netcat-openbsd python3 python3-pip unzip procps coreutils
+  netcat-openbsd python3 python3-pip unzip procps coreutils openssl libnetty-java
 )
 
 missing=()

@@ -39,6 +39,13 @@ pub struct Config {
     pub data_log_dir: Option<PathBuf>,
     pub client_port: u16,
     pub client_port_address: Option<IpAddr>,
+    /// `clientPort` was given: a config file with only `secureClientPort` serves TLS alone, as
+    /// ZooKeeper does.
+    pub client_port_set: bool,
+    /// TLS for clients: `secureClientPort`, `secureClientPortAddress` and `ssl.*`.
+    pub secure_client_port: Option<u16>,
+    pub secure_client_port_address: Option<IpAddr>,
+    pub tls: TlsSettings,
     /// Per client IP; 0 = unlimited.
     pub max_client_cnxns: usize,
     min_session_timeout_ms: Option<i32>,
@@ -74,6 +81,28 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+/// `ssl.clientAuth`: whether a TLS client must present a certificate (ZooKeeper's default is
+/// `need`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    #[default]
+    Need,
+    Want,
+    None,
+}
+
+/// The `ssl.*` settings of the secure client port (ZooKeeper's `X509Util` keys).
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    pub key_store: Option<PathBuf>,
+    pub key_store_password: Option<String>,
+    pub key_store_type: Option<String>,
+    pub trust_store: Option<PathBuf>,
+    pub trust_store_password: Option<String>,
+    pub trust_store_type: Option<String>,
+    pub client_auth: ClientAuth,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -82,6 +111,10 @@ impl Default for Config {
             data_log_dir: None,
             client_port: 2181,
             client_port_address: None,
+            client_port_set: false,
+            secure_client_port: None,
+            secure_client_port_address: None,
+            tls: TlsSettings::default(),
             max_client_cnxns: 60,
             min_session_timeout_ms: None,
             max_session_timeout_ms: None,
@@ -279,14 +312,39 @@ impl Config {
             "dataDir" => self.data_dir = PathBuf::from(value),
             "dataLogDir" => self.data_log_dir = Some(PathBuf::from(value)),
             "clientPort" => {
-                self.client_port = num(value).ok_or_else(|| invalid("expected a port number"))?
+                self.client_port = num(value).ok_or_else(|| invalid("expected a port number"))?;
+                self.client_port_set = true;
             }
             "clientPortAddress" => {
                 self.client_port_address =
                     Some(num(value).ok_or_else(|| invalid("expected an IP address"))?)
             }
-            "secureClientPort" | "secureClientPortAddress" => {
-                return Err(invalid("TLS is not supported yet; remove secureClientPort"))
+            "secureClientPort" => {
+                self.secure_client_port =
+                    Some(num(value).ok_or_else(|| invalid("expected a port number"))?)
+            }
+            "secureClientPortAddress" => {
+                self.secure_client_port_address =
+                    Some(num(value).ok_or_else(|| invalid("expected an IP address"))?)
+            }
+            "ssl.keyStore.location" => self.tls.key_store = Some(PathBuf::from(value)),
+            "ssl.keyStore.password" => self.tls.key_store_password = Some(value.to_string()),
+            "ssl.keyStore.type" => self.tls.key_store_type = Some(value.to_string()),
+            "ssl.trustStore.location" => self.tls.trust_store = Some(PathBuf::from(value)),
+            "ssl.trustStore.password" => self.tls.trust_store_password = Some(value.to_string()),
+            "ssl.trustStore.type" => self.tls.trust_store_type = Some(value.to_string()),
+            "ssl.clientAuth" => {
+                self.tls.client_auth = match value.to_ascii_lowercase().as_str() {
+                    "need" => ClientAuth::Need,
+                    "want" => ClientAuth::Want,
+                    "none" => ClientAuth::None,
+                    _ => return Err(invalid("expected need, want or none")),
+                }
+            }
+            "sslQuorum" => {
+                if boolean(value)? {
+                    return Err(invalid("TLS between members (sslQuorum) is not supported"));
+                }
             }
             "maxClientCnxns" => {
                 self.max_client_cnxns = num(value).ok_or_else(|| invalid("expected a number"))?
@@ -407,6 +465,14 @@ const KNOWN_KEYS: &[&str] = &[
     "clientPortAddress",
     "secureClientPort",
     "secureClientPortAddress",
+    "ssl.keyStore.location",
+    "ssl.keyStore.password",
+    "ssl.keyStore.type",
+    "ssl.trustStore.location",
+    "ssl.trustStore.password",
+    "ssl.trustStore.type",
+    "ssl.clientAuth",
+    "sslQuorum",
     "maxClientCnxns",
     "minSessionTimeout",
     "maxSessionTimeout",
@@ -571,7 +637,15 @@ mod tests {
             }
         );
         assert!(matches!(
-            Config::parse("secureClientPort=2281"),
+            Config::parse("secureClientPort=twenty"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            Config::parse("ssl.clientAuth=sometimes"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            Config::parse("sslQuorum=true"),
             Err(ConfigError::Invalid { .. })
         ));
         assert!(matches!(
@@ -648,6 +722,25 @@ mod tests {
         assert_eq!(cfg.super_digest.as_deref(), Some("super:abc="));
         assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
         assert!(cfg.warnings[0].contains("ZKRS_NO_SUCH_THING"));
+    }
+
+    #[test]
+    fn tls_keys_as_zookeeper_names_them() {
+        let cfg = Config::parse(
+            "secureClientPort=2281\nsecureClientPortAddress=127.0.0.1\n\
+             ssl.keyStore.location=/k.pem\nssl.keyStore.type=PEM\n\
+             zookeeper.ssl.trustStore.location=/t.pem\nssl.clientAuth=want\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.secure_client_port, Some(2281));
+        assert!(!cfg.client_port_set, "no clientPort: TLS alone");
+        assert_eq!(cfg.tls.key_store, Some(PathBuf::from("/k.pem")));
+        assert_eq!(cfg.tls.key_store_type.as_deref(), Some("PEM"));
+        assert_eq!(cfg.tls.trust_store, Some(PathBuf::from("/t.pem")));
+        assert_eq!(cfg.tls.client_auth, ClientAuth::Want);
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+        assert_eq!(Config::default().tls.client_auth, ClientAuth::Need);
+        assert!(Config::parse("clientPort=2181\n").unwrap().client_port_set);
     }
 
     #[test]

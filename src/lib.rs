@@ -24,6 +24,7 @@ pub mod replica;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod tls;
 pub mod tree;
 pub mod watches;
 pub mod zab;

@@ -8,7 +8,8 @@ use jute::{frame, Connect, Decode, OpCode, Reader, Request};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -82,18 +83,83 @@ pub const FOUR_LETTER_WORDS: &[&str] = &[
     "telnetclose",
 ];
 
+/// A client connection: plain TCP, or TLS on the secure client port.
+pub enum ClientStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+type TlsRead = tokio::io::ReadHalf<tokio_rustls::server::TlsStream<TcpStream>>;
+type TlsWrite = tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// The reading side of a connection.
+enum Rd {
+    Plain(OwnedReadHalf),
+    Tls(TlsRead),
+}
+
+/// The writing side of a connection.
+enum Wr {
+    Plain(OwnedWriteHalf),
+    Tls(TlsWrite),
+}
+
+impl Rd {
+    async fn read_more(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        match self {
+            Rd::Plain(rd) => read_more(rd, buf).await,
+            // TLS records are read whole, so the connection holds a buffer while it waits.
+            Rd::Tls(rd) => {
+                if buf.capacity() - buf.len() < 4096 {
+                    buf.reserve(4096);
+                }
+                rd.read_buf(buf).await
+            }
+        }
+    }
+}
+
+impl Wr {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Wr::Plain(wr) => wr.write_all(bytes).await,
+            Wr::Tls(wr) => {
+                wr.write_all(bytes).await?;
+                wr.flush().await
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            Wr::Plain(wr) => wr.shutdown().await,
+            Wr::Tls(wr) => wr.shutdown().await,
+        }
+    }
+}
+
 /// Serves one client connection until either side closes it.
 pub async fn serve(
-    stream: TcpStream,
+    stream: ClientStream,
     peer: SocketAddr,
     conn: ConnId,
     core: mpsc::Sender<CoreMsg>,
     max_buffer: usize,
     handshake_timeout: Duration,
 ) {
-    let _ = stream.set_nodelay(true);
     let out = Arc::new(Outbound::default());
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = match stream {
+        ClientStream::Plain(s) => {
+            let _ = s.set_nodelay(true);
+            let (rd, wr) = s.into_split();
+            (Rd::Plain(rd), Wr::Plain(wr))
+        }
+        ClientStream::Tls(s) => {
+            let _ = s.get_ref().0.set_nodelay(true);
+            let (rd, wr) = tokio::io::split(*s);
+            (Rd::Tls(rd), Wr::Tls(wr))
+        }
+    };
     // Empty between requests: an idle connection holds no read buffer.
     let mut buf: Vec<u8> = Vec::new();
     let mut handshake_done = false;
@@ -114,7 +180,7 @@ pub async fn serve(
                 }
             }
             () = async { deadline.as_mut().expect("guarded").await }, if deadline.is_some() => break,
-            n = read_more(&mut rd, &mut buf) => {
+            n = rd.read_more(&mut buf) => {
                 match n {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
@@ -189,8 +255,8 @@ pub async fn serve(
 async fn four_letter_word(
     word: String,
     mut buf: Vec<u8>,
-    mut rd: tokio::net::tcp::OwnedReadHalf,
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rd: Rd,
+    mut wr: Wr,
     peer: SocketAddr,
     core: mpsc::Sender<CoreMsg>,
 ) {
@@ -199,7 +265,7 @@ async fn four_letter_word(
     let arg = if word == "stmk" {
         if buf.len() < 12 {
             let wait = Duration::from_secs(1);
-            let _ = tokio::time::timeout(wait, read_more(&mut rd, &mut buf)).await;
+            let _ = tokio::time::timeout(wait, rd.read_more(&mut buf)).await;
         }
         buf.get(4..12)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -227,10 +293,7 @@ async fn four_letter_word(
 
 /// Waits until the socket is readable, and only then makes room in `buf` (at least 4 KiB) and
 /// reads: an idle connection waits holding no buffer.
-async fn read_more(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<usize> {
+async fn read_more(rd: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     loop {
         rd.readable().await?;
         if buf.capacity() - buf.len() < 4096 {

@@ -19,6 +19,24 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Config(String),
+    #[error("secure client port: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// The client ports: plain (`clientPort`) and TLS (`secureClientPort`), either or both.
+pub struct Listeners {
+    pub plain: Option<TcpListener>,
+    pub secure: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+}
+
+/// Accepts on `listener`, or waits forever when there is none.
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Bounded queue into the core: when it is full, connections stop reading.
@@ -62,17 +80,37 @@ impl Drop for CnxnGuard {
     }
 }
 
-/// Binds the client port from the config.
-pub async fn bind(cfg: &Config) -> Result<TcpListener, ServerError> {
-    let ip = cfg
-        .client_port_address
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    Ok(TcpListener::bind(SocketAddr::new(ip, cfg.client_port)).await?)
+/// Binds the client ports from the config: the plain one unless the config names only a
+/// secure one (as ZooKeeper), and the secure one with its TLS settings checked.
+pub async fn bind(cfg: &Config) -> Result<Listeners, ServerError> {
+    let any = IpAddr::from([0, 0, 0, 0]);
+    let plain = match cfg.secure_client_port.is_none() || cfg.client_port_set {
+        true => {
+            let ip = cfg.client_port_address.unwrap_or(any);
+            Some(TcpListener::bind(SocketAddr::new(ip, cfg.client_port)).await?)
+        }
+        false => None,
+    };
+    let secure = match cfg.secure_client_port {
+        Some(port) => {
+            let acceptor = crate::tls::acceptor(&cfg.tls)?;
+            let ip = cfg
+                .secure_client_port_address
+                .or(cfg.client_port_address)
+                .unwrap_or(any);
+            Some((
+                TcpListener::bind(SocketAddr::new(ip, port)).await?,
+                acceptor,
+            ))
+        }
+        None => None,
+    };
+    Ok(Listeners { plain, secure })
 }
 
 /// Serves clients on `listener` until `shutdown` completes.
 pub async fn run(
-    listener: TcpListener,
+    listeners: Listeners,
     cfg: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServerError> {
@@ -127,7 +165,17 @@ pub async fn run(
                 Err(e) => tracing::error!("core runtime: {e}"),
             }
         })?;
-    tracing::info!("serving clients on {}", listener.local_addr()?);
+    if let Some(l) = &listeners.plain {
+        tracing::info!("serving clients on {}", l.local_addr()?);
+    }
+    if let Some((l, _)) = &listeners.secure {
+        tracing::info!("serving TLS clients on {}", l.local_addr()?);
+    }
+    let plain = listeners.plain.as_ref();
+    let (secure, acceptor) = match &listeners.secure {
+        Some((l, a)) => (Some(l), Some(a.clone())),
+        None => (None, None),
+    };
     let limit = Arc::new(CnxnLimit {
         max: cfg.max_client_cnxns,
         per_ip: Mutex::new(HashMap::new()),
@@ -135,32 +183,52 @@ pub async fn run(
     let next_conn = AtomicU64::new(1);
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
+        let accepted = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!("accept: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Some(guard) = limit.acquire(peer.ip()) else {
-                    tracing::warn!("too many connections from {} (maxClientCnxns={})", peer.ip(), cfg.max_client_cnxns);
-                    drop(stream);
-                    continue;
-                };
-                let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-                let core_tx = core_tx.clone();
-                let max_buffer = cfg.jute_max_buffer;
-                let handshake = std::time::Duration::from_millis(cfg.sessionless_cnxn_timeout_ms);
-                tokio::spawn(async move {
-                    crate::net::serve(stream, peer, conn, core_tx, max_buffer, handshake).await;
-                    drop(guard);
-                });
+            accepted = accept(plain) => accepted.map(|(s, p)| (s, p, None)),
+            accepted = accept(secure) => accepted.map(|(s, p)| (s, p, acceptor.clone())),
+        };
+        let (stream, peer, tls) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
             }
-        }
+        };
+        let Some(guard) = limit.acquire(peer.ip()) else {
+            tracing::warn!(
+                "too many connections from {} (maxClientCnxns={})",
+                peer.ip(),
+                cfg.max_client_cnxns
+            );
+            drop(stream);
+            continue;
+        };
+        let conn = next_conn.fetch_add(1, Ordering::Relaxed);
+        let core_tx = core_tx.clone();
+        let max_buffer = cfg.jute_max_buffer;
+        let handshake = std::time::Duration::from_millis(cfg.sessionless_cnxn_timeout_ms);
+        tokio::spawn(async move {
+            let stream = match tls {
+                None => crate::net::ClientStream::Plain(stream),
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => crate::net::ClientStream::Tls(Box::new(s)),
+                        Ok(Err(e)) => {
+                            tracing::info!("TLS handshake with {peer} failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!("TLS handshake with {peer} timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            crate::net::serve(stream, peer, conn, core_tx, max_buffer, handshake).await;
+            drop(guard);
+        });
     }
     tracing::info!("shutting down");
     let _ = core_tx.send(crate::core::CoreMsg::Shutdown).await;

@@ -40,11 +40,12 @@ impl TestServer {
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             rt.block_on(async move {
-                let listener = zkrs::server::bind(&cfg).await.expect("bind");
+                let listeners = zkrs::server::bind(&cfg).await.expect("bind");
+                let plain = listeners.plain.as_ref().expect("a plain client port");
                 addr_tx
-                    .send(listener.local_addr().expect("addr"))
+                    .send(plain.local_addr().expect("addr"))
                     .expect("send addr");
-                zkrs::server::run(listener, cfg, async {
+                zkrs::server::run(listeners, cfg, async {
                     let _ = shut_rx.await;
                 })
                 .await
