@@ -78,8 +78,10 @@ cleanup() {
 trap cleanup EXIT
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Below the kernel's ephemeral range (32768 and up here): a port there may be the local end of
+# some outgoing connection, which a connect test cannot see but a server's bind fails on.
 spare_port() {
-  local p=$((20000 + RANDOM % 20000))
+  local p=$((20000 + RANDOM % 12000))
   while ! port_free "$p"; do p=$((p + 1)); done
   echo "$p"
 }
@@ -290,8 +292,11 @@ bench_ensemble() { # name
     sleep 0.1
   done
   if [[ -z $leader ]]; then
-    log "$name ensemble did not elect a leader; log tails:"
-    tail -n 20 "$WORK/$name-ens"/m*/server.log >&2
+    log "$name ensemble did not elect a leader; warnings and errors of each member:"
+    for d in "$WORK/$name-ens"/m*; do
+      echo "--- $d" >&2
+      grep -E "WARN|ERROR|Exception|error" "$d/server.log" | tail -n 15 >&2 || true
+    done
     exit 1
   fi
   log "$name ensemble: leader on $leader"
