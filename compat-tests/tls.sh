@@ -88,6 +88,9 @@ out=$(zkcli_tls create /tls-zkcli hello)
 grep -q "^Created /tls-zkcli" <<<"$out" && pass "zkCli (ZooKeeperMain) over Netty TLS creates" || { fail "zkCli over Netty TLS creates"; tail -5 <<<"$out"; }
 out=$(zkcli_tls get /tls-zkcli)
 grep -qx hello <<<"$out" && pass "zkCli (ZooKeeperMain) over Netty TLS reads" || { fail "zkCli over Netty TLS reads"; tail -5 <<<"$out"; }
+out=$(printf ruok | timeout 10 openssl s_client -quiet -connect "127.0.0.1:$PORT" -CAfile "$DIR/ca.pem" \
+  -cert "$DIR/client.crt" -key "$DIR/client.key" 2>/dev/null || true)
+[ "$out" = imok ] && pass "ruok over TLS (openssl s_client) answers imok" || fail "ruok over TLS answered '$out'"
 # Plain text on the secure port: no ZooKeeper answer comes back.
 reply=$(printf '\x00\x00\x00\x2c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x75\x30\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' \
   | timeout 5 nc -q2 127.0.0.1 "$PORT" 2>/dev/null | od -An -tx1 | head -c 60 || true)

@@ -83,83 +83,100 @@ pub const FOUR_LETTER_WORDS: &[&str] = &[
     "telnetclose",
 ];
 
-/// A client connection: plain TCP, or TLS on the secure client port.
-pub enum ClientStream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
-
 type TlsRead = tokio::io::ReadHalf<tokio_rustls::server::TlsStream<TcpStream>>;
 type TlsWrite = tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>;
 
 /// The reading side of a connection.
-enum Rd {
-    Plain(OwnedReadHalf),
-    Tls(TlsRead),
+trait Reading: Send {
+    /// Reads more bytes into `buf`; 0 at the end of the stream.
+    fn read_more(
+        &mut self,
+        buf: &mut Vec<u8>,
+    ) -> impl std::future::Future<Output = std::io::Result<usize>> + Send;
 }
 
 /// The writing side of a connection.
-enum Wr {
-    Plain(OwnedWriteHalf),
-    Tls(TlsWrite),
+trait Writing: Send {
+    fn send_all(
+        &mut self,
+        bytes: &[u8],
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+    fn close(&mut self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
 }
 
-impl Rd {
+impl Reading for OwnedReadHalf {
     async fn read_more(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-        match self {
-            Rd::Plain(rd) => read_more(rd, buf).await,
-            // TLS records are read whole, so the connection holds a buffer while it waits.
-            Rd::Tls(rd) => {
-                if buf.capacity() - buf.len() < 4096 {
-                    buf.reserve(4096);
-                }
-                rd.read_buf(buf).await
-            }
-        }
+        read_more(self, buf).await
     }
 }
 
-impl Wr {
-    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self {
-            Wr::Plain(wr) => wr.write_all(bytes).await,
-            Wr::Tls(wr) => {
-                wr.write_all(bytes).await?;
-                wr.flush().await
-            }
+impl Reading for TlsRead {
+    // TLS records are read whole, so the connection holds a buffer while it waits.
+    async fn read_more(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(4096);
         }
-    }
-
-    async fn shutdown(&mut self) -> std::io::Result<()> {
-        match self {
-            Wr::Plain(wr) => wr.shutdown().await,
-            Wr::Tls(wr) => wr.shutdown().await,
-        }
+        self.read_buf(buf).await
     }
 }
 
-/// Serves one client connection until either side closes it.
-pub async fn serve(
-    stream: ClientStream,
-    peer: SocketAddr,
-    conn: ConnId,
-    core: mpsc::Sender<CoreMsg>,
-    max_buffer: usize,
-    handshake_timeout: Duration,
-) {
+impl Writing for OwnedWriteHalf {
+    async fn send_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.write_all(bytes).await
+    }
+    async fn close(&mut self) -> std::io::Result<()> {
+        self.shutdown().await
+    }
+}
+
+impl Writing for TlsWrite {
+    async fn send_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.write_all(bytes).await?;
+        self.flush().await
+    }
+    async fn close(&mut self) -> std::io::Result<()> {
+        self.shutdown().await
+    }
+}
+
+/// Serves a plain client connection until either side closes it. Not an `async fn`: the
+/// task is exactly the connection loop's future, with nothing around it.
+pub fn serve_plain(stream: TcpStream, link: Link) -> impl std::future::Future<Output = ()> + Send {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    serve_on(rd, wr, link)
+}
+
+/// Serves a client connection on the secure port until either side closes it.
+pub fn serve_tls(
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    link: Link,
+) -> impl std::future::Future<Output = ()> + Send {
+    let _ = stream.get_ref().0.set_nodelay(true);
+    let (rd, wr) = tokio::io::split(stream);
+    serve_on(rd, wr, link)
+}
+
+/// What a connection's task knows besides its socket.
+pub struct Link {
+    pub peer: SocketAddr,
+    pub conn: ConnId,
+    pub core: mpsc::Sender<CoreMsg>,
+    /// `jute.maxbuffer`.
+    pub max_buffer: usize,
+    /// How long the connection may take to send its handshake.
+    pub handshake_timeout: Duration,
+}
+
+async fn serve_on(mut rd: impl Reading, mut wr: impl Writing, link: Link) {
+    let Link {
+        peer,
+        conn,
+        core,
+        max_buffer,
+        handshake_timeout,
+    } = link;
     let out = Arc::new(Outbound::default());
-    let (mut rd, mut wr) = match stream {
-        ClientStream::Plain(s) => {
-            let _ = s.set_nodelay(true);
-            let (rd, wr) = s.into_split();
-            (Rd::Plain(rd), Wr::Plain(wr))
-        }
-        ClientStream::Tls(s) => {
-            let _ = s.get_ref().0.set_nodelay(true);
-            let (rd, wr) = tokio::io::split(*s);
-            (Rd::Tls(rd), Wr::Tls(wr))
-        }
-    };
     // Empty between requests: an idle connection holds no read buffer.
     let mut buf: Vec<u8> = Vec::new();
     let mut handshake_done = false;
@@ -172,7 +189,7 @@ pub async fn serve(
             biased;
             () = out.wake.notified() => {
                 let (bytes, close) = out.take();
-                if !bytes.is_empty() && wr.write_all(&bytes).await.is_err() {
+                if !bytes.is_empty() && wr.send_all(&bytes).await.is_err() {
                     break;
                 }
                 if close {
@@ -255,8 +272,8 @@ pub async fn serve(
 async fn four_letter_word(
     word: String,
     mut buf: Vec<u8>,
-    mut rd: Rd,
-    mut wr: Wr,
+    mut rd: impl Reading,
+    mut wr: impl Writing,
     peer: SocketAddr,
     core: mpsc::Sender<CoreMsg>,
 ) {
@@ -285,10 +302,10 @@ async fn four_letter_word(
         .is_ok()
     {
         if let Ok(text) = rx.await {
-            let _ = wr.write_all(text.as_bytes()).await;
+            let _ = wr.send_all(text.as_bytes()).await;
         }
     }
-    let _ = wr.shutdown().await;
+    let _ = wr.close().await;
 }
 
 /// Waits until the socket is readable, and only then makes room in `buf` (at least 4 KiB) and

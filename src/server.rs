@@ -29,6 +29,26 @@ pub struct Listeners {
     pub secure: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
 }
 
+/// The server side of a TLS handshake, within the handshake timeout.
+async fn tls_handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    timeout: std::time::Duration,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::info!("TLS handshake with {peer} failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::info!("TLS handshake with {peer} timed out");
+            None
+        }
+    }
+}
+
 /// Accepts on `listener`, or waits forever when there is none.
 async fn accept(
     listener: Option<&TcpListener>,
@@ -206,27 +226,27 @@ pub async fn run(
             continue;
         };
         let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-        let core_tx = core_tx.clone();
-        let max_buffer = cfg.jute_max_buffer;
         let handshake = std::time::Duration::from_millis(cfg.sessionless_cnxn_timeout_ms);
+        let link = crate::net::Link {
+            peer,
+            conn,
+            core: core_tx.clone(),
+            max_buffer: cfg.jute_max_buffer,
+            handshake_timeout: handshake,
+        };
         tokio::spawn(async move {
-            let stream = match tls {
-                None => crate::net::ClientStream::Plain(stream),
+            match tls {
+                None => crate::net::serve_plain(stream, link).await,
+                // Boxed: plain connections' tasks do not carry the TLS states.
                 Some(acceptor) => {
-                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => crate::net::ClientStream::Tls(Box::new(s)),
-                        Ok(Err(e)) => {
-                            tracing::info!("TLS handshake with {peer} failed: {e}");
-                            return;
+                    Box::pin(async move {
+                        if let Some(s) = tls_handshake(acceptor, stream, peer, handshake).await {
+                            crate::net::serve_tls(s, link).await;
                         }
-                        Err(_) => {
-                            tracing::info!("TLS handshake with {peer} timed out");
-                            return;
-                        }
-                    }
+                    })
+                    .await
                 }
-            };
-            crate::net::serve(stream, peer, conn, core_tx, max_buffer, handshake).await;
+            }
             drop(guard);
         });
     }
