@@ -32,7 +32,10 @@ for who in server client; do
   # A PEM key store: the (unencrypted PKCS#8) key and the certificate.
   openssl pkcs8 -topk8 -nocrypt -in "$who.key" -out "$who.p8"
   cat "$who.p8" "$who.crt" >"$who.pem"
+  # The same as a PKCS#12 store (Java's default store type).
+  openssl pkcs12 -export -in "$who.crt" -inkey "$who.key" -name "$who" -passout pass:storepw -out "$who.p12"
 done
+keytool -importcert -noprompt -storetype PKCS12 -keystore trust.p12 -storepass storepw -alias ca -file ca.pem >/dev/null 2>&1
 cd - >/dev/null
 
 mkdir -p "$DIR/data"
@@ -49,18 +52,22 @@ ssl.trustStore.type=PEM
 admin.enableServer=false
 CFG
 echo "== TLS with real clients ($WHAT on 127.0.0.1:$PORT) =="
-if [ "$WHAT" = zkrs ]; then
-  "$BIN" --config "$DIR/zoo.cfg" >"$DIR/server.log" 2>&1 &
+[ "$WHAT" = apache ] && echo "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory" >>"$DIR/zoo.cfg"
+start_server() {
+  if [ "$WHAT" = zkrs ]; then
+    "$BIN" --config "$DIR/zoo.cfg" >>"$DIR/server.log" 2>&1 &
+  else
+    java -Dzookeeper.log.dir="$DIR" -cp /usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-simple.jar:$NETTY \
+      org.apache.zookeeper.server.quorum.QuorumPeerMain "$DIR/zoo.cfg" >>"$DIR/server.log" 2>&1 &
+  fi
   PID=$!
-else
-  echo "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory" >>"$DIR/zoo.cfg"
-  java -Dzookeeper.log.dir="$DIR" -cp /usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-simple.jar:$NETTY \
-    org.apache.zookeeper.server.quorum.QuorumPeerMain "$DIR/zoo.cfg" >"$DIR/server.log" 2>&1 &
-  PID=$!
-fi
-for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+}
+start_server
 
-python3 - "$PORT" "$DIR" <<'PY' && pass "kazoo over TLS with a client certificate: create, get, children, delete" || fail "kazoo over TLS with a client certificate"
+# kazoo over TLS with the client's certificate: create, get, children, delete.
+kazoo_tls() {
+  python3 - "$PORT" "$DIR" <<'PY'
 import sys
 from kazoo.client import KazooClient
 port, d = sys.argv[1], sys.argv[2]
@@ -73,6 +80,8 @@ assert "tls-kazoo" in c.get_children("/")
 c.delete("/tls-kazoo")
 c.stop()
 PY
+}
+kazoo_tls && pass "kazoo over TLS with a client certificate: create, get, children, delete" || fail "kazoo over TLS with a client certificate"
 python3 "$HERE/kazoo_refused.py" "127.0.0.1:$PORT" "$DIR/ca.pem" && pass "kazoo over TLS without a client certificate is not connected" || fail "kazoo over TLS without a client certificate is not connected"
 # zkCli.sh's own main class, run as zkCli.sh runs it, with the netty jars on the class path
 # (Debian's zkEnv.sh sets a class path of its own, without them).
@@ -99,5 +108,13 @@ case "$(tr -d ' \n' <<<"$reply")" in
   "" | 15*) pass "a plain-text handshake on the secure port gets no session" ;;
   *) fail "a plain-text handshake on the secure port got: $reply" ;;
 esac
+# PKCS#12 key and trust stores (made by openssl and keytool), with their passwords.
+kill "$PID"; wait "$PID" 2>/dev/null || true
+sed -i -e "s|^ssl.keyStore.location=.*|ssl.keyStore.location=$DIR/server.p12|" -e 's|^ssl.keyStore.type=.*|ssl.keyStore.type=PKCS12|' \
+  -e "s|^ssl.trustStore.location=.*|ssl.trustStore.location=$DIR/trust.p12|" -e 's|^ssl.trustStore.type=.*|ssl.trustStore.type=PKCS12|' "$DIR/zoo.cfg"
+printf 'ssl.keyStore.password=storepw\nssl.trustStore.password=storepw\n' >>"$DIR/zoo.cfg"
+start_server
+kazoo_tls && pass "PKCS#12 stores: kazoo over TLS with a client certificate" || fail "PKCS#12 stores: kazoo over TLS"
+python3 "$HERE/kazoo_refused.py" "127.0.0.1:$PORT" "$DIR/ca.pem" && pass "PKCS#12 stores: no session without a client certificate" || fail "PKCS#12 stores: no session without a client certificate"
 echo "== TLS: $PASS passed, $FAILED failed =="
 [ "$FAILED" = 0 ]

@@ -1,14 +1,15 @@
 //! TLS on the secure client port (`secureClientPort`), configured by ZooKeeper's `ssl.*` keys.
-//! Key and trust stores are PEM files, as ZooKeeper reads them with `ssl.keyStore.type=PEM`
-//! (the key store holds the private key and the certificate chain, the trust store the CA
-//! certificates that client certificates must chain to).
+//! Key and trust stores are PEM files (ZooKeeper's `ssl.*.type=PEM`: the key store holds the
+//! unencrypted private key and the certificate chain, the trust store the CA certificates that
+//! client certificates must chain to) or PKCS#12 files (Java's default store type), with the
+//! type taken from `ssl.*.type` or the file's extension, as ZooKeeper does.
 
 use crate::config::{ClientAuth, TlsSettings};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
 
 #[derive(Debug, Error)]
@@ -33,16 +34,30 @@ fn store_type(path: &Path, declared: Option<&str>) -> String {
     }
 }
 
-fn read_pem(path: &Path, declared: Option<&str>, what: &str) -> Result<Vec<u8>, TlsError> {
-    let t = store_type(path, declared);
-    if t != "PEM" {
-        return Err(TlsError::Config(format!(
-            "{what} {}: type {t} is not supported, only PEM (convert it with openssl and set \
-             ssl.{what}.type=PEM)",
-            path.display()
-        )));
-    }
+fn read_store(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError::Read(path.to_path_buf(), e))
+}
+
+fn unsupported(path: &Path, t: &str, what: &str) -> TlsError {
+    TlsError::Config(format!(
+        "{what} {}: type {t} is not supported, only PEM and PKCS12 (convert a JKS store with \
+         keytool -importkeystore -deststoretype PKCS12)",
+        path.display()
+    ))
+}
+
+fn pkcs12(
+    bytes: &[u8],
+    path: &Path,
+    password: Option<&str>,
+) -> Result<p12_keystore::KeyStore, TlsError> {
+    // Relaxed: a trust store made by openssl carries no Java "trusted" attribute.
+    p12_keystore::KeyStore::from_pkcs12(
+        bytes,
+        password.unwrap_or_default(),
+        p12_keystore::Pkcs12ImportPolicy::Relaxed,
+    )
+    .map_err(|e| TlsError::Config(format!("{}: {e}", path.display())))
 }
 
 fn certificates(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -58,26 +73,89 @@ fn certificates(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>,
     Ok(certs)
 }
 
+/// The key store's certificate chain and private key.
+fn key_store(
+    s: &TlsSettings,
+    path: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let bytes = read_store(path)?;
+    match store_type(path, s.key_store_type.as_deref()).as_str() {
+        "PEM" => {
+            if bytes
+                .windows(b"ENCRYPTED PRIVATE KEY".len())
+                .any(|w| w == b"ENCRYPTED PRIVATE KEY")
+            {
+                return Err(TlsError::Config(format!(
+                    "{}: encrypted private keys are not supported; store the key unencrypted",
+                    path.display()
+                )));
+            }
+            let chain = certificates(&bytes, path)?;
+            let key = rustls_pemfile::private_key(&mut &bytes[..])
+                .map_err(|e| TlsError::Read(path.to_path_buf(), e))?
+                .ok_or_else(|| {
+                    TlsError::Config(format!("{}: no private key in it", path.display()))
+                })?;
+            Ok((chain, key))
+        }
+        "PKCS12" => {
+            let store = pkcs12(&bytes, path, s.key_store_password.as_deref())?;
+            let (_, chain) = store.private_key_chain().ok_or_else(|| {
+                TlsError::Config(format!("{}: no private key in it", path.display()))
+            })?;
+            let certs: Vec<CertificateDer<'static>> = chain
+                .certs()
+                .iter()
+                .map(|c| CertificateDer::from(c.as_der().to_vec()))
+                .collect();
+            if certs.is_empty() {
+                return Err(TlsError::Config(format!(
+                    "{}: no certificate in it",
+                    path.display()
+                )));
+            }
+            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec()));
+            Ok((certs, key))
+        }
+        t => Err(unsupported(path, t, "keyStore")),
+    }
+}
+
+/// The trust store's CA certificates.
+fn trust_store(s: &TlsSettings, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read_store(path)?;
+    match store_type(path, s.trust_store_type.as_deref()).as_str() {
+        "PEM" => certificates(&bytes, path),
+        "PKCS12" => {
+            let store = pkcs12(&bytes, path, s.trust_store_password.as_deref())?;
+            let certs: Vec<CertificateDer<'static>> = store
+                .entries()
+                .filter_map(|(_, e)| match e {
+                    p12_keystore::KeyStoreEntry::Certificate(c) => {
+                        Some(CertificateDer::from(c.as_der().to_vec()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(TlsError::Config(format!(
+                    "{}: no certificate in it",
+                    path.display()
+                )));
+            }
+            Ok(certs)
+        }
+        t => Err(unsupported(path, t, "trustStore")),
+    }
+}
+
 /// The acceptor for the secure client port.
 pub fn acceptor(s: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
     let ks = s
         .key_store
         .as_deref()
         .ok_or_else(|| TlsError::Config("secureClientPort needs ssl.keyStore.location".into()))?;
-    let pem = read_pem(ks, s.key_store_type.as_deref(), "keyStore")?;
-    if pem
-        .windows(b"ENCRYPTED PRIVATE KEY".len())
-        .any(|w| w == b"ENCRYPTED PRIVATE KEY")
-    {
-        return Err(TlsError::Config(format!(
-            "{}: encrypted private keys are not supported; store the key unencrypted",
-            ks.display()
-        )));
-    }
-    let chain = certificates(&pem, ks)?;
-    let key = rustls_pemfile::private_key(&mut &pem[..])
-        .map_err(|e| TlsError::Read(ks.to_path_buf(), e))?
-        .ok_or_else(|| TlsError::Config(format!("{}: no private key in it", ks.display())))?;
+    let (chain, key) = key_store(s, ks)?;
     // ring: a small C build. rustls 0.23.48 deprecates it for lacking post-quantum key
     // exchange, which ZooKeeper's Java clients do not offer anyway; aws-lc-rs would add a
     // long C build to every fresh CI run.
@@ -88,9 +166,8 @@ pub fn acceptor(s: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
     let builder = match (s.client_auth, s.trust_store.as_deref()) {
         (ClientAuth::None, _) => builder.with_no_client_auth(),
         (auth, Some(ts)) => {
-            let pem = read_pem(ts, s.trust_store_type.as_deref(), "trustStore")?;
             let mut roots = rustls::RootCertStore::empty();
-            for cert in certificates(&pem, ts)? {
+            for cert in trust_store(s, ts)? {
                 roots.add(cert)?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
@@ -143,12 +220,24 @@ mod tests {
     }
 
     #[test]
-    fn only_pem_stores_are_read() {
-        assert!(config_error(&settings(Some("/x/keys.jks"))).contains("type JKS"));
-        assert!(config_error(&settings(Some("/x/keys.p12"))).contains("type PKCS12"));
-        let mut s = settings(Some("/x/keys"));
+    fn jks_stores_are_refused_with_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let jks = dir.path().join("keys.jks");
+        std::fs::write(&jks, [0xfe, 0xed, 0xfe, 0xed]).unwrap();
+        let msg = config_error(&settings(jks.to_str()));
+        assert!(
+            msg.contains("type JKS") && msg.contains("-deststoretype PKCS12"),
+            "{msg}"
+        );
+        let other = dir.path().join("keys");
+        std::fs::write(&other, [0xfe, 0xed, 0xfe, 0xed]).unwrap();
+        let mut s = settings(other.to_str());
         s.key_store_type = Some("jks".into());
         assert!(config_error(&s).contains("type JKS"));
+        // A PKCS#12 store that is not one is named, not a panic.
+        let p12 = dir.path().join("keys.p12");
+        std::fs::write(&p12, b"not der").unwrap();
+        assert!(config_error(&settings(p12.to_str())).contains("keys.p12"));
     }
 
     #[test]
