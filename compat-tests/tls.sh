@@ -36,6 +36,10 @@ for who in server client; do
   openssl pkcs12 -export -in "$who.crt" -inkey "$who.key" -name "$who" -passout pass:storepw -out "$who.p12"
 done
 keytool -importcert -noprompt -storetype PKCS12 -keystore trust.p12 -storepass storepw -alias ca -file ca.pem >/dev/null 2>&1
+# And as Java KeyStores (JKS), the type older deployments still use.
+keytool -importkeystore -noprompt -srckeystore server.p12 -srcstoretype PKCS12 -srcstorepass storepw \
+  -destkeystore server.jks -deststoretype JKS -deststorepass storepw >/dev/null 2>&1
+keytool -importcert -noprompt -storetype JKS -keystore trust.jks -storepass storepw -alias ca -file ca.pem >/dev/null 2>&1
 cd - >/dev/null
 
 mkdir -p "$DIR/data"
@@ -108,13 +112,18 @@ case "$(tr -d ' \n' <<<"$reply")" in
   "" | 15*) pass "a plain-text handshake on the secure port gets no session" ;;
   *) fail "a plain-text handshake on the secure port got: $reply" ;;
 esac
-# PKCS#12 key and trust stores (made by openssl and keytool), with their passwords.
-kill "$PID"; wait "$PID" 2>/dev/null || true
-sed -i -e "s|^ssl.keyStore.location=.*|ssl.keyStore.location=$DIR/server.p12|" -e 's|^ssl.keyStore.type=.*|ssl.keyStore.type=PKCS12|' \
-  -e "s|^ssl.trustStore.location=.*|ssl.trustStore.location=$DIR/trust.p12|" -e 's|^ssl.trustStore.type=.*|ssl.trustStore.type=PKCS12|' "$DIR/zoo.cfg"
-printf 'ssl.keyStore.password=storepw\nssl.trustStore.password=storepw\n' >>"$DIR/zoo.cfg"
-start_server
-kazoo_tls && pass "PKCS#12 stores: kazoo over TLS with a client certificate" || fail "PKCS#12 stores: kazoo over TLS"
-python3 "$HERE/kazoo_refused.py" "127.0.0.1:$PORT" "$DIR/ca.pem" && pass "PKCS#12 stores: no session without a client certificate" || fail "PKCS#12 stores: no session without a client certificate"
+# The same server with PKCS#12, then JKS, key and trust stores (made by openssl and keytool).
+restart_with_stores() { # extension TYPE
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+  sed -i -e '/^ssl\./d' "$DIR/zoo.cfg"
+  printf 'ssl.keyStore.location=%s\nssl.keyStore.type=%s\nssl.keyStore.password=storepw\n' "$DIR/server.$1" "$2" >>"$DIR/zoo.cfg"
+  printf 'ssl.trustStore.location=%s\nssl.trustStore.type=%s\nssl.trustStore.password=storepw\n' "$DIR/trust.$1" "$2" >>"$DIR/zoo.cfg"
+  start_server
+}
+for store in p12:PKCS12 jks:JKS; do
+  restart_with_stores "${store%%:*}" "${store##*:}"
+  kazoo_tls && pass "${store##*:} stores: kazoo over TLS with a client certificate" || fail "${store##*:} stores: kazoo over TLS"
+  python3 "$HERE/kazoo_refused.py" "127.0.0.1:$PORT" "$DIR/ca.pem" && pass "${store##*:} stores: no session without a client certificate" || fail "${store##*:} stores: no session without a client certificate"
+done
 echo "== TLS: $PASS passed, $FAILED failed =="
 [ "$FAILED" = 0 ]

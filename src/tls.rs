@@ -1,8 +1,8 @@
 //! TLS on the secure client port (`secureClientPort`), configured by ZooKeeper's `ssl.*` keys.
 //! Key and trust stores are PEM files (ZooKeeper's `ssl.*.type=PEM`: the key store holds the
 //! unencrypted private key and the certificate chain, the trust store the CA certificates that
-//! client certificates must chain to) or PKCS#12 files (Java's default store type), with the
-//! type taken from `ssl.*.type` or the file's extension, as ZooKeeper does.
+//! client certificates must chain to), PKCS#12 (Java's default store type) or JKS files, with
+//! the type taken from `ssl.*.type` or the file's extension, as ZooKeeper does.
 
 use crate::config::{ClientAuth, TlsSettings};
 use std::path::{Path, PathBuf};
@@ -40,10 +40,22 @@ fn read_store(path: &Path) -> Result<Vec<u8>, TlsError> {
 
 fn unsupported(path: &Path, t: &str, what: &str) -> TlsError {
     TlsError::Config(format!(
-        "{what} {}: type {t} is not supported, only PEM and PKCS12 (convert a JKS store with \
-         keytool -importkeystore -deststoretype PKCS12)",
+        "{what} {}: type {t} is not supported, only PEM, PKCS12 and JKS",
         path.display()
     ))
+}
+
+/// A Java KeyStore (JKS), its integrity checked with the store password.
+fn jks(bytes: &[u8], path: &Path, password: Option<&str>) -> Result<jks::KeyStore, TlsError> {
+    let mut store = jks::KeyStore::new();
+    store
+        .load(bytes, password.unwrap_or_default().as_bytes())
+        .map_err(|e| TlsError::Config(format!("{}: {e}", path.display())))?;
+    Ok(store)
+}
+
+fn no_certificate(path: &Path) -> TlsError {
+    TlsError::Config(format!("{}: no certificate in it", path.display()))
 }
 
 fn pkcs12(
@@ -65,10 +77,7 @@ fn certificates(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>,
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Read(path.to_path_buf(), e))?;
     if certs.is_empty() {
-        return Err(TlsError::Config(format!(
-            "{}: no certificate in it",
-            path.display()
-        )));
+        return Err(no_certificate(path));
     }
     Ok(certs)
 }
@@ -109,12 +118,34 @@ fn key_store(
                 .map(|c| CertificateDer::from(c.as_der().to_vec()))
                 .collect();
             if certs.is_empty() {
-                return Err(TlsError::Config(format!(
-                    "{}: no certificate in it",
-                    path.display()
-                )));
+                return Err(no_certificate(path));
             }
             let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec()));
+            Ok((certs, key))
+        }
+        "JKS" => {
+            let password = s.key_store_password.as_deref();
+            let store = jks(&bytes, path, password)?;
+            let alias = store
+                .aliases()
+                .into_iter()
+                .find(|a| store.is_private_key_entry(a))
+                .ok_or_else(|| {
+                    TlsError::Config(format!("{}: no private key in it", path.display()))
+                })?;
+            // The key is protected with the store's password, as ZooKeeper's X509Util reads it.
+            let entry = store
+                .get_private_key_entry(&alias, password.unwrap_or_default().as_bytes())
+                .map_err(|e| TlsError::Config(format!("{}: {alias}: {e}", path.display())))?;
+            let certs: Vec<CertificateDer<'static>> = entry
+                .certificate_chain
+                .into_iter()
+                .map(|c| CertificateDer::from(c.content))
+                .collect();
+            if certs.is_empty() {
+                return Err(no_certificate(path));
+            }
+            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(entry.private_key));
             Ok((certs, key))
         }
         t => Err(unsupported(path, t, "keyStore")),
@@ -138,10 +169,20 @@ fn trust_store(s: &TlsSettings, path: &Path) -> Result<Vec<CertificateDer<'stati
                 })
                 .collect();
             if certs.is_empty() {
-                return Err(TlsError::Config(format!(
-                    "{}: no certificate in it",
-                    path.display()
-                )));
+                return Err(no_certificate(path));
+            }
+            Ok(certs)
+        }
+        "JKS" => {
+            let store = jks(&bytes, path, s.trust_store_password.as_deref())?;
+            let certs: Vec<CertificateDer<'static>> = store
+                .aliases()
+                .into_iter()
+                .filter_map(|a| store.get_trusted_certificate_entry(&a).ok())
+                .map(|e| CertificateDer::from(e.certificate.content))
+                .collect();
+            if certs.is_empty() {
+                return Err(no_certificate(path));
             }
             Ok(certs)
         }
@@ -220,24 +261,19 @@ mod tests {
     }
 
     #[test]
-    fn jks_stores_are_refused_with_the_way_out() {
+    fn stores_that_are_not_what_they_say_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        let jks = dir.path().join("keys.jks");
-        std::fs::write(&jks, [0xfe, 0xed, 0xfe, 0xed]).unwrap();
-        let msg = config_error(&settings(jks.to_str()));
-        assert!(
-            msg.contains("type JKS") && msg.contains("-deststoretype PKCS12"),
-            "{msg}"
-        );
-        let other = dir.path().join("keys");
-        std::fs::write(&other, [0xfe, 0xed, 0xfe, 0xed]).unwrap();
-        let mut s = settings(other.to_str());
-        s.key_store_type = Some("jks".into());
-        assert!(config_error(&s).contains("type JKS"));
-        // A PKCS#12 store that is not one is named, not a panic.
-        let p12 = dir.path().join("keys.p12");
-        std::fs::write(&p12, b"not der").unwrap();
-        assert!(config_error(&settings(p12.to_str())).contains("keys.p12"));
+        for name in ["keys.jks", "keys.p12"] {
+            let f = dir.path().join(name);
+            std::fs::write(&f, b"not a key store").unwrap();
+            let msg = config_error(&settings(f.to_str()));
+            assert!(msg.contains(name), "{msg}");
+        }
+        let f = dir.path().join("keys");
+        std::fs::write(&f, b"x").unwrap();
+        let mut s = settings(f.to_str());
+        s.key_store_type = Some("BKS".into());
+        assert!(config_error(&s).contains("type BKS"));
     }
 
     #[test]
