@@ -9,7 +9,7 @@ use common::*;
 use jute::{OpCode, Request};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,8 +30,8 @@ impl Member {
             .arg("--config")
             .arg(&self.cfg)
             .env("RUST_LOG", "info")
-            .stdout(log)
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -75,14 +75,6 @@ impl Drop for Member {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn ensemble(n: usize, dir: &std::path::Path) -> Vec<Member> {

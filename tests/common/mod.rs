@@ -356,3 +356,25 @@ pub fn children2(path: &str, watch: bool) -> Request {
         watch,
     })
 }
+
+/// A port for a server a test starts as a separate process. From below the kernel's ephemeral
+/// range (32768 and up), one counter per test process: a port found by binding port 0 and
+/// letting go can be taken, before the server binds it, by another test's outgoing connection
+/// (tests run in parallel), and the server then exits with "address in use".
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Processes that run one after another start at different places.
+    let start = 20_000 + (std::process::id() % 400) as u16 * 30;
+    let _ = NEXT.compare_exchange(0, start, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let p = NEXT.fetch_add(1, Ordering::SeqCst);
+        if p >= 32_000 {
+            let _ = NEXT.compare_exchange(p + 1, 20_000, Ordering::SeqCst, Ordering::SeqCst);
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
