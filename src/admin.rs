@@ -177,7 +177,7 @@ fn latency(core: &Core) -> (u64, f64, u64) {
     if s.latency_count == 0 {
         return (0, 0.0, 0);
     }
-    let avg = s.latency_total_us as f64 / s.latency_count as f64 / 1000.0;
+    let avg = s.latency_total_ms as f64 / s.latency_count as f64;
     (
         s.latency_min_us / 1000,
         round4(avg),

@@ -179,7 +179,9 @@ pub struct Stats {
     pub packets_sent: u64,
     pub latency_min_us: u64,
     pub latency_max_us: u64,
-    pub latency_total_us: u64,
+    /// Sum of the whole ms of each latency, as ZooKeeper's `AvgMinMaxCounter` sums them (so
+    /// the average never exceeds the maximum).
+    pub latency_total_ms: u64,
     pub latency_count: u64,
     pub outstanding: usize,
     pub commits: u64,
@@ -330,7 +332,10 @@ impl Core {
                         self.expire_sessions();
                         self.check_containers();
                     }
-                    self.expire_local_sessions();
+                    // Read-only sessions exist only while a member serves read-only.
+                    if self.cfg.read_only_mode && !self.serving() {
+                        self.expire_local_sessions();
+                    }
                     self.finish_batch();
                 }
             }
@@ -394,7 +399,7 @@ impl Core {
             self.stats.latency_min_us = elapsed;
         }
         self.stats.latency_max_us = self.stats.latency_max_us.max(elapsed);
-        self.stats.latency_total_us += elapsed;
+        self.stats.latency_total_ms += elapsed / 1000;
         self.stats.latency_count += 1;
     }
 
@@ -764,18 +769,24 @@ impl Core {
                 return;
             }
         };
-        let local = self.sessions.get(&sid).is_some_and(|s| s.local);
+        // One lookup of the session per request: heard from (unless closing), its timeout for
+        // the leader's liveness report, and whether it is a read-only one (never reported).
+        let (timeout, local, live) = match self.sessions.get_mut(&sid) {
+            Some(s) => {
+                if !s.closing {
+                    s.touch(Instant::now(), tick);
+                }
+                (s.timeout_ms, s.local, !s.closing)
+            }
+            None => (0, false, false),
+        };
         if let Some(r) = self.replica.as_mut().filter(|_| !local) {
-            let timeout = self.sessions.get(&sid).map_or(0, |s| s.timeout_ms);
             r.zab.touch(sid, timeout);
         }
-        match self.sessions.get_mut(&sid) {
-            Some(s) if !s.closing => s.touch(Instant::now(), tick),
-            _ => {
-                self.reply(conn, xid, Err(ZkError::SessionExpired));
-                self.close(conn);
-                return;
-            }
+        if !live {
+            self.reply(conn, xid, Err(ZkError::SessionExpired));
+            self.close(conn);
+            return;
         }
         if local {
             self.process_read_only(conn, sid, xid, req);

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
     }
     if let Some(port) = args.port {
         cfg.client_port = port;
+        cfg.client_port_set = true;
     }
     if let Some(dir) = args.data_dir {
         cfg.data_dir = dir;
