@@ -96,8 +96,8 @@ pub fn run(word: &str, arg: Option<i64>, core: &mut Core, peer: SocketAddr) -> S
         "wchp" => wchp(core),
         "wchc" => wchc(core),
         "dirs" => {
-            let size = store_size(core);
-            format!("datadir_size: {size}\nlogdir_size: {size}\n")
+            let (data, log) = (store_size(core, DB_DIR), store_size(core, LOG_DIR));
+            format!("datadir_size: {data}\nlogdir_size: {log}\n")
         }
         "gtmk" => TRACE_MASK.load(Ordering::Relaxed).to_string(),
         // Without its 8-byte argument the mask is left as it is.
@@ -120,20 +120,23 @@ fn alive_connections(core: &Core) -> usize {
     core.conns.len() + 1
 }
 
-/// Where the data lives: `<dataLogDir or dataDir>/zkrs-db`, absolute (ZooKeeper prints its
-/// `version-2` directories).
-fn store_dir(core: &Core) -> PathBuf {
+const DB_DIR: &str = "zkrs-db";
+const LOG_DIR: &str = "zkrs-log";
+
+/// Where the data lives: `<dataLogDir or dataDir>/zkrs-db` (the tree) and `.../zkrs-log` (the
+/// transaction log), absolute (ZooKeeper prints its `version-2` directories).
+fn store_dir(core: &Core, name: &str) -> PathBuf {
     let dir = core
         .cfg
         .data_log_dir
         .clone()
         .unwrap_or_else(|| core.cfg.data_dir.clone())
-        .join("zkrs-db");
+        .join(name);
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
-fn store_size(core: &Core) -> u64 {
-    crate::store::Store::size_on_disk(&store_dir(core))
+fn store_size(core: &Core, name: &str) -> u64 {
+    crate::store::Store::size_on_disk(&store_dir(core, name))
 }
 
 /// Java's `Double.toString`.
@@ -275,15 +278,14 @@ fn cons(core: &Core, peer: SocketAddr) -> String {
 /// `conf` (`ZooKeeperServer.dumpConf`), standalone.
 fn conf(core: &Core) -> String {
     let c = &core.cfg;
-    let dir = store_dir(core);
-    let size = store_size(core);
+    let (data, log) = (store_dir(core, DB_DIR), store_dir(core, LOG_DIR));
     let mut out = String::new();
     let _ = writeln!(out, "clientPort={}", c.client_port);
     let _ = writeln!(out, "secureClientPort=-1");
-    let _ = writeln!(out, "dataDir={}", dir.display());
-    let _ = writeln!(out, "dataDirSize={size}");
-    let _ = writeln!(out, "dataLogDir={}", dir.display());
-    let _ = writeln!(out, "dataLogSize={size}");
+    let _ = writeln!(out, "dataDir={}", data.display());
+    let _ = writeln!(out, "dataDirSize={}", store_size(core, DB_DIR));
+    let _ = writeln!(out, "dataLogDir={}", log.display());
+    let _ = writeln!(out, "dataLogSize={}", store_size(core, LOG_DIR));
     let _ = writeln!(out, "tickTime={}", c.tick_time_ms);
     let _ = writeln!(out, "maxClientCnxns={}", c.max_client_cnxns);
     let _ = writeln!(out, "minSessionTimeout={}", c.min_session_timeout_ms());

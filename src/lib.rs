@@ -26,5 +26,6 @@ pub mod session;
 pub mod store;
 pub mod tls;
 pub mod tree;
+pub mod txlog;
 pub mod watches;
 pub mod zab;

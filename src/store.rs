@@ -1,24 +1,30 @@
 //! Persistence in RocksDB, the source of truth. The only module that imports `rocksdb`.
 //!
-//! Column families: `log` (zxid, 8 bytes BE -> encoded TxnEntry), `nodes` (depth u16 BE ‖ path
-//! -> StatPersisted ‖ ACL vector ‖ data; the depth prefix makes a load see parents first),
-//! `meta` (`last_zxid` = last applied, sessions `s` ‖ id -> timeout). Proposals are appended to
-//! the log in one synced WriteBatch per batch (group commit); what applying committed txns
-//! changed is saved afterwards, with the last applied zxid, in one atomic batch. Restart loads
-//! the nodes and replays the log after the last applied zxid.
+//! Proposals go to the transaction log (`txlog`, files of zeros written beforehand, one
+//! write and one fdatasync per batch: group commit). Column families: `nodes` (depth u16 BE ‖
+//! path -> StatPersisted ‖ ACL vector ‖ data; the depth prefix makes a load see parents
+//! first), `meta` (`last_zxid` = last applied, sessions `s` ‖ id -> timeout, the ZAB epochs),
+//! and `log`, where earlier versions kept the log (moved to the txlog at open). What applying
+//! committed txns changed is saved after the log write, with the last applied zxid, in one
+//! atomic batch (not synced); restart loads the nodes and replays the log after the last
+//! applied zxid. Log segments are removed only once the applied state they lead to is synced.
 
 use crate::tree::{DataTree, Node};
+use crate::txlog::TxLog;
 use jute::data::{Acl, StatPersisted};
 use jute::{Decode, Encode, Reader, TxnEntry};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("rocksdb: {0}")]
     Rocks(#[from] rocksdb::Error),
+    #[error("transaction log: {0}")]
+    Io(#[from] std::io::Error),
     #[error("corrupt {what} in the data directory: {detail}")]
     Corrupt { what: &'static str, detail: String },
 }
@@ -36,6 +42,9 @@ const LOG_RETAIN: i64 = 100_000;
 pub struct Store {
     db: DB,
     sync: bool,
+    log: Mutex<TxLog>,
+    /// The last applied zxid saved in `meta` (synced or not).
+    applied: AtomicI64,
 }
 
 /// What a restart recovers.
@@ -90,8 +99,9 @@ fn decode_node(bytes: &[u8], acls: &mut AclCache) -> Result<Node, jute::DecodeEr
 }
 
 impl Store {
-    /// Opens (or creates) the database under `dir`. `sync`: fsync each commit (`forceSync`).
-    pub fn open(dir: &Path, sync: bool) -> Result<Self, StoreError> {
+    /// Opens (or creates) the database under `dir` and the transaction log under `log_dir`.
+    /// `sync`: fsync each commit (`forceSync`).
+    pub fn open(dir: &Path, log_dir: &Path, sync: bool) -> Result<Self, StoreError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -130,7 +140,47 @@ impl Store {
             ColumnFamilyDescriptor::new(name, o)
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
-        Ok(Store { db, sync })
+        let log = Mutex::new(TxLog::open(log_dir, sync)?);
+        let store = Store {
+            db,
+            sync,
+            log,
+            applied: AtomicI64::new(-1),
+        };
+        store.move_old_log()?;
+        Ok(store)
+    }
+
+    /// Moves txns an earlier version kept in the `log` family into the txlog (durably, then
+    /// deletes them there).
+    fn move_old_log(&self) -> Result<(), StoreError> {
+        let cf = self.cf(CF_LOG);
+        let mut txns = Vec::new();
+        for item in self.db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+            let (_, value) = item?;
+            txns.push(
+                TxnEntry::from_bytes(&value).map_err(|e| StoreError::Corrupt {
+                    what: "txn",
+                    detail: e.to_string(),
+                })?,
+            );
+        }
+        if txns.is_empty() {
+            return Ok(());
+        }
+        self.txlog().append(&txns)?;
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(cf, [0u8; 8], [0xffu8; 8]);
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.sync);
+        self.db.write_opt(batch, &opts)?;
+        tracing::info!("moved {} txns to the transaction log", txns.len());
+        Ok(())
+    }
+
+    fn txlog(&self) -> MutexGuard<'_, TxLog> {
+        // Only the core thread uses the store; a poisoned lock means it panicked already.
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -187,6 +237,7 @@ impl Store {
                 }
                 it.status()?;
                 tree.last_zxid = last;
+                self.applied.store(last, Ordering::Relaxed);
                 for item in self.db.prefix_iterator_cf(self.cf(CF_META), b"s") {
                     let (key, value) = item?;
                     if key.first() != Some(&b's') {
@@ -222,81 +273,34 @@ impl Store {
     /// The newest `n` logged txns, oldest first (the window a restarted leader serves DIFFs
     /// from).
     pub fn last_txns(&self, n: usize) -> Result<Vec<TxnEntry>, StoreError> {
-        let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_LOG), rocksdb::IteratorMode::End)
-            .take(n)
-        {
-            let (_, value) = item?;
-            let txn = TxnEntry::from_bytes(&value).map_err(|e| StoreError::Corrupt {
-                what: "txn",
-                detail: e.to_string(),
-            })?;
-            out.push(txn);
-        }
-        out.reverse();
-        Ok(out)
+        self.txlog().newest(n)
     }
 
     /// The newest zxid in the log.
     pub fn last_logged(&self) -> Result<Option<i64>, StoreError> {
-        let mut it = self
-            .db
-            .iterator_cf(self.cf(CF_LOG), rocksdb::IteratorMode::End);
-        match it.next() {
-            None => Ok(None),
-            Some(item) => {
-                let (key, _) = item?;
-                let z = <[u8; 8]>::try_from(key.as_ref())
-                    .map(i64::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt {
-                        what: "log key",
-                        detail: format!("{key:?}"),
-                    })?;
-                Ok(Some(z))
-            }
-        }
+        Ok(self.txlog().last())
     }
 
     /// Appends txns to the log; with `sync` (forceSync) they are on disk when this returns.
-    /// One call per batch of proposals: group commit.
+    /// One call per batch of proposals: group commit. When a new log segment starts, the
+    /// segments no longer needed go: those whose txns are all applied (and the applied state
+    /// synced first) and older than the newest LOG_RETAIN (kept for DIFF syncs of learners).
     pub fn append_log(&self, txns: &[TxnEntry]) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        let log = self.cf(CF_LOG);
-        let mut buf = Vec::new();
-        for txn in txns {
-            buf.clear();
-            txn.encode(&mut buf);
-            batch.put_cf(log, txn.header.zxid.to_be_bytes(), &buf);
-        }
-        if let (Some(first), Some(last)) = (txns.first(), txns.last()) {
-            // Trim the log when a batch crosses a multiple of the retention.
-            if last.header.zxid / LOG_RETAIN > (first.header.zxid - 1) / LOG_RETAIN {
-                let upto = last.header.zxid - LOG_RETAIN;
-                if upto > 0 {
-                    batch.delete_range_cf(log, 0i64.to_be_bytes(), upto.to_be_bytes());
-                }
+        let mut log = self.txlog();
+        if log.append(txns)? {
+            let last = log.last().unwrap_or(0);
+            let upto = (last - LOG_RETAIN).min(self.applied.load(Ordering::Relaxed));
+            if upto > 0 {
+                self.db.flush_wal(true)?;
+                log.trim(upto)?;
             }
         }
-        let mut opts = WriteOptions::default();
-        opts.set_sync(self.sync);
-        self.db.write_opt(batch, &opts)?;
         Ok(())
     }
 
     /// Removes logged txns after `zxid` (TRUNC).
     pub fn truncate_log(&self, zxid: i64) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(
-            self.cf(CF_LOG),
-            (zxid + 1).to_be_bytes(),
-            i64::MAX.to_be_bytes(),
-        );
-        let mut opts = WriteOptions::default();
-        opts.set_sync(self.sync);
-        self.db.write_opt(batch, &opts)?;
-        Ok(())
+        self.txlog().truncate(zxid)
     }
 
     /// Saves what applying committed txns changed: the nodes, sessions and the last applied
@@ -332,6 +336,7 @@ impl Store {
         }
         batch.put_cf(meta, LAST_ZXID, tree.last_zxid.to_be_bytes());
         self.db.write_opt(batch, &WriteOptions::default())?;
+        self.applied.store(tree.last_zxid, Ordering::Relaxed);
         Ok(())
     }
 
@@ -417,12 +422,14 @@ impl Store {
         Ok(tree)
     }
 
-    /// Replaces everything with `tree` (an installed snapshot); the log is emptied.
+    /// Replaces everything with `tree` (an installed snapshot); the log is emptied first, so
+    /// that a crash in between leaves the old tree with no log after it, never the new tree
+    /// with txns of the history it replaced.
     pub fn replace_all(&self, tree: &DataTree) -> Result<(), StoreError> {
+        self.txlog().reset()?;
         let mut batch = WriteBatch::default();
-        let (nodes, meta, log) = (self.cf(CF_NODES), self.cf(CF_META), self.cf(CF_LOG));
+        let (nodes, meta) = (self.cf(CF_NODES), self.cf(CF_META));
         batch.delete_range_cf(nodes, [0u8; 1].as_slice(), [0xffu8; 8].as_slice());
-        batch.delete_range_cf(log, [0u8; 8], [0xffu8; 8]);
         batch.delete_range_cf(meta, b"s".as_slice(), b"t".as_slice());
         let mut buf = Vec::new();
         for (p, node) in tree.iter() {
@@ -439,6 +446,7 @@ impl Store {
         let mut opts = WriteOptions::default();
         opts.set_sync(self.sync);
         self.db.write_opt(batch, &opts)?;
+        self.applied.store(tree.last_zxid, Ordering::Relaxed);
         Ok(())
     }
 
@@ -452,18 +460,7 @@ impl Store {
 
     /// The txns logged after `zxid`, in order (for learners' DIFF and for tests).
     pub fn txns_after(&self, zxid: i64) -> Result<Vec<TxnEntry>, StoreError> {
-        let start = (zxid + 1).to_be_bytes();
-        let mode = rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward);
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_LOG), mode) {
-            let (_, value) = item?;
-            let txn = TxnEntry::from_bytes(&value).map_err(|e| StoreError::Corrupt {
-                what: "txn",
-                detail: e.to_string(),
-            })?;
-            out.push(txn);
-        }
-        Ok(out)
+        self.txlog().after(zxid)
     }
 
     /// Size of the database files in bytes (`dirs`).
@@ -476,5 +473,68 @@ impl Store {
                     .sum()
             })
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jute::txn::{CreateTxn, TxnHeader};
+    use jute::TxnRecord;
+
+    fn create(zxid: i64, path: &str) -> TxnEntry {
+        let record = TxnRecord::Create(CreateTxn {
+            path: path.into(),
+            data: Some(b"d".to_vec()),
+            acl: Some(crate::acl::open_acl_unsafe()),
+            ephemeral: false,
+            parent_c_version: 1,
+        });
+        TxnEntry {
+            header: TxnHeader {
+                client_id: 1,
+                cxid: 1,
+                zxid,
+                time: 1,
+                type_: record.op().code(),
+            },
+            record,
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn txns_an_earlier_version_logged_in_rocksdb_move_to_the_txlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, log) = (dir.path().join("db"), dir.path().join("log"));
+        let store = Store::open(&db, &log, true).unwrap();
+        let mut buf = Vec::new();
+        for z in 1..=3 {
+            buf.clear();
+            create(z, &format!("/n{z}")).encode(&mut buf);
+            store
+                .db
+                .put_cf(store.cf(CF_LOG), z.to_be_bytes(), &buf)
+                .unwrap();
+        }
+        drop(store);
+        let store = Store::open(&db, &log, true).unwrap();
+        assert_eq!(store.last_logged().unwrap(), Some(3));
+        let moved: Vec<i64> = store
+            .txns_after(0)
+            .unwrap()
+            .iter()
+            .map(|t| t.header.zxid)
+            .collect();
+        assert_eq!(moved, vec![1, 2, 3]);
+        let left = store
+            .db
+            .iterator_cf(store.cf(CF_LOG), rocksdb::IteratorMode::Start)
+            .count();
+        assert_eq!(left, 0);
+        // Recovery replays them onto the initial tree.
+        let rec = store.recover(false, true).unwrap();
+        assert!(rec.tree.get("/n3").is_some());
+        assert_eq!(rec.last_logged, 3);
     }
 }

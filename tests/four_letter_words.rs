@@ -275,6 +275,7 @@ fn conf_envi_and_hash_have_zookeepers_keys() {
     let Setup { s, .. } = setup();
     let conf = word(s.addr, "conf");
     let db = format!("{}/zkrs-db", s.dir.display());
+    let log = format!("{}/zkrs-log", s.dir.display());
     assert_lines(
         &conf,
         &[
@@ -282,7 +283,7 @@ fn conf_envi_and_hash_have_zookeepers_keys() {
             "secureClientPort=-1",
             &format!("dataDir={db}"),
             "dataDirSize={n}",
-            &format!("dataLogDir={db}"),
+            &format!("dataLogDir={log}"),
             "dataLogSize={n}",
             "tickTime=2000",
             "maxClientCnxns=60",
