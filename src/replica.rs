@@ -195,13 +195,14 @@ impl Core {
             self.answered(conn);
         }
         // Leader work.
-        for (id, timeout) in touched {
+        // Learners' pings touch the sessions they heard from. Only sessions the leader holds
+        // and is not closing (ZooKeeper's `touchSession`): a ping that left a learner before a
+        // closeSession committed must not bring the session back.
+        for (id, _timeout) in touched {
             let tick = self.cfg.tick_time_ms;
-            let s = self
-                .sessions
-                .entry(id)
-                .or_insert_with(|| crate::session::Session::new(id, timeout, Instant::now(), tick));
-            s.touch(Instant::now(), tick);
+            if let Some(s) = self.sessions.get_mut(&id).filter(|s| !s.closing) {
+                s.touch(Instant::now(), tick);
+            }
         }
         for (_, f) in requests {
             self.forwarded(f);
