@@ -12,7 +12,9 @@
 //! Chaining the crc means that a record left over from before a rewrite (after a crash or a
 //! TRUNC) never checks, since the record in front of it is no longer the one it was chained to.
 //!
-//! The next segment's zeros are written by a thread of its own while the current one fills.
+//! The next segment's zeros are written by a thread of its own once the current one is half
+//! full (or at open, when there is no segment to append to), so an idle server keeps one spare
+//! segment at most.
 
 use crate::store::StoreError;
 use jute::{Decode, Encode, TxnEntry};
@@ -23,8 +25,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-/// Bytes of zeros written into a segment before it is used (ZooKeeper's preAllocSize).
-const SEGMENT_BYTES: u64 = 64 << 20;
+/// Bytes of zeros written into a segment before it is used. ZooKeeper preallocates 64 MiB,
+/// but sparsely; these zeros are real writes, so segments are smaller: a roll costs only a
+/// rename and a directory sync.
+const SEGMENT_BYTES: u64 = 16 << 20;
 const HEADER: usize = 8;
 /// A record longer than this is not one (jute.maxbuffer is far below it).
 const MAX_RECORD: u32 = 1 << 30;
@@ -189,7 +193,7 @@ impl TxLog {
             buf: Vec::new(),
         };
         log.resume()?;
-        log.spare = Some(log.make_spare());
+        log.prepare_spare();
         Ok(log)
     }
 
@@ -217,9 +221,17 @@ impl TxLog {
         Ok(())
     }
 
-    fn make_spare(&self) -> JoinHandle<std::io::Result<()>> {
-        let path = self.dir.join(SPARE);
-        std::thread::spawn(move || zero_fill(&path))
+    /// Starts writing the next segment's zeros when the current one is half full (or there
+    /// is none) and no spare is on its way.
+    fn prepare_spare(&mut self) {
+        let due = self
+            .active
+            .as_ref()
+            .is_none_or(|a| a.pos >= SEGMENT_BYTES / 2);
+        if due && self.spare.is_none() {
+            let path = self.dir.join(SPARE);
+            self.spare = Some(std::thread::spawn(move || zero_fill(&path)));
+        }
     }
 
     /// The newest logged zxid.
@@ -281,10 +293,12 @@ impl TxLog {
         if self.buf.capacity() > 4 << 20 {
             self.buf = Vec::new();
         }
+        self.prepare_spare();
         Ok(rolled)
     }
 
-    /// Starts segment `log.<first>` from the spare (made now if the spare thread failed).
+    /// Starts segment `log.<first>` from the spare (made now if there is none yet or its
+    /// thread failed).
     fn roll(&mut self, first: i64) -> Result<(), StoreError> {
         let ready = match self.spare.take().map(|h| h.join()) {
             Some(Ok(Ok(()))) => true,
@@ -308,7 +322,6 @@ impl TxLog {
             crc: 0,
         });
         self.segments.push(Segment { first, path });
-        self.spare = Some(self.make_spare());
         Ok(())
     }
 
@@ -342,6 +355,7 @@ impl TxLog {
             self.segments.pop();
         }
         sync_dir(&self.dir)?;
+        self.prepare_spare();
         if self.active.is_none() {
             self.last = None;
             return Ok(());
@@ -366,6 +380,7 @@ impl TxLog {
         }
         sync_dir(&self.dir)?;
         self.last = None;
+        self.prepare_spare();
         Ok(())
     }
 
@@ -464,8 +479,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = TxLog::open(dir.path(), true).unwrap();
         assert_eq!(log.last(), None);
+        // Nothing to append to: the first segment's zeros are on their way.
+        assert!(log.spare.is_some());
         assert!(log.append(&[txn(1, b"a"), txn(2, b"b")]).unwrap());
         assert!(!log.append(&[txn(3, b"c")]).unwrap());
+        // The next spare waits until the segment is half full: an idle log has no spare.
+        assert!(log.spare.is_none());
+        assert!(!dir.path().join(SPARE).exists());
         // Already logged: skipped, as a RocksDB put of the same key was idempotent.
         log.append(&[txn(3, b"c")]).unwrap();
         drop(log);
@@ -527,7 +547,7 @@ mod tests {
     fn segments_roll_trim_truncate_and_reset() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = TxLog::open(dir.path(), true).unwrap();
-        // Records of ~1 MiB: a segment holds about 63 of them.
+        // Records of ~1 MiB: a segment holds about 15 of them.
         let big = vec![7u8; 1 << 20];
         let mut zxid = 0;
         let mut rolls = 0;
