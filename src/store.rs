@@ -45,6 +45,8 @@ pub struct Store {
     log: Mutex<TxLog>,
     /// The last applied zxid saved in `meta` (synced or not).
     applied: AtomicI64,
+    /// How many txns the log keeps behind the newest (LOG_RETAIN; tests lower it).
+    retain: i64,
 }
 
 /// What a restart recovers.
@@ -146,6 +148,7 @@ impl Store {
             sync,
             log,
             applied: AtomicI64::new(-1),
+            retain: LOG_RETAIN,
         };
         store.move_old_log()?;
         Ok(store)
@@ -289,7 +292,7 @@ impl Store {
         let mut log = self.txlog();
         if log.append(txns)? {
             let last = log.last().unwrap_or(0);
-            let upto = (last - LOG_RETAIN).min(self.applied.load(Ordering::Relaxed));
+            let upto = (last - self.retain).min(self.applied.load(Ordering::Relaxed));
             if upto > 0 {
                 self.db.flush_wal(true)?;
                 log.trim(upto)?;
@@ -501,6 +504,50 @@ mod tests {
             record,
             digest: None,
         }
+    }
+
+    #[test]
+    fn the_log_is_trimmed_behind_the_saved_applied_state_never_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, log) = (dir.path().join("db"), dir.path().join("log"));
+        let mut store = Store::open(&db, &log, false).unwrap();
+        store.retain = 10;
+        let mut tree = DataTree::new(false);
+        // 64 KiB per txn: a 16 MiB segment holds about 250 of them; 1,000 make four segments.
+        let data = vec![b'x'; 64 << 10];
+        let txn = |z: i64| {
+            let mut t = create(z, &format!("/n{z}"));
+            if let TxnRecord::Create(c) = &mut t.record {
+                c.data = Some(data.clone());
+            }
+            t
+        };
+        for start in (1..=1000).step_by(10) {
+            let batch: Vec<TxnEntry> = (start..start + 10).map(txn).collect();
+            store.append_log(&batch).unwrap();
+            for t in &batch {
+                tree.apply(t);
+            }
+            // The applied state is saved up to 500 only (a member whose saves lag behind).
+            if start + 9 <= 500 {
+                let (dirty, sessions) = (tree.take_dirty(), tree.take_dirty_sessions());
+                store.save_applied(&tree, &dirty, &sessions).unwrap();
+            }
+        }
+        let kept = store.txns_after(0).unwrap();
+        let first = kept.first().map(|t| t.header.zxid).unwrap();
+        assert!(first > 1, "nothing was trimmed");
+        assert!(
+            first <= 501,
+            "trimmed past the saved applied state: {first}"
+        );
+        drop(store);
+        // A restart loads the state saved at 500 and replays the rest from the log.
+        let store = Store::open(&db, &log, false).unwrap();
+        let rec = store.recover(false, true).unwrap();
+        assert_eq!(rec.tree.last_zxid, 1000);
+        assert_eq!(rec.last_logged, 1000);
+        assert!((1..=1000).all(|z| rec.tree.get(&format!("/n{z}")).is_some()));
     }
 
     #[test]
