@@ -222,8 +222,6 @@ pub struct Core {
     next_zxid: i64,
     pub stats: Stats,
     pub started: Instant,
-    /// Proposals of this turn, not yet in the log.
-    to_log: Vec<TxnEntry>,
     /// Proposed and not yet committed, in zxid order.
     pub(crate) inflight: VecDeque<Inflight>,
     outbox: Vec<(ConnId, Out)>,
@@ -285,7 +283,6 @@ impl Core {
             next_zxid,
             stats: Stats::default(),
             started: now,
-            to_log: Vec::new(),
             inflight: VecDeque::new(),
             outbox: Vec::new(),
             batch_start: now,
@@ -354,22 +351,23 @@ impl Core {
         }
         // Committing answers writes, which may let queued requests through, which may
         // propose more: loop until nothing is left to log.
+        // Standalone, every inflight proposal is this turn's and not logged yet.
         while self.replica.is_none() {
-            if !self.to_log.is_empty() {
-                let t0 = Instant::now();
-                if let Err(e) = self.store.append_log(&self.to_log) {
-                    // Proposals we cannot log must never be answered: stop here.
-                    tracing::error!("appending to the log failed, stopping: {e}");
-                    std::process::exit(2);
-                }
-                self.stats.commits += 1;
-                self.stats.fsync_total_us += t0.elapsed().as_micros() as u64;
-                self.to_log.clear();
-            }
-            // A standalone server is a quorum of one: logged means committed.
             let Some(last) = self.inflight.back().map(|i| i.entry.header.zxid) else {
                 break;
             };
+            let t0 = Instant::now();
+            if let Err(e) = self
+                .store
+                .append_log(self.inflight.iter().map(|i| &i.entry))
+            {
+                // Proposals we cannot log must never be answered: stop here.
+                tracing::error!("appending to the log failed, stopping: {e}");
+                std::process::exit(2);
+            }
+            self.stats.commits += 1;
+            self.stats.fsync_total_us += t0.elapsed().as_micros() as u64;
+            // A standalone server is a quorum of one: logged means committed.
             self.commit_through(last);
         }
         // Answers go out first: what they acknowledge is in the synced log already, and the
@@ -943,9 +941,8 @@ impl Core {
             digest: None,
         };
         tracing::trace!("propose {:#x} {:?}", entry.header.zxid, entry.record.op());
-        match self.replica.as_mut() {
-            Some(r) => r.zab.propose(entry.clone()),
-            None => self.to_log.push(entry.clone()),
+        if let Some(r) = self.replica.as_mut() {
+            r.zab.propose(entry.clone());
         }
         self.inflight.push_back(Inflight { entry, origin });
     }

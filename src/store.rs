@@ -288,7 +288,10 @@ impl Store {
     /// One call per batch of proposals: group commit. When a new log segment starts, the
     /// segments no longer needed go: those whose txns are all applied (and the applied state
     /// synced first) and older than the newest LOG_RETAIN (kept for DIFF syncs of learners).
-    pub fn append_log(&self, txns: &[TxnEntry]) -> Result<(), StoreError> {
+    pub fn append_log<'a>(
+        &self,
+        txns: impl IntoIterator<Item = &'a TxnEntry>,
+    ) -> Result<(), StoreError> {
         let mut log = self.txlog();
         if log.append(txns)? {
             let last = log.last().unwrap_or(0);

@@ -242,9 +242,12 @@ impl TxLog {
     /// Appends `txns` (zxids ascending) and, with sync, makes them durable: one write and one
     /// fdatasync for the lot (group commit). Txns at or below the last logged zxid are
     /// already logged and skipped. Returns whether a new segment was started.
-    pub fn append(&mut self, txns: &[TxnEntry]) -> Result<bool, StoreError> {
+    pub fn append<'a>(
+        &mut self,
+        txns: impl IntoIterator<Item = &'a TxnEntry>,
+    ) -> Result<bool, StoreError> {
         self.buf.clear();
-        let mut ends = Vec::with_capacity(txns.len());
+        let mut ends = Vec::new();
         let mut last = self.last;
         let mut first = None;
         for txn in txns {
