@@ -40,13 +40,15 @@ const CURRENT_EPOCH: &[u8] = b"current_epoch";
 const LOG_RETAIN: i64 = 100_000;
 
 pub struct Store {
-    db: DB,
+    db: Arc<DB>,
     sync: bool,
     log: Mutex<TxLog>,
     /// The last applied zxid saved in `meta` (synced or not).
     applied: AtomicI64,
     /// How many txns the log keeps behind the newest (LOG_RETAIN; tests lower it).
     retain: i64,
+    /// The thread deleting log segments (after syncing the applied state they lead to).
+    trimmer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// What a restart recovers.
@@ -144,11 +146,12 @@ impl Store {
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         let log = Mutex::new(TxLog::open(log_dir, sync)?);
         let store = Store {
-            db,
+            db: Arc::new(db),
             sync,
             log,
             applied: AtomicI64::new(-1),
             retain: LOG_RETAIN,
+            trimmer: Mutex::new(None),
         };
         store.move_old_log()?;
         Ok(store)
@@ -286,8 +289,10 @@ impl Store {
 
     /// Appends txns to the log; with `sync` (forceSync) they are on disk when this returns.
     /// One call per batch of proposals: group commit. When a new log segment starts, the
-    /// segments no longer needed go: those whose txns are all applied (and the applied state
-    /// synced first) and older than the newest LOG_RETAIN (kept for DIFF syncs of learners).
+    /// segments no longer needed go: those whose txns are all applied and older than the
+    /// newest LOG_RETAIN (kept for DIFF syncs of learners). A thread of its own syncs the
+    /// applied state first and then deletes them (measured: 5-20 ms per roll, which the
+    /// core thread spent waiting).
     pub fn append_log<'a>(
         &self,
         txns: impl IntoIterator<Item = &'a TxnEntry>,
@@ -296,9 +301,14 @@ impl Store {
         if log.append(txns)? {
             let last = log.last().unwrap_or(0);
             let upto = (last - self.retain).min(self.applied.load(Ordering::Relaxed));
-            if upto > 0 {
-                self.db.flush_wal(true)?;
-                log.trim(upto)?;
+            let mut trimmer = self.trimmer.lock().unwrap_or_else(|e| e.into_inner());
+            let idle = trimmer.as_ref().is_none_or(|t| t.is_finished());
+            if upto > 0 && idle {
+                let doomed = log.detach(upto);
+                if !doomed.is_empty() {
+                    let db = Arc::clone(&self.db);
+                    *trimmer = Some(std::thread::spawn(move || trim(&db, doomed)));
+                }
             }
         }
         Ok(())
@@ -479,6 +489,35 @@ impl Store {
                     .sum()
             })
             .unwrap_or(0)
+    }
+}
+
+impl Drop for Store {
+    /// The trimming thread holds the database too: it ends before the database closes, so
+    /// that a store reopened right after finds it closed.
+    fn drop(&mut self) {
+        let trimmer = self
+            .trimmer
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = trimmer {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Deletes log segments once the applied state they lead to is synced (until then a crash
+/// would replay them). On failure they stay on disk: the next start finds them again.
+fn trim(db: &DB, doomed: Vec<std::path::PathBuf>) {
+    if let Err(e) = db.flush_wal(true) {
+        tracing::warn!("syncing the applied state before trimming the log: {e}");
+        return;
+    }
+    for path in doomed {
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!("removing log segment {}: {e}", path.display());
+        }
     }
 }
 

@@ -387,14 +387,20 @@ impl TxLog {
         Ok(())
     }
 
-    /// Removes the segments whose records are all at or below `zxid` (never the newest).
-    pub fn trim(&mut self, zxid: i64) -> Result<(), StoreError> {
+    /// Takes the segments whose records are all at or below `zxid` (never the newest) out of
+    /// the log and returns their files, for the caller to delete (reads no longer see them).
+    pub fn detach(&mut self, zxid: i64) -> Vec<PathBuf> {
         let mut drop = 0;
         while drop + 1 < self.segments.len() && self.segments[drop + 1].first <= zxid + 1 {
             drop += 1;
         }
-        for seg in self.segments.drain(..drop) {
-            std::fs::remove_file(&seg.path)?;
+        self.segments.drain(..drop).map(|s| s.path).collect()
+    }
+
+    /// Removes the segments whose records are all at or below `zxid` (never the newest).
+    pub fn trim(&mut self, zxid: i64) -> Result<(), StoreError> {
+        for path in self.detach(zxid) {
+            std::fs::remove_file(path)?;
         }
         Ok(())
     }
