@@ -100,30 +100,40 @@ fn zero_fill(path: &Path) -> std::io::Result<()> {
 /// Reads a segment's valid records in order: (offset, crc after it, payload).
 struct Records {
     reader: BufReader<File>,
+    size: u64,
     pos: u64,
     crc: u32,
     last: Option<i64>,
+    /// Whether the records ended cleanly: at zeros or at the end of the file. Otherwise
+    /// something that is not a record follows them (a torn write, or corruption).
+    clean_end: bool,
 }
 
 impl Records {
     fn open(path: &Path) -> Result<Self, StoreError> {
+        let file = File::open(path)?;
         Ok(Records {
-            reader: BufReader::with_capacity(1 << 20, File::open(path)?),
+            size: file.metadata()?.len(),
+            reader: BufReader::with_capacity(1 << 20, file),
             pos: 0,
             crc: 0,
             last: None,
+            clean_end: false,
         })
     }
 
     /// The next valid record's zxid and payload; None at the log's end in this segment.
     fn next_record(&mut self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        self.clean_end = false;
         let mut header = [0u8; HEADER];
-        if !read_full(&mut self.reader, &mut header)? {
+        if !read_full(&mut self.reader, &mut header)? || header == [0u8; HEADER] {
+            self.clean_end = true;
             return Ok(None);
         }
         let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
         let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-        if len == 0 || len > MAX_RECORD {
+        let fits = self.pos + (HEADER as u64) + u64::from(len) <= self.size;
+        if len == 0 || len > MAX_RECORD || !fits {
             return Ok(None);
         }
         let mut payload = vec![0u8; len as usize];
@@ -153,6 +163,46 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<bool, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Zeroes a segment from `from` to its end (only the pieces that are not zero already) and
+/// syncs it: what followed the log's end there can never be read as records again.
+fn scrub(file: &File, from: u64) -> Result<(), StoreError> {
+    let size = file.metadata()?.len();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut at = from;
+    let mut wrote = false;
+    while at < size {
+        let n = (size - at).min(chunk.len() as u64) as usize;
+        file.read_exact_at(&mut chunk[..n], at)?;
+        if chunk[..n].iter().any(|&b| b != 0) {
+            chunk[..n].fill(0);
+            file.write_all_at(&chunk[..n], at)?;
+            wrote = true;
+        }
+        at += n as u64;
+    }
+    if wrote {
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
+/// Reads a segment that is not the newest: its records must end cleanly, or txns after the
+/// damage would silently be missing.
+fn whole(seg: &Segment, records: &Records, newest: bool) -> Result<(), StoreError> {
+    if newest || records.clean_end {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt {
+        what: "transaction log",
+        detail: format!(
+            "{}: unreadable record at offset {} (after zxid {:#x})",
+            seg.path.display(),
+            records.pos,
+            records.last.unwrap_or(-1)
+        ),
+    })
 }
 
 fn decode(payload: &[u8]) -> Result<TxnEntry, StoreError> {
@@ -205,6 +255,14 @@ impl TxLog {
             while records.next_record()?.is_some() {}
             if let Some(last) = records.last {
                 let file = OpenOptions::new().read(true).write(true).open(&seg.path)?;
+                if !records.clean_end {
+                    tracing::warn!(
+                        "{}: the log ends in a torn write at offset {}; cleared",
+                        seg.path.display(),
+                        records.pos
+                    );
+                    scrub(&file, records.pos)?;
+                }
                 self.active = Some(Active {
                     file,
                     pos: records.pos,
@@ -346,9 +404,9 @@ impl TxLog {
                 }
                 if pos > 0 {
                     let file = OpenOptions::new().read(true).write(true).open(&seg.path)?;
-                    // A zero header ends the log here; what follows no longer chains.
-                    file.write_all_at(&[0u8; HEADER], pos)?;
-                    file.sync_data()?;
+                    // Zeros from the cut on: the log ends there, and no record that was
+                    // cut off is left behind the records appended next.
+                    scrub(&file, pos)?;
                     self.last = Some(zxid.min(records.last.unwrap_or(zxid)));
                     self.active = Some(Active { file, pos, crc });
                     break;
@@ -417,13 +475,15 @@ impl TxLog {
             .iter()
             .rposition(|s| s.first <= zxid + 1)
             .unwrap_or(0);
-        for seg in &self.segments[from..] {
+        let newest = self.segments.len() - 1;
+        for (i, seg) in self.segments.iter().enumerate().skip(from) {
             let mut records = Records::open(&seg.path)?;
             while let Some((z, payload)) = records.next_record()? {
                 if z > zxid {
                     out.push(decode(&payload)?);
                 }
             }
+            whole(seg, &records, i == newest)?;
         }
         Ok(out)
     }
@@ -431,7 +491,7 @@ impl TxLog {
     /// The newest `n` logged txns, oldest first.
     pub fn newest(&self, n: usize) -> Result<Vec<TxnEntry>, StoreError> {
         let mut kept: VecDeque<Vec<u8>> = VecDeque::new();
-        for seg in self.segments.iter().rev() {
+        for (i, seg) in self.segments.iter().enumerate().rev() {
             let mut these = VecDeque::new();
             let mut records = Records::open(&seg.path)?;
             while let Some((_, payload)) = records.next_record()? {
@@ -440,6 +500,7 @@ impl TxLog {
                     these.pop_front();
                 }
             }
+            whole(seg, &records, i + 1 == self.segments.len())?;
             while kept.len() < n {
                 match these.pop_back() {
                     Some(p) => kept.push_front(p),
@@ -526,6 +587,52 @@ mod tests {
         drop(log);
         let log = TxLog::open(dir.path(), true).unwrap();
         assert_eq!(zxids(&log.after(0).unwrap()), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn damage_in_an_older_segment_is_an_error_not_a_silent_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxLog::open(dir.path(), true).unwrap();
+        let big = vec![7u8; 1 << 20];
+        let mut zxid = 0;
+        while log.segments.len() < 2 {
+            zxid += 1;
+            log.append(&[txn(zxid, &big)]).unwrap();
+        }
+        let older = log.segments[0].path.clone();
+        drop(log);
+        // A flipped byte in the middle of the older segment.
+        let f = OpenOptions::new().write(true).open(&older).unwrap();
+        f.write_all_at(&[0xAA], 5 << 20).unwrap();
+        let log = TxLog::open(dir.path(), true).unwrap();
+        assert_eq!(log.last(), Some(zxid));
+        assert!(matches!(
+            log.after(0),
+            Err(StoreError::Corrupt {
+                what: "transaction log",
+                ..
+            })
+        ));
+        assert!(log.newest(1000).is_err());
+        // The newest segment alone still reads.
+        assert_eq!(zxids(&log.newest(1).unwrap()), vec![zxid]);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cleared_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxLog::open(dir.path(), true).unwrap();
+        log.append(&[txn(1, b"a"), txn(2, &[9u8; 3000])]).unwrap();
+        let path = log.segments[0].path.clone();
+        drop(log);
+        // Tear #2 near its start: its bytes stay behind the log's end.
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        let first = (HEADER + txn(1, b"a").to_bytes().len()) as u64;
+        f.write_all_at(&[0xAA], first + HEADER as u64 + 1).unwrap();
+        let log = TxLog::open(dir.path(), true).unwrap();
+        assert_eq!(log.last(), Some(1));
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes[first as usize..].iter().all(|&b| b == 0));
     }
 
     #[test]
