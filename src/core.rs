@@ -331,7 +331,8 @@ impl Core {
                     }
                     // Read-only sessions exist only while a member serves read-only.
                     if self.cfg.read_only_mode && !self.serving() {
-                        self.expire_local_sessions();
+                        let now = Instant::now();
+                        self.drop_local_sessions(|s| s.deadline <= now);
                     }
                     self.finish_batch();
                 }
@@ -853,17 +854,17 @@ impl Core {
         }
     }
 
-    /// Read-only sessions expire here, with no txn (they own no ephemerals).
-    fn expire_local_sessions(&mut self) {
-        let now = Instant::now();
-        let expired: Vec<(i64, Option<ConnId>)> = self
+    /// Ends read-only sessions for which `due` holds, with no txn (they own no ephemerals,
+    /// and no other member knows them): expiry, or the quorum back.
+    pub(crate) fn drop_local_sessions(&mut self, due: impl Fn(&Session) -> bool) {
+        let ended: Vec<(i64, Option<ConnId>)> = self
             .sessions
             .values()
-            .filter(|s| s.local && s.deadline <= now)
+            .filter(|s| s.local && due(s))
             .map(|s| (s.id, s.conn))
             .collect();
-        for (sid, conn) in expired {
-            tracing::info!("expiring read-only session {sid:#x}");
+        for (sid, conn) in ended {
+            tracing::info!("ending read-only session {sid:#x}");
             self.sessions.remove(&sid);
             if let Some(c) = conn {
                 self.close(c);

@@ -261,18 +261,7 @@ impl Core {
         if !was && serving {
             // The read-only server stops: ZooKeeper closes all its connections, and its
             // sessions were never anyone else's.
-            let local: Vec<(i64, Option<ConnId>)> = self
-                .sessions
-                .values()
-                .filter(|s| s.local)
-                .map(|s| (s.id, s.conn))
-                .collect();
-            for (id, conn) in local {
-                self.sessions.remove(&id);
-                if let Some(c) = conn {
-                    self.close(c);
-                }
-            }
+            self.drop_local_sessions(|_| true);
         }
         if was && !serving {
             if let Some(r) = self.replica.as_mut() {

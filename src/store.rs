@@ -164,12 +164,7 @@ impl Store {
         let mut txns = Vec::new();
         for item in self.db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
             let (_, value) = item?;
-            txns.push(
-                TxnEntry::from_bytes(&value).map_err(|e| StoreError::Corrupt {
-                    what: "txn",
-                    detail: e.to_string(),
-                })?,
-            );
+            txns.push(crate::txlog::decode(&value)?);
         }
         if txns.is_empty() {
             return Ok(());

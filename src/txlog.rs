@@ -205,7 +205,7 @@ fn whole(seg: &Segment, records: &Records, newest: bool) -> Result<(), StoreErro
     })
 }
 
-fn decode(payload: &[u8]) -> Result<TxnEntry, StoreError> {
+pub(crate) fn decode(payload: &[u8]) -> Result<TxnEntry, StoreError> {
     TxnEntry::from_bytes(payload).map_err(|e| StoreError::Corrupt {
         what: "txn",
         detail: e.to_string(),
@@ -395,19 +395,19 @@ impl TxLog {
         while let Some(seg) = self.segments.last() {
             if seg.first <= zxid {
                 let mut records = Records::open(&seg.path)?;
-                let (mut pos, mut crc) = (0, 0);
+                let (mut pos, mut crc, mut kept) = (0, 0, None);
                 while let Some((z, _)) = records.next_record()? {
                     if z > zxid {
                         break;
                     }
-                    (pos, crc) = (records.pos, records.crc);
+                    (pos, crc, kept) = (records.pos, records.crc, Some(z));
                 }
-                if pos > 0 {
+                if kept.is_some() {
                     let file = OpenOptions::new().read(true).write(true).open(&seg.path)?;
                     // Zeros from the cut on: the log ends there, and no record that was
                     // cut off is left behind the records appended next.
                     scrub(&file, pos)?;
-                    self.last = Some(zxid.min(records.last.unwrap_or(zxid)));
+                    self.last = kept;
                     self.active = Some(Active { file, pos, crc });
                     break;
                 }
@@ -415,21 +415,11 @@ impl TxLog {
             std::fs::remove_file(&seg.path)?;
             self.segments.pop();
         }
-        sync_dir(&self.dir)?;
-        self.prepare_spare();
         if self.active.is_none() {
             self.last = None;
-            return Ok(());
         }
-        // The last record kept is the newest at or below `zxid`.
-        let mut last = None;
-        if let Some(seg) = self.segments.last() {
-            let mut records = Records::open(&seg.path)?;
-            while let Some((z, _)) = records.next_record()? {
-                last = Some(z);
-            }
-        }
-        self.last = last;
+        sync_dir(&self.dir)?;
+        self.prepare_spare();
         Ok(())
     }
 
@@ -453,14 +443,6 @@ impl TxLog {
             drop += 1;
         }
         self.segments.drain(..drop).map(|s| s.path).collect()
-    }
-
-    /// Removes the segments whose records are all at or below `zxid` (never the newest).
-    pub fn trim(&mut self, zxid: i64) -> Result<(), StoreError> {
-        for path in self.detach(zxid) {
-            std::fs::remove_file(path)?;
-        }
-        Ok(())
     }
 
     /// The logged txns above `zxid`, in order.
@@ -688,10 +670,14 @@ mod tests {
             zxids(&log.newest(3).unwrap()),
             vec![zxid - 2, zxid - 1, zxid]
         );
-        // Trim keeps any segment holding a record above the point.
-        log.trim(second).unwrap();
+        // Detaching keeps any segment holding a record above the point.
+        for path in log.detach(second) {
+            std::fs::remove_file(path).unwrap();
+        }
         assert_eq!(log.segments.len(), 2);
-        log.trim(third - 1).unwrap();
+        for path in log.detach(third - 1) {
+            std::fs::remove_file(path).unwrap();
+        }
         assert_eq!(log.segments.len(), 1);
         assert_eq!(log.segments[0].first, third);
         // Truncating into the middle of the newest segment, then appending, then reopening.
