@@ -252,6 +252,24 @@ bench_server() { # name
 # standalone server is): the write workloads against the leader, which logs, proposes to both
 # followers, waits for a quorum of fsynced ACKs, commits and answers.
 
+# ens_run NAME CMD...: one ensemble workload. In the --quick smoke, a failure on Apache's side
+# (a JVM ensemble on one busy core has dropped its clients mid-run) is reported with its
+# members' warnings and the smoke goes on: the smoke checks the machinery and zkrs, no target.
+ens_run() {
+  local name=$1
+  shift
+  "$@" && return 0
+  if ((QUICK)) && [[ $name == apache ]]; then
+    log "apache ensemble: a workload failed (reference side, smoke run); members' warnings:"
+    for d in "$WORK/apache-ens"/m*; do
+      echo "--- $d" >&2
+      grep -E "WARN|ERROR|Exception" "$d/server.log" | tail -n 10 >&2 || true
+    done
+    return 0
+  fi
+  exit 1
+}
+
 bench_ensemble() { # name
   local name=$1 base i d servers="" pids=() leader="" lpid="" mode
   base=$(spare_port)
@@ -303,10 +321,10 @@ bench_ensemble() { # name
   local r=(--addr "127.0.0.1:$leader" --server-pid "$lpid" --record "$REC" --server "$name")
   local g1=(-s 1 -o 1) g64=(-s 16 -o 64) m="$WORK/$name-ens"
   "${B[@]}" create --addr "127.0.0.1:$leader" "${g64[@]}" -n $W64_N -d $WARM_D --tag warm >/dev/null 2>&1 || true
-  "${B[@]}" create "${r[@]}" "${g1[@]}" -n $W1_N -d $W1_D --tag c1 --manifest "$m/c1.manifest" --label "ensemble of 3: create 1×1"
-  "${B[@]}" create "${r[@]}" "${g64[@]}" -n $W64_N -d $W64_D --tag c64 --manifest "$m/c64.manifest" --label "ensemble of 3: create 16×64"
-  "${B[@]}" set "${r[@]}" "${g64[@]}" -n $W64_N -d $W64_D --manifest "$m/c64.manifest" --label "ensemble of 3: setData 16×64"
-  "${B[@]}" delete "${r[@]}" "${g64[@]}" -n $W64_N -d $W64_D --manifest "$m/c64.manifest" --label "ensemble of 3: delete 16×64"
+  ens_run "$name" "${B[@]}" create "${r[@]}" "${g1[@]}" -n $W1_N -d $W1_D --tag c1 --manifest "$m/c1.manifest" --label "ensemble of 3: create 1×1"
+  ens_run "$name" "${B[@]}" create "${r[@]}" "${g64[@]}" -n $W64_N -d $W64_D --tag c64 --manifest "$m/c64.manifest" --label "ensemble of 3: create 16×64"
+  ens_run "$name" "${B[@]}" set "${r[@]}" "${g64[@]}" -n $W64_N -d $W64_D --manifest "$m/c64.manifest" --label "ensemble of 3: setData 16×64"
+  ens_run "$name" "${B[@]}" delete "${r[@]}" "${g64[@]}" -n $W64_N -d $W64_D --manifest "$m/c64.manifest" --label "ensemble of 3: delete 16×64"
   for i in "${pids[@]}"; do stop "$i"; done
   rm -rf "$WORK/$name-ens"
 }
