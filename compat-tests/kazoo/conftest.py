@@ -3,7 +3,15 @@
 The target server is taken from the ZK_HOSTS environment variable
 (e.g. ``ZK_HOSTS=127.0.0.1:2181``). Every run works below a unique root
 ``/kazoo-<uuid>``; every test gets its own sub-node ``<root>/<test name>``.
+
+Against an ensemble (a comma-separated ZK_HOSTS), the clients a test makes
+all connect to one member, and the member rotates from test to test. A read
+is only as fresh as the member that serves it: ZooKeeper promises a client
+its own writes in order, not another client's writes made through another
+member, unless the reader calls sync first. Tests that cross members on
+purpose (sessions re-attached through ZK_HOSTS) call sync themselves.
 """
+import itertools
 import logging
 import os
 import threading
@@ -19,9 +27,23 @@ RUN_ROOT = "/kazoo-" + uuid.uuid4().hex
 logging.basicConfig(level=logging.WARNING)
 
 
+ALL_HOSTS = ZK_HOSTS.split(",")
+_test_member = itertools.count()
+_hosts_now = [ZK_HOSTS]
+
+
+@pytest.fixture(autouse=True)
+def one_member_per_test():
+    """Pin this test's clients to one member (see the module docstring)."""
+    _hosts_now[0] = ALL_HOSTS[next(_test_member) % len(ALL_HOSTS)]
+    yield _hosts_now[0]
+    _hosts_now[0] = ZK_HOSTS
+
+
 def new_client(**kwargs):
     kwargs.setdefault("timeout", 10.0)
-    c = KazooClient(hosts=ZK_HOSTS, **kwargs)
+    kwargs.setdefault("hosts", _hosts_now[0])
+    c = KazooClient(**kwargs)
     c.start(timeout=15)
     return c
 
@@ -30,12 +52,13 @@ def new_client(**kwargs):
 def admin():
     """A long-lived client used to create and remove the run root."""
     try:
-        c = new_client()
+        c = new_client(hosts=ZK_HOSTS)
     except Exception as e:  # no point running 80 tests against a dead server
         pytest.exit("cannot connect to %s: %r" % (ZK_HOSTS, e), returncode=1)
     c.ensure_path(RUN_ROOT)
     yield c
     try:
+        c.sync(RUN_ROOT)  # tests wrote through every member
         c.delete(RUN_ROOT, recursive=True)
     finally:
         c.stop()
@@ -66,10 +89,24 @@ def zk(clients):
     return clients()
 
 
+@pytest.fixture(scope="session")
+def member_admins(admin):
+    """One long-lived client per member, made when first needed."""
+    made = {}
+    yield made
+    for c in made.values():
+        c.stop()
+        c.close()
+
+
 @pytest.fixture
-def root(admin, request):
-    """A fresh, empty node for this test, removed afterwards."""
+def root(member_admins, one_member_per_test, request):
+    """A fresh, empty node for this test, removed afterwards. It is made
+    through the test's own member, so the test's clients see it at once."""
     path = "%s/%s" % (RUN_ROOT, request.node.name.replace("/", "_").replace("[", "_").replace("]", ""))
+    if one_member_per_test not in member_admins:
+        member_admins[one_member_per_test] = new_client()
+    admin = member_admins[one_member_per_test]
     admin.create(path)
     yield path
     # nodes protected by ACLs need an authenticated, admin-capable session to clean up

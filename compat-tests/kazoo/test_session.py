@@ -74,6 +74,7 @@ def test_session_expires_after_disconnect(zk, root):
     p = root + "/orphan"
     t0 = time.time()
     sid, _ = spawn_orphan(p, 4.0)  # 4s = the oracle's minimum session timeout
+    zk.sync(p)  # the orphan may have written through another member
     # a dropped connection is not a closed session: the ephemeral survives for now
     st = zk.exists(p)
     assert st is not None and st.ephemeralOwner == sid
@@ -97,6 +98,7 @@ def test_reattach_session_by_id_and_password(zk, root):
     finally:
         c.stop()
         c.close()
+    zk.sync(p)
     assert zk.exists(p) is None  # stop() closed the re-attached session
 
 
@@ -115,11 +117,13 @@ def test_reattach_with_wrong_password_expires(zk, root):
         c.stop()
         c.close()
     # a failed re-attach does not kill the real session
+    zk.sync(p)
     assert zk.exists(p).ephemeralOwner == sid
     good = KazooClient(hosts=ZK_HOSTS, client_id=(sid, pw), timeout=10.0)
     good.start(timeout=15)
     good.stop()
     good.close()
+    zk.sync(p)
     assert zk.exists(p) is None
 
 
