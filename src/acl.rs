@@ -52,6 +52,9 @@ impl AuthIds {
 
     pub fn add(&mut self, id: Id) {
         if !self.ids.contains(&id) {
+            // Exactly as many as held: every connection holds its ip id, and a doubling
+            // Vec would give each of them room for four.
+            self.ids.reserve_exact(1);
             self.ids.push(id);
         }
     }

@@ -242,7 +242,7 @@ fn own_conn(peer: SocketAddr) -> String {
 }
 
 fn sorted_conns(core: &Core) -> Vec<(ConnId, &crate::core::Conn)> {
-    let mut v: Vec<_> = core.conns.iter().map(|(id, c)| (*id, c)).collect();
+    let mut v: Vec<_> = core.conns.iter().map(|(id, c)| (*id, &**c)).collect();
     v.sort_by_key(|(id, _)| *id);
     v
 }

@@ -214,7 +214,12 @@ pub struct Core {
     pub tree: DataTree,
     pub(crate) store: Store,
     pub sessions: crate::FastMap<i64, Session>,
-    pub conns: crate::FastMap<ConnId, Conn>,
+    /// Boxed: the table doubles as connections arrive, and a table of pointers is 16 bytes
+    /// a slot where one of `Conn`s is 216.
+    pub conns: crate::FastMap<ConnId, Box<Conn>>,
+    /// The `ip` identity every connection from an address starts with, shared by those
+    /// connections until one of them adds to its own (copy on write).
+    ip_auth: crate::FastMap<std::net::IpAddr, Arc<AuthIds>>,
     pub watches: Watches,
     pub(crate) overlay: Overlay,
     pub(crate) next_session_id: i64,
@@ -277,6 +282,7 @@ impl Core {
             store,
             sessions,
             conns: crate::FastMap::default(),
+            ip_auth: crate::FastMap::default(),
             watches: Watches::default(),
             overlay: Overlay::default(),
             next_session_id,
@@ -502,6 +508,15 @@ impl Core {
                             s.conn = None;
                         }
                     }
+                    let ip = c.peer.ip().to_canonical();
+                    drop(c);
+                    if self
+                        .ip_auth
+                        .get(&ip)
+                        .is_some_and(|a| Arc::strong_count(a) == 1)
+                    {
+                        self.ip_auth.remove(&ip);
+                    }
                 }
                 self.watches.remove_conn(conn);
             }
@@ -550,17 +565,25 @@ impl Core {
             tx.close();
             return;
         }
-        let mut auth = AuthIds::default();
-        auth.add(Id {
-            scheme: "ip".into(),
-            id: peer.ip().to_canonical().to_string(),
-        });
+        let ip = peer.ip().to_canonical();
+        let auth = self
+            .ip_auth
+            .entry(ip)
+            .or_insert_with(|| {
+                let mut auth = AuthIds::default();
+                auth.add(Id {
+                    scheme: "ip".into(),
+                    id: ip.to_string(),
+                });
+                Arc::new(auth)
+            })
+            .clone();
         self.conns.insert(
             conn,
-            Conn {
+            Box::new(Conn {
                 tx,
                 session: None,
-                auth: Arc::new(auth),
+                auth,
                 peer,
                 received: 1,
                 sent: 0,
@@ -570,7 +593,7 @@ impl Core {
                 resp: ConnLatency::default(),
                 pending_writes: 0,
                 queue: VecDeque::new(),
-            },
+            }),
         );
         self.stats.packets_received += 1;
         let timeout = req.time_out.clamp(

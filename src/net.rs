@@ -7,55 +7,80 @@ use jute::proto::RequestHeader;
 use jute::{frame, Connect, Decode, OpCode, Reader, Request};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 
 /// What the core has for a connection's socket: the frames, appended to one buffer (so a burst
 /// of replies is one write), and whether to close after them. Shared by the core, which
 /// appends, and the connection's task, which takes the buffer and writes it. Light on purpose:
-/// an idle connection holds an empty buffer and a wake-up, nothing else.
-#[derive(Debug, Default)]
+/// an idle connection holds an empty buffer and its task's waker, nothing else.
 pub struct Outbound {
     pending: Mutex<Pending>,
-    wake: Notify,
+    /// The connection's place under `maxClientCnxns`, given back when both the task and the
+    /// core are done with the connection. Here and not in the task: every byte of the task's
+    /// future is carried by every idle connection, and its allocation grows in 128-byte steps.
+    _guard: crate::server::CnxnGuard,
 }
 
 #[derive(Debug, Default)]
 struct Pending {
     bytes: Vec<u8>,
     close: bool,
+    /// The connection's task, while it waits for something to write.
+    waker: Option<Waker>,
 }
 
 impl Outbound {
+    fn new(guard: crate::server::CnxnGuard) -> Self {
+        Outbound {
+            pending: Mutex::default(),
+            _guard: guard,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Queues one frame.
     pub fn frame(&self, frame: &[u8]) {
-        let was_empty = {
-            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            let was_empty = p.bytes.is_empty() && !p.close;
+        let waiting = {
+            let mut p = self.lock();
             p.bytes.extend_from_slice(frame);
-            was_empty
+            p.waker.take()
         };
-        if was_empty {
-            self.wake.notify_one();
+        if let Some(w) = waiting {
+            w.wake();
         }
     }
 
     /// Closes the socket once the frames queued before are written.
     pub fn close(&self) {
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .close = true;
-        self.wake.notify_one();
+        let waiting = {
+            let mut p = self.lock();
+            p.close = true;
+            p.waker.take()
+        };
+        if let Some(w) = waiting {
+            w.wake();
+        }
     }
 
-    /// Takes what is queued: the bytes to write, and whether to close after them.
-    fn take(&self) -> (Vec<u8>, bool) {
-        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        (std::mem::take(&mut p.bytes), p.close)
+    /// What is queued: the bytes to write, and whether to close after them; pending (the
+    /// task to be woken) while there is neither.
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<(Vec<u8>, bool)> {
+        let mut p = self.lock();
+        if p.bytes.is_empty() && !p.close {
+            if !p.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                p.waker = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        Poll::Ready((std::mem::take(&mut p.bytes), p.close))
     }
 }
 
@@ -84,59 +109,94 @@ pub const FOUR_LETTER_WORDS: &[&str] = &[
 ];
 
 type TlsRead = tokio::io::ReadHalf<tokio_rustls::server::TlsStream<TcpStream>>;
-type TlsWrite = tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>;
 
-/// The reading side of a connection.
-trait Reading: Send {
-    /// Reads more bytes into `buf`; 0 at the end of the stream.
-    fn read_more(
+/// The reading side of a connection. Polled, not async: the connection's task polls its
+/// socket, its outbound queue and its handshake deadline in one `poll_fn`, so an idle
+/// connection's future holds no read future and no waiter.
+trait Reading: Send + Unpin {
+    /// Reads more bytes into `buf`; ready with 0 at the end of the stream.
+    fn poll_read_more(
         &mut self,
+        cx: &mut Context<'_>,
         buf: &mut Vec<u8>,
-    ) -> impl std::future::Future<Output = std::io::Result<usize>> + Send;
+    ) -> Poll<std::io::Result<usize>>;
 }
 
-/// The writing side of a connection.
-trait Writing: Send {
-    fn send_all(
-        &mut self,
-        bytes: &[u8],
-    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
-    fn close(&mut self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+/// The writing side of a connection: plain or TLS.
+trait Writing: AsyncWrite + Unpin + Send {}
+impl<W: AsyncWrite + Unpin + Send> Writing for W {}
+
+/// Writes `bytes[*sent..]`, advancing `sent`, then flushes; ready once all of it is out.
+/// Polled, for the reason [`Reading`] is.
+fn poll_send(
+    wr: &mut impl Writing,
+    cx: &mut Context<'_>,
+    bytes: &[u8],
+    sent: &mut usize,
+) -> Poll<std::io::Result<()>> {
+    while *sent < bytes.len() {
+        match std::task::ready!(std::pin::Pin::new(&mut *wr).poll_write(cx, &bytes[*sent..])) {
+            Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => *sent += n,
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+    std::pin::Pin::new(wr).poll_flush(cx)
 }
 
 impl Reading for OwnedReadHalf {
-    async fn read_more(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-        read_more(self, buf).await
+    /// Waits until the socket is readable, and only then makes room in `buf` (at least 4 KiB)
+    /// and reads: an idle connection waits holding no buffer.
+    fn poll_read_more(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            if let Err(e) = std::task::ready!(self.as_ref().poll_read_ready(cx)) {
+                return Poll::Ready(Err(e));
+            }
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(4096);
+            }
+            match self.try_read_buf(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // Readiness was stale: wait again without holding an empty buffer.
+                    if buf.is_empty() {
+                        *buf = Vec::new();
+                    }
+                }
+                other => return Poll::Ready(other),
+            }
+        }
     }
 }
 
 impl Reading for TlsRead {
     // TLS records are read whole, so the connection holds a buffer while it waits.
-    async fn read_more(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(4096);
-        }
-        self.read_buf(buf).await
+    fn poll_read_more(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Poll<std::io::Result<usize>> {
+        let len = buf.len();
+        buf.resize(len + 4096, 0);
+        let mut room = tokio::io::ReadBuf::new(&mut buf[len..]);
+        let polled = std::pin::Pin::new(&mut *self).poll_read(cx, &mut room);
+        let n = room.filled().len();
+        buf.truncate(len + n);
+        polled.map_ok(|()| n)
     }
 }
 
-impl Writing for OwnedWriteHalf {
-    async fn send_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.write_all(bytes).await
-    }
-    async fn close(&mut self) -> std::io::Result<()> {
-        self.shutdown().await
-    }
-}
-
-impl Writing for TlsWrite {
-    async fn send_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.write_all(bytes).await?;
-        self.flush().await
-    }
-    async fn close(&mut self) -> std::io::Result<()> {
-        self.shutdown().await
-    }
+/// What woke a connection's task.
+enum Woken {
+    /// The core queued frames (and perhaps a close).
+    Write(Vec<u8>, bool),
+    /// The handshake did not arrive in time.
+    Deadline,
+    /// The socket had bytes, or ended.
+    Read(std::io::Result<usize>),
 }
 
 /// Serves a plain client connection until either side closes it. Not an `async fn`: the
@@ -166,105 +226,141 @@ pub struct Link {
     pub max_buffer: usize,
     /// How long the connection may take to send its handshake.
     pub handshake_timeout: Duration,
+    /// Held while the connection lives (see [`Outbound`]).
+    pub guard: crate::server::CnxnGuard,
 }
 
-async fn serve_on(mut rd: impl Reading, mut wr: impl Writing, link: Link) {
-    let Link {
-        peer,
-        conn,
-        core,
-        max_buffer,
-        handshake_timeout,
-    } = link;
-    let out = Arc::new(Outbound::default());
-    // Empty between requests: an idle connection holds no read buffer.
-    let mut buf: Vec<u8> = Vec::new();
-    let mut handshake_done = false;
-    let mut connected_sent = false;
+/// Not an `async fn`, and `link` is used in place, never taken apart: the arguments of an
+/// async fn, and anything moved out of them, take room in the future twice (rust-lang/rust
+/// #62958), and every idle connection carries this future.
+fn serve_on(
+    mut rd: impl Reading,
+    mut wr: impl Writing,
+    link: Link,
+) -> impl std::future::Future<Output = ()> + Send {
     // Boxed, and dropped once the handshake is read: the task of an established connection
     // stays small.
-    let mut deadline = Some(Box::pin(tokio::time::sleep(handshake_timeout)));
-    'outer: loop {
-        tokio::select! {
-            biased;
-            () = out.wake.notified() => {
-                let (bytes, close) = out.take();
-                if !bytes.is_empty() && wr.send_all(&bytes).await.is_err() {
-                    break;
+    let mut deadline = Some(Box::pin(tokio::time::sleep(link.handshake_timeout)));
+    let out = Arc::new(Outbound::new(link.guard));
+    async move {
+        // Empty between requests: an idle connection holds no read buffer.
+        let mut buf: Vec<u8> = Vec::new();
+        let mut handshake_done = false;
+        let mut connected_sent = false;
+        'outer: loop {
+            let woken = std::future::poll_fn(|cx| {
+                if let Poll::Ready((bytes, close)) = out.poll_take(cx) {
+                    return Poll::Ready(Woken::Write(bytes, close));
                 }
-                if close {
-                    break;
-                }
-            }
-            () = async { deadline.as_mut().expect("guarded").await }, if deadline.is_some() => break,
-            n = rd.read_more(&mut buf) => {
-                match n {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                // Before the first frame, 4 bytes spelling a known word make this a 4lw.
-                if !handshake_done && buf.len() >= 4 {
-                    if let Ok(word) = std::str::from_utf8(&buf[..4]) {
-                        if FOUR_LETTER_WORDS.contains(&word) {
-                            let word = word.to_string();
-                            // Boxed: its state is not carried by every connection's task.
-                            Box::pin(four_letter_word(word, buf, rd, wr, peer, core)).await;
-                            return;
-                        }
+                if let Some(d) = deadline.as_mut() {
+                    if std::future::Future::poll(d.as_mut(), cx).is_ready() {
+                        return Poll::Ready(Woken::Deadline);
                     }
                 }
-                let mut start = 0;
-                loop {
-                    let len = match frame::check(&buf[start..], max_buffer) {
-                        Ok(Some(len)) => len,
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::debug!("closing {peer}: {e}");
-                            break 'outer;
-                        }
-                    };
-                    // A full core queue stops us reading this socket: backpressure. The slot
-                    // is taken before the request is decoded, so the waiting task does not
-                    // carry the decoded request.
-                    let Ok(slot) = core.reserve().await else {
-                        break 'outer;
-                    };
-                    let payload = &buf[start + frame::LEN_BYTES..start + frame::LEN_BYTES + len];
-                    start += frame::LEN_BYTES + len;
-                    let msg = if !handshake_done {
-                        handshake_done = true;
-                        deadline = None;
-                        match Connect::from_bytes(payload) {
-                            Ok(connect) => {
-                                connected_sent = true;
-                                CoreMsg::Connect { conn, connect, peer, tx: out.clone() }
+                rd.poll_read_more(cx, &mut buf).map(Woken::Read)
+            })
+            .await;
+            match woken {
+                Woken::Write(bytes, close) => {
+                    let mut sent = 0;
+                    let send = std::future::poll_fn(|cx| poll_send(&mut wr, cx, &bytes, &mut sent));
+                    if send.await.is_err() {
+                        break;
+                    }
+                    if close {
+                        break;
+                    }
+                }
+                Woken::Deadline => break,
+                Woken::Read(n) => {
+                    match n {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    // Before the first frame, 4 bytes spelling a known word make this a 4lw.
+                    if !handshake_done && buf.len() >= 4 {
+                        if let Ok(word) = std::str::from_utf8(&buf[..4]) {
+                            if FOUR_LETTER_WORDS.contains(&word) {
+                                let word = word.to_string();
+                                // Boxed: its state is not carried by every connection's task.
+                                Box::pin(four_letter_word(word, buf, rd, wr, link.peer, link.core))
+                                    .await;
+                                return;
                             }
+                        }
+                    }
+                    let mut start = 0;
+                    loop {
+                        let len = match frame::check(&buf[start..], link.max_buffer) {
+                            Ok(Some(len)) => len,
+                            Ok(None) => break,
                             Err(e) => {
-                                tracing::debug!("closing {peer}: bad ConnectRequest: {e}");
+                                tracing::debug!("closing {}: {e}", link.peer);
                                 break 'outer;
                             }
-                        }
+                        };
+                        // A full core queue stops us reading this socket: backpressure. The slot
+                        // is taken before the request is decoded, so the waiting task does not
+                        // carry the decoded request.
+                        let slot = match link.core.try_reserve() {
+                            Ok(slot) => slot,
+                            Err(mpsc::error::TrySendError::Full(())) => {
+                                // Boxed: the wait is rare, and its state would otherwise be
+                                // carried by every connection's task.
+                                match Box::pin(link.core.reserve()).await {
+                                    Ok(slot) => slot,
+                                    Err(_) => break 'outer,
+                                }
+                            }
+                            Err(mpsc::error::TrySendError::Closed(())) => break 'outer,
+                        };
+                        let payload =
+                            &buf[start + frame::LEN_BYTES..start + frame::LEN_BYTES + len];
+                        start += frame::LEN_BYTES + len;
+                        let msg = if !handshake_done {
+                            handshake_done = true;
+                            deadline = None;
+                            match Connect::from_bytes(payload) {
+                                Ok(connect) => {
+                                    connected_sent = true;
+                                    CoreMsg::Connect {
+                                        conn: link.conn,
+                                        connect,
+                                        peer: link.peer,
+                                        tx: out.clone(),
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::debug!(
+                                        "closing {}: bad ConnectRequest: {e}",
+                                        link.peer
+                                    );
+                                    break 'outer;
+                                }
+                            }
+                        } else {
+                            match decode_request(link.conn, payload) {
+                                Some(msg) => msg,
+                                None => break 'outer,
+                            }
+                        };
+                        slot.send(msg);
+                    }
+                    if start == buf.len() {
+                        buf = Vec::new();
                     } else {
-                        match decode_request(conn, payload) {
-                            Some(msg) => msg,
-                            None => break 'outer,
+                        buf.drain(..start);
+                        if buf.capacity() > 256 * 1024 && buf.len() < 4096 {
+                            buf.shrink_to(4096);
                         }
-                    };
-                    slot.send(msg);
-                }
-                if start == buf.len() {
-                    buf = Vec::new();
-                } else {
-                    buf.drain(..start);
-                    if buf.capacity() > 256 * 1024 && buf.len() < 4096 {
-                        buf.shrink_to(4096);
                     }
                 }
             }
         }
-    }
-    if connected_sent {
-        let _ = core.send(CoreMsg::Closed { conn }).await;
+        if connected_sent {
+            // Boxed for the same reason as the reserve above.
+            let _ = Box::pin(link.core.send(CoreMsg::Closed { conn: link.conn })).await;
+        }
     }
 }
 
@@ -282,7 +378,8 @@ async fn four_letter_word(
     let arg = if word == "stmk" {
         if buf.len() < 12 {
             let wait = Duration::from_secs(1);
-            let _ = tokio::time::timeout(wait, rd.read_more(&mut buf)).await;
+            let more = std::future::poll_fn(|cx| rd.poll_read_more(cx, &mut buf));
+            let _ = tokio::time::timeout(wait, more).await;
         }
         buf.get(4..12)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -302,30 +399,12 @@ async fn four_letter_word(
         .is_ok()
     {
         if let Ok(text) = rx.await {
-            let _ = wr.send_all(text.as_bytes()).await;
+            let mut sent = 0;
+            let _ =
+                std::future::poll_fn(|cx| poll_send(&mut wr, cx, text.as_bytes(), &mut sent)).await;
         }
     }
-    let _ = wr.close().await;
-}
-
-/// Waits until the socket is readable, and only then makes room in `buf` (at least 4 KiB) and
-/// reads: an idle connection waits holding no buffer.
-async fn read_more(rd: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    loop {
-        rd.readable().await?;
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(4096);
-        }
-        match rd.try_read_buf(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                // Readiness was stale: wait again without holding an empty buffer.
-                if buf.is_empty() {
-                    *buf = Vec::new();
-                }
-            }
-            other => return other,
-        }
-    }
+    let _ = wr.shutdown().await;
 }
 
 /// A request frame after the handshake. `None`: not even a header; the connection is closed.

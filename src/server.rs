@@ -83,7 +83,8 @@ impl CnxnLimit {
     }
 }
 
-struct CnxnGuard {
+/// A connection counted against its IP's `maxClientCnxns`, until dropped.
+pub struct CnxnGuard {
     limit: Arc<CnxnLimit>,
     ip: IpAddr,
 }
@@ -237,22 +238,22 @@ pub async fn run(
             core: core_tx.clone(),
             max_buffer: cfg.jute_max_buffer,
             handshake_timeout: handshake,
+            guard,
         };
-        tokio::spawn(async move {
-            match tls {
-                None => crate::net::serve_plain(stream, link).await,
-                // Boxed: plain connections' tasks do not carry the TLS states.
-                Some(acceptor) => {
-                    Box::pin(async move {
-                        if let Some(s) = tls_handshake(acceptor, stream, peer, handshake).await {
-                            crate::net::serve_tls(s, link).await;
-                        }
-                    })
-                    .await
-                }
+        match tls {
+            // The task is the connection loop's future itself, nothing around it: every idle
+            // connection carries it.
+            None => {
+                tokio::spawn(crate::net::serve_plain(stream, link));
             }
-            drop(guard);
-        });
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    if let Some(s) = tls_handshake(acceptor, stream, peer, handshake).await {
+                        crate::net::serve_tls(s, link).await;
+                    }
+                });
+            }
+        }
     }
     tracing::info!("shutting down");
     let _ = core_tx.send(crate::core::CoreMsg::Shutdown).await;

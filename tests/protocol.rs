@@ -1057,3 +1057,48 @@ fn pipelined_writes_then_a_read_see_every_write_in_order() {
         assert_eq!(r.err(), 0, "{op:?} xid {xid}");
     }
 }
+
+#[test]
+fn added_identities_stay_with_the_connection_that_added_them() {
+    // Connections from one address start with the same `ip` identity; a digest added by one
+    // of them is its own, whether the others connected before or after it.
+    let s = TestServer::start("");
+    let mut before = Client::connect(s.addr);
+    let mut alice = Client::connect(s.addr);
+    let r = alice.call(Request::Auth(AuthPacket {
+        type_: 0,
+        scheme: "digest".into(),
+        auth: Some(b"alice:secret".to_vec()),
+    }));
+    assert_eq!(r.err(), 0);
+    let mut after = Client::connect(s.addr);
+    let only = |scheme: &str, id: &str| {
+        Some(vec![Acl {
+            perms: 31,
+            id: Id {
+                scheme: scheme.into(),
+                id: id.into(),
+            },
+        }])
+    };
+    let mk = |path: &str, acl| {
+        Request::Create(CreateRequest {
+            path: path.into(),
+            data: Some(b"x".to_vec()),
+            acl,
+            flags: 0,
+        })
+    };
+    assert_eq!(alice.call(mk("/alice", only("auth", ""))).err(), 0);
+    assert_eq!(alice.call(mk("/local", only("ip", "127.0.0.1"))).err(), 0);
+    assert_eq!(alice.call(get_data("/alice", false)).err(), 0);
+    for c in [&mut before, &mut after] {
+        assert_eq!(c.call(get_data("/alice", false)).err(), -102, "NOAUTH");
+        assert_eq!(c.call(get_data("/local", false)).err(), 0);
+    }
+    // Once alice's connection is gone, a new one from the same address is a stranger too.
+    drop(alice);
+    let mut later = Client::connect(s.addr);
+    assert_eq!(later.call(get_data("/alice", false)).err(), -102);
+    assert_eq!(later.call(get_data("/local", false)).err(), 0);
+}
