@@ -230,6 +230,8 @@ pub struct Core {
     /// Proposed and not yet committed, in zxid order.
     pub(crate) inflight: VecDeque<Inflight>,
     outbox: Vec<(ConnId, Out)>,
+    /// The connections given frames this turn (kept for its capacity).
+    touched: Vec<OutTx>,
     batch_start: Instant,
     next_container_check: Instant,
     /// Ensemble members only: the protocol, the connections, and what this member forwarded.
@@ -291,6 +293,7 @@ impl Core {
             started: now,
             inflight: VecDeque::new(),
             outbox: Vec::new(),
+            touched: Vec::new(),
             batch_start: now,
             replica: None,
         })
@@ -380,18 +383,26 @@ impl Core {
         // Answers go out first: what they acknowledge is in the synced log already, and the
         // applied state below is only a shortcut for recovery (which replays the log).
         let elapsed = self.batch_start.elapsed().as_micros() as u64;
+        let mut touched = std::mem::take(&mut self.touched);
         for (conn, out) in self.outbox.drain(..) {
             if let Some(c) = self.conns.get_mut(&conn) {
                 match out {
                     Out::Frame(frame) => {
                         c.sent += 1;
                         self.stats.packets_sent += 1;
-                        c.tx.frame(&frame);
+                        if c.tx.frame(&frame) {
+                            touched.push(c.tx.clone());
+                        }
                     }
                     Out::Close => c.tx.close(),
                 }
             }
         }
+        // One write per connection for all of its frames of the turn.
+        for tx in touched.drain(..) {
+            tx.flush();
+        }
+        self.touched = touched;
         let dirty = self.tree.take_dirty();
         let sessions = self.tree.take_dirty_sessions();
         if !dirty.is_empty() || !sessions.is_empty() {

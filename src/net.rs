@@ -10,16 +10,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 /// What the core has for a connection's socket: the frames, appended to one buffer (so a burst
 /// of replies is one write), and whether to close after them. Shared by the core, which
-/// appends, and the connection's task, which takes the buffer and writes it. Light on purpose:
-/// an idle connection holds an empty buffer and its task's waker, nothing else.
+/// appends, and the connection's task. At the end of its turn the core writes a plain
+/// connection's frames itself when the socket takes them (no wake-up, no second thread); what
+/// the socket does not take, and everything for a TLS connection, the task writes. Light on
+/// purpose: an idle connection holds an empty buffer and its task's waker, nothing else.
 pub struct Outbound {
     pending: Mutex<Pending>,
+    /// The socket, for the core's own writes (plain connections only).
+    direct: Option<Arc<TcpStream>>,
     /// The connection's place under `maxClientCnxns`, given back when both the task and the
     /// core are done with the connection. Here and not in the task: every byte of the task's
     /// future is carried by every idle connection, and its allocation grows in 128-byte steps.
@@ -30,14 +33,18 @@ pub struct Outbound {
 struct Pending {
     bytes: Vec<u8>,
     close: bool,
+    /// The task holds bytes it took and has not finished writing: nobody else writes before
+    /// them.
+    busy: bool,
     /// The connection's task, while it waits for something to write.
     waker: Option<Waker>,
 }
 
 impl Outbound {
-    fn new(guard: crate::server::CnxnGuard) -> Self {
+    fn new(guard: crate::server::CnxnGuard, direct: Option<Arc<TcpStream>>) -> Self {
         Outbound {
             pending: Mutex::default(),
+            direct,
             _guard: guard,
         }
     }
@@ -46,11 +53,44 @@ impl Outbound {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues one frame.
-    pub fn frame(&self, frame: &[u8]) {
+    /// Queues one frame; [`Outbound::flush`] sends what is queued. True if the queue was
+    /// empty (the caller flushes this connection once, at the end of its turn).
+    pub fn frame(&self, frame: &[u8]) -> bool {
+        let mut p = self.lock();
+        let was_empty = p.bytes.is_empty();
+        p.bytes.extend_from_slice(frame);
+        was_empty
+    }
+
+    /// Sends what is queued: written here when the socket takes all of it, else handed to
+    /// the connection's task (woken) together with whatever is left.
+    pub fn flush(&self) {
         let waiting = {
             let mut p = self.lock();
-            p.bytes.extend_from_slice(frame);
+            if p.bytes.is_empty() || p.busy {
+                // Nothing to send, or the task is writing and takes the rest after.
+                return;
+            }
+            if let Some(stream) = &self.direct {
+                let mut sent = 0;
+                while sent < p.bytes.len() {
+                    match stream.try_write(&p.bytes[sent..]) {
+                        Ok(n) if n > 0 => sent += n,
+                        // Full socket buffer (or a failing socket): the task takes over,
+                        // waits until it can write, or sees the error and ends.
+                        _ => break,
+                    }
+                }
+                if sent == p.bytes.len() {
+                    // Not kept: an idle connection holds no buffer.
+                    p.bytes = Vec::new();
+                    if !p.close {
+                        return;
+                    }
+                } else {
+                    p.bytes.drain(..sent);
+                }
+            }
             p.waker.take()
         };
         if let Some(w) = waiting {
@@ -71,7 +111,8 @@ impl Outbound {
     }
 
     /// What is queued: the bytes to write, and whether to close after them; pending (the
-    /// task to be woken) while there is neither.
+    /// task to be woken) while there is neither. The task owns the bytes until
+    /// [`Outbound::written`].
     fn poll_take(&self, cx: &mut Context<'_>) -> Poll<(Vec<u8>, bool)> {
         let mut p = self.lock();
         if p.bytes.is_empty() && !p.close {
@@ -80,7 +121,13 @@ impl Outbound {
             }
             return Poll::Pending;
         }
+        p.busy = true;
         Poll::Ready((std::mem::take(&mut p.bytes), p.close))
+    }
+
+    /// The task has written what it took.
+    fn written(&self) {
+        self.lock().busy = false;
     }
 }
 
@@ -120,6 +167,9 @@ trait Reading: Send + Unpin {
         cx: &mut Context<'_>,
         buf: &mut Vec<u8>,
     ) -> Poll<std::io::Result<usize>>;
+
+    /// The connection is over: close it now, whoever still holds the socket.
+    fn end(&self) {}
 }
 
 /// The writing side of a connection: plain or TLS.
@@ -144,7 +194,7 @@ fn poll_send(
     std::pin::Pin::new(wr).poll_flush(cx)
 }
 
-impl Reading for OwnedReadHalf {
+impl Reading for Arc<TcpStream> {
     /// Waits until the socket is readable, and only then makes room in `buf` (at least 4 KiB)
     /// and reads: an idle connection waits holding no buffer.
     fn poll_read_more(
@@ -153,7 +203,7 @@ impl Reading for OwnedReadHalf {
         buf: &mut Vec<u8>,
     ) -> Poll<std::io::Result<usize>> {
         loop {
-            if let Err(e) = std::task::ready!(self.as_ref().poll_read_ready(cx)) {
+            if let Err(e) = std::task::ready!(self.poll_read_ready(cx)) {
                 return Poll::Ready(Err(e));
             }
             if buf.capacity() - buf.len() < 4096 {
@@ -169,6 +219,12 @@ impl Reading for OwnedReadHalf {
                 other => return Poll::Ready(other),
             }
         }
+    }
+
+    /// The core holds the socket too (in the connection's [`Outbound`]) until it hears the
+    /// connection closed: shut both directions so the client sees the close at once.
+    fn end(&self) {
+        let _ = socket2::SockRef::from(&**self).shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -189,6 +245,42 @@ impl Reading for TlsRead {
     }
 }
 
+/// The writing side of a plain connection: the socket the task shares with its
+/// [`Outbound`] (a split half could not be shared).
+struct PlainWriter(Arc<TcpStream>);
+
+impl AsyncWrite for PlainWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(bytes) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Both directions: the socket stays open while the core still holds the connection's
+    /// [`Outbound`], and the client must see the close now.
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Both))
+    }
+}
+
 /// What woke a connection's task.
 enum Woken {
     /// The core queued frames (and perhaps a close).
@@ -201,20 +293,27 @@ enum Woken {
 
 /// Serves a plain client connection until either side closes it. Not an `async fn`: the
 /// task is exactly the connection loop's future, with nothing around it.
-pub fn serve_plain(stream: TcpStream, link: Link) -> impl std::future::Future<Output = ()> + Send {
+pub fn serve_plain(
+    stream: TcpStream,
+    link: Link,
+    guard: crate::server::CnxnGuard,
+) -> impl std::future::Future<Output = ()> + Send {
     let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
-    serve_on(rd, wr, link)
+    let stream = Arc::new(stream);
+    let out = Arc::new(Outbound::new(guard, Some(stream.clone())));
+    serve_on(stream.clone(), PlainWriter(stream), out, link)
 }
 
 /// Serves a client connection on the secure port until either side closes it.
 pub fn serve_tls(
     stream: tokio_rustls::server::TlsStream<TcpStream>,
     link: Link,
+    guard: crate::server::CnxnGuard,
 ) -> impl std::future::Future<Output = ()> + Send {
     let _ = stream.get_ref().0.set_nodelay(true);
     let (rd, wr) = tokio::io::split(stream);
-    serve_on(rd, wr, link)
+    let out = Arc::new(Outbound::new(guard, None));
+    serve_on(rd, wr, out, link)
 }
 
 /// What a connection's task knows besides its socket.
@@ -226,8 +325,6 @@ pub struct Link {
     pub max_buffer: usize,
     /// How long the connection may take to send its handshake.
     pub handshake_timeout: Duration,
-    /// Held while the connection lives (see [`Outbound`]).
-    pub guard: crate::server::CnxnGuard,
 }
 
 /// Not an `async fn`, and `link` is used in place, never taken apart: the arguments of an
@@ -236,12 +333,12 @@ pub struct Link {
 fn serve_on(
     mut rd: impl Reading,
     mut wr: impl Writing,
+    out: Arc<Outbound>,
     link: Link,
 ) -> impl std::future::Future<Output = ()> + Send {
     // Boxed, and dropped once the handshake is read: the task of an established connection
     // stays small.
     let mut deadline = Some(Box::pin(tokio::time::sleep(link.handshake_timeout)));
-    let out = Arc::new(Outbound::new(link.guard));
     async move {
         // Empty between requests: an idle connection holds no read buffer.
         let mut buf: Vec<u8> = Vec::new();
@@ -267,6 +364,7 @@ fn serve_on(
                     if send.await.is_err() {
                         break;
                     }
+                    out.written();
                     if close {
                         break;
                     }
@@ -357,6 +455,7 @@ fn serve_on(
                 }
             }
         }
+        rd.end();
         if connected_sent {
             // Boxed for the same reason as the reserve above.
             let _ = Box::pin(link.core.send(CoreMsg::Closed { conn: link.conn })).await;

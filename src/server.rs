@@ -238,18 +238,17 @@ pub async fn run(
             core: core_tx.clone(),
             max_buffer: cfg.jute_max_buffer,
             handshake_timeout: handshake,
-            guard,
         };
         match tls {
             // The task is the connection loop's future itself, nothing around it: every idle
             // connection carries it.
             None => {
-                tokio::spawn(crate::net::serve_plain(stream, link));
+                tokio::spawn(crate::net::serve_plain(stream, link, guard));
             }
             Some(acceptor) => {
                 tokio::spawn(async move {
                     if let Some(s) = tls_handshake(acceptor, stream, peer, handshake).await {
-                        crate::net::serve_tls(s, link).await;
+                        crate::net::serve_tls(s, link, guard).await;
                     }
                 });
             }

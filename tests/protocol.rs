@@ -1102,3 +1102,31 @@ fn added_identities_stay_with_the_connection_that_added_them() {
     assert_eq!(later.call(get_data("/alice", false)).err(), -102);
     assert_eq!(later.call(get_data("/local", false)).err(), 0);
 }
+
+#[test]
+fn replies_that_overflow_the_socket_arrive_whole_and_in_order() {
+    // The client stops reading while 20 MB of replies are due: the socket's buffers fill,
+    // the rest waits in the server, replies to later requests queue behind it, and all of it
+    // arrives once the client reads again.
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    ok_create(&mut c, "/big", &big, 0);
+    let mut due = Vec::new();
+    for i in 0..40 {
+        if i % 2 == 0 {
+            due.push((c.send(&get_data("/big", false)), OpCode::GetData));
+        } else {
+            due.push((c.send(&exists("/big", false)), OpCode::Exists));
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for (xid, op) in due {
+        let r = c.recv(xid, op).expect("reply");
+        assert_eq!(r.err(), 0);
+        if let Some(Response::GetData(d)) = r.body {
+            assert!(d.data.as_deref() == Some(&big[..]), "data intact");
+        }
+    }
+    assert_eq!(c.call(exists("/big", false)).err(), 0);
+}
