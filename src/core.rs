@@ -205,7 +205,8 @@ pub(crate) enum Origin {
 }
 
 pub(crate) struct Inflight {
-    pub(crate) entry: TxnEntry,
+    /// Shared with ZAB's log on an ensemble member (never copied).
+    pub(crate) entry: Arc<TxnEntry>,
     pub(crate) origin: Option<Origin>,
 }
 
@@ -369,7 +370,7 @@ impl Core {
             let t0 = Instant::now();
             if let Err(e) = self
                 .store
-                .append_log(self.inflight.iter().map(|i| &i.entry))
+                .append_log(self.inflight.iter().map(|i| &*i.entry))
             {
                 // Proposals we cannot log must never be answered: stop here.
                 tracing::error!("appending to the log failed, stopping: {e}");
@@ -970,11 +971,11 @@ impl Core {
             Overlay::changes_of(&view, &header, &record)
         };
         self.overlay.apply(changes, header.zxid);
-        let entry = TxnEntry {
+        let entry = Arc::new(TxnEntry {
             header,
             record,
             digest: None,
-        };
+        });
         tracing::trace!("propose {:#x} {:?}", entry.header.zxid, entry.record.op());
         if let Some(r) = self.replica.as_mut() {
             r.zab.propose(entry.clone());
@@ -1069,13 +1070,13 @@ impl Core {
             let Some(Inflight { entry, origin }) = self.inflight.pop_front() else {
                 break;
             };
-            self.commit_entry(entry, origin);
+            self.commit_entry(&entry, origin);
         }
     }
 
     /// Applies one committed txn, fires its watches and answers whoever waits for it.
-    pub(crate) fn commit_entry(&mut self, entry: TxnEntry, origin: Option<Origin>) {
-        let applied = self.tree.apply(&entry);
+    pub(crate) fn commit_entry(&mut self, entry: &TxnEntry, origin: Option<Origin>) {
+        let applied = self.tree.apply(entry);
         self.overlay.committed(entry.header.zxid);
         self.fire(&applied.events);
         let sid = entry.header.client_id;
@@ -1112,7 +1113,7 @@ impl Core {
                 self.answered(conn);
             }
             Some(Origin::Client { conn, xid, op, ops }) => {
-                self.answer(conn, xid, op, &ops, &entry, applied);
+                self.answer(conn, xid, op, &ops, entry, applied);
                 self.answered(conn);
             }
         }

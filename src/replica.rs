@@ -148,7 +148,7 @@ impl Core {
             }
         }
         if let Some(last) = append.last().map(|e| e.header.zxid) {
-            if let Err(e) = self.store.append_log(&append) {
+            if let Err(e) = self.store.append_log(append.iter().map(|e| &**e)) {
                 fatal("appending to the log", e);
             }
             self.stats.commits += 1;
@@ -184,7 +184,7 @@ impl Core {
                         .remove(&(entry.header.client_id, entry.header.cxid))
                 })
             };
-            self.commit_entry(entry, origin);
+            self.commit_entry(&entry, origin);
         }
         for _ in 0..syncs_done {
             let Some((conn, xid, path)) = self.replica.as_mut().and_then(|r| r.syncs.pop_front())

@@ -332,7 +332,7 @@ impl Zab {
     }
 
     /// Proposes a txn built with `next_zxid()`.
-    pub fn propose(&mut self, entry: TxnEntry) {
+    pub fn propose(&mut self, entry: std::sync::Arc<TxnEntry>) {
         let Some(expected) = self.next_zxid() else {
             return;
         };

@@ -166,7 +166,7 @@ impl Zab {
                 {
                     return self.start_election();
                 }
-                self.append(entry);
+                self.append(std::sync::Arc::new(entry));
             }
             packet::COMMIT => {
                 if phase == Phase::Broadcast {
@@ -185,7 +185,7 @@ impl Zab {
                 };
                 let z = entry.header.zxid;
                 if z > self.last_logged {
-                    self.append(entry);
+                    self.append(std::sync::Arc::new(entry));
                 }
                 if phase == Phase::Broadcast {
                     self.commit_through(z);

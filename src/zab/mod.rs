@@ -19,6 +19,7 @@ use jute::data::Id;
 use jute::quorum::{Notification, QuorumPacket};
 use jute::TxnEntry;
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 
 pub type Sid = u64;
 
@@ -160,11 +161,11 @@ pub struct Ready {
     /// 3. Drop logged txns after this zxid (TRUNC).
     pub truncate: Option<i64>,
     /// 4. Append these to the log (durably), then call `persisted`.
-    pub append: Vec<TxnEntry>,
+    pub append: Vec<Arc<TxnEntry>>,
     /// 5. Send.
     pub messages: Vec<(Sid, Msg)>,
     /// 6. Apply, in order.
-    pub committed: Vec<TxnEntry>,
+    pub committed: Vec<Arc<TxnEntry>>,
     /// Leader: client writes forwarded by learners, to prepare and propose.
     pub requests: Vec<(Sid, Forwarded)>,
     /// Leader: sessions learners reported alive (id, timeout).
@@ -212,8 +213,9 @@ pub struct Zab {
     /// Leader: a quorum acknowledged NEWLEADER; learner: UPTODATE received. Clients are
     /// served only when established.
     pub established: bool,
-    /// Logged txns still in memory: the committed window and everything uncommitted.
-    log: VecDeque<TxnEntry>,
+    /// Logged txns still in memory: the committed window and everything uncommitted. Shared
+    /// with the shell's append and apply lists, never copied.
+    log: VecDeque<Arc<TxnEntry>>,
     pub last_logged: i64,
     pub last_committed: i64,
     /// Durable through this zxid.
@@ -258,7 +260,7 @@ impl Zab {
             hs,
             role: Role::Looking,
             established: false,
-            log: log_tail.into(),
+            log: log_tail.into_iter().map(Arc::new).collect(),
             last_logged,
             last_committed,
             persisted: last_logged,
@@ -515,7 +517,10 @@ impl Zab {
     }
 
     fn log_after(&self, zxid: i64) -> impl Iterator<Item = &TxnEntry> {
-        self.log.iter().filter(move |e| e.header.zxid > zxid)
+        self.log
+            .iter()
+            .map(|e| &**e)
+            .filter(move |e| e.header.zxid > zxid)
     }
 
     fn log_contains(&self, zxid: i64) -> bool {
@@ -535,7 +540,7 @@ impl Zab {
         // The log is in zxid order: find the first uncommitted entry by bisection (a scan of
         // the whole retained window per commit was most of a busy leader's CPU).
         let start = self.log.partition_point(|e| e.header.zxid <= from);
-        let entries: Vec<TxnEntry> = self
+        let entries: Vec<Arc<TxnEntry>> = self
             .log
             .range(start..)
             .take_while(|e| e.header.zxid <= zxid)
@@ -556,7 +561,7 @@ impl Zab {
         }
     }
 
-    fn append(&mut self, entry: TxnEntry) {
+    fn append(&mut self, entry: Arc<TxnEntry>) {
         self.last_logged = self.last_logged.max(entry.header.zxid);
         self.ready.append.push(entry.clone());
         self.log.push_back(entry);

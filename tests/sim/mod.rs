@@ -165,10 +165,10 @@ impl Sim {
         if let Some(z) = r.truncate {
             node.log.retain(|e| e.header.zxid <= z);
         }
-        node.log.extend(r.append.iter().cloned());
+        node.log.extend(r.append.iter().map(|e| (**e).clone()));
         let last = node.log.last().map(|e| e.header.zxid);
         for e in &r.committed {
-            node.applied.push(e.clone());
+            node.applied.push((**e).clone());
         }
         let zab = node.zab.as_mut().unwrap();
         for (learner, session, _) in &r.revalidate {
@@ -195,7 +195,7 @@ impl Sim {
         }
         if zab.is_leader() {
             for e in &r.committed {
-                self.committed.insert(e.header.zxid, e.clone());
+                self.committed.insert(e.header.zxid, (**e).clone());
             }
         }
         if zab.is_leader() && zab.established {
@@ -301,7 +301,7 @@ impl Sim {
                     record: TxnRecord::CreateSession(CreateSessionTxn { time_out: payload }),
                     digest: None,
                 };
-                z.propose(entry);
+                z.propose(std::sync::Arc::new(entry));
                 self.next_payload += 1;
                 let id = *id;
                 self.take(id);
