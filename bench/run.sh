@@ -261,13 +261,19 @@ ens_run() {
   "$@" && return 0
   if ((QUICK)) && [[ $name == apache ]]; then
     log "apache ensemble: a workload failed (reference side, smoke run); members' warnings:"
-    for d in "$WORK/apache-ens"/m*; do
-      echo "--- $d" >&2
-      grep -E "WARN|ERROR|Exception" "$d/server.log" | tail -n 10 >&2 || true
-    done
+    members_warnings apache "WARN|ERROR|Exception" 10
     return 0
   fi
   exit 1
+}
+
+# members_warnings NAME PATTERN N: the last N lines matching PATTERN in each member's log.
+members_warnings() {
+  local d
+  for d in "$WORK/$1-ens"/m*; do
+    echo "--- $d" >&2
+    grep -E "$2" "$d/server.log" | tail -n "$3" >&2 || true
+  done
 }
 
 bench_ensemble() { # name
@@ -311,10 +317,7 @@ bench_ensemble() { # name
   done
   if [[ -z $leader ]]; then
     log "$name ensemble did not elect a leader; warnings and errors of each member:"
-    for d in "$WORK/$name-ens"/m*; do
-      echo "--- $d" >&2
-      grep -E "WARN|ERROR|Exception|error" "$d/server.log" | tail -n 15 >&2 || true
-    done
+    members_warnings "$name" "WARN|ERROR|Exception|error" 15
     exit 1
   fi
   log "$name ensemble: leader on $leader"

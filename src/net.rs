@@ -224,7 +224,7 @@ impl Reading for Arc<TcpStream> {
     /// The core holds the socket too (in the connection's [`Outbound`]) until it hears the
     /// connection closed: shut both directions so the client sees the close at once.
     fn end(&self) {
-        let _ = socket2::SockRef::from(&**self).shutdown(std::net::Shutdown::Both);
+        let _ = shut(self);
     }
 }
 
@@ -277,8 +277,13 @@ impl AsyncWrite for PlainWriter {
         self: std::pin::Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Poll::Ready(socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Both))
+        Poll::Ready(shut(&self.0))
     }
+}
+
+/// Shuts both directions of a plain connection's socket, which the core may still hold.
+fn shut(stream: &TcpStream) -> std::io::Result<()> {
+    socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both)
 }
 
 /// What woke a connection's task.
