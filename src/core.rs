@@ -330,6 +330,20 @@ impl Core {
                     }
                     self.finish_batch();
                 }
+                // Proposals a commit let through (queued behind their session's writes) are
+                // logged in a turn of their own, after the replies of the last one went out,
+                // with whatever arrived meanwhile.
+                () = std::future::ready(()), if self.unlogged() => {
+                    self.batch_start = Instant::now();
+                    for _ in 0..4096 {
+                        match rx.try_recv() {
+                            Ok(CoreMsg::Shutdown) => break 'run,
+                            Ok(msg) => self.handle(msg),
+                            Err(_) => break,
+                        }
+                    }
+                    self.finish_batch();
+                }
                 _ = ticker.tick() => {
                     self.batch_start = Instant::now();
                     if let Some(r) = self.replica.as_mut() {
@@ -349,6 +363,9 @@ impl Core {
             }
         }
         self.finish_batch();
+        while self.unlogged() {
+            self.finish_batch();
+        }
         if let Err(e) = self.store.flush() {
             tracing::error!("flushing the store at shutdown: {e}");
         }
@@ -360,26 +377,25 @@ impl Core {
         if self.replica.is_some() {
             self.run_ready();
         }
-        // Committing answers writes, which may let queued requests through, which may
-        // propose more: loop until nothing is left to log.
-        // Standalone, every inflight proposal is this turn's and not logged yet.
-        while self.replica.is_none() {
-            let Some(last) = self.inflight.back().map(|i| i.entry.header.zxid) else {
-                break;
-            };
-            let t0 = Instant::now();
-            if let Err(e) = self
-                .store
-                .append_log(self.inflight.iter().map(|i| &*i.entry))
-            {
-                // Proposals we cannot log must never be answered: stop here.
-                tracing::error!("appending to the log failed, stopping: {e}");
-                std::process::exit(2);
+        // Standalone, every inflight proposal is this turn's and not logged yet. Committing
+        // answers writes, which may let queued requests through, which may propose more:
+        // those wait for the next turn, so that these answers go out now.
+        if self.replica.is_none() {
+            if let Some(last) = self.inflight.back().map(|i| i.entry.header.zxid) {
+                let t0 = Instant::now();
+                if let Err(e) = self
+                    .store
+                    .append_log(self.inflight.iter().map(|i| &*i.entry))
+                {
+                    // Proposals we cannot log must never be answered: stop here.
+                    tracing::error!("appending to the log failed, stopping: {e}");
+                    std::process::exit(2);
+                }
+                self.stats.commits += 1;
+                self.stats.fsync_total_us += t0.elapsed().as_micros() as u64;
+                // A standalone server is a quorum of one: logged means committed.
+                self.commit_through(last);
             }
-            self.stats.commits += 1;
-            self.stats.fsync_total_us += t0.elapsed().as_micros() as u64;
-            // A standalone server is a quorum of one: logged means committed.
-            self.commit_through(last);
         }
         // Answers go out first: what they acknowledge is in the synced log already, and the
         // applied state below is only a shortcut for recovery (which replays the log).
@@ -418,6 +434,11 @@ impl Core {
         self.stats.latency_max_us = self.stats.latency_max_us.max(elapsed);
         self.stats.latency_total_ms += elapsed / 1000;
         self.stats.latency_count += 1;
+    }
+
+    /// Standalone: are there proposals not logged yet (let through by the last commits)?
+    fn unlogged(&self) -> bool {
+        self.replica.is_none() && !self.inflight.is_empty()
     }
 
     /// Does this server decide txns (standalone, or the established leader)?
