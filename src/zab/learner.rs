@@ -263,11 +263,14 @@ impl Zab {
             return;
         }
         let from = st.acked;
+        // The log is in zxid order and holds up to `max_log` committed txns: bisect to the
+        // first unacked one rather than scan the window per fsync.
+        let start = self.log.partition_point(|e| e.header.zxid <= from);
         let zxids: Vec<i64> = self
             .log
-            .iter()
+            .range(start..)
             .map(|e| e.header.zxid)
-            .filter(|z| *z > from && *z <= persisted)
+            .take_while(|z| *z <= persisted)
             .collect();
         for z in &zxids {
             self.send(leader, Msg::Packet(qp(packet::ACK, *z, None)));
