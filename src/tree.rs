@@ -76,6 +76,15 @@ pub fn node_digest(p: &str, n: &Node) -> u32 {
     crc.finalize()
 }
 
+/// Recounts a changed node's part of the tree digest `digest`.
+fn redigest(digest: &mut i64, p: &str, n: &mut Node) {
+    let new = node_digest(p, n);
+    *digest = digest
+        .wrapping_sub(i64::from(n.digest))
+        .wrapping_add(i64::from(new));
+    n.digest = new;
+}
+
 /// How often (in zxids) and how many tree digests the digest log keeps, as ZooKeeper does.
 const DIGEST_LOG_INTERVAL: i64 = 128;
 const DIGEST_LOG_LIMIT: usize = 1024;
@@ -338,6 +347,16 @@ impl DataTree {
         a
     }
 
+    /// [`intern`](Self::intern) of a txn's ACL (none is the empty list), copied only when new.
+    fn intern_txn_acl(&mut self, acl: Option<&Vec<Acl>>) -> Arc<Vec<Acl>> {
+        static NONE: Vec<Acl> = Vec::new();
+        let acl = acl.unwrap_or(&NONE);
+        match self.acls.get(acl) {
+            Some(a) => a.clone(),
+            None => self.intern(acl.clone()),
+        }
+    }
+
     /// Room for `n` more nodes (a restart knows roughly how many it loads).
     pub fn reserve(&mut self, n: usize) {
         self.nodes.reserve(n);
@@ -521,12 +540,7 @@ impl DataTree {
     /// with the batch, and its digest recounted now (a deleted node's was taken out already).
     fn mark(&mut self, p: String) {
         if let Some(n) = self.nodes.get_mut(&p) {
-            let new = node_digest(&p, n);
-            self.digest = self
-                .digest
-                .wrapping_sub(i64::from(n.digest))
-                .wrapping_add(i64::from(new));
-            n.digest = new;
+            redigest(&mut self.digest, &p, n);
         }
         self.dirty.insert(p);
     }
@@ -579,7 +593,8 @@ impl DataTree {
                     node.stat.version = t.version;
                     node.stat.mzxid = h.zxid;
                     node.stat.mtime = h.time;
-                    self.mark(t.path.clone());
+                    redigest(&mut self.digest, &t.path, node);
+                    self.dirty.insert(t.path.clone());
                     out.events.push(Event {
                         kind: EventType::NodeDataChanged,
                         path: t.path.clone(),
@@ -590,7 +605,7 @@ impl DataTree {
                 }
             }
             TxnRecord::SetAcl(t) => {
-                let acl = self.intern(t.acl.clone().unwrap_or_default());
+                let acl = self.intern_txn_acl(t.acl.as_ref());
                 if let Some(node) = self.nodes.get_mut(&t.path) {
                     node.acl = acl;
                     node.stat.aversion = t.version;
@@ -644,6 +659,7 @@ impl DataTree {
         }
         parent.stat.cversion = t.parent_c_version;
         parent.stat.pzxid = h.zxid;
+        redigest(&mut self.digest, parent_path, parent);
         let parent_path = parent_path.to_string();
         let stat = StatPersisted {
             czxid: h.zxid,
@@ -656,15 +672,16 @@ impl DataTree {
             ephemeral_owner: owner,
             pzxid: h.zxid,
         };
-        let acl = self.intern(t.acl.clone().unwrap_or_default());
-        let node = Node::new(stat, t.data.clone(), acl);
+        let acl = self.intern_txn_acl(t.acl.as_ref());
+        let mut node = Box::new(Node::new(stat, t.data.clone(), acl));
+        // Counted as 0 so far: this adds its digest.
+        redigest(&mut self.digest, &t.path, &mut node);
         self.index_kind(&t.path, owner);
-        // Counted as 0 now; `mark` below adds its digest.
-        if let Some(old) = self.nodes.insert(t.path.clone(), Box::new(node)) {
+        if let Some(old) = self.nodes.insert(t.path.clone(), node) {
             self.digest = self.digest.wrapping_sub(i64::from(old.digest));
         }
-        self.mark(t.path.clone());
-        self.mark(parent_path.clone());
+        self.dirty.insert(t.path.clone());
+        self.dirty.insert(parent_path.clone());
         out.events.push(Event {
             kind: EventType::NodeCreated,
             path: t.path.clone(),
@@ -742,12 +759,13 @@ impl DataTree {
         };
         self.digest = self.digest.wrapping_sub(i64::from(node.digest));
         self.unindex_kind(p, node.stat.ephemeral_owner);
-        self.mark(p.to_string());
+        self.dirty.insert(p.to_string());
         let parent_path = path::parent(p).unwrap_or("/").to_string();
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
             parent.children.remove(path::name(p));
             parent.stat.pzxid = zxid;
-            self.mark(parent_path.clone());
+            redigest(&mut self.digest, &parent_path, parent);
+            self.dirty.insert(parent_path.clone());
         }
         out.events.push(Event {
             kind: EventType::NodeDeleted,
