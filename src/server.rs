@@ -159,7 +159,7 @@ pub async fn run(
         .await?;
         let applied = core.tree.last_zxid;
         // The log's newest txns: the committed window for DIFFs, then the unapplied tail.
-        let tail = core.store.last_txns(10_000)?;
+        let tail = core.store.member_tail(applied, 10_000)?;
         let last_logged = tail.last().map_or(applied, |e| e.header.zxid.max(applied));
         let hs = core.store.load_hard_state(last_logged)?;
         tracing::info!(

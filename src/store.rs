@@ -271,10 +271,13 @@ impl Store {
         Ok(Recovered { tree, last_logged })
     }
 
-    /// The newest `n` logged txns, oldest first (the window a restarted leader serves DIFFs
-    /// from).
-    pub fn last_txns(&self, n: usize) -> Result<Vec<TxnEntry>, StoreError> {
-        self.txlog().newest(n)
+    /// What a restarting ensemble member hands ZAB: the `window` newest committed txns (for
+    /// DIFFs) and, however many they are, every txn logged after `applied`. The applied state
+    /// is saved without a sync, so after a power loss it may be far behind the log; a tail
+    /// of only the newest txns would leave a gap no sync fills.
+    pub fn member_tail(&self, applied: i64, window: usize) -> Result<Vec<TxnEntry>, StoreError> {
+        let unapplied = self.txlog().after(applied)?.len();
+        self.txlog().newest(window.saturating_add(unapplied))
     }
 
     /// The newest zxid in the log.
@@ -585,6 +588,24 @@ mod tests {
         assert_eq!(rec.tree.last_zxid, 1000);
         assert_eq!(rec.last_logged, 1000);
         assert!((1..=1000).all(|z| rec.tree.get(&format!("/n{z}")).is_some()));
+    }
+
+    #[test]
+    fn a_members_tail_holds_every_unapplied_txn_and_the_window_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), &dir.path().join("log"), false).unwrap();
+        let txns: Vec<TxnEntry> = (1..=3000).map(|z| create(z, &format!("/n{z}"))).collect();
+        store.append_log(&txns).unwrap();
+        let zxids = |t: Vec<TxnEntry>| t.iter().map(|e| e.header.zxid).collect::<Vec<_>>();
+        // Applied far behind the log (its save lost with the power): all of it after 500.
+        let tail = zxids(store.member_tail(500, 100).unwrap());
+        assert_eq!(tail, (401..=3000).collect::<Vec<_>>());
+        // Applied near the end: the window of committed txns, then the unapplied ones.
+        let tail = zxids(store.member_tail(2990, 100).unwrap());
+        assert_eq!(tail, (2891..=3000).collect::<Vec<_>>());
+        // Fewer txns than the window: all of them.
+        let tail = zxids(store.member_tail(3000, 10_000).unwrap());
+        assert_eq!(tail.len(), 3000);
     }
 
     #[test]
