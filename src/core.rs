@@ -428,6 +428,7 @@ impl Core {
                 std::process::exit(2);
             }
         }
+        self.tree.recycle_dirty(dirty);
         if self.stats.latency_count == 0 || elapsed < self.stats.latency_min_us {
             self.stats.latency_min_us = elapsed;
         }

@@ -6,32 +6,48 @@ use jute::ZkError;
 /// the root), no empty, `.` or `..` component, and none of the code points ZooKeeper rejects.
 pub fn validate(path: &str) -> Result<(), ZkError> {
     let bad = || Err(ZkError::BadArguments);
-    if path.is_empty() || !path.starts_with('/') {
+    let b = path.as_bytes();
+    if b.first() != Some(&b'/') {
         return bad();
     }
-    if path == "/" {
+    if b.len() == 1 {
         return Ok(());
     }
-    if path.ends_with('/') {
+    if b.last() == Some(&b'/') {
         return bad();
     }
-    for component in path[1..].split('/') {
-        if component.is_empty() || component == "." || component == ".." {
+    // One pass over the bytes: components, and the ASCII code points ZooKeeper rejects (NUL,
+    // the C0 controls, DEL). Other code points are checked only in paths that have them.
+    let component_ok = |c: &[u8]| !(c.is_empty() || c == b"." || c == b"..");
+    let mut start = 1;
+    let mut ascii = true;
+    for (i, &c) in b.iter().enumerate().skip(1) {
+        if c == b'/' {
+            if !component_ok(&b[start..i]) {
+                return bad();
+            }
+            start = i + 1;
+        } else if c < 0x20 || c == 0x7F {
             return bad();
+        } else if c >= 0x80 {
+            ascii = false;
         }
     }
-    for c in path.chars() {
-        let u = c as u32;
-        // Java checks UTF-16 code units: a character outside the BMP is a surrogate pair,
-        // which falls in the rejected range.
-        if u == 0
-            || (0x01..=0x1F).contains(&u)
-            || (0x7F..=0x9F).contains(&u)
-            || (0xD800..=0xF8FF).contains(&u)
-            || (0xFFF0..=0xFFFF).contains(&u)
-            || u > 0xFFFF
-        {
-            return bad();
+    if !component_ok(&b[start..]) {
+        return bad();
+    }
+    if !ascii {
+        for c in path.chars() {
+            let u = c as u32;
+            // Java checks UTF-16 code units: a character outside the BMP is a surrogate
+            // pair, which falls in the rejected range.
+            if (0x7F..=0x9F).contains(&u)
+                || (0xD800..=0xF8FF).contains(&u)
+                || (0xFFF0..=0xFFFF).contains(&u)
+                || u > 0xFFFF
+            {
+                return bad();
+            }
         }
     }
     Ok(())
@@ -51,7 +67,10 @@ pub fn parent(path: &str) -> Option<&str> {
 
 /// The last component of a path.
 pub fn name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+    match path.rfind('/') {
+        Some(i) => &path[i + 1..],
+        None => path,
+    }
 }
 
 /// `parent` + `/` + `child`.
@@ -68,7 +87,7 @@ pub fn depth(path: &str) -> usize {
     if path == "/" {
         0
     } else {
-        path.matches('/').count()
+        path.bytes().filter(|&b| b == b'/').count()
     }
 }
 
@@ -101,6 +120,11 @@ mod tests {
             "/\u{d7ff}x\u{e000}",
             "/\u{fff0}",
             "/\u{1F600}",
+            "/./a",
+            "/a/../b",
+            "/a/\u{1f}b",
+            "/x\u{80}",
+            "/é/\u{7f}",
         ] {
             assert_eq!(validate(bad), Err(ZkError::BadArguments), "{bad:?}");
         }
@@ -124,6 +148,8 @@ mod tests {
         assert_eq!(parent("/a"), Some("/"));
         assert_eq!(parent("/"), None);
         assert_eq!(name("/a/b"), "b");
+        assert_eq!(name("/a"), "a");
+        assert_eq!(name("/"), "");
         assert_eq!(join("/", "a"), "/a");
         assert_eq!(join("/a", "b"), "/a/b");
         assert_eq!(depth("/"), 0);

@@ -60,10 +60,17 @@ pub struct Recovered {
 }
 
 fn node_key(path: &str) -> Vec<u8> {
-    let depth = u16::try_from(crate::path::depth(path)).unwrap_or(u16::MAX);
-    let mut key = depth.to_be_bytes().to_vec();
-    key.extend_from_slice(path.as_bytes());
+    let mut key = Vec::with_capacity(2 + path.len());
+    write_node_key(path, &mut key);
     key
+}
+
+/// [`node_key`] into `key` (cleared first).
+fn write_node_key(path: &str, key: &mut Vec<u8>) {
+    let depth = u16::try_from(crate::path::depth(path)).unwrap_or(u16::MAX);
+    key.clear();
+    key.extend_from_slice(&depth.to_be_bytes());
+    key.extend_from_slice(path.as_bytes());
 }
 
 fn encode_node(node: &Node, out: &mut Vec<u8>) {
@@ -327,16 +334,17 @@ impl Store {
         sessions: &[(i64, Option<i32>)],
     ) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        let mut buf = Vec::new();
+        let (mut buf, mut key) = (Vec::new(), Vec::new());
         let nodes = self.cf(CF_NODES);
         for path in dirty {
+            write_node_key(path, &mut key);
             match tree.get(path) {
                 Some(node) => {
                     buf.clear();
                     encode_node(node, &mut buf);
-                    batch.put_cf(nodes, node_key(path), &buf);
+                    batch.put_cf(nodes, &key, &buf);
                 }
-                None => batch.delete_cf(nodes, node_key(path)),
+                None => batch.delete_cf(nodes, &key),
             }
         }
         let meta = self.cf(CF_META);

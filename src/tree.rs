@@ -470,6 +470,16 @@ impl DataTree {
         std::mem::take(&mut self.dirty)
     }
 
+    /// Hands back a set [`take_dirty`](Self::take_dirty) gave, persisted: emptied, its table
+    /// serves the next turn's changes (a fresh set regrew through every size each turn).
+    /// A table grown by a burst past 64k paths is let go.
+    pub fn recycle_dirty(&mut self, mut dirty: crate::FastSet<String>) {
+        if self.dirty.is_empty() && dirty.capacity() <= 1 << 16 {
+            dirty.clear();
+            self.dirty = dirty;
+        }
+    }
+
     /// An ensemble member shows its membership in `/zookeeper/config` (getConfig), with
     /// version -1 as ZooKeeper sets it; derived at start-up, not a txn.
     pub fn set_config(&mut self, text: &[u8]) {
