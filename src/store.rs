@@ -132,7 +132,10 @@ impl Store {
             o.set_level_zero_file_num_compaction_trigger(8);
             o.set_max_write_buffer_number(2);
             // LZ4: about half snappy's CPU in flushes and compactions, on the server's core.
-            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            // Flushes write level 0 uncompressed: its files are merged into level 1 soon
+            // anyway, and compressing them first cost a twentieth of a write's instructions.
+            use rocksdb::DBCompressionType::{Lz4, None as Plain};
+            o.set_compression_per_level(&[Plain, Lz4, Lz4, Lz4, Lz4, Lz4, Lz4]);
             // No compactions until `recover` has loaded the tree: they would take the CPU a
             // restart needs (measured: a third of it with 1M znodes).
             o.set_disable_auto_compactions(true);

@@ -253,7 +253,8 @@ fn surrogate(b: &[u8]) -> Option<u32> {
 /// Encodes a string as the Java writer does: each UTF-16 code unit on its own, so a character
 /// outside the BMP becomes two 3-byte surrogate encodings (6 bytes, not 4).
 pub fn write_ustring(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b < 0xF0) {
+    // ASCII (nearly every path, scheme and id) is checked a word at a time.
+    if s.is_ascii() || s.bytes().all(|b| b < 0xF0) {
         write_len(out, s.len());
         out.extend_from_slice(s.as_bytes());
         return;
