@@ -3,11 +3,17 @@
 //! Proposals go to the transaction log (`txlog`, files of zeros written beforehand, one
 //! write and one fdatasync per batch: group commit). Column families: `nodes` (depth u16 BE ‖
 //! path -> StatPersisted ‖ ACL vector ‖ data; the depth prefix makes a load see parents
-//! first), `meta` (`last_zxid` = last applied, sessions `s` ‖ id -> timeout, the ZAB epochs),
-//! and `log`, where earlier versions kept the log (moved to the txlog at open). What applying
-//! committed txns changed is saved after the log write, with the last applied zxid, in one
-//! atomic batch (not synced); restart loads the nodes and replays the log after the last
-//! applied zxid. Log segments are removed only once the applied state they lead to is synced.
+//! first; and the applied state's own keys, FF FF 00 ‖ `z` -> last applied zxid and
+//! FF FF 00 ‖ `s` ‖ id -> session timeout), `meta` (the ZAB epochs), and `log`, where earlier
+//! versions kept the log (moved to the txlog at open).
+//!
+//! What applying committed txns changed is saved after the log write, with the last applied
+//! zxid, in one batch to the `nodes` family that skips RocksDB's write-ahead log: the txlog
+//! already holds those txns, so a second log of their effects (checksummed byte by byte) only
+//! cost CPU and disk. A crash loses the batches not yet flushed to a table file, all together
+//! (they are one family's memtable), and restart loads the nodes and replays the txlog after
+//! the last applied zxid that survived. Log segments are removed only after a flush has made
+//! the applied state they lead to durable.
 
 use crate::tree::{DataTree, Node};
 use crate::txlog::TxLog;
@@ -32,7 +38,20 @@ pub enum StoreError {
 const CF_LOG: &str = "log";
 const CF_NODES: &str = "nodes";
 const CF_META: &str = "meta";
-const LAST_ZXID: &[u8] = b"last_zxid";
+/// Where earlier versions kept the last applied zxid (and sessions, under `s`), in `meta`.
+const OLD_LAST_ZXID: &[u8] = b"last_zxid";
+/// The applied state's keys in `nodes`: no node key starts so (a node key's third byte is
+/// the `/` its path starts with), and they never load as nodes.
+const APPLIED: [u8; 3] = [0xFF, 0xFF, 0x00];
+const LAST_ZXID: &[u8] = &[0xFF, 0xFF, 0x00, b'z'];
+const SESSION: &[u8] = &[0xFF, 0xFF, 0x00, b's'];
+
+fn session_key(id: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(SESSION.len() + 8);
+    key.extend_from_slice(SESSION);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
 const ACCEPTED_EPOCH: &[u8] = b"accepted_epoch";
 const CURRENT_EPOCH: &[u8] = b"current_epoch";
 
@@ -164,6 +183,7 @@ impl Store {
             trimmer: Mutex::new(None),
         };
         store.move_old_log()?;
+        store.move_old_applied_state()?;
         Ok(store)
     }
 
@@ -189,6 +209,37 @@ impl Store {
         Ok(())
     }
 
+    /// Moves the last applied zxid and the sessions an earlier version kept in `meta` next to
+    /// the nodes they describe (one synced batch, through the write-ahead log like every
+    /// write of that version).
+    fn move_old_applied_state(&self) -> Result<(), StoreError> {
+        let meta = self.cf(CF_META);
+        let Some(last) = self.db.get_cf(meta, OLD_LAST_ZXID)? else {
+            return Ok(());
+        };
+        let nodes = self.cf(CF_NODES);
+        let mut batch = WriteBatch::default();
+        let mut sessions = 0;
+        for item in self.db.prefix_iterator_cf(meta, b"s") {
+            let (key, value) = item?;
+            if key.first() != Some(&b's') {
+                break;
+            }
+            let mut moved = APPLIED.to_vec();
+            moved.extend_from_slice(&key);
+            batch.put_cf(nodes, moved, value);
+            sessions += 1;
+        }
+        batch.put_cf(nodes, LAST_ZXID, last);
+        batch.delete_range_cf(meta, b"s".as_slice(), b"t".as_slice());
+        batch.delete_cf(meta, OLD_LAST_ZXID);
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts)?;
+        tracing::info!("moved the applied state ({sessions} sessions) next to the nodes");
+        Ok(())
+    }
+
     fn txlog(&self) -> MutexGuard<'_, TxLog> {
         // Only the core thread uses the store; a poisoned lock means it panicked already.
         self.log.lock().unwrap_or_else(|e| e.into_inner())
@@ -205,7 +256,7 @@ impl Store {
     /// `replay`, the logged txns after the last applied one are applied too (a standalone
     /// server's log holds only committed txns; a learner's tail waits for its leader).
     pub fn recover(&self, extended_types: bool, replay: bool) -> Result<Recovered, StoreError> {
-        let last = self.db.get_cf(self.cf(CF_META), LAST_ZXID)?;
+        let last = self.db.get_cf(self.cf(CF_NODES), LAST_ZXID)?;
         let mut tree = match last {
             None => DataTree::new(extended_types),
             Some(last) => {
@@ -233,6 +284,24 @@ impl Store {
                 let mut it = self.db.raw_iterator_cf_opt(nodes, read);
                 it.seek_to_first();
                 while let (Some(key), Some(value)) = (it.key(), it.value()) {
+                    if key.starts_with(&APPLIED) {
+                        if let Some(id) = key.strip_prefix(SESSION) {
+                            let (Ok(id), Ok(timeout)) =
+                                (<[u8; 8]>::try_from(id), <[u8; 4]>::try_from(value))
+                            else {
+                                return Err(StoreError::Corrupt {
+                                    what: "session",
+                                    detail: format!("{key:?}"),
+                                });
+                            };
+                            tree.insert_session(
+                                i64::from_be_bytes(id),
+                                i32::from_be_bytes(timeout),
+                            );
+                        }
+                        it.next();
+                        continue;
+                    }
                     let path = std::str::from_utf8(key.get(2..).unwrap_or_default())
                         .map_err(|e| StoreError::Corrupt {
                             what: "node key",
@@ -249,22 +318,6 @@ impl Store {
                 it.status()?;
                 tree.last_zxid = last;
                 self.applied.store(last, Ordering::Relaxed);
-                for item in self.db.prefix_iterator_cf(self.cf(CF_META), b"s") {
-                    let (key, value) = item?;
-                    if key.first() != Some(&b's') {
-                        break;
-                    }
-                    let (Ok(id), Ok(timeout)) = (
-                        <[u8; 8]>::try_from(&key[1..]),
-                        <[u8; 4]>::try_from(value.as_ref()),
-                    ) else {
-                        return Err(StoreError::Corrupt {
-                            what: "session",
-                            detail: format!("{key:?}"),
-                        });
-                    };
-                    tree.insert_session(i64::from_be_bytes(id), i32::from_be_bytes(timeout));
-                }
                 tree
             }
         };
@@ -328,8 +381,8 @@ impl Store {
     }
 
     /// Saves what applying committed txns changed: the nodes, sessions and the last applied
-    /// zxid, atomically. Not synced: the log already holds those txns, and recovery replays
-    /// what this write did not reach.
+    /// zxid, atomically, without RocksDB's write-ahead log (see the module's comment): the
+    /// txlog already holds those txns, and recovery replays what this write did not reach.
     pub fn save_applied(
         &self,
         tree: &DataTree,
@@ -350,17 +403,16 @@ impl Store {
                 None => batch.delete_cf(nodes, &key),
             }
         }
-        let meta = self.cf(CF_META);
         for (id, timeout) in sessions {
-            let mut key = vec![b's'];
-            key.extend_from_slice(&id.to_be_bytes());
             match timeout {
-                Some(t) => batch.put_cf(meta, key, t.to_be_bytes()),
-                None => batch.delete_cf(meta, key),
+                Some(t) => batch.put_cf(nodes, session_key(*id), t.to_be_bytes()),
+                None => batch.delete_cf(nodes, session_key(*id)),
             }
         }
-        batch.put_cf(meta, LAST_ZXID, tree.last_zxid.to_be_bytes());
-        self.db.write_opt(batch, &WriteOptions::default())?;
+        batch.put_cf(nodes, LAST_ZXID, tree.last_zxid.to_be_bytes());
+        let mut opts = WriteOptions::default();
+        opts.disable_wal(true);
+        self.db.write_opt(batch, &opts)?;
         self.applied.store(tree.last_zxid, Ordering::Relaxed);
         Ok(())
     }
@@ -453,9 +505,10 @@ impl Store {
     pub fn replace_all(&self, tree: &DataTree) -> Result<(), StoreError> {
         self.txlog().reset()?;
         let mut batch = WriteBatch::default();
-        let (nodes, meta) = (self.cf(CF_NODES), self.cf(CF_META));
+        // Everything in `nodes`, the applied state's keys included. Through the write-ahead
+        // log and synced: durable at once, unlike the saves that follow it.
+        let nodes = self.cf(CF_NODES);
         batch.delete_range_cf(nodes, [0u8; 1].as_slice(), [0xffu8; 8].as_slice());
-        batch.delete_range_cf(meta, b"s".as_slice(), b"t".as_slice());
         let mut buf = Vec::new();
         for (p, node) in tree.iter() {
             buf.clear();
@@ -463,11 +516,9 @@ impl Store {
             batch.put_cf(nodes, node_key(p), &buf);
         }
         for (id, timeout) in &tree.sessions {
-            let mut key = vec![b's'];
-            key.extend_from_slice(&id.to_be_bytes());
-            batch.put_cf(meta, key, timeout.to_be_bytes());
+            batch.put_cf(nodes, session_key(*id), timeout.to_be_bytes());
         }
-        batch.put_cf(meta, LAST_ZXID, tree.last_zxid.to_be_bytes());
+        batch.put_cf(nodes, LAST_ZXID, tree.last_zxid.to_be_bytes());
         let mut opts = WriteOptions::default();
         opts.set_sync(self.sync);
         self.db.write_opt(batch, &opts)?;
@@ -516,11 +567,16 @@ impl Drop for Store {
     }
 }
 
-/// Deletes log segments once the applied state they lead to is synced (until then a crash
+/// Deletes log segments once the applied state they lead to is flushed (until then a crash
 /// would replay them). On failure they stay on disk: the next start finds them again.
 fn trim(db: &DB, doomed: Vec<std::path::PathBuf>) {
-    if let Err(e) = db.flush_wal(true) {
-        tracing::warn!("syncing the applied state before trimming the log: {e}");
+    // The applied state skips the write-ahead log: only a flush makes it durable.
+    let flushed = match db.cf_handle(CF_NODES) {
+        Some(nodes) => db.flush_cf(nodes),
+        None => return,
+    };
+    if let Err(e) = flushed {
+        tracing::warn!("flushing the applied state before trimming the log: {e}");
         return;
     }
     for path in doomed {
@@ -617,6 +673,68 @@ mod tests {
         // Fewer txns than the window: all of them.
         let tail = zxids(store.member_tail(3000, 10_000).unwrap());
         assert_eq!(tail.len(), 3000);
+    }
+
+    #[test]
+    fn the_applied_state_an_earlier_version_kept_in_meta_moves_next_to_the_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, log) = (dir.path().join("db"), dir.path().join("log"));
+        let store = Store::open(&db, &log, true).unwrap();
+        let mut tree = DataTree::new(false);
+        let t = create(7, "/kept");
+        store.append_log([&t]).unwrap();
+        tree.apply(&t);
+        let dirty = tree.take_dirty();
+        store.save_applied(&tree, &dirty, &[]).unwrap();
+        // As that version left it: the last applied zxid and a session in `meta` only.
+        store.db.delete_cf(store.cf(CF_NODES), LAST_ZXID).unwrap();
+        let meta = store.cf(CF_META);
+        store
+            .db
+            .put_cf(meta, OLD_LAST_ZXID, 7i64.to_be_bytes())
+            .unwrap();
+        let mut old_session = vec![b's'];
+        old_session.extend_from_slice(&0x55i64.to_be_bytes());
+        store
+            .db
+            .put_cf(meta, &old_session, 4000i32.to_be_bytes())
+            .unwrap();
+        drop(store);
+
+        let store = Store::open(&db, &log, true).unwrap();
+        let rec = store.recover(false, true).unwrap();
+        assert_eq!(rec.tree.last_zxid, 7);
+        assert!(rec.tree.get("/kept").is_some());
+        assert_eq!(rec.tree.sessions.get(&0x55), Some(&4000));
+        let meta = store.cf(CF_META);
+        assert_eq!(store.db.get_cf(meta, OLD_LAST_ZXID).unwrap(), None);
+        assert_eq!(store.db.get_cf(meta, &old_session).unwrap(), None);
+    }
+
+    #[test]
+    fn sessions_and_the_last_applied_zxid_load_with_the_nodes_and_never_as_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, log) = (dir.path().join("db"), dir.path().join("log"));
+        let store = Store::open(&db, &log, true).unwrap();
+        let mut tree = DataTree::new(false);
+        let t = create(3, "/a");
+        store.append_log([&t]).unwrap();
+        tree.apply(&t);
+        tree.insert_session(0x1234, 6000);
+        let dirty = tree.take_dirty();
+        let sessions = [(0x1234, Some(6000)), (0x99, Some(9000)), (0x77, None)];
+        store.save_applied(&tree, &dirty, &sessions).unwrap();
+        store.save_applied(&tree, &dirty, &[(0x99, None)]).unwrap();
+        let nodes = tree.len();
+        drop(store);
+
+        let store = Store::open(&db, &log, true).unwrap();
+        let rec = store.recover(false, false).unwrap();
+        assert_eq!(rec.tree.last_zxid, 3);
+        assert_eq!(rec.tree.len(), nodes, "only the nodes load as nodes");
+        assert!(rec.tree.iter().all(|(p, _)| p.starts_with('/')));
+        let sessions: Vec<(i64, i32)> = rec.tree.sessions.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(sessions, vec![(0x1234, 6000)]);
     }
 
     #[test]
