@@ -283,6 +283,8 @@ impl Store {
                 read.set_readahead_size(2 << 20);
                 let mut it = self.db.raw_iterator_cf_opt(nodes, read);
                 it.seek_to_first();
+                let mut sessions = Vec::new();
+                let mut loader = tree.loader();
                 while let (Some(key), Some(value)) = (it.key(), it.value()) {
                     if key.starts_with(&APPLIED) {
                         if let Some(id) = key.strip_prefix(SESSION) {
@@ -294,10 +296,7 @@ impl Store {
                                     detail: format!("{key:?}"),
                                 });
                             };
-                            tree.insert_session(
-                                i64::from_be_bytes(id),
-                                i32::from_be_bytes(timeout),
-                            );
+                            sessions.push((i64::from_be_bytes(id), i32::from_be_bytes(timeout)));
                         }
                         it.next();
                         continue;
@@ -312,10 +311,14 @@ impl Store {
                         what: "node",
                         detail: format!("{path}: {e}"),
                     })?;
-                    tree.insert_loaded(path, node);
+                    loader.add(path, node);
                     it.next();
                 }
+                drop(loader);
                 it.status()?;
+                for (id, timeout) in sessions {
+                    tree.insert_session(id, timeout);
+                }
                 tree.last_zxid = last;
                 self.applied.store(last, Ordering::Relaxed);
                 tree
@@ -491,11 +494,13 @@ impl Store {
         }
         let n = i32::decode(&mut r).map_err(corrupt)?;
         let mut acls = AclCache::default();
+        let mut loader = tree.loader();
         for _ in 0..n.max(0) {
             let p = String::decode(&mut r).map_err(corrupt)?;
             let node = r.read_buffer_ref().map_err(corrupt)?.unwrap_or_default();
-            tree.insert_loaded(p, decode_node(node, &mut acls).map_err(corrupt)?);
+            loader.add(p, decode_node(node, &mut acls).map_err(corrupt)?);
         }
+        drop(loader);
         Ok(tree)
     }
 

@@ -89,6 +89,58 @@ fn redigest(digest: &mut i64, p: &str, n: &mut Node) {
 const DIGEST_LOG_INTERVAL: i64 = 128;
 const DIGEST_LOG_LIMIT: usize = 1024;
 
+/// An interned ACL list, shared by the nodes that have it.
+pub type SharedAcl = Arc<Vec<Acl>>;
+
+/// Loads stored nodes in key order: a parent's child set is filled once per run of its
+/// children (not looked up again for each), and a run of nodes sharing one decoded ACL is
+/// interned once. What is pending goes in when the loader is dropped.
+pub struct Loader<'a> {
+    tree: &'a mut DataTree,
+    /// The parent of the nodes being loaded, and their names so far.
+    run: Option<(String, Vec<Box<str>>)>,
+    /// The last ACL seen, as loaded and as interned.
+    acl: Option<(SharedAcl, SharedAcl)>,
+}
+
+impl Loader<'_> {
+    pub fn add(&mut self, p: String, mut node: Node) {
+        node.acl = match &self.acl {
+            Some((seen, interned)) if Arc::ptr_eq(seen, &node.acl) => interned.clone(),
+            _ => {
+                let interned = self.tree.intern_loaded_acl(&node.acl);
+                self.acl = Some((node.acl.clone(), interned.clone()));
+                interned
+            }
+        };
+        if let Some(parent) = path::parent(&p) {
+            let name: Box<str> = path::name(&p).into();
+            match &mut self.run {
+                Some((run_parent, names)) if run_parent == parent => names.push(name),
+                _ => {
+                    self.adopt();
+                    self.run = Some((parent.to_string(), vec![name]));
+                }
+            }
+        }
+        self.tree.insert_unlinked(p, node);
+    }
+
+    fn adopt(&mut self) {
+        if let Some((parent, names)) = self.run.take() {
+            if let Some(n) = self.tree.nodes.get_mut(&parent) {
+                n.children.extend(names);
+            }
+        }
+    }
+}
+
+impl Drop for Loader<'_> {
+    fn drop(&mut self) {
+        self.adopt();
+    }
+}
+
 /// A node's child names. A leaf (most nodes) holds no set at all: one pointer, not an empty
 /// hash table and its hasher keys.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -110,6 +162,13 @@ impl Children {
     /// False if the name was there already.
     pub fn insert(&mut self, name: Box<str>) -> bool {
         self.0.get_or_insert_with(Default::default).insert(name)
+    }
+
+    /// Adds names known to be new (a load).
+    pub fn extend(&mut self, names: Vec<Box<str>>) {
+        let set = self.0.get_or_insert_with(Default::default);
+        set.reserve(names.len());
+        set.extend(names);
     }
 
     pub fn remove(&mut self, name: &str) -> bool {
@@ -363,16 +422,36 @@ impl DataTree {
     }
 
     pub fn insert_loaded(&mut self, p: String, mut node: Node) {
-        if let Some(a) = self.acls.get(node.acl.as_ref()) {
-            node.acl = a.clone();
-        } else {
-            self.acls.insert(node.acl.clone());
-        }
+        node.acl = self.intern_loaded_acl(&node.acl);
         if let Some(parent) = path::parent(&p) {
             if let Some(parent) = self.nodes.get_mut(parent) {
                 parent.children.insert(path::name(&p).into());
             }
         }
+        self.insert_unlinked(p, node);
+    }
+
+    /// A loader for stored nodes in key order (parents before children, siblings together).
+    pub fn loader(&mut self) -> Loader<'_> {
+        Loader {
+            tree: self,
+            run: None,
+            acl: None,
+        }
+    }
+
+    fn intern_loaded_acl(&mut self, acl: &Arc<Vec<Acl>>) -> Arc<Vec<Acl>> {
+        match self.acls.get(acl.as_ref()) {
+            Some(a) => a.clone(),
+            None => {
+                self.acls.insert(acl.clone());
+                acl.clone()
+            }
+        }
+    }
+
+    /// Indexes and counts a loaded node; its parent's child set is the caller's business.
+    fn insert_unlinked(&mut self, p: String, mut node: Node) {
         self.index_kind(&p, node.stat.ephemeral_owner);
         if let Some(target) = quota_target(&p, QUOTA_LIMITS) {
             self.quota_paths.insert(target.to_string());
@@ -971,10 +1050,26 @@ mod tests {
         let mut nodes: Vec<(String, Node)> =
             t.iter().map(|(p, n)| (p.clone(), n.clone())).collect();
         nodes.sort_by_key(|(p, _)| (path::depth(p), p.clone()));
+        let mut one_by_one = DataTree::empty(false);
+        {
+            let mut loader = loaded.loader();
+            for (p, n) in nodes.clone() {
+                loader.add(p, n);
+            }
+        }
         for (p, n) in nodes {
-            loaded.insert_loaded(p, n);
+            one_by_one.insert_loaded(p, n);
         }
         assert_eq!(loaded.digest(), t.digest());
+        // The loader links every child to its parent, as loading one by one does.
+        for (p, n) in one_by_one.iter() {
+            let mut want: Vec<&str> = n.children.iter().collect();
+            let mut got: Vec<&str> = loaded.get(p).unwrap().children.iter().collect();
+            want.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, want, "children of {p}");
+        }
+        assert_eq!(loaded.len(), one_by_one.len());
     }
 
     #[test]
