@@ -320,13 +320,8 @@ impl Core {
                         break;
                     }
                     self.handle(msg);
-                    // Take everything already waiting: one fsync for all of it.
-                    for _ in 0..4096 {
-                        match rx.try_recv() {
-                            Ok(CoreMsg::Shutdown) => break 'run,
-                            Ok(msg) => self.handle(msg),
-                            Err(_) => break,
-                        }
+                    if !self.handle_waiting(&mut rx) {
+                        break 'run;
                     }
                     self.finish_batch();
                 }
@@ -335,12 +330,8 @@ impl Core {
                 // with whatever arrived meanwhile.
                 () = std::future::ready(()), if self.unlogged() => {
                     self.batch_start = Instant::now();
-                    for _ in 0..4096 {
-                        match rx.try_recv() {
-                            Ok(CoreMsg::Shutdown) => break 'run,
-                            Ok(msg) => self.handle(msg),
-                            Err(_) => break,
-                        }
+                    if !self.handle_waiting(&mut rx) {
+                        break 'run;
                     }
                     self.finish_batch();
                 }
@@ -435,6 +426,19 @@ impl Core {
         self.stats.latency_max_us = self.stats.latency_max_us.max(elapsed);
         self.stats.latency_total_ms += elapsed / 1000;
         self.stats.latency_count += 1;
+    }
+
+    /// Handles the messages already waiting (up to 4096), so that one fsync covers them all;
+    /// false at shutdown.
+    fn handle_waiting(&mut self, rx: &mut mpsc::Receiver<CoreMsg>) -> bool {
+        for _ in 0..4096 {
+            match rx.try_recv() {
+                Ok(CoreMsg::Shutdown) => return false,
+                Ok(msg) => self.handle(msg),
+                Err(_) => break,
+            }
+        }
+        true
     }
 
     /// Standalone: are there proposals not logged yet (let through by the last commits)?

@@ -342,8 +342,7 @@ impl Store {
     /// is saved without a sync, so after a power loss it may be far behind the log; a tail
     /// of only the newest txns would leave a gap no sync fills.
     pub fn member_tail(&self, applied: i64, window: usize) -> Result<Vec<TxnEntry>, StoreError> {
-        let unapplied = self.txlog().after(applied)?.len();
-        self.txlog().newest(window.saturating_add(unapplied))
+        self.txlog().tail(applied, window)
     }
 
     /// The newest zxid in the log.

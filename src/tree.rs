@@ -394,25 +394,19 @@ impl DataTree {
         }
     }
 
-    /// Inserts a node read from storage; its parent must already be present.
     /// One shared copy of each distinct ACL list (ZooKeeper's ACL cache): most nodes of a
-    /// tree share a handful of lists.
-    pub fn intern(&mut self, acl: Vec<Acl>) -> Arc<Vec<Acl>> {
-        if let Some(a) = self.acls.get(&acl) {
-            return a.clone();
-        }
-        let a = Arc::new(acl);
-        self.acls.insert(a.clone());
-        a
-    }
-
-    /// [`intern`](Self::intern) of a txn's ACL (none is the empty list), copied only when new.
+    /// tree share a handful of lists. A txn's ACL (none is the empty list) is copied only
+    /// when it is new.
     fn intern_txn_acl(&mut self, acl: Option<&Vec<Acl>>) -> Arc<Vec<Acl>> {
         static NONE: Vec<Acl> = Vec::new();
         let acl = acl.unwrap_or(&NONE);
         match self.acls.get(acl) {
             Some(a) => a.clone(),
-            None => self.intern(acl.clone()),
+            None => {
+                let a = Arc::new(acl.clone());
+                self.acls.insert(a.clone());
+                a
+            }
         }
     }
 
@@ -421,14 +415,9 @@ impl DataTree {
         self.nodes.reserve(n);
     }
 
-    pub fn insert_loaded(&mut self, p: String, mut node: Node) {
-        node.acl = self.intern_loaded_acl(&node.acl);
-        if let Some(parent) = path::parent(&p) {
-            if let Some(parent) = self.nodes.get_mut(parent) {
-                parent.children.insert(path::name(&p).into());
-            }
-        }
-        self.insert_unlinked(p, node);
+    /// Inserts a node read from storage; its parent must already be present.
+    pub fn insert_loaded(&mut self, p: String, node: Node) {
+        self.loader().add(p, node);
     }
 
     /// A loader for stored nodes in key order (parents before children, siblings together).

@@ -470,26 +470,32 @@ impl TxLog {
         Ok(out)
     }
 
-    /// The newest `n` logged txns, oldest first.
-    pub fn newest(&self, n: usize) -> Result<Vec<TxnEntry>, StoreError> {
+    /// The newest txns, oldest first: every one logged after `applied`, and up to `window`
+    /// at or before it (`applied = i64::MAX`: the newest `window`). A restarting member's
+    /// tail: the committed window its DIFFs serve, then what it has not applied.
+    pub fn tail(&self, applied: i64, window: usize) -> Result<Vec<TxnEntry>, StoreError> {
         let mut kept: VecDeque<Vec<u8>> = VecDeque::new();
+        // How many of those kept are at or before `applied`.
+        let mut before = 0;
         for (i, seg) in self.segments.iter().enumerate().rev() {
-            let mut these = VecDeque::new();
+            let mut these = Vec::new();
             let mut records = Records::open(&seg.path)?;
             while let Some((_, payload)) = records.next_record()? {
-                these.push_back(payload);
-                if these.len() > n {
-                    these.pop_front();
-                }
+                these.push(payload);
             }
             whole(seg, &records, i + 1 == self.segments.len())?;
-            while kept.len() < n {
-                match these.pop_back() {
-                    Some(p) => kept.push_front(p),
-                    None => break,
+            for p in these.into_iter().rev() {
+                // Unreadable zxids are kept: decoding reports them.
+                if zxid_of(&p).is_none_or(|z| z > applied) {
+                    kept.push_front(p);
+                } else if before < window {
+                    kept.push_front(p);
+                    before += 1;
+                } else {
+                    break;
                 }
             }
-            if kept.len() >= n {
+            if before >= window {
                 break;
             }
         }
@@ -545,7 +551,7 @@ mod tests {
         assert_eq!(log.last(), Some(3));
         assert_eq!(zxids(&log.after(0).unwrap()), vec![1, 2, 3]);
         assert_eq!(zxids(&log.after(2).unwrap()), vec![3]);
-        assert_eq!(zxids(&log.newest(2).unwrap()), vec![2, 3]);
+        assert_eq!(zxids(&log.tail(i64::MAX, 2).unwrap()), vec![2, 3]);
         log.append(&[txn(4, b"d")]).unwrap();
         assert_eq!(zxids(&log.after(0).unwrap()), vec![1, 2, 3, 4]);
     }
@@ -595,9 +601,9 @@ mod tests {
                 ..
             })
         ));
-        assert!(log.newest(1000).is_err());
+        assert!(log.tail(i64::MAX, 1000).is_err());
         // The newest segment alone still reads.
-        assert_eq!(zxids(&log.newest(1).unwrap()), vec![zxid]);
+        assert_eq!(zxids(&log.tail(i64::MAX, 1).unwrap()), vec![zxid]);
     }
 
     #[test]
@@ -667,7 +673,7 @@ mod tests {
             (second + 1..=zxid).collect::<Vec<_>>()
         );
         assert_eq!(
-            zxids(&log.newest(3).unwrap()),
+            zxids(&log.tail(i64::MAX, 3).unwrap()),
             vec![zxid - 2, zxid - 1, zxid]
         );
         // Detaching keeps any segment holding a record above the point.
