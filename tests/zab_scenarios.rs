@@ -9,7 +9,7 @@
 //! expected output
 //! ```
 //!
-//! Commands: `members V [O]`, `stabilize`, `propose N`, `tick N`, `crash ID`, `restart ID`,
+//! Commands: `members V [O]`, `stabilize`, `propose N`, `burst N`, `tick N`, `crash ID`, `restart ID`,
 //! `isolate ID`, `heal`, `status`, `session ID`, `revalidate MEMBER ID`. After each command the trace narrates every member whose
 //! role changed. `ZAB_REWRITE=1 cargo test --test zab_scenarios` rewrites the expected output.
 
@@ -83,6 +83,35 @@ fn run_command(sim: &mut Option<Sim>, line: &str) -> String {
                             let _ = writeln!(out, "no leader: nothing proposed");
                         }
                     }
+                }
+                // `burst N`: N proposals at once, then the members run as the server's core
+                // does (one fsync per turn, every waiting message per turn); counts the
+                // quorum packets that took.
+                "burst" => {
+                    s.delivered.clear();
+                    for _ in 0..arg(1) {
+                        s.propose();
+                    }
+                    s.drain_batched();
+                    let leader = s
+                        .nodes
+                        .values()
+                        .filter_map(|n| n.zab.as_ref())
+                        .find(|z| z.is_leader());
+                    if let Some(z) = leader {
+                        let _ = writeln!(out, "committed through {:#x}", z.last_committed);
+                    }
+                    let names = [
+                        (zkrs::zab::packet::PROPOSAL, "PROPOSAL"),
+                        (zkrs::zab::packet::ACK, "ACK"),
+                        (zkrs::zab::packet::COMMIT, "COMMIT"),
+                        (zkrs::zab::packet::INFORM, "INFORM"),
+                    ];
+                    let counts: Vec<String> = names
+                        .iter()
+                        .map(|(t, name)| format!("{name} {}", s.delivered.get(t).unwrap_or(&0)))
+                        .collect();
+                    let _ = writeln!(out, "delivered: {}", counts.join(", "));
                 }
                 "tick" => {
                     for _ in 0..arg(1) {

@@ -120,7 +120,7 @@ impl Zab {
         if let Some(x) = self.leader_state().learners.get_mut(&sid) {
             x.phase = Phase::EpochSent;
         }
-        let data = PROTOCOL_VERSION.to_bytes();
+        let data = CUMULATIVE_ACK_VERSION.to_bytes();
         self.send(
             sid,
             Msg::Packet(qp(packet::LEADERINFO, make_zxid(epoch, 0), Some(data))),
@@ -419,13 +419,15 @@ impl Zab {
             .map(|(s, _)| *s)
             .collect();
         l.pending_syncs.retain(|(_, z)| *z > zxid);
-        for (z, bytes) in &newly {
-            for &(sid, observer) in &learners {
-                if observer {
+        // A follower commits everything up to a COMMIT's zxid (it holds those proposals, in
+        // order), so one COMMIT covers the whole run; observers need each txn.
+        for &(sid, observer) in &learners {
+            if observer {
+                for (z, bytes) in &newly {
                     self.send(sid, Msg::Packet(qp(packet::INFORM, *z, bytes.clone())));
-                } else {
-                    self.send(sid, Msg::Packet(qp(packet::COMMIT, *z, None)));
                 }
+            } else if let Some((z, _)) = newly.last() {
+                self.send(sid, Msg::Packet(qp(packet::COMMIT, *z, None)));
             }
         }
         for sid in due {
@@ -505,7 +507,10 @@ impl Zab {
                     }
                     return;
                 }
-                if let Some(acks) = self.leader_state().acks.get_mut(&p.zxid) {
+                // A learner logs proposals in order and ACKs only logged ones, so an ACK
+                // acknowledges every outstanding proposal up to its zxid (ZooKeeper's learners
+                // ACK each one; ours, told CUMULATIVE_ACK_VERSION, only the newest per fsync).
+                for (_, acks) in self.leader_state().acks.range_mut(..=p.zxid) {
                     acks.insert(from);
                 }
                 self.try_commit();

@@ -24,6 +24,9 @@ pub(super) struct LearnerState {
     new_epoch: i64,
     /// Highest COMMIT received during sync.
     sync_commit: i64,
+    /// The leader takes an ACK for every proposal up to its zxid (it announced
+    /// `CUMULATIVE_ACK_VERSION`): ACK only the newest logged one.
+    cumulative_acks: bool,
 }
 
 impl Zab {
@@ -40,6 +43,7 @@ impl Zab {
             acked: self.last_logged,
             new_epoch: 0,
             sync_commit: self.last_committed,
+            cumulative_acks: false,
         });
         let info = LearnerInfo {
             serverid: self.cfg.me as i64,
@@ -112,9 +116,11 @@ impl Zab {
                 } else {
                     return self.start_election();
                 };
+                let version = p.data.as_deref().and_then(|d| i32::from_bytes(d).ok());
                 if let Some(st) = self.learner_mut() {
                     st.new_epoch = epoch;
                     st.phase = Phase::Syncing;
+                    st.cumulative_acks = version.is_some_and(|v| v >= CUMULATIVE_ACK_VERSION);
                 }
                 let p = qp(packet::ACKEPOCH, self.last_logged, Some(current.to_bytes()));
                 self.send(leader, Msg::Packet(p));
@@ -262,16 +268,19 @@ impl Zab {
         if st.phase != Phase::Broadcast || st.observer {
             return;
         }
-        let from = st.acked;
+        let (from, cumulative) = (st.acked, st.cumulative_acks);
         // The log is in zxid order and holds up to `max_log` committed txns: bisect to the
         // first unacked one rather than scan the window per fsync.
         let start = self.log.partition_point(|e| e.header.zxid <= from);
-        let zxids: Vec<i64> = self
+        let mut zxids: Vec<i64> = self
             .log
             .range(start..)
             .map(|e| e.header.zxid)
             .take_while(|z| *z <= persisted)
             .collect();
+        if cumulative && zxids.len() > 1 {
+            zxids.drain(..zxids.len() - 1);
+        }
         for z in &zxids {
             self.send(leader, Msg::Packet(qp(packet::ACK, *z, None)));
         }

@@ -44,8 +44,13 @@ pub mod packet {
     pub const ACKEPOCH: i32 = 18;
 }
 
-/// The protocol version learners and leaders announce (0x10000).
+/// The protocol version learners announce (0x10000, ZooKeeper's).
 pub const PROTOCOL_VERSION: i32 = 0x10000;
+/// The protocol version a zkrs leader announces in LEADERINFO: ZooKeeper's, plus "an ACK
+/// acknowledges every proposal up to its zxid". A learner that sees it ACKs once per fsync
+/// (the newest logged proposal) instead of once per proposal; from a leader announcing less it
+/// ACKs each one, as ZooKeeper's learners do. Leaders take both kinds.
+pub const CUMULATIVE_ACK_VERSION: i32 = 0x10001;
 
 pub fn epoch_of(zxid: i64) -> i64 {
     zxid >> 32

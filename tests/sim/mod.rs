@@ -34,6 +34,8 @@ pub struct Sim {
     pub events: Vec<String>,
     /// Sessions the leader's shell holds (it answers REVALIDATE from these).
     pub sessions: BTreeSet<i64>,
+    /// Quorum packets delivered, by type (the scenario traces count them).
+    pub delivered: BTreeMap<i32, usize>,
     next_payload: i32,
     faults: [u32; 4],
 }
@@ -104,6 +106,7 @@ impl Sim {
             committed: BTreeMap::new(),
             events: Vec::new(),
             sessions: BTreeSet::new(),
+            delivered: BTreeMap::new(),
             next_payload: 1,
             faults,
         };
@@ -279,9 +282,55 @@ impl Sim {
             return;
         };
         let (from, to) = key;
+        if let Msg::Packet(p) = &msg {
+            *self.delivered.entry(p.type_).or_default() += 1;
+        }
         if let Some(z) = self.nodes.get_mut(&to).unwrap().zab.as_mut() {
             z.step(from, msg);
             self.take(to);
+        }
+    }
+
+    /// As `drain`, in the server core's rhythm: a member persists everything it has pending
+    /// (one fsync), then takes every message waiting for it in one turn, and so on.
+    pub fn drain_batched(&mut self) {
+        for _ in 0..10_000 {
+            let ids: Vec<Sid> = self.nodes.keys().copied().collect();
+            let mut progressed = false;
+            for id in &ids {
+                while !self.nodes[id].pending.is_empty() {
+                    self.fsync(*id);
+                    progressed = true;
+                }
+            }
+            for to in &ids {
+                let keys: Vec<(Sid, Sid)> = self
+                    .channels
+                    .iter()
+                    .filter(|(k, q)| k.1 == *to && !q.is_empty())
+                    .map(|(k, _)| *k)
+                    .collect();
+                if keys.is_empty() {
+                    continue;
+                }
+                progressed = true;
+                for key in keys {
+                    while let Some(msg) = self.channels.get_mut(&key).and_then(VecDeque::pop_front)
+                    {
+                        if let Msg::Packet(p) = &msg {
+                            *self.delivered.entry(p.type_).or_default() += 1;
+                        }
+                        if let Some(z) = self.nodes.get_mut(to).unwrap().zab.as_mut() {
+                            z.step(key.0, msg);
+                        }
+                    }
+                }
+                self.take(*to);
+            }
+            self.check_prefixes();
+            if !progressed {
+                return;
+            }
         }
     }
 
