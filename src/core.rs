@@ -206,7 +206,7 @@ pub(crate) enum Origin {
 
 pub(crate) struct Inflight {
     /// Shared with ZAB's log on an ensemble member (never copied).
-    pub(crate) entry: Arc<TxnEntry>,
+    pub(crate) entry: Arc<crate::txlog::Txn>,
     pub(crate) origin: Option<Origin>,
 }
 
@@ -997,11 +997,11 @@ impl Core {
             Overlay::changes_of(&view, &header, &record)
         };
         self.overlay.apply(changes, header.zxid);
-        let entry = Arc::new(TxnEntry {
+        let entry = Arc::new(crate::txlog::Txn::new(TxnEntry {
             header,
             record,
             digest: None,
-        });
+        }));
         tracing::trace!("propose {:#x} {:?}", entry.header.zxid, entry.record.op());
         if let Some(r) = self.replica.as_mut() {
             r.zab.propose(entry.clone());

@@ -399,16 +399,22 @@ async fn pump(
     parts: Parts,
 ) {
     let mut chunk = vec![0u8; 256 * 1024];
+    // One buffer for every batch of outgoing packets (grown once, not per batch).
+    let mut bytes = Vec::new();
     'conn: loop {
         tokio::select! {
             out = rx.recv() => {
                 let Some(p) = out else { break };
-                let mut bytes = p.to_bytes();
+                bytes.clear();
+                p.encode(&mut bytes);
                 while let Ok(more) = rx.try_recv() {
                     more.encode(&mut bytes);
                 }
                 if wr.write_all(&bytes).await.is_err() {
                     break;
+                }
+                if bytes.capacity() > 4 << 20 {
+                    bytes = Vec::new();
                 }
             }
             n = rd.read(&mut chunk) => {

@@ -356,9 +356,9 @@ impl Store {
     /// newest LOG_RETAIN (kept for DIFF syncs of learners). A thread of its own syncs the
     /// applied state first and then deletes them (measured: 5-20 ms per roll, which the
     /// core thread spent waiting).
-    pub fn append_log<'a>(
+    pub fn append_log<'a, T: crate::txlog::Record + 'a>(
         &self,
-        txns: impl IntoIterator<Item = &'a TxnEntry>,
+        txns: impl IntoIterator<Item = &'a T>,
     ) -> Result<(), StoreError> {
         let mut log = self.txlog();
         if log.append(txns)? {

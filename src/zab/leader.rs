@@ -220,12 +220,12 @@ impl Zab {
 
     fn send_txns_and_newleader(&mut self, sid: Sid, from: i64) {
         let committed = self.last_committed;
-        let txns: Vec<TxnEntry> = self.log_after(from).cloned().collect();
+        let txns: Vec<std::sync::Arc<Txn>> = self.log_after(from).cloned().collect();
         for t in txns {
             let z = t.header.zxid;
             self.send(
                 sid,
-                Msg::Packet(qp(packet::PROPOSAL, z, Some(t.to_bytes()))),
+                Msg::Packet(qp(packet::PROPOSAL, z, Some(t.bytes().to_vec()))),
             );
             if z <= committed {
                 self.send(sid, Msg::Packet(qp(packet::COMMIT, z, None)));
@@ -332,7 +332,7 @@ impl Zab {
     }
 
     /// Proposes a txn built with `next_zxid()`.
-    pub fn propose(&mut self, entry: std::sync::Arc<TxnEntry>) {
+    pub fn propose(&mut self, entry: std::sync::Arc<Txn>) {
         let Some(expected) = self.next_zxid() else {
             return;
         };
@@ -341,7 +341,8 @@ impl Zab {
             "proposals must use next_zxid()"
         );
         let z = entry.header.zxid;
-        let bytes = entry.to_bytes();
+        // Encoded once: these bytes are the PROPOSALs' payload and, kept, the log record.
+        let bytes = entry.bytes().to_vec();
         self.append(entry);
         let l = self.leader_state();
         l.next_counter += 1;
@@ -403,7 +404,7 @@ impl Zab {
         let informs = l.learners.values().any(|x| x.observer);
         let newly: Vec<(i64, Option<Vec<u8>>)> = self.ready.committed[first_new..]
             .iter()
-            .map(|e| (e.header.zxid, informs.then(|| e.to_bytes())))
+            .map(|e| (e.header.zxid, informs.then(|| e.bytes().to_vec())))
             .collect();
         l.acks = l.acks.split_off(&(zxid + 1));
         let learners: Vec<(Sid, bool)> = l

@@ -156,8 +156,8 @@ impl Zab {
                 }
             }
             packet::PROPOSAL => {
-                let Some(entry) = p.data.as_deref().and_then(|d| TxnEntry::from_bytes(d).ok())
-                else {
+                // Logged as received: the payload is the log record.
+                let Some(entry) = p.data.and_then(|d| Txn::decode(d).ok()) else {
                     return;
                 };
                 let z = entry.header.zxid;
@@ -185,8 +185,7 @@ impl Zab {
                 }
             }
             packet::INFORM => {
-                let Some(entry) = p.data.as_deref().and_then(|d| TxnEntry::from_bytes(d).ok())
-                else {
+                let Some(entry) = p.data.and_then(|d| Txn::decode(d).ok()) else {
                     return;
                 };
                 let z = entry.header.zxid;

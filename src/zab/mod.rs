@@ -14,6 +14,7 @@ pub mod election;
 mod leader;
 mod learner;
 
+pub use crate::txlog::Txn;
 use election::{Election, PeerState, Vote};
 use jute::data::Id;
 use jute::quorum::{Notification, QuorumPacket};
@@ -166,11 +167,11 @@ pub struct Ready {
     /// 3. Drop logged txns after this zxid (TRUNC).
     pub truncate: Option<i64>,
     /// 4. Append these to the log (durably), then call `persisted`.
-    pub append: Vec<Arc<TxnEntry>>,
+    pub append: Vec<Arc<Txn>>,
     /// 5. Send.
     pub messages: Vec<(Sid, Msg)>,
     /// 6. Apply, in order.
-    pub committed: Vec<Arc<TxnEntry>>,
+    pub committed: Vec<Arc<Txn>>,
     /// Leader: client writes forwarded by learners, to prepare and propose.
     pub requests: Vec<(Sid, Forwarded)>,
     /// Leader: sessions learners reported alive (id, timeout).
@@ -220,7 +221,7 @@ pub struct Zab {
     pub established: bool,
     /// Logged txns still in memory: the committed window and everything uncommitted. Shared
     /// with the shell's append and apply lists, never copied.
-    log: VecDeque<Arc<TxnEntry>>,
+    log: VecDeque<Arc<Txn>>,
     pub last_logged: i64,
     pub last_committed: i64,
     /// Durable through this zxid.
@@ -265,7 +266,10 @@ impl Zab {
             hs,
             role: Role::Looking,
             established: false,
-            log: log_tail.into_iter().map(Arc::new).collect(),
+            log: log_tail
+                .into_iter()
+                .map(|e| Arc::new(Txn::new(e)))
+                .collect(),
             last_logged,
             last_committed,
             persisted: last_logged,
@@ -521,11 +525,8 @@ impl Zab {
         }
     }
 
-    fn log_after(&self, zxid: i64) -> impl Iterator<Item = &TxnEntry> {
-        self.log
-            .iter()
-            .map(|e| &**e)
-            .filter(move |e| e.header.zxid > zxid)
+    fn log_after(&self, zxid: i64) -> impl Iterator<Item = &Arc<Txn>> {
+        self.log.iter().filter(move |e| e.header.zxid > zxid)
     }
 
     fn log_contains(&self, zxid: i64) -> bool {
@@ -545,7 +546,7 @@ impl Zab {
         // The log is in zxid order: find the first uncommitted entry by bisection (a scan of
         // the whole retained window per commit was most of a busy leader's CPU).
         let start = self.log.partition_point(|e| e.header.zxid <= from);
-        let entries: Vec<Arc<TxnEntry>> = self
+        let entries: Vec<Arc<Txn>> = self
             .log
             .range(start..)
             .take_while(|e| e.header.zxid <= zxid)
@@ -566,7 +567,7 @@ impl Zab {
         }
     }
 
-    fn append(&mut self, entry: Arc<TxnEntry>) {
+    fn append(&mut self, entry: Arc<Txn>) {
         self.last_logged = self.last_logged.max(entry.header.zxid);
         self.ready.append.push(entry.clone());
         self.log.push_back(entry);

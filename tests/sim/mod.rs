@@ -350,7 +350,7 @@ impl Sim {
                     record: TxnRecord::CreateSession(CreateSessionTxn { time_out: payload }),
                     digest: None,
                 };
-                z.propose(std::sync::Arc::new(entry));
+                z.propose(std::sync::Arc::new(zkrs::zab::Txn::new(entry)));
                 self.next_payload += 1;
                 let id = *id;
                 self.take(id);
