@@ -39,14 +39,17 @@ impl View for DataTree {
     }
 }
 
+/// A changed path, shared by the change and its txn's list.
+pub type Path = Arc<str>;
+
 /// Pending changes: path -> the node as the last pending txn left it (None: deleted), and
 /// the zxid of that txn.
 #[derive(Debug, Default, Clone)]
 pub struct Overlay {
-    changes: crate::FastMap<String, (Option<NodeView>, i64)>,
+    changes: crate::FastMap<Path, (Option<NodeView>, i64)>,
     /// The paths each pending txn touched, oldest first: committing forgets them in order
     /// instead of scanning every change per txn.
-    by_zxid: VecDeque<(i64, Vec<String>)>,
+    by_zxid: VecDeque<(i64, Vec<Path>)>,
 }
 
 /// An overlay over another view.
@@ -68,12 +71,12 @@ impl View for Layered<'_> {
             .below
             .ephemerals(session)
             .into_iter()
-            .filter(|p| !matches!(self.top.changes.get(p), Some((None, _))))
+            .filter(|p| !matches!(self.top.changes.get(p.as_str()), Some((None, _))))
             .collect();
         for (p, (node, _)) in &self.top.changes {
             if let Some(n) = node {
-                if n.stat.ephemeral_owner == session && !out.contains(p) {
-                    out.push(p.clone());
+                if n.stat.ephemeral_owner == session && !out.iter().any(|o| **o == **p) {
+                    out.push(p.to_string());
                 }
             }
         }
@@ -92,7 +95,7 @@ impl Overlay {
     }
 
     /// Adds changes computed by [`Overlay::changes_of`], tagged with their txn's zxid.
-    pub fn apply(&mut self, changes: Vec<(String, Option<NodeView>)>, zxid: i64) {
+    pub fn apply(&mut self, changes: Vec<(Path, Option<NodeView>)>, zxid: i64) {
         let mut paths = Vec::with_capacity(changes.len());
         for (p, n) in changes {
             paths.push(p.clone());
@@ -108,13 +111,13 @@ impl Overlay {
         view: &dyn View,
         h: &TxnHeader,
         rec: &TxnRecord,
-    ) -> Vec<(String, Option<NodeView>)> {
-        let mut pending: Vec<(String, Option<NodeView>)> = Vec::new();
-        let get = |p: &str, pending: &Vec<(String, Option<NodeView>)>| {
+    ) -> Vec<(Path, Option<NodeView>)> {
+        let mut pending: Vec<(Path, Option<NodeView>)> = Vec::new();
+        let get = |p: &str, pending: &Vec<(Path, Option<NodeView>)>| {
             pending
                 .iter()
                 .rev()
-                .find(|(q, _)| q == p)
+                .find(|(q, _)| **q == *p)
                 .map(|(_, n)| n.clone())
                 .unwrap_or_else(|| view.view(p))
         };
@@ -122,13 +125,16 @@ impl Overlay {
                       acl: &Option<Vec<Acl>>,
                       owner: i64,
                       parent_c_version: i32,
-                      pending: &mut Vec<(String, Option<NodeView>)>| {
+                      pending: &mut Vec<(Path, Option<NodeView>)>| {
+            // A child usually has its parent's ACL: share the parent's list then.
+            let mut parent_acl = None;
             if let Some(parent) = path::parent(p) {
                 if let Some(mut pv) = get(parent, pending) {
                     pv.stat.cversion = parent_c_version;
                     pv.stat.pzxid = h.zxid;
                     pv.num_children += 1;
-                    pending.push((parent.to_string(), Some(pv)));
+                    parent_acl = Some(pv.acl.clone());
+                    pending.push((parent.into(), Some(pv)));
                 }
             }
             let stat = StatPersisted {
@@ -142,9 +148,13 @@ impl Overlay {
                 ephemeral_owner: owner,
                 pzxid: h.zxid,
             };
-            let acl = Arc::new(acl.clone().unwrap_or_default());
+            let new = acl.as_deref().unwrap_or_default();
+            let acl = match parent_acl {
+                Some(a) if a.as_slice() == new => a,
+                _ => Arc::new(new.to_vec()),
+            };
             pending.push((
-                p.to_string(),
+                p.into(),
                 Some(NodeView {
                     stat,
                     acl,
@@ -152,17 +162,17 @@ impl Overlay {
                 }),
             ));
         };
-        let delete = |p: &str, pending: &mut Vec<(String, Option<NodeView>)>| {
+        let delete = |p: &str, pending: &mut Vec<(Path, Option<NodeView>)>| {
             if let Some(parent) = path::parent(p) {
                 if let Some(mut pv) = get(parent, pending) {
                     pv.stat.pzxid = h.zxid;
                     pv.num_children = pv.num_children.saturating_sub(1);
-                    pending.push((parent.to_string(), Some(pv)));
+                    pending.push((parent.into(), Some(pv)));
                 }
             }
-            pending.push((p.to_string(), None));
+            pending.push((p.into(), None));
         };
-        let one = |rec: &TxnRecord, pending: &mut Vec<(String, Option<NodeView>)>| match rec {
+        let one = |rec: &TxnRecord, pending: &mut Vec<(Path, Option<NodeView>)>| match rec {
             TxnRecord::Create(t) | TxnRecord::Create2(t) => {
                 let owner = if t.ephemeral { h.client_id } else { 0 };
                 create(&t.path, &t.acl, owner, t.parent_c_version, pending)
@@ -187,14 +197,14 @@ impl Overlay {
                     n.stat.version = t.version;
                     n.stat.mzxid = h.zxid;
                     n.stat.mtime = h.time;
-                    pending.push((t.path.clone(), Some(n)));
+                    pending.push((t.path.as_str().into(), Some(n)));
                 }
             }
             TxnRecord::SetAcl(t) => {
                 if let Some(mut n) = get(&t.path, pending) {
                     n.acl = Arc::new(t.acl.clone().unwrap_or_default());
                     n.stat.aversion = t.version;
-                    pending.push((t.path.clone(), Some(n)));
+                    pending.push((t.path.as_str().into(), Some(n)));
                 }
             }
             TxnRecord::CloseSession(Some(t)) => {
@@ -261,6 +271,38 @@ mod tests {
             acl: Arc::new(Vec::new()),
             num_children: 0,
         })
+    }
+
+    #[test]
+    fn a_created_node_shares_its_parents_acl_list_when_equal() {
+        let tree = DataTree::new(false);
+        let create = |p: &str, acl: Vec<Acl>| {
+            let h = TxnHeader {
+                client_id: 1,
+                cxid: 0,
+                zxid: 5,
+                time: 0,
+                type_: 1,
+            };
+            let rec = TxnRecord::Create(jute::txn::CreateTxn {
+                path: p.into(),
+                data: None,
+                acl: Some(acl),
+                ephemeral: false,
+                parent_c_version: 1,
+            });
+            Overlay::changes_of(&tree, &h, &rec)
+        };
+        let root = tree.view("/").unwrap();
+        let same = create("/a", crate::acl::open_acl_unsafe());
+        assert_eq!(&*same[0].0, "/");
+        assert_eq!(&*same[1].0, "/a");
+        let acl = &same[1].1.as_ref().unwrap().acl;
+        assert!(Arc::ptr_eq(acl, &root.acl), "the parent's list, shared");
+        let other = create("/b", crate::acl::read_acl_unsafe());
+        let acl = &other[1].1.as_ref().unwrap().acl;
+        assert_eq!(**acl, crate::acl::read_acl_unsafe());
+        assert!(!Arc::ptr_eq(acl, &root.acl));
     }
 
     #[test]
