@@ -462,8 +462,8 @@ impl Store {
             id.encode(&mut out);
             timeout.encode(&mut out);
         }
-        let mut paths: Vec<&String> = tree.iter().map(|(p, _)| p).collect();
-        paths.sort_by_key(|p| (crate::path::depth(p), p.as_str()));
+        let mut paths: Vec<&str> = tree.iter().map(|(p, _)| p).collect();
+        paths.sort_by_key(|p| (crate::path::depth(p), *p));
         (paths.len() as i32).encode(&mut out);
         let mut buf = Vec::new();
         for p in paths {
