@@ -75,6 +75,11 @@ pub enum CoreMsg {
         from: crate::zab::Sid,
         msg: crate::zab::Msg,
     },
+    /// Quorum packets from another ensemble member, in the order they came (one read's).
+    Packets {
+        from: crate::zab::Sid,
+        packets: Vec<jute::quorum::QuorumPacket>,
+    },
     /// The quorum connection to a member broke.
     PeerDisconnected {
         sid: crate::zab::Sid,
@@ -563,6 +568,14 @@ impl Core {
                 tracing::trace!("from {from}: {msg:?}");
                 if let Some(r) = self.replica.as_mut() {
                     r.zab.step(from, msg);
+                }
+            }
+            CoreMsg::Packets { from, packets } => {
+                if let Some(r) = self.replica.as_mut() {
+                    for p in packets {
+                        tracing::trace!("from {from}: {p:?}");
+                        r.zab.step(from, crate::zab::Msg::Packet(p));
+                    }
                 }
             }
             CoreMsg::PeerDisconnected { sid } => {

@@ -2,7 +2,8 @@
 //! the one initiated by the larger id survives, an InitialMessage then length-prefixed
 //! notifications, as Apache ZooKeeper's QuorumCnxManager) and quorum connections (learners
 //! dial the leader's quorum port; a continuous stream of QuorumPacket records, no framing).
-//! Inbound messages go to the core as [`CoreMsg::Peer`]; the core sends through [`Peers`].
+//! Inbound messages go to the core as [`CoreMsg::Peer`] (votes, the first packet of a
+//! connection) and [`CoreMsg::Packets`] (each read's packets); the core sends through [`Peers`].
 
 use crate::core::CoreMsg;
 use crate::ensemble::Ensemble;
@@ -423,17 +424,23 @@ async fn pump(
                     Ok(n) => n,
                 };
                 buf.extend_from_slice(&chunk[..n]);
+                // Every whole packet of this read goes to the core in one message.
                 let mut start = 0;
-                loop {
+                let mut packets = Vec::new();
+                let broken = loop {
                     match next_packet(&buf, &mut start) {
-                        Ok(Some(p)) => {
-                            if parts.core.send(CoreMsg::Peer { from: sid, msg: Msg::Packet(p) }).await.is_err() {
-                                break 'conn;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(_) => break 'conn,
+                        Ok(Some(p)) => packets.push(p),
+                        Ok(None) => break false,
+                        Err(_) => break true,
                     }
+                };
+                if !packets.is_empty()
+                    && parts.core.send(CoreMsg::Packets { from: sid, packets }).await.is_err()
+                {
+                    break 'conn;
+                }
+                if broken {
+                    break 'conn;
                 }
                 buf.drain(..start);
             }
