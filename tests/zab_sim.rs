@@ -65,12 +65,12 @@ fn run_seeds(seeds: impl Iterator<Item = u64>, voters: usize, observers: usize) 
 
 #[test]
 fn fixed_seeds_three_voters() {
-    run_seeds(0..40, 3, 0);
+    run_seeds(0..400, 3, 0);
 }
 
 #[test]
 fn fixed_seeds_five_voters_and_an_observer() {
-    run_seeds(100..115, 5, 1);
+    run_seeds(100..200, 5, 1);
 }
 
 #[test]

@@ -181,11 +181,15 @@ impl Election {
                         return (false, Some(self.decide(theirs, n.election_epoch)));
                     }
                 }
-                // Settled peers of any round agreeing on a leader that says it leads.
+                // Settled peers of any round agreeing on a leader that says it leads. As in
+                // ZooKeeper (`Vote.equals` out of election), they agree when they name the same
+                // leader and epoch: each decided by a vote of its own election.
                 let agreeing = self
                     .settled
                     .iter()
-                    .filter(|(_, (v, _, _))| *v == theirs)
+                    .filter(|(_, (v, _, _))| {
+                        v.leader == theirs.leader && v.peer_epoch == theirs.peer_epoch
+                    })
                     .map(|(s, _)| *s);
                 if self.is_quorum(agreeing) && self.leader_checks(&theirs) {
                     return (false, Some(self.decide(theirs, n.election_epoch)));
@@ -253,5 +257,38 @@ mod tests {
         assert!(v(1, 5, 1).beats(&v(3, 4, 1)));
         assert!(v(3, 5, 1).beats(&v(2, 5, 1)));
         assert!(!v(2, 5, 1).beats(&v(2, 5, 1)));
+    }
+
+    #[test]
+    fn a_looking_member_joins_a_leader_its_followers_name_with_the_same_epoch() {
+        // Member 2 looks while 3 leads epoch 2 and 1 follows it; 1 decided by a vote of an
+        // earlier election (other zxid), and both answer from other rounds than 2's.
+        let voters: BTreeSet<Sid> = [1, 2, 3].into();
+        let mine = Vote {
+            leader: 2,
+            zxid: 0x2_0000_0008,
+            peer_epoch: 2,
+        };
+        let settled = |state: PeerState, zxid: i64, epoch: i64| Notification {
+            state: state as i32,
+            leader: 3,
+            zxid,
+            election_epoch: 5,
+            peer_epoch: epoch,
+            version: NOTIFICATION_VERSION,
+            config: None,
+        };
+        let mut e = Election::start(2, voters.clone(), 1, mine, 2);
+        assert_eq!(
+            e.receive(1, &settled(PeerState::Following, 0, 2)),
+            (false, None)
+        );
+        let (_, decided) = e.receive(3, &settled(PeerState::Leading, 0x1_0000_0083, 2));
+        assert_eq!(decided.map(|d| d.leader), Some(3));
+        // Not when they name different epochs: one of them is not with that leader now.
+        let mut e = Election::start(2, voters, 1, mine, 2);
+        e.receive(1, &settled(PeerState::Following, 0, 1));
+        let (_, decided) = e.receive(3, &settled(PeerState::Leading, 0x1_0000_0083, 2));
+        assert_eq!(decided, None);
     }
 }

@@ -476,8 +476,16 @@ impl Zab {
                 self.send(from, Msg::Vote(reply));
             }
         } else if n.state == PeerState::Looking as i32 {
-            // Settled: answer a LOOKING peer with who leads.
-            let vote = self.election_vote.unwrap_or_else(|| self.initial_vote());
+            // Settled: answer a LOOKING peer with who leads, in the epoch we are in with it. The
+            // peer counts settled members that name the same leader and epoch; the vote each of
+            // us decided by may be from different elections (a member that followed the leader
+            // since an earlier one), and a quorum of those never looked alike: the peer stayed
+            // LOOKING beside a serving ensemble.
+            let mut vote = self.election_vote.unwrap_or_else(|| self.initial_vote());
+            if let Some(leader) = self.leader_id() {
+                vote.leader = leader;
+                vote.peer_epoch = self.hs.current_epoch;
+            }
             let reply =
                 election::notification(self.peer_state(), &vote, self.round, &self.cfg.config_text);
             self.send(from, Msg::Vote(reply));
