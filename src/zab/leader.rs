@@ -42,8 +42,9 @@ pub(super) struct Learner {
 pub(super) struct LeaderState {
     new_epoch: Option<i64>,
     learners: BTreeMap<Sid, Learner>,
-    /// Proposal zxid -> who has acknowledged it.
-    acks: BTreeMap<i64, BTreeSet<Sid>>,
+    /// The newest zxid each member (this one included) has logged and acknowledged: an ACK
+    /// acknowledges every proposal up to its zxid, since members log in order.
+    acked: BTreeMap<Sid, i64>,
     /// Learners' syncs waiting for everything proposed before them: (learner, zxid).
     pending_syncs: Vec<(Sid, i64)>,
     /// Sizes of the serialized proposals (last, min, max), for mntr.
@@ -346,7 +347,6 @@ impl Zab {
         self.append(entry);
         let l = self.leader_state();
         l.next_counter += 1;
-        l.acks.insert(z, BTreeSet::new());
         let n = bytes.len();
         l.proposal_sizes = Some(match l.proposal_sizes {
             None => (n, n, n),
@@ -370,26 +370,41 @@ impl Zab {
         let me = self.cfg.me;
         let upto = self.persisted;
         if let Some(l) = self.leader.as_mut() {
-            for (_, acks) in l.acks.range_mut(..=upto) {
-                acks.insert(me);
-            }
+            l.acked.insert(me, upto);
         }
         self.try_commit();
     }
 
+    /// Commits through the newest proposal a quorum has acknowledged, if that is news.
     fn try_commit(&mut self) {
-        let mut upto = None;
-        if let Some(l) = self.leader.as_ref() {
-            for (z, acks) in &l.acks {
-                if self.cfg.is_quorum(acks) {
-                    upto = Some(*z);
-                } else {
-                    break;
-                }
-            }
+        // Proposals exist only once established; the log past the committed zxid is then
+        // exactly this leader's proposals.
+        let (committed, proposed) = (self.last_committed, self.last_logged);
+        if !self.established || proposed <= committed {
+            return;
         }
+        let Some(l) = self.leader.as_ref() else {
+            return;
+        };
+        let mut marks: Vec<i64> = l
+            .acked
+            .values()
+            .copied()
+            .filter(|z| *z > committed)
+            .collect();
+        marks.sort_unstable_by(|a, b| b.cmp(a));
+        marks.dedup();
+        let upto = marks.into_iter().find(|&z| {
+            let have: BTreeSet<Sid> = l
+                .acked
+                .iter()
+                .filter(|(_, w)| **w >= z)
+                .map(|(s, _)| *s)
+                .collect();
+            self.cfg.is_quorum(&have)
+        });
         if let Some(z) = upto {
-            self.commit_and_announce(z);
+            self.commit_and_announce(z.min(proposed));
         }
     }
 
@@ -406,7 +421,6 @@ impl Zab {
             .iter()
             .map(|e| (e.header.zxid, informs.then(|| e.bytes().to_vec())))
             .collect();
-        l.acks = l.acks.split_off(&(zxid + 1));
         let learners: Vec<(Sid, bool)> = l
             .learners
             .iter()
@@ -511,9 +525,8 @@ impl Zab {
                 // A learner logs proposals in order and ACKs only logged ones, so an ACK
                 // acknowledges every outstanding proposal up to its zxid (ZooKeeper's learners
                 // ACK each one; ours, told CUMULATIVE_ACK_VERSION, only the newest per fsync).
-                for (_, acks) in self.leader_state().acks.range_mut(..=p.zxid) {
-                    acks.insert(from);
-                }
+                let mark = self.leader_state().acked.entry(from).or_insert(p.zxid);
+                *mark = (*mark).max(p.zxid);
                 self.try_commit();
             }
             packet::REQUEST => {
@@ -554,6 +567,7 @@ impl Zab {
     pub(super) fn forget_learner(&mut self, sid: Sid) {
         if let Some(l) = self.leader.as_mut() {
             l.learners.remove(&sid);
+            l.acked.remove(&sid);
             l.pending_syncs.retain(|(s, _)| *s != sid);
         }
     }
@@ -593,6 +607,7 @@ impl Zab {
         }
         for sid in dropped {
             l.learners.remove(&sid);
+            l.acked.remove(&sid);
             l.pending_syncs.retain(|(s, _)| *s != sid);
             self.ready.disconnect.push(sid);
         }
