@@ -679,15 +679,26 @@ mod tests {
         assert_eq!(tail.len(), 3000);
     }
 
+    /// A store under `dir` (db, log) that logged the create of `path` at `zxid`, and a tree
+    /// that applied it (its changes not saved yet).
+    fn one_node_logged(
+        dir: &Path,
+        zxid: i64,
+        path: &str,
+    ) -> (Store, DataTree, std::path::PathBuf, std::path::PathBuf) {
+        let (db, log) = (dir.join("db"), dir.join("log"));
+        let store = Store::open(&db, &log, true).unwrap();
+        let mut tree = DataTree::new(false);
+        let t = create(zxid, path);
+        store.append_log([&t]).unwrap();
+        tree.apply(&t);
+        (store, tree, db, log)
+    }
+
     #[test]
     fn the_applied_state_an_earlier_version_kept_in_meta_moves_next_to_the_nodes() {
         let dir = tempfile::tempdir().unwrap();
-        let (db, log) = (dir.path().join("db"), dir.path().join("log"));
-        let store = Store::open(&db, &log, true).unwrap();
-        let mut tree = DataTree::new(false);
-        let t = create(7, "/kept");
-        store.append_log([&t]).unwrap();
-        tree.apply(&t);
+        let (store, mut tree, db, log) = one_node_logged(dir.path(), 7, "/kept");
         let dirty = tree.take_dirty();
         store.save_applied(&tree, &dirty, &[]).unwrap();
         // As that version left it: the last applied zxid and a session in `meta` only.
@@ -718,12 +729,7 @@ mod tests {
     #[test]
     fn sessions_and_the_last_applied_zxid_load_with_the_nodes_and_never_as_nodes() {
         let dir = tempfile::tempdir().unwrap();
-        let (db, log) = (dir.path().join("db"), dir.path().join("log"));
-        let store = Store::open(&db, &log, true).unwrap();
-        let mut tree = DataTree::new(false);
-        let t = create(3, "/a");
-        store.append_log([&t]).unwrap();
-        tree.apply(&t);
+        let (store, mut tree, db, log) = one_node_logged(dir.path(), 3, "/a");
         tree.insert_session(0x1234, 6000);
         let dirty = tree.take_dirty();
         let sessions = [(0x1234, Some(6000)), (0x99, Some(9000)), (0x77, None)];

@@ -201,13 +201,7 @@ impl ChildSet {
                 self.split(0);
             }
         } else {
-            self.inserts = self.inserts.wrapping_add(1);
-            if self.inserts.is_multiple_of(GROW_EVERY) {
-                if let Some(i) = fullest(self.shards.iter().map(|s| (s.len(), s.capacity()))) {
-                    let cap = self.shards[i].capacity();
-                    self.shards[i].reserve(cap);
-                }
-            }
+            grow_ahead(&mut self.inserts, &mut self.shards);
         }
         true
     }
@@ -355,21 +349,59 @@ const SHARDS: usize = 64;
 /// Every this many inserts, a sharded table grows its fullest shard ahead of time.
 const GROW_EVERY: u32 = 256;
 
-/// Which of a set of shards to grow ahead of time: the fullest, once past 70% of what it holds
-/// before it must grow. Shards filled evenly by a hash reach their limit together and, left
-/// alone, would all grow (each rehashing everything it holds) within a few turns: at 917,504
-/// znodes (64 x 16,384 x 7/8), turns of 20-34 ms where others took 13. Grown one at a time,
-/// early, every [`GROW_EVERY`] inserts, that work spreads out. `(len, capacity)` per shard.
-fn fullest(shards: impl Iterator<Item = (usize, usize)>) -> Option<usize> {
-    let mut best = None;
-    let mut best_load = 0.7;
-    for (i, (len, cap)) in shards.enumerate() {
-        let load = len as f64 / cap.max(1) as f64;
-        if load > best_load {
-            (best, best_load) = (Some(i), load);
+/// A shard of a sharded table, as [`grow_ahead`] sees it.
+trait Shard {
+    fn len(&self) -> usize;
+    fn capacity(&self) -> usize;
+    fn reserve(&mut self, n: usize);
+}
+
+impl<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher> Shard for HashMap<K, V, S> {
+    fn len(&self) -> usize {
+        HashMap::len(self)
+    }
+    fn capacity(&self) -> usize {
+        HashMap::capacity(self)
+    }
+    fn reserve(&mut self, n: usize) {
+        HashMap::reserve(self, n)
+    }
+}
+
+impl<T: Eq + std::hash::Hash, S: std::hash::BuildHasher> Shard for std::collections::HashSet<T, S> {
+    fn len(&self) -> usize {
+        std::collections::HashSet::len(self)
+    }
+    fn capacity(&self) -> usize {
+        std::collections::HashSet::capacity(self)
+    }
+    fn reserve(&mut self, n: usize) {
+        std::collections::HashSet::reserve(self, n)
+    }
+}
+
+/// Counts an insert into `shards`; every [`GROW_EVERY`] inserts, doubles the fullest shard once
+/// it is past 70% of what it holds before it must grow. Shards filled evenly by a hash reach
+/// their limit together and, left alone, would all grow (each rehashing everything it holds)
+/// within a few turns: at 917,504 znodes (64 x 16,384 x 7/8), turns of 20-34 ms where others
+/// took 13. Grown one at a time, early, that work spreads out.
+fn grow_ahead<T: Shard>(inserts: &mut u32, shards: &mut [T]) {
+    *inserts = inserts.wrapping_add(1);
+    if !inserts.is_multiple_of(GROW_EVERY) {
+        return;
+    }
+    let mut fullest = None;
+    let mut most = 0.7;
+    for (i, s) in shards.iter().enumerate() {
+        let load = s.len() as f64 / s.capacity().max(1) as f64;
+        if load > most {
+            (fullest, most) = (Some(i), load);
         }
     }
-    best
+    if let Some(s) = fullest.map(|i| &mut shards[i]) {
+        let cap = s.capacity();
+        s.reserve(cap);
+    }
 }
 
 /// The znodes by path, in shards. A hash table that grows moves all its entries at once, on
@@ -415,13 +447,7 @@ impl NodeMap {
     }
 
     fn insert(&mut self, p: String, node: Box<Node>) -> Option<Box<Node>> {
-        self.inserts = self.inserts.wrapping_add(1);
-        if self.inserts.is_multiple_of(GROW_EVERY) {
-            if let Some(i) = fullest(self.shards.iter().map(|s| (s.len(), s.capacity()))) {
-                let cap = self.shards[i].capacity();
-                self.shards[i].reserve(cap);
-            }
-        }
+        grow_ahead(&mut self.inserts, &mut self.shards);
         let i = self.shard(&p);
         self.shards[i].insert(p.into_boxed_str(), node)
     }

@@ -62,10 +62,6 @@ impl Txn {
             out
         })
     }
-
-    pub fn entry(&self) -> &TxnEntry {
-        &self.entry
-    }
 }
 
 impl std::ops::Deref for Txn {
@@ -641,7 +637,7 @@ mod tests {
         let at = payload.as_ptr();
         let received = Txn::decode(payload).unwrap();
         assert_eq!(received.bytes().as_ptr(), at);
-        assert_eq!(*received.entry(), txn(1, b"received"));
+        assert_eq!(*received, txn(1, b"received"));
         // One encoded here on first use, kept: the same bytes each time.
         let proposed = Txn::new(txn(2, b"proposed"));
         assert_eq!(proposed.bytes(), &txn(2, b"proposed").to_bytes()[..]);

@@ -34,6 +34,13 @@ fn describe(sim: &Sim, id: Sid) -> String {
     }
 }
 
+fn leader(sim: &Sim) -> Option<&zkrs::zab::Zab> {
+    sim.nodes
+        .values()
+        .filter_map(|n| n.zab.as_ref())
+        .find(|z| z.is_leader())
+}
+
 fn roles(sim: &Sim) -> BTreeMap<Sid, String> {
     sim.nodes
         .keys()
@@ -70,12 +77,7 @@ fn run_command(sim: &mut Option<Sim>, line: &str) -> String {
                         s.propose();
                         s.drain();
                     }
-                    let leader = s
-                        .nodes
-                        .values()
-                        .filter_map(|n| n.zab.as_ref())
-                        .find(|z| z.is_leader());
-                    match leader {
+                    match leader(s) {
                         Some(z) => {
                             let _ = writeln!(out, "committed through {:#x}", z.last_committed);
                         }
@@ -93,12 +95,7 @@ fn run_command(sim: &mut Option<Sim>, line: &str) -> String {
                         s.propose();
                     }
                     s.drain_batched();
-                    let leader = s
-                        .nodes
-                        .values()
-                        .filter_map(|n| n.zab.as_ref())
-                        .find(|z| z.is_leader());
-                    if let Some(z) = leader {
+                    if let Some(z) = leader(s) {
                         let _ = writeln!(out, "committed through {:#x}", z.last_committed);
                     }
                     let names = [

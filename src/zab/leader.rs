@@ -342,10 +342,10 @@ impl Zab {
             "proposals must use next_zxid()"
         );
         let z = entry.header.zxid;
+        self.append(entry.clone());
         // Encoded once: these bytes are the PROPOSALs' payload and, kept, the log record.
-        let bytes = entry.bytes().to_vec();
-        self.append(entry);
-        let l = self.leader_state();
+        let bytes = entry.bytes();
+        let l = self.leader.get_or_insert_with(LeaderState::default);
         l.next_counter += 1;
         let n = bytes.len();
         l.proposal_sizes = Some(match l.proposal_sizes {
@@ -361,7 +361,7 @@ impl Zab {
         for sid in voters {
             self.send(
                 sid,
-                Msg::Packet(qp(packet::PROPOSAL, z, Some(bytes.clone()))),
+                Msg::Packet(qp(packet::PROPOSAL, z, Some(bytes.to_vec()))),
             );
         }
     }

@@ -271,15 +271,13 @@ impl Zab {
         // The log is in zxid order and holds up to `max_log` committed txns: bisect to the
         // first unacked one rather than scan the window per fsync.
         let start = self.log.partition_point(|e| e.header.zxid <= from);
-        let mut zxids: Vec<i64> = self
-            .log
-            .range(start..)
-            .map(|e| e.header.zxid)
-            .take_while(|z| *z <= persisted)
-            .collect();
-        if cumulative && zxids.len() > 1 {
-            zxids.drain(..zxids.len() - 1);
+        let end = self.log.partition_point(|e| e.header.zxid <= persisted);
+        if end <= start {
+            return;
         }
+        // A cumulative ACK: the newest one only.
+        let first = if cumulative { end - 1 } else { start };
+        let zxids: Vec<i64> = self.log.range(first..end).map(|e| e.header.zxid).collect();
         for z in &zxids {
             self.send(leader, Msg::Packet(qp(packet::ACK, *z, None)));
         }

@@ -281,13 +281,18 @@ impl Sim {
         let Some(msg) = self.channels.get_mut(&key).and_then(VecDeque::pop_front) else {
             return;
         };
-        let (from, to) = key;
+        self.hand(key, msg);
+        self.take(key.1);
+    }
+
+    /// `msg` from `key.0` stepped into `key.1` (counted if a quorum packet); its Ready not
+    /// taken yet.
+    fn hand(&mut self, (from, to): (Sid, Sid), msg: Msg) {
         if let Msg::Packet(p) = &msg {
             *self.delivered.entry(p.type_).or_default() += 1;
         }
         if let Some(z) = self.nodes.get_mut(&to).unwrap().zab.as_mut() {
             z.step(from, msg);
-            self.take(to);
         }
     }
 
@@ -317,12 +322,7 @@ impl Sim {
                 for key in keys {
                     while let Some(msg) = self.channels.get_mut(&key).and_then(VecDeque::pop_front)
                     {
-                        if let Msg::Packet(p) = &msg {
-                            *self.delivered.entry(p.type_).or_default() += 1;
-                        }
-                        if let Some(z) = self.nodes.get_mut(to).unwrap().zab.as_mut() {
-                            z.step(key.0, msg);
-                        }
+                        self.hand(key, msg);
                     }
                 }
                 self.take(*to);
