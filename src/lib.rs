@@ -19,6 +19,7 @@ pub mod overlay;
 pub mod path;
 pub mod prep;
 pub mod quorum;
+pub mod reactor;
 pub mod read;
 pub mod replica;
 pub mod server;

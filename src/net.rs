@@ -15,18 +15,19 @@ use tokio::sync::{mpsc, oneshot};
 
 /// What the core has for a connection's socket: the frames, appended to one buffer (so a burst
 /// of replies is one write), and whether to close after them. Shared by the core, which
-/// appends, and the connection's task. At the end of its turn the core writes a plain
+/// appends, and the connection's reader. At the end of its turn the core writes a plain
 /// connection's frames itself when the socket takes them (no wake-up, no second thread); what
-/// the socket does not take, and everything for a TLS connection, the task writes. Light on
-/// purpose: an idle connection holds an empty buffer and its task's waker, nothing else.
+/// the socket does not take, the [`crate::reactor`] writes when the socket is writable again.
+/// A TLS connection's frames are all written by its task. Light on purpose: an idle
+/// connection holds an empty buffer, nothing else.
 pub struct Outbound {
     pending: Mutex<Pending>,
-    /// The socket, for the core's own writes (plain connections only).
-    direct: Option<Arc<TcpStream>>,
-    /// The connection's place under `maxClientCnxns`, given back when both the task and the
-    /// core are done with the connection. Here and not in the task: every byte of the task's
-    /// future is carried by every idle connection, and its allocation grows in 128-byte steps.
-    _guard: crate::server::CnxnGuard,
+    /// A plain connection's socket (non-blocking), written by whoever flushes: the core, or
+    /// the reactor once the socket takes more.
+    direct: Option<std::net::TcpStream>,
+    /// The connection's place under `maxClientCnxns`, given back when both the reader and
+    /// the core are done with the connection.
+    guard: crate::server::CnxnGuard,
 }
 
 #[derive(Debug, Default)]
@@ -34,19 +35,35 @@ struct Pending {
     bytes: Vec<u8>,
     close: bool,
     /// The task holds bytes it took and has not finished writing: nobody else writes before
-    /// them.
+    /// them (TLS connections).
     busy: bool,
-    /// The connection's task, while it waits for something to write.
+    /// The socket is shut: what is queued after this is dropped (plain connections).
+    shut: bool,
+    /// The connection's task, while it waits for something to write (TLS connections).
     waker: Option<Waker>,
 }
 
 impl Outbound {
-    fn new(guard: crate::server::CnxnGuard, direct: Option<Arc<TcpStream>>) -> Self {
+    pub(crate) fn new(
+        guard: crate::server::CnxnGuard,
+        direct: Option<std::net::TcpStream>,
+    ) -> Self {
         Outbound {
             pending: Mutex::default(),
             direct,
-            _guard: guard,
+            guard,
         }
+    }
+
+    /// A plain connection's socket.
+    pub(crate) fn socket(&self) -> Option<&std::net::TcpStream> {
+        self.direct.as_ref()
+    }
+
+    /// A plain connection's socket and place under `maxClientCnxns`, once nobody else holds
+    /// the connection (a four-letter word, handed to a task before any handshake).
+    pub(crate) fn into_parts(self) -> (Option<std::net::TcpStream>, crate::server::CnxnGuard) {
+        (self.direct, self.guard)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -67,29 +84,13 @@ impl Outbound {
     pub fn flush(&self) {
         let waiting = {
             let mut p = self.lock();
+            if let Some(stream) = &self.direct {
+                write_out(stream, &mut p);
+                return;
+            }
             if p.bytes.is_empty() || p.busy {
                 // Nothing to send, or the task is writing and takes the rest after.
                 return;
-            }
-            if let Some(stream) = &self.direct {
-                let mut sent = 0;
-                while sent < p.bytes.len() {
-                    match stream.try_write(&p.bytes[sent..]) {
-                        Ok(n) if n > 0 => sent += n,
-                        // Full socket buffer (or a failing socket): the task takes over,
-                        // waits until it can write, or sees the error and ends.
-                        _ => break,
-                    }
-                }
-                if sent == p.bytes.len() {
-                    // Not kept: an idle connection holds no buffer.
-                    p.bytes = Vec::new();
-                    if !p.close {
-                        return;
-                    }
-                } else {
-                    p.bytes.drain(..sent);
-                }
             }
             p.waker.take()
         };
@@ -103,6 +104,13 @@ impl Outbound {
         let waiting = {
             let mut p = self.lock();
             p.close = true;
+            if let Some(stream) = &self.direct {
+                // Frames queued this turn go first: the core flushes them at its end.
+                if p.bytes.is_empty() {
+                    write_out(stream, &mut p);
+                }
+                return;
+            }
             p.waker.take()
         };
         if let Some(w) = waiting {
@@ -129,6 +137,46 @@ impl Outbound {
     fn written(&self) {
         self.lock().busy = false;
     }
+}
+
+/// Writes what a plain connection has queued, as much as its socket takes; the reactor writes
+/// the rest when the socket is writable again. Once everything is out after a close, or on a
+/// write error, the socket is shut: the reactor sees it end and tells the core.
+fn write_out(stream: &std::net::TcpStream, p: &mut Pending) {
+    use std::io::Write;
+    if p.shut {
+        p.bytes = Vec::new();
+        return;
+    }
+    let mut sent = 0;
+    let mut failed = false;
+    while sent < p.bytes.len() {
+        match (&*stream).write(&p.bytes[sent..]) {
+            Ok(0) => failed = true,
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(_) => failed = true,
+        }
+        if failed {
+            break;
+        }
+    }
+    if failed || sent == p.bytes.len() {
+        // Not kept: an idle connection holds no buffer.
+        p.bytes = Vec::new();
+    } else {
+        p.bytes.drain(..sent);
+    }
+    if failed || (p.close && p.bytes.is_empty()) {
+        p.shut = true;
+        let _ = shut_std(stream);
+    }
+}
+
+/// Shuts both directions of a plain connection's socket.
+pub(crate) fn shut_std(stream: &std::net::TcpStream) -> std::io::Result<()> {
+    stream.shutdown(std::net::Shutdown::Both)
 }
 
 /// All the four-letter words ZooKeeper knows.
@@ -296,17 +344,22 @@ enum Woken {
     Read(std::io::Result<usize>),
 }
 
-/// Serves a plain client connection until either side closes it. Not an `async fn`: the
-/// task is exactly the connection loop's future, with nothing around it.
-pub fn serve_plain(
-    stream: TcpStream,
-    link: Link,
+/// Answers a four-letter word that arrived on a plain connection (handed over by the
+/// reactor, which reads nothing more of it), then closes the connection.
+pub(crate) async fn answer_plain_word(
+    word: &'static str,
+    buf: Vec<u8>,
+    stream: std::net::TcpStream,
     guard: crate::server::CnxnGuard,
-) -> impl std::future::Future<Output = ()> + Send {
-    let _ = stream.set_nodelay(true);
+    peer: SocketAddr,
+    core: mpsc::Sender<CoreMsg>,
+) {
+    let _guard = guard;
+    let Ok(stream) = TcpStream::from_std(stream) else {
+        return;
+    };
     let stream = Arc::new(stream);
-    let out = Arc::new(Outbound::new(guard, Some(stream.clone())));
-    serve_on(stream.clone(), PlainWriter(stream), out, link)
+    four_letter_word(word, buf, stream.clone(), PlainWriter(stream), peer, core).await;
 }
 
 /// Serves a client connection on the secure port until either side closes it.
@@ -319,6 +372,99 @@ pub fn serve_tls(
     let (rd, wr) = tokio::io::split(stream);
     let out = Arc::new(Outbound::new(guard, None));
     serve_on(rd, wr, out, link)
+}
+
+/// A connection's framing state: before or after its handshake. The same for the reactor's
+/// plain connections and the TLS connections' tasks.
+pub(crate) struct Framing {
+    pub conn: ConnId,
+    pub peer: SocketAddr,
+    /// The ConnectRequest was read: what follows are requests.
+    pub handshake_done: bool,
+    /// The core was told of the connection, and must be told when it ends.
+    pub connected_sent: bool,
+}
+
+/// What [`Framing::next`] found.
+pub(crate) enum Next {
+    /// A message for the core.
+    Msg(CoreMsg),
+    /// No whole frame yet.
+    More,
+    /// Bad input: the connection is closed, as ZooKeeper closes it.
+    Close,
+}
+
+impl Framing {
+    pub(crate) fn new(conn: ConnId, peer: SocketAddr) -> Self {
+        Framing {
+            conn,
+            peer,
+            handshake_done: false,
+            connected_sent: false,
+        }
+    }
+
+    /// Before the first frame, 4 bytes spelling a known word make the connection a 4lw.
+    pub(crate) fn four_letter_word(&self, buf: &[u8]) -> Option<&'static str> {
+        if self.handshake_done {
+            return None;
+        }
+        let word = std::str::from_utf8(buf.get(..4)?).ok()?;
+        FOUR_LETTER_WORDS.iter().copied().find(|w| *w == word)
+    }
+
+    /// The next frame of `buf[*start..]` as a message for the core, `start` moved past it.
+    pub(crate) fn next(
+        &mut self,
+        buf: &[u8],
+        start: &mut usize,
+        max_buffer: usize,
+        out: &Arc<Outbound>,
+    ) -> Next {
+        let len = match frame::check(&buf[*start..], max_buffer) {
+            Ok(Some(len)) => len,
+            Ok(None) => return Next::More,
+            Err(e) => {
+                tracing::debug!("closing {}: {e}", self.peer);
+                return Next::Close;
+            }
+        };
+        let payload = &buf[*start + frame::LEN_BYTES..*start + frame::LEN_BYTES + len];
+        *start += frame::LEN_BYTES + len;
+        if self.handshake_done {
+            return decode_request(self.conn, payload).map_or(Next::Close, Next::Msg);
+        }
+        self.handshake_done = true;
+        match Connect::from_bytes(payload) {
+            Ok(connect) => {
+                self.connected_sent = true;
+                Next::Msg(CoreMsg::Connect {
+                    conn: self.conn,
+                    connect,
+                    peer: self.peer,
+                    tx: out.clone(),
+                })
+            }
+            Err(e) => {
+                tracing::debug!("closing {}: bad ConnectRequest: {e}", self.peer);
+                Next::Close
+            }
+        }
+    }
+}
+
+/// Drops the first `start` bytes of `buf`, which were frames: an idle connection holds no
+/// buffer, and a big one shrinks back once drained.
+pub(crate) fn consumed(buf: &mut Vec<u8>, start: usize) {
+    if start == buf.len() {
+        *buf = Vec::new();
+    } else {
+        buf.drain(..start);
+        if buf.capacity() > 256 * 1024 && buf.len() < 4096 {
+            buf.shrink_to(4096);
+        }
+    }
 }
 
 /// What a connection's task knows besides its socket.
@@ -347,8 +493,7 @@ fn serve_on(
     async move {
         // Empty between requests: an idle connection holds no read buffer.
         let mut buf: Vec<u8> = Vec::new();
-        let mut handshake_done = false;
-        let mut connected_sent = false;
+        let mut framing = Framing::new(link.conn, link.peer);
         'outer: loop {
             let woken = std::future::poll_fn(|cx| {
                 if let Poll::Ready((bytes, close)) = out.poll_take(cx) {
@@ -380,89 +525,41 @@ fn serve_on(
                         Ok(0) | Err(_) => break,
                         Ok(_) => {}
                     }
-                    // Before the first frame, 4 bytes spelling a known word make this a 4lw.
-                    if !handshake_done && buf.len() >= 4 {
-                        if let Ok(word) = std::str::from_utf8(&buf[..4]) {
-                            if FOUR_LETTER_WORDS.contains(&word) {
-                                let word = word.to_string();
-                                // Boxed: its state is not carried by every connection's task.
-                                Box::pin(four_letter_word(word, buf, rd, wr, link.peer, link.core))
-                                    .await;
-                                return;
-                            }
-                        }
+                    if let Some(word) = framing.four_letter_word(&buf) {
+                        // Boxed: its state is not carried by every connection's task.
+                        Box::pin(four_letter_word(word, buf, rd, wr, link.peer, link.core)).await;
+                        return;
                     }
                     let mut start = 0;
                     loop {
-                        let len = match frame::check(&buf[start..], link.max_buffer) {
-                            Ok(Some(len)) => len,
-                            Ok(None) => break,
-                            Err(e) => {
-                                tracing::debug!("closing {}: {e}", link.peer);
-                                break 'outer;
-                            }
+                        let msg = match framing.next(&buf, &mut start, link.max_buffer, &out) {
+                            Next::Msg(msg) => msg,
+                            Next::More => break,
+                            Next::Close => break 'outer,
                         };
-                        // A full core queue stops us reading this socket: backpressure. The slot
-                        // is taken before the request is decoded, so the waiting task does not
-                        // carry the decoded request.
-                        let slot = match link.core.try_reserve() {
-                            Ok(slot) => slot,
-                            Err(mpsc::error::TrySendError::Full(())) => {
+                        if framing.handshake_done {
+                            deadline = None;
+                        }
+                        // A full core queue stops us reading this socket: backpressure.
+                        match link.core.try_send(msg) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(msg)) => {
                                 // Boxed: the wait is rare, and its state would otherwise be
                                 // carried by every connection's task.
-                                match Box::pin(link.core.reserve()).await {
-                                    Ok(slot) => slot,
-                                    Err(_) => break 'outer,
-                                }
-                            }
-                            Err(mpsc::error::TrySendError::Closed(())) => break 'outer,
-                        };
-                        let payload =
-                            &buf[start + frame::LEN_BYTES..start + frame::LEN_BYTES + len];
-                        start += frame::LEN_BYTES + len;
-                        let msg = if !handshake_done {
-                            handshake_done = true;
-                            deadline = None;
-                            match Connect::from_bytes(payload) {
-                                Ok(connect) => {
-                                    connected_sent = true;
-                                    CoreMsg::Connect {
-                                        conn: link.conn,
-                                        connect,
-                                        peer: link.peer,
-                                        tx: out.clone(),
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::debug!(
-                                        "closing {}: bad ConnectRequest: {e}",
-                                        link.peer
-                                    );
+                                if Box::pin(link.core.send(msg)).await.is_err() {
                                     break 'outer;
                                 }
                             }
-                        } else {
-                            match decode_request(link.conn, payload) {
-                                Some(msg) => msg,
-                                None => break 'outer,
-                            }
-                        };
-                        slot.send(msg);
-                    }
-                    if start == buf.len() {
-                        buf = Vec::new();
-                    } else {
-                        buf.drain(..start);
-                        if buf.capacity() > 256 * 1024 && buf.len() < 4096 {
-                            buf.shrink_to(4096);
+                            Err(mpsc::error::TrySendError::Closed(_)) => break 'outer,
                         }
                     }
+                    consumed(&mut buf, start);
                 }
             }
         }
         rd.end();
-        if connected_sent {
-            // Boxed for the same reason as the reserve above.
+        if framing.connected_sent {
+            // Boxed for the same reason as the send above.
             let _ = Box::pin(link.core.send(CoreMsg::Closed { conn: link.conn })).await;
         }
     }
@@ -470,7 +567,7 @@ fn serve_on(
 
 /// Answers a four-letter word and closes the connection.
 async fn four_letter_word(
-    word: String,
+    word: &'static str,
     mut buf: Vec<u8>,
     mut rd: impl Reading,
     mut wr: impl Writing,
@@ -494,7 +591,7 @@ async fn four_letter_word(
     let (tx, rx) = oneshot::channel();
     if core
         .send(CoreMsg::FourLetter {
-            word,
+            word: word.to_string(),
             arg,
             peer,
             reply: tx,

@@ -49,27 +49,17 @@ async fn tls_handshake(
     }
 }
 
-/// Accepts on `listener`, or waits forever when there is none.
-async fn accept(
-    listener: Option<&TcpListener>,
-) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
-    match listener {
-        Some(l) => l.accept().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Bounded queue into the core: when it is full, connections stop reading.
 const CORE_QUEUE: usize = 8192;
 
 /// Counts connections per client IP (`maxClientCnxns`).
-struct CnxnLimit {
-    max: usize,
+pub(crate) struct CnxnLimit {
+    pub(crate) max: usize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl CnxnLimit {
-    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<CnxnGuard> {
+    pub(crate) fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<CnxnGuard> {
         let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(ip).or_default();
         if self.max > 0 && *n >= self.max {
@@ -190,69 +180,74 @@ pub async fn run(
                 Err(e) => tracing::error!("core runtime: {e}"),
             }
         })?;
-    if let Some(l) = &listeners.plain {
-        tracing::info!("serving clients on {}", l.local_addr()?);
-    }
-    if let Some((l, _)) = &listeners.secure {
-        tracing::info!("serving TLS clients on {}", l.local_addr()?);
-    }
-    let plain = listeners.plain.as_ref();
-    let (secure, acceptor) = match &listeners.secure {
-        Some((l, a)) => (Some(l), Some(a.clone())),
-        None => (None, None),
-    };
     let limit = Arc::new(CnxnLimit {
         max: cfg.max_client_cnxns,
         per_ip: Mutex::new(HashMap::new()),
     });
-    let next_conn = AtomicU64::new(1);
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = accept(plain) => accepted.map(|(s, p)| (s, p, None)),
-            accepted = accept(secure) => accepted.map(|(s, p)| (s, p, acceptor.clone())),
-        };
-        let (stream, peer, tls) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some(guard) = limit.acquire(peer.ip()) else {
-            tracing::warn!(
-                "too many connections from {} (maxClientCnxns={})",
-                peer.ip(),
-                cfg.max_client_cnxns
-            );
-            drop(stream);
-            continue;
-        };
-        let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-        let handshake = std::time::Duration::from_millis(cfg.sessionless_cnxn_timeout_ms);
-        let link = crate::net::Link {
-            peer,
-            conn,
-            core: core_tx.clone(),
-            max_buffer: cfg.jute_max_buffer,
-            handshake_timeout: handshake,
-        };
-        match tls {
-            // The task is the connection loop's future itself, nothing around it: every idle
-            // connection carries it.
-            None => {
-                tokio::spawn(crate::net::serve_plain(stream, link, guard));
-            }
-            Some(acceptor) => {
-                tokio::spawn(async move {
-                    if let Some(s) = tls_handshake(acceptor, stream, peer, handshake).await {
-                        crate::net::serve_tls(s, link, guard).await;
-                    }
-                });
-            }
+    let next_conn = Arc::new(AtomicU64::new(1));
+    let handshake = std::time::Duration::from_millis(cfg.sessionless_cnxn_timeout_ms);
+    let reactor = match listeners.plain {
+        Some(l) => {
+            tracing::info!("serving clients on {}", l.local_addr()?);
+            let setup = crate::reactor::Setup {
+                core: core_tx.clone(),
+                limit: limit.clone(),
+                next_conn: next_conn.clone(),
+                max_buffer: cfg.jute_max_buffer,
+                handshake_timeout: handshake,
+                runtime: tokio::runtime::Handle::current(),
+            };
+            Some(crate::reactor::Reactor::start(l.into_std()?, setup)?)
         }
+        None => None,
+    };
+    if let Some((l, _)) = &listeners.secure {
+        tracing::info!("serving TLS clients on {}", l.local_addr()?);
+    }
+    tokio::pin!(shutdown);
+    // The TLS port: a task per connection (the plain port is the reactor's).
+    if let Some((secure, acceptor)) = &listeners.secure {
+        loop {
+            let accepted = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = secure.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(guard) = limit.acquire(peer.ip()) else {
+                tracing::warn!(
+                    "too many connections from {} (maxClientCnxns={})",
+                    peer.ip(),
+                    cfg.max_client_cnxns
+                );
+                drop(stream);
+                continue;
+            };
+            let link = crate::net::Link {
+                peer,
+                conn: next_conn.fetch_add(1, Ordering::Relaxed),
+                core: core_tx.clone(),
+                max_buffer: cfg.jute_max_buffer,
+                handshake_timeout: handshake,
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Some(s) = tls_handshake(acceptor, stream, peer, handshake).await {
+                    crate::net::serve_tls(s, link, guard).await;
+                }
+            });
+        }
+    } else {
+        shutdown.await;
+    }
+    if let Some(r) = reactor {
+        let _ = tokio::task::spawn_blocking(move || r.stop()).await;
     }
     tracing::info!("shutting down");
     let _ = core_tx.send(crate::core::CoreMsg::Shutdown).await;

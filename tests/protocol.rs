@@ -1130,3 +1130,31 @@ fn replies_that_overflow_the_socket_arrive_whole_and_in_order() {
     }
     assert_eq!(c.call(exists("/big", false)).err(), 0);
 }
+
+#[test]
+fn replies_the_socket_cannot_take_at_once_follow_whole_and_in_order() {
+    // 40 replies of 900 KB, asked for without reading: the socket's buffers fill, the server
+    // keeps the rest and writes it as the client reads. Meanwhile other clients are served.
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let data: Vec<u8> = (0..900_000u32).map(|i| (i % 251) as u8).collect();
+    ok_create(&mut c, "/big", &data, 0);
+    let xids: Vec<i32> = (0..40).map(|_| c.send(&get_data("/big", false))).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut other = Client::connect(s.addr);
+    ok_create(&mut other, "/meanwhile", b"x", 0);
+    assert_eq!(other.call(get_data("/meanwhile", false)).err(), 0);
+    for xid in xids {
+        let r = c.recv(xid, OpCode::GetData).expect("reply");
+        match r.body {
+            Some(Response::GetData(GetDataResponse { data: got, .. })) => {
+                assert!(
+                    got.as_deref() == Some(&data[..]),
+                    "reply {xid} is not the node's data"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(c.call(exists("/meanwhile", false)).err(), 0);
+}
