@@ -73,7 +73,7 @@ pub fn run(word: &str, arg: Option<i64>, core: &mut Core, peer: SocketAddr) -> S
             for c in core.conns.values_mut() {
                 c.received = 0;
                 c.sent = 0;
-                c.last_op = "NA";
+                c.last_op = None;
                 c.last_zxid = -1;
                 c.resp = crate::core::ConnLatency::default();
             }
@@ -265,7 +265,7 @@ fn cons(core: &Core, peer: SocketAddr) -> String {
             let _ = write!(
                 out,
                 ",sid=0x{sid:x},lop={},est={},to={timeout},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={min},avglat={avg},maxlat={max}",
-                c.last_op, c.established_ms, r.last_cxid, c.last_zxid, r.last_response_ms, r.last_latency_ms
+                c.last_op.map_or("NA", crate::core::op_name), c.established_ms, i64::from(r.last_cxid), c.last_zxid, r.last_response_ms, r.last_latency_ms
             );
         }
         let _ = writeln!(out, ")");

@@ -114,11 +114,12 @@ pub struct Conn {
     pub sent: u64,
     pub established_ms: i64,
     pub last_zxid: i64,
-    pub last_op: &'static str,
+    /// The last request's operation (`cons` prints its short name, or NA).
+    pub last_op: Option<OpCode>,
     /// What `cons` reports of the last response and the latencies (`ServerCnxn`'s stats).
     pub resp: ConnLatency,
     /// Writes proposed and not yet answered.
-    pending_writes: usize,
+    pending_writes: u32,
     /// Requests that arrived while writes were pending, answered in order after them.
     queue: VecDeque<Queued>,
 }
@@ -130,16 +131,16 @@ impl Conn {
 }
 
 /// A connection's last response and its latency figures, in ms (`ServerCnxn`'s lastCxid,
-/// lastResponseTime, lastLatency, min/avg/maxLatency).
+/// lastResponseTime, lastLatency, min/avg/maxLatency). Compact: every connection has one.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLatency {
-    pub last_cxid: i64,
+    pub last_cxid: i32,
+    pub last_latency_ms: u32,
     pub last_response_ms: i64,
-    pub last_latency_ms: i64,
-    pub min_ms: i64,
-    pub max_ms: i64,
-    pub total_ms: i64,
-    pub count: i64,
+    pub min_ms: u32,
+    pub max_ms: u32,
+    pub total_ms: u64,
+    pub count: u32,
 }
 
 impl Default for ConnLatency {
@@ -149,7 +150,7 @@ impl Default for ConnLatency {
             last_cxid: -1,
             last_response_ms: 0,
             last_latency_ms: 0,
-            min_ms: i64::MAX,
+            min_ms: u32::MAX,
             max_ms: 0,
             total_ms: 0,
             count: 0,
@@ -159,21 +160,23 @@ impl Default for ConnLatency {
 
 impl ConnLatency {
     fn record(&mut self, cxid: i32, latency_ms: i64) {
-        self.last_cxid = i64::from(cxid);
+        let latency_ms = u32::try_from(latency_ms.max(0)).unwrap_or(u32::MAX);
+        self.last_cxid = cxid;
         self.last_response_ms = now_ms();
         self.last_latency_ms = latency_ms;
         self.min_ms = self.min_ms.min(latency_ms);
         self.max_ms = self.max_ms.max(latency_ms);
-        self.total_ms += latency_ms;
-        self.count += 1;
+        self.total_ms += u64::from(latency_ms);
+        self.count = self.count.saturating_add(1);
     }
 
     /// (min, avg, max) as `cons` prints them: 0 before the first response.
-    pub fn min_avg_max(&self) -> (i64, i64, i64) {
+    pub fn min_avg_max(&self) -> (u64, u64, u64) {
         if self.count == 0 {
             return (0, 0, 0);
         }
-        (self.min_ms, self.total_ms / self.count, self.max_ms)
+        let (min, max) = (u64::from(self.min_ms), u64::from(self.max_ms));
+        (min, self.total_ms / u64::from(self.count), max)
     }
 }
 
@@ -529,7 +532,7 @@ impl Core {
                 self.stats.packets_received += 1;
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.received += 1;
-                    c.last_op = op_name(req.op());
+                    c.last_op = Some(req.op());
                 }
                 self.enqueue(conn, Queued::Req(xid, req));
             }
@@ -640,7 +643,7 @@ impl Core {
                 sent: 0,
                 established_ms: now_ms(),
                 last_zxid: 0,
-                last_op: "NA",
+                last_op: None,
                 resp: ConnLatency::default(),
                 pending_writes: 0,
                 queue: VecDeque::new(),

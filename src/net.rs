@@ -378,7 +378,6 @@ pub fn serve_tls(
 /// plain connections and the TLS connections' tasks.
 pub(crate) struct Framing {
     pub conn: ConnId,
-    pub peer: SocketAddr,
     /// The ConnectRequest was read: what follows are requests.
     pub handshake_done: bool,
     /// The core was told of the connection, and must be told when it ends.
@@ -396,10 +395,9 @@ pub(crate) enum Next {
 }
 
 impl Framing {
-    pub(crate) fn new(conn: ConnId, peer: SocketAddr) -> Self {
+    pub(crate) fn new(conn: ConnId) -> Self {
         Framing {
             conn,
-            peer,
             handshake_done: false,
             connected_sent: false,
         }
@@ -415,18 +413,21 @@ impl Framing {
     }
 
     /// The next frame of `buf[*start..]` as a message for the core, `start` moved past it.
+    /// `peer` is asked for only by the handshake and by what is logged (a connection of the
+    /// reactor does not keep its address: the socket has it).
     pub(crate) fn next(
         &mut self,
         buf: &[u8],
         start: &mut usize,
         max_buffer: usize,
         out: &Arc<Outbound>,
+        peer: &dyn Fn() -> SocketAddr,
     ) -> Next {
         let len = match frame::check(&buf[*start..], max_buffer) {
             Ok(Some(len)) => len,
             Ok(None) => return Next::More,
             Err(e) => {
-                tracing::debug!("closing {}: {e}", self.peer);
+                tracing::debug!("closing {}: {e}", peer());
                 return Next::Close;
             }
         };
@@ -442,12 +443,12 @@ impl Framing {
                 Next::Msg(CoreMsg::Connect {
                     conn: self.conn,
                     connect,
-                    peer: self.peer,
+                    peer: peer(),
                     tx: out.clone(),
                 })
             }
             Err(e) => {
-                tracing::debug!("closing {}: bad ConnectRequest: {e}", self.peer);
+                tracing::debug!("closing {}: bad ConnectRequest: {e}", peer());
                 Next::Close
             }
         }
@@ -493,7 +494,8 @@ fn serve_on(
     async move {
         // Empty between requests: an idle connection holds no read buffer.
         let mut buf: Vec<u8> = Vec::new();
-        let mut framing = Framing::new(link.conn, link.peer);
+        let mut framing = Framing::new(link.conn);
+        let peer = || link.peer;
         'outer: loop {
             let woken = std::future::poll_fn(|cx| {
                 if let Poll::Ready((bytes, close)) = out.poll_take(cx) {
@@ -532,7 +534,8 @@ fn serve_on(
                     }
                     let mut start = 0;
                     loop {
-                        let msg = match framing.next(&buf, &mut start, link.max_buffer, &out) {
+                        let msg = match framing.next(&buf, &mut start, link.max_buffer, &out, &peer)
+                        {
                             Next::Msg(msg) => msg,
                             Next::More => break,
                             Next::Close => break 'outer,

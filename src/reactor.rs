@@ -26,6 +26,9 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
 /// Room made in a connection's buffer before each read.
 const READ_ROOM: usize = 4096;
+/// A connection whose socket no longer knows its peer (reset meanwhile).
+const UNKNOWN_PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 /// After a failed accept (out of descriptors, say), the next try.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
@@ -237,7 +240,7 @@ impl Loop {
         let c = Box::new(Cnxn {
             out: Arc::new(Outbound::new(guard, Some(stream))),
             buf: Vec::new(),
-            framing: Framing::new(conn, peer),
+            framing: Framing::new(conn),
         });
         if i == self.conns.len() {
             self.conns.push(Some(c));
@@ -315,11 +318,12 @@ impl Loop {
         if let Some(word) = c.framing.four_letter_word(&c.buf) {
             return Reading::Word(word);
         }
+        let peer = || stream.peer_addr().unwrap_or(UNKNOWN_PEER);
         let mut start = 0;
         loop {
             match c
                 .framing
-                .next(&c.buf, &mut start, self.setup.max_buffer, &c.out)
+                .next(&c.buf, &mut start, self.setup.max_buffer, &c.out, &peer)
             {
                 Next::Msg(msg) => {
                     if !send(&self.setup.core, msg) {
@@ -346,7 +350,7 @@ impl Loop {
         let (Some(stream), guard) = out.into_parts() else {
             return;
         };
-        let peer = c.framing.peer;
+        let peer = stream.peer_addr().unwrap_or(UNKNOWN_PEER);
         let core = self.setup.core.clone();
         let buf = c.buf;
         self.setup.runtime.spawn(crate::net::answer_plain_word(
