@@ -92,6 +92,12 @@ pub enum CoreMsg {
 enum Queued {
     Req(i32, Request),
     Bad(i32, OpCode),
+    /// A read answered early (see [`Core::may_answer_early`]): its reply frame, sent once
+    /// the connection's `wait_for`th write is answered.
+    Held {
+        frame: Vec<u8>,
+        wait_for: u64,
+    },
 }
 
 impl Queued {
@@ -100,6 +106,7 @@ impl Queued {
         match self {
             Queued::Req(_, req) => req.is_write() || (learner && matches!(req, Request::Sync(_))),
             Queued::Bad(_, op) => is_write_op(*op),
+            Queued::Held { .. } => false,
         }
     }
 }
@@ -120,6 +127,11 @@ pub struct Conn {
     pub resp: ConnLatency,
     /// Writes proposed and not yet answered.
     pending_writes: u32,
+    /// Requests in `queue` other than held replies: while there are some, everything that
+    /// arrives queues behind them.
+    blocking: u32,
+    /// Writes answered so far (held replies wait for a count of them).
+    writes_answered: u64,
     /// Requests that arrived while writes were pending, answered in order after them.
     queue: VecDeque<Queued>,
 }
@@ -239,6 +251,9 @@ pub struct Core {
     /// Proposed and not yet committed, in zxid order.
     pub(crate) inflight: VecDeque<Inflight>,
     outbox: Vec<(ConnId, Out)>,
+    /// While a read is answered early: its connection, and the count of its answered
+    /// writes the reply waits for (what it sends is held in its queue).
+    holding: Option<(ConnId, u64)>,
     /// The connections given frames this turn (kept for its capacity).
     touched: Vec<OutTx>,
     batch_start: Instant,
@@ -302,6 +317,7 @@ impl Core {
             started: now,
             inflight: VecDeque::new(),
             outbox: Vec::new(),
+            holding: None,
             touched: Vec::new(),
             batch_start: now,
             replica: None,
@@ -493,6 +509,14 @@ impl Core {
     }
 
     pub(crate) fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        if let Some((held, wait_for)) = self.holding {
+            if held == conn {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.queue.push_back(Queued::Held { frame, wait_for });
+                }
+                return;
+            }
+        }
         self.outbox.push((conn, Out::Frame(frame)));
     }
 
@@ -512,10 +536,13 @@ impl Core {
     /// Sends the reply to request `xid`, carrying `zxid` (remembered for `cons`, with the
     /// latency since its batch began).
     pub(crate) fn send_reply(&mut self, conn: ConnId, xid: i32, zxid: i64, frame: Vec<u8>) {
-        let latency_ms = self.batch_start.elapsed().as_millis() as i64;
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.last_zxid = zxid;
-            c.resp.record(xid, latency_ms);
+        // A held reply is accounted for when it is released.
+        if self.holding.is_none_or(|(held, _)| held != conn) {
+            let latency_ms = self.batch_start.elapsed().as_millis() as i64;
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.last_zxid = zxid;
+                c.resp.record(xid, latency_ms);
+            }
         }
         self.send(conn, frame);
     }
@@ -646,6 +673,8 @@ impl Core {
                 last_op: None,
                 resp: ConnLatency::default(),
                 pending_writes: 0,
+                blocking: 0,
+                writes_answered: 0,
                 queue: VecDeque::new(),
             }),
         );
@@ -796,14 +825,55 @@ impl Core {
         // the overlay): many writes of one session share an fsync. Reads wait for the
         // session's pending writes, so they see them; nothing overtakes a queued request.
         let learner = !self.is_authority();
+        let early = self.may_answer_early(conn, &q);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if !c.queue.is_empty() || (c.pending_writes > 0 && !q.is_write(learner)) {
+        let write = q.is_write(learner);
+        if c.blocking == 0 && c.pending_writes > 0 && !write && early {
+            // Answered now, sent after the writes before it.
+            let wait_for = c.writes_answered + u64::from(c.pending_writes);
+            self.holding = Some((conn, wait_for));
+            self.process(conn, q);
+            self.holding = None;
+            return;
+        }
+        // A write passes held replies only when it will be proposed (and so answered after
+        // the writes they wait for); anything else keeps its place behind them.
+        let passes = c.queue.is_empty() || (write && early);
+        if c.blocking > 0 || (c.pending_writes > 0 && !write) || !passes {
+            c.blocking += 1;
             c.queue.push_back(q);
             return;
         }
         self.process(conn, q);
+    }
+
+    /// May this request be processed before the connection's pending writes are answered?
+    /// Standalone, a read of a node that no pending txn changes (for getChildren: none
+    /// adds or removes a child) sees what it would see after them: it is answered now and
+    /// its reply held until they are answered (ZooKeeper's order on the wire, and the
+    /// session's later writes need not wait a turn for it). A write may pass held replies
+    /// when its session is live (it will be proposed, and answered after them).
+    fn may_answer_early(&self, conn: ConnId, q: &Queued) -> bool {
+        if self.replica.is_some() {
+            return false;
+        }
+        let live = self
+            .session_of(conn)
+            .and_then(|sid| self.sessions.get(&sid))
+            .is_some_and(|s| !s.closing && !s.local);
+        let Queued::Req(_, req) = q else {
+            return false;
+        };
+        let path = match req {
+            Request::Exists(r) => &r.path,
+            Request::GetData(r) => &r.path,
+            Request::GetChildren(r) => &r.path,
+            Request::GetChildren2(r) => &r.path,
+            req => return live && req.is_write(),
+        };
+        live && !self.overlay.touches(path)
     }
 
     /// Processes queued requests of `conn` in order, until a read meets a pending write.
@@ -814,12 +884,40 @@ impl Core {
                 return;
             };
             let Some(front) = c.queue.front() else { return };
-            if c.pending_writes > 0 && !front.is_write(learner) {
-                return;
+            match front {
+                Queued::Held { wait_for, .. } => {
+                    if c.writes_answered < *wait_for {
+                        return;
+                    }
+                }
+                front => {
+                    if c.pending_writes > 0 && !front.is_write(learner) {
+                        return;
+                    }
+                }
             }
             let Some(q) = c.queue.pop_front() else { return };
-            self.process(conn, q);
+            match q {
+                Queued::Held { mut frame, .. } => self.release(conn, &mut frame),
+                q => {
+                    c.blocking = c.blocking.saturating_sub(1);
+                    self.process(conn, q);
+                }
+            }
         }
+    }
+
+    /// Sends a held reply, carrying the zxid the server is at now (as if answered now).
+    fn release(&mut self, conn: ConnId, frame: &mut Vec<u8>) {
+        let zxid = self.tree.last_zxid;
+        let xid = match frame.get(4..8).map(<[u8; 4]>::try_from) {
+            Some(Ok(b)) => i32::from_be_bytes(b),
+            _ => return,
+        };
+        if let Some(z) = frame.get_mut(8..16) {
+            z.copy_from_slice(&zxid.to_be_bytes());
+        }
+        self.send_reply(conn, xid, zxid, std::mem::take(frame));
     }
 
     fn process(&mut self, conn: ConnId, q: Queued) {
@@ -829,6 +927,10 @@ impl Core {
         let tick = self.cfg.tick_time_ms;
         let (xid, req) = match q {
             Queued::Req(xid, req) => (xid, req),
+            Queued::Held { mut frame, .. } => {
+                self.release(conn, &mut frame);
+                return;
+            }
             Queued::Bad(xid, op) => {
                 if is_write_op(op) && self.sessions.get(&sid).is_some_and(|s| s.local) {
                     // The read-only server turns writes away by opcode, before decoding.
@@ -1164,7 +1266,10 @@ impl Core {
     /// A pending write of `conn` was answered: let its queued requests through.
     pub(crate) fn answered(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.pending_writes = c.pending_writes.saturating_sub(1);
+            if c.pending_writes > 0 {
+                c.pending_writes -= 1;
+                c.writes_answered += 1;
+            }
         }
         self.drain(conn);
     }

@@ -90,6 +90,11 @@ impl Overlay {
         self.changes.is_empty()
     }
 
+    /// Does a pending txn change the node at `p` (for a parent: its children)?
+    pub fn touches(&self, p: &str) -> bool {
+        self.changes.contains_key(p)
+    }
+
     pub fn len(&self) -> usize {
         self.changes.len()
     }

@@ -1158,3 +1158,99 @@ fn replies_the_socket_cannot_take_at_once_follow_whole_and_in_order() {
     }
     assert_eq!(c.call(exists("/meanwhile", false)).err(), 0);
 }
+
+#[test]
+fn reads_pipelined_behind_writes_see_them_and_replies_keep_request_order() {
+    // One session pipelines writes and reads. Reads of nodes the pending writes leave alone
+    // may be answered early; every reply still comes in request order, with zxids that never
+    // go back, and each read sees the session's writes before it.
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/other", b"o1", 0);
+    let w1 = c.send(&create("/s", b"s1", 0));
+    let r1 = c.send(&get_data("/other", false));
+    let w2 = c.send(&set_data("/s", b"s2", 0));
+    let r2 = c.send(&get_data("/s", false));
+    let r3 = c.send(&children2("/", false));
+    let r4 = c.send(&exists("/other", true));
+    let w3 = c.send(&set_data("/other", b"o2", 0));
+    let r5 = c.send(&get_data("/other", false));
+    let mut zxids = Vec::new();
+    let mut expect = |c: &mut Client, xid: i32, op: OpCode| {
+        let r = c.recv(xid, op).expect("reply");
+        assert_eq!(r.err(), 0, "{op:?}");
+        zxids.push(r.header.zxid);
+        r.body
+    };
+    expect(&mut c, w1, OpCode::Create);
+    match expect(&mut c, r1, OpCode::GetData) {
+        Some(Response::GetData(GetDataResponse { data, .. })) => {
+            assert_eq!(data.as_deref(), Some(&b"o1"[..]))
+        }
+        other => panic!("{other:?}"),
+    }
+    expect(&mut c, w2, OpCode::SetData);
+    match expect(&mut c, r2, OpCode::GetData) {
+        Some(Response::GetData(GetDataResponse { data, stat })) => {
+            assert_eq!(data.as_deref(), Some(&b"s2"[..]));
+            assert_eq!(stat.version, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    match expect(&mut c, r3, OpCode::GetChildren2) {
+        Some(Response::GetChildren2(GetChildren2Response { children, .. })) => {
+            assert!(children.unwrap_or_default().contains(&"s".to_string()))
+        }
+        other => panic!("{other:?}"),
+    }
+    expect(&mut c, r4, OpCode::Exists);
+    // The session's own setData fires the watch exists left: the event, then its reply.
+    let w3_reply = c.recv(w3, OpCode::SetData).expect("reply");
+    assert_eq!(w3_reply.err(), 0);
+    let event = c
+        .events
+        .pop_front()
+        .expect("the exists watch fired before the setData reply");
+    assert_eq!(event.path, "/other");
+    match expect(&mut c, r5, OpCode::GetData) {
+        Some(Response::GetData(GetDataResponse { data, .. })) => {
+            assert_eq!(data.as_deref(), Some(&b"o2"[..]))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        zxids.windows(2).all(|w| w[0] <= w[1]),
+        "reply zxids went back: {zxids:?}"
+    );
+}
+
+#[test]
+fn a_watch_set_by_an_early_read_fires_after_its_reply() {
+    // The read registers its watch when answered early; another session's change to the node
+    // must not reach the client before the read's reply.
+    let s = TestServer::start("");
+    let mut a = Client::connect(s.addr);
+    let mut b = Client::connect(s.addr);
+    ok_create(&mut a, "/w", b"0", 0);
+    for round in 0..50 {
+        let new = format!("x{round}");
+        let w = a.send(&create(&format!("/a{round}"), b"", 0));
+        let r = a.send(&get_data("/w", true));
+        assert_eq!(b.call(set_data("/w", new.as_bytes(), -1)).err(), 0);
+        assert_eq!(a.recv(w, OpCode::Create).expect("create").err(), 0);
+        // recv collects notifications that come before the reply: there must be none.
+        let got = a.recv(r, OpCode::GetData).expect("getData");
+        assert!(
+            a.events.is_empty(),
+            "round {round}: the event overtook the reply"
+        );
+        let Some(Response::GetData(GetDataResponse { data, .. })) = got.body else {
+            panic!("round {round}: {got:?}");
+        };
+        // The read came before the other session's setData (then its watch fires), or after.
+        if data.as_deref() != Some(new.as_bytes()) {
+            let e = a.next_event().expect("the watch fires");
+            assert_eq!(e.path, "/w");
+        }
+    }
+}
