@@ -78,10 +78,7 @@ impl Reactor {
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("zkrs-net".into())
-            .spawn(move || {
-                batch_scheduling();
-                lp.run(&stopping)
-            })?;
+            .spawn(move || lp.run(&stopping))?;
         Ok(Reactor {
             waker,
             stop,
@@ -391,32 +388,6 @@ impl Loop {
                 },
             );
         }
-    }
-}
-
-/// Puts the calling thread under SCHED_BATCH at nice 0: it no longer preempts the thread
-/// it wakes beside. When the core and this thread share a CPU, requests arriving during a
-/// turn of the core then wait for the turn to end (or block on its fsync) instead of cutting
-/// it into slices; the core's turns are shorter and take more requests each. Measured on one
-/// pinned CPU, mixed 90/10 at 16x64: 410k -> 550k ops/s, p50 2.4 -> 1.2 ms. Needs no
-/// privilege; where it fails the thread runs as before.
-fn batch_scheduling() {
-    use thread_priority::{
-        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
-        ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
-    };
-    // The crate maps 0..=99 onto nice 19..=-20 for normal policies: 48 is nice 0.
-    let Ok(nice_0) = ThreadPriorityValue::try_from(48u8) else {
-        return;
-    };
-    let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
-    let set = set_thread_priority_and_policy(
-        thread_native_id(),
-        ThreadPriority::Crossplatform(nice_0),
-        policy,
-    );
-    if let Err(e) = set {
-        tracing::debug!("client reactor: SCHED_BATCH at nice 0: {e:?}");
     }
 }
 
