@@ -1,8 +1,9 @@
 //! # zkrs: a ZooKeeper wire-compatible server
 //!
-//! Data flow (see README): socket -> [`net`] (framing, 4lw, decode) -> [`core`] (the one task
-//! that owns all state) -> [`prep`] (request -> txn | error) -> [`tree`] apply -> [`store`]
-//! (RocksDB group commit) -> replies and watch events in order -> socket.
+//! Data flow (see README): socket -> [`reactor`] / [`net`] (framing, 4lw, decode) ->
+//! [`core`] (the one task that owns all state) -> [`prep`] (request -> txn | error) ->
+//! [`tree`] apply -> [`store`] (RocksDB group commit) -> replies and watch events in order ->
+//! socket.
 
 /// Hash maps keyed by what clients send (paths, ids): ahash with per-process random keys.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;

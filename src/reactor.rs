@@ -161,6 +161,12 @@ impl Loop {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.read(i);
                         }
+                        // The peer's end (or an error) is signalled once: read on until the
+                        // read that sees it, or the connection would wait for its session
+                        // to expire.
+                        if ev.is_read_closed() || ev.is_error() {
+                            self.again.push(i);
+                        }
                     }
                 }
             }

@@ -191,3 +191,17 @@ fn data_over_the_limit_is_refused_and_nothing_is_stored() {
     let r = c.call(get_data("/d", false));
     assert!(matches!(r.body, Some(Response::GetData(ref d)) if d.data.as_deref() == Some(&[][..])));
 }
+
+#[test]
+fn a_client_that_half_closes_mid_frame_is_closed_at_once() {
+    // After the handshake, part of a frame and then the client's end of the stream: the
+    // server sees the end and closes the connection (not when the session expires).
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    c.stream.write_all(&[0, 0, 0, 50, 1, 2, 3]).unwrap();
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let t0 = std::time::Instant::now();
+    assert!(is_closed(&mut c.stream), "the server kept the connection");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    still_serving(&s);
+}
