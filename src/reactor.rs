@@ -78,7 +78,7 @@ impl Reactor {
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("zkrs-net".into())
-            .spawn(move || lp.run(&stopping))?;
+            .spawn(move || crate::server::essential("client reactor", || lp.run(&stopping)))?;
         Ok(Reactor {
             waker,
             stop,

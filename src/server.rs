@@ -49,6 +49,16 @@ async fn tls_handshake(
     }
 }
 
+/// Runs the body of a thread the server cannot serve without (the core, the client reactor):
+/// if it panics, the process stops (status 2, as when the log cannot be written) instead of
+/// running on without it, its clients cut off while it still looks alive.
+pub(crate) fn essential(what: &'static str, body: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+        tracing::error!("the {what} thread panicked: stopping");
+        std::process::exit(2);
+    }
+}
+
 /// Bounded queue into the core: when it is full, connections stop reading.
 const CORE_QUEUE: usize = 8192;
 
@@ -172,13 +182,15 @@ pub async fn run(
     let core_thread = std::thread::Builder::new()
         .name("zkrs-core".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            match rt {
-                Ok(rt) => rt.block_on(core.run(core_rx)),
-                Err(e) => tracing::error!("core runtime: {e}"),
-            }
+            essential("core", || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match rt {
+                    Ok(rt) => rt.block_on(core.run(core_rx)),
+                    Err(e) => tracing::error!("core runtime: {e}"),
+                }
+            })
         })?;
     let limit = Arc::new(CnxnLimit {
         max: cfg.max_client_cnxns,
