@@ -1254,3 +1254,25 @@ fn a_watch_set_by_an_early_read_fires_after_its_reply() {
         }
     }
 }
+
+#[test]
+fn twenty_thousand_pipelined_requests_are_all_answered_in_order() {
+    // More requests in flight on one connection than the core's queue holds (8,192), written
+    // before any reply is read: the reader waits for the core when its queue is full, and
+    // nothing is lost or reordered.
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/p", b"pipelined", 0);
+    let mut frames = Vec::new();
+    let first = c.xid + 1;
+    for i in 0..20_000 {
+        get_data("/p", false).encode_frame(first + i, &mut frames);
+    }
+    c.xid += 20_000;
+    c.send_raw(&frames);
+    for i in 0..20_000 {
+        let r = c.recv(first + i, OpCode::GetData).expect("reply");
+        assert_eq!(r.err(), 0);
+    }
+    assert_eq!(c.call(exists("/p", false)).err(), 0);
+}
