@@ -825,28 +825,34 @@ impl Core {
         // the overlay): many writes of one session share an fsync. Reads wait for the
         // session's pending writes, so they see them; nothing overtakes a queued request.
         let learner = !self.is_authority();
-        let early = self.may_answer_early(conn, &q);
+        let write = q.is_write(learner);
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        // Nothing ahead of it (the common case): processed now, with no further look.
+        if c.queue.is_empty() && (c.pending_writes == 0 || write) {
+            self.process(conn, q);
+            return;
+        }
+        // Only held replies ahead of it: it may go now, if answering it early is safe.
+        let early = c.blocking == 0 && c.pending_writes > 0 && self.may_answer_early(conn, &q);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let write = q.is_write(learner);
-        if c.blocking == 0 && c.pending_writes > 0 && !write && early {
+        if early && !write {
             // Answered now, sent after the writes before it.
             let wait_for = c.writes_answered + u64::from(c.pending_writes);
             self.holding = Some((conn, wait_for));
             self.process(conn, q);
             self.holding = None;
-            return;
-        }
-        // A write passes held replies only when it will be proposed (and so answered after
-        // the writes they wait for); anything else keeps its place behind them.
-        let passes = c.queue.is_empty() || (write && early);
-        if c.blocking > 0 || (c.pending_writes > 0 && !write) || !passes {
+        } else if early {
+            // A write passes held replies: it is proposed, and answered after the writes
+            // they wait for.
+            self.process(conn, q);
+        } else {
             c.blocking += 1;
             c.queue.push_back(q);
-            return;
         }
-        self.process(conn, q);
     }
 
     /// May this request be processed before the connection's pending writes are answered?
@@ -898,7 +904,7 @@ impl Core {
             }
             let Some(q) = c.queue.pop_front() else { return };
             match q {
-                Queued::Held { mut frame, .. } => self.release(conn, &mut frame),
+                Queued::Held { frame, .. } => self.release(conn, frame),
                 q => {
                     c.blocking = c.blocking.saturating_sub(1);
                     self.process(conn, q);
@@ -908,7 +914,7 @@ impl Core {
     }
 
     /// Sends a held reply, carrying the zxid the server is at now (as if answered now).
-    fn release(&mut self, conn: ConnId, frame: &mut Vec<u8>) {
+    fn release(&mut self, conn: ConnId, mut frame: Vec<u8>) {
         let zxid = self.tree.last_zxid;
         let xid = match frame.get(4..8).map(<[u8; 4]>::try_from) {
             Some(Ok(b)) => i32::from_be_bytes(b),
@@ -917,7 +923,7 @@ impl Core {
         if let Some(z) = frame.get_mut(8..16) {
             z.copy_from_slice(&zxid.to_be_bytes());
         }
-        self.send_reply(conn, xid, zxid, std::mem::take(frame));
+        self.send_reply(conn, xid, zxid, frame);
     }
 
     fn process(&mut self, conn: ConnId, q: Queued) {
@@ -927,8 +933,8 @@ impl Core {
         let tick = self.cfg.tick_time_ms;
         let (xid, req) = match q {
             Queued::Req(xid, req) => (xid, req),
-            Queued::Held { mut frame, .. } => {
-                self.release(conn, &mut frame);
+            Queued::Held { frame, .. } => {
+                self.release(conn, frame);
                 return;
             }
             Queued::Bad(xid, op) => {

@@ -170,13 +170,14 @@ fn write_out(stream: &std::net::TcpStream, p: &mut Pending) {
     }
     if failed || (p.close && p.bytes.is_empty()) {
         p.shut = true;
-        let _ = shut_std(stream);
+        let _ = shut(stream);
     }
 }
 
-/// Shuts both directions of a plain connection's socket.
-pub(crate) fn shut_std(stream: &std::net::TcpStream) -> std::io::Result<()> {
-    stream.shutdown(std::net::Shutdown::Both)
+/// Shuts both directions of a plain connection's socket, whoever else still holds it (the
+/// core, the reactor, the other half): the client sees the close at once.
+pub(crate) fn shut(stream: &impl std::os::fd::AsFd) -> std::io::Result<()> {
+    socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both)
 }
 
 /// All the four-letter words ZooKeeper knows.
@@ -215,9 +216,6 @@ trait Reading: Send + Unpin {
         cx: &mut Context<'_>,
         buf: &mut Vec<u8>,
     ) -> Poll<std::io::Result<usize>>;
-
-    /// The connection is over: close it now, whoever still holds the socket.
-    fn end(&self) {}
 }
 
 /// The writing side of a connection: plain or TLS.
@@ -268,12 +266,6 @@ impl Reading for Arc<TcpStream> {
             }
         }
     }
-
-    /// The core holds the socket too (in the connection's [`Outbound`]) until it hears the
-    /// connection closed: shut both directions so the client sees the close at once.
-    fn end(&self) {
-        let _ = shut(self);
-    }
 }
 
 impl Reading for TlsRead {
@@ -319,19 +311,13 @@ impl AsyncWrite for PlainWriter {
         Poll::Ready(Ok(()))
     }
 
-    /// Both directions: the socket stays open while the core still holds the connection's
-    /// [`Outbound`], and the client must see the close now.
+    /// Both directions: the reading half holds the socket too.
     fn poll_shutdown(
         self: std::pin::Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<std::io::Result<()>> {
         Poll::Ready(shut(&self.0))
     }
-}
-
-/// Shuts both directions of a plain connection's socket, which the core may still hold.
-fn shut(stream: &TcpStream) -> std::io::Result<()> {
-    socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both)
 }
 
 /// What woke a connection's task.
@@ -560,7 +546,6 @@ fn serve_on(
                 }
             }
         }
-        rd.end();
         if framing.connected_sent {
             // Boxed for the same reason as the send above.
             let _ = Box::pin(link.core.send(CoreMsg::Closed { conn: link.conn })).await;

@@ -26,6 +26,8 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
 /// Room made in a connection's buffer before each read.
 const READ_ROOM: usize = 4096;
+/// The most one read takes.
+const MAX_READ_ROOM: usize = 64 << 10;
 /// A connection whose socket no longer knows its peer (reset meanwhile).
 const UNKNOWN_PEER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
@@ -220,11 +222,6 @@ impl Loop {
 
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
         let Some(guard) = self.setup.limit.acquire(peer.ip()) else {
-            tracing::warn!(
-                "too many connections from {} (maxClientCnxns={})",
-                peer.ip(),
-                self.setup.limit.max
-            );
             return;
         };
         if stream.set_nonblocking(true).is_err() {
@@ -294,7 +291,12 @@ impl Loop {
             return Reading::Done;
         };
         let len = c.buf.len();
-        c.buf.resize(len + READ_ROOM.max(c.buf.capacity() - len), 0);
+        // The room is zeroed before each read (no unsafe code here): at most 64 KiB of it, so
+        // a big frame arriving in small pieces is not zeroed over and over.
+        c.buf.resize(
+            len + READ_ROOM.max((c.buf.capacity() - len).min(MAX_READ_ROOM)),
+            0,
+        );
         let room = c.buf.len() - len;
         let n = loop {
             match (&*stream).read(&mut c.buf[len..]) {
@@ -384,7 +386,7 @@ impl Loop {
             return;
         };
         if let Some(stream) = c.socket() {
-            let _ = crate::net::shut_std(stream);
+            let _ = crate::net::shut(stream);
         }
         if c.framing.connected_sent {
             send(

@@ -64,15 +64,20 @@ const CORE_QUEUE: usize = 8192;
 
 /// Counts connections per client IP (`maxClientCnxns`).
 pub(crate) struct CnxnLimit {
-    pub(crate) max: usize,
+    max: usize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl CnxnLimit {
+    /// A place for one more connection from `ip`; none (and a warning) at the limit.
     pub(crate) fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<CnxnGuard> {
         let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(ip).or_default();
         if self.max > 0 && *n >= self.max {
+            tracing::warn!(
+                "too many connections from {ip} (maxClientCnxns={})",
+                self.max
+            );
             return None;
         }
         *n += 1;
@@ -233,11 +238,6 @@ pub async fn run(
                 }
             };
             let Some(guard) = limit.acquire(peer.ip()) else {
-                tracing::warn!(
-                    "too many connections from {} (maxClientCnxns={})",
-                    peer.ip(),
-                    cfg.max_client_cnxns
-                );
                 drop(stream);
                 continue;
             };
