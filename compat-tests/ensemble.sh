@@ -12,6 +12,7 @@ start)
   for i in 1 2 3; do servers+="server.$i=127.0.0.1:$((base + 10 + i)):$((base + 20 + i))"$'\n'; done
   for i in 1 2 3; do
     d="$dir/m$i"; mkdir -p "$d"; echo "$i" > "$d/myid"
+    # znodeCacheSizeMB=0: every read of a saved znode goes through the store.
     cat > "$d/zoo.cfg" <<CFG
 tickTime=2000
 initLimit=10
@@ -22,6 +23,7 @@ clientPortAddress=127.0.0.1
 4lw.commands.whitelist=*
 extendedTypesEnabled=true
 znode.container.checkIntervalMs=1000
+znodeCacheSizeMB=0
 $servers
 CFG
     "$bin" --config "$d/zoo.cfg" > "$d/zkrs.log" 2>&1 &

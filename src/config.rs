@@ -63,6 +63,8 @@ pub struct Config {
     pub read_only_mode: bool,
     pub force_sync: bool,
     pub container_check_interval_ms: u64,
+    /// `znodeCacheSizeMB` (zkrs's own): memory for the znodes held beyond the store, in bytes.
+    pub znode_cache_bytes: usize,
     /// How long a connection may stay silent before its handshake
     /// (`zookeeper.nio.sessionlessCnxnTimeout`).
     pub sessionless_cnxn_timeout_ms: u64,
@@ -126,6 +128,7 @@ impl Default for Config {
             reconfig_enabled: false,
             force_sync: true,
             container_check_interval_ms: 60_000,
+            znode_cache_bytes: crate::tree::DEFAULT_CACHE_BYTES,
             sessionless_cnxn_timeout_ms: 10_000,
             init_limit: 10,
             sync_limit: 5,
@@ -391,6 +394,11 @@ impl Config {
                     .filter(|&v: &u64| v > 0)
                     .ok_or_else(|| invalid("expected a positive number of ms"))?
             }
+            "znodeCacheSizeMB" => {
+                self.znode_cache_bytes = num(value)
+                    .and_then(|mb: usize| mb.checked_mul(1 << 20))
+                    .ok_or_else(|| invalid("expected a number of MiB"))?
+            }
             "nio.sessionlessCnxnTimeout" => {
                 self.sessionless_cnxn_timeout_ms = num(value)
                     .filter(|&v: &u64| v > 0)
@@ -486,6 +494,7 @@ const KNOWN_KEYS: &[&str] = &[
     "forceSync",
     "standaloneEnabled",
     "znode.container.checkIntervalMs",
+    "znodeCacheSizeMB",
     "nio.sessionlessCnxnTimeout",
     "initLimit",
     "syncLimit",

@@ -1371,7 +1371,7 @@ impl Core {
         let mut doomed = Vec::new();
         for p in self.tree.containers.iter() {
             if let Some(n) = self.tree.get(p) {
-                if n.children.is_empty() && n.stat.cversion > 0 {
+                if n.num_children == 0 && n.stat.cversion > 0 {
                     doomed.push(p.clone());
                 }
             }
@@ -1381,7 +1381,7 @@ impl Core {
                 if let crate::tree::NodeKind::Ttl(ttl) =
                     crate::tree::node_kind(n.stat.ephemeral_owner, true)
                 {
-                    if n.children.is_empty() && wall > n.stat.mtime.saturating_add(ttl) {
+                    if n.num_children == 0 && wall > n.stat.mtime.saturating_add(ttl) {
                         doomed.push(p.clone());
                     }
                 }

@@ -30,7 +30,7 @@ impl View for DataTree {
         self.get(p).map(|n| NodeView {
             stat: n.stat.clone(),
             acl: n.acl.clone(),
-            num_children: n.children.len(),
+            num_children: n.num_children as usize,
         })
     }
 

@@ -48,7 +48,7 @@ impl Core {
             // the child names into a Response first.
             Request::GetData(r) => {
                 let watch = r.watch.then_some(Kind::Data);
-                self.reply_from_node(conn, xid, &auth, &r.path, watch, |n, s, out| {
+                self.reply_from_node(conn, xid, &auth, &r.path, watch, |_, n, s, out| {
                     jute::codec::write_buffer(out, n.data.as_deref());
                     s.encode(out);
                 })?
@@ -57,9 +57,10 @@ impl Core {
             | Request::GetChildren2(GetChildren2Request { path, watch }) => {
                 let with_stat = matches!(op, jute::OpCode::GetChildren2);
                 let watch = watch.then_some(Kind::Child);
-                self.reply_from_node(conn, xid, &auth, &path, watch, |n, s, out| {
-                    out.extend_from_slice(&(n.children.len() as i32).to_be_bytes());
-                    for c in n.children.iter() {
+                self.reply_from_node(conn, xid, &auth, &path, watch, |tree, _, s, out| {
+                    let names = tree.children(&path);
+                    out.extend_from_slice(&(names.len() as i32).to_be_bytes());
+                    for c in names.iter() {
                         jute::codec::write_ustring(out, c);
                     }
                     if with_stat {
@@ -206,7 +207,7 @@ impl Core {
         auth: &AuthIds,
         p: &str,
         watch: Option<Kind>,
-        body: impl Fn(&crate::tree::Node, &Stat, &mut Vec<u8>),
+        body: impl Fn(&crate::tree::DataTree, &crate::tree::Node, &Stat, &mut Vec<u8>),
     ) -> Option<Result<Response, ZkError>> {
         let zxid = self.tree.last_zxid;
         let Some(n) = self.tree.get(p) else {
@@ -216,7 +217,13 @@ impl Core {
             return Some(Err(e));
         }
         let stat = n.client_stat(self.cfg.extended_types);
-        let frame = reply_frame(xid, zxid, 0, Some(&|out: &mut Vec<u8>| body(n, &stat, out)));
+        let tree = &self.tree;
+        let frame = reply_frame(
+            xid,
+            zxid,
+            0,
+            Some(&|out: &mut Vec<u8>| body(tree, &n, &stat, out)),
+        );
         if let Some(kind) = watch {
             self.watches.add(kind, p, conn);
         }
@@ -252,7 +259,12 @@ impl Core {
     ) -> Result<(Vec<String>, Stat), ZkError> {
         let n = self.tree.get(p).ok_or(ZkError::NoNode)?;
         acl::check(&n.acl, perms::READ, auth)?;
-        let children = n.children.iter().map(|c| c.to_string()).collect();
+        let children = self
+            .tree
+            .children(p)
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         let stat = n.client_stat(self.cfg.extended_types);
         if watch {
             self.watches.add(Kind::Child, p, conn);

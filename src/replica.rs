@@ -134,7 +134,12 @@ impl Core {
                         fatal("installing a snapshot", e);
                     }
                     tracing::info!("installed a snapshot at {zxid:#x} ({} znodes)", tree.len());
-                    self.tree = tree;
+                    drop(tree);
+                    // Served from the store like any tree: only recent nodes stay in memory.
+                    match self.store.open_tree(self.cfg.extended_types) {
+                        Ok(tree) => self.tree = tree,
+                        Err(e) => fatal("opening an installed snapshot", e),
+                    }
                     self.overlay.clear();
                     self.sessions
                         .retain(|id, _| self.tree.sessions.contains_key(id));

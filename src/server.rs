@@ -146,11 +146,12 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| cfg.data_dir.clone());
     std::fs::create_dir_all(&data_dir)?;
-    let store = Store::open(
+    let mut store = Store::open(
         &data_dir.join("zkrs-db"),
         &data_dir.join("zkrs-log"),
         cfg.force_sync,
     )?;
+    store.set_node_cache(cfg.znode_cache_bytes);
     let cfg = Arc::new(cfg);
     let mut core = Core::new(cfg.clone(), store, ensemble.is_none())?;
     let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);

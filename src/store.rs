@@ -2,10 +2,14 @@
 //!
 //! Proposals go to the transaction log (`txlog`, files of zeros written beforehand, one
 //! write and one fdatasync per batch: group commit). Column families: `nodes` (depth u16 BE ‖
-//! path -> StatPersisted ‖ ACL vector ‖ data; the depth prefix makes a load see parents
-//! first; and the applied state's own keys, FF FF 00 ‖ `z` -> last applied zxid and
-//! FF FF 00 ‖ `s` ‖ id -> session timeout), `meta` (the ZAB epochs), and `log`, where earlier
-//! versions kept the log (moved to the txlog at open).
+//! path -> StatPersisted ‖ ACL vector ‖ data ‖ number of children i32; the depth prefix makes
+//! a scan see parents first, and puts a node's children next to each other, so that they are
+//! listed by one seek; and the applied state's own keys, FF FF 00 ‖ `z` -> last applied zxid,
+//! FF FF 00 ‖ `s` ‖ id -> session timeout, FF FF 00 ‖ `f` -> format), `meta` (the ZAB
+//! epochs), and `log`, where earlier versions kept the log (moved to the txlog at open).
+//!
+//! The tree reads its nodes from here ([`Pages`]) and holds in memory only those changed and
+//! not saved yet, and those read lately (`znodeCacheSizeMB`).
 //!
 //! What applying committed txns changed is saved after the log write, with the last applied
 //! zxid, in one batch to the `nodes` family that skips RocksDB's write-ahead log: the txlog
@@ -15,7 +19,7 @@
 //! the last applied zxid that survived. Log segments are removed only after a flush has made
 //! the applied state they lead to durable.
 
-use crate::tree::{DataTree, Node};
+use crate::tree::{DataTree, Node, Pages};
 use crate::txlog::TxLog;
 use jute::data::{Acl, StatPersisted};
 use jute::{Decode, Encode, Reader, TxnEntry};
@@ -45,6 +49,10 @@ const OLD_LAST_ZXID: &[u8] = b"last_zxid";
 const APPLIED: [u8; 3] = [0xFF, 0xFF, 0x00];
 const LAST_ZXID: &[u8] = &[0xFF, 0xFF, 0x00, b'z'];
 const SESSION: &[u8] = &[0xFF, 0xFF, 0x00, b's'];
+/// The format of the node records: absent in those of earlier versions, which did not keep
+/// a node's number of children.
+const FORMAT: &[u8] = &[0xFF, 0xFF, 0x00, b'f'];
+const FORMAT_COUNTS: &[u8] = &[2];
 
 fn session_key(id: i64) -> Vec<u8> {
     let mut key = Vec::with_capacity(SESSION.len() + 8);
@@ -68,6 +76,8 @@ pub struct Store {
     retain: i64,
     /// The thread deleting log segments (after syncing the applied state they lead to).
     trimmer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Bytes of nodes a tree over this store holds in memory (beyond unsaved ones).
+    node_cache: usize,
 }
 
 /// What a restart recovers.
@@ -96,12 +106,14 @@ fn encode_node(node: &Node, out: &mut Vec<u8>) {
     node.stat.encode(out);
     jute::codec::write_vector(out, Some(node.acl.as_slice()));
     jute::codec::write_buffer(out, node.data.as_deref());
+    (node.num_children as i32).encode(out);
 }
 
 /// Decoded ACLs by their encoding: most nodes share a handful of ACLs.
 type AclCache = crate::FastMap<Vec<u8>, Arc<Vec<Acl>>>;
 
 /// A stored node; its ACL is decoded once per distinct encoding (`acls`, shared by a load).
+/// A record of an earlier version has no number of children: 0 then (see `count_children`).
 fn decode_node(bytes: &[u8], acls: &mut AclCache) -> Result<Node, jute::DecodeError> {
     let mut r = Reader::with_limit(bytes, usize::MAX >> 1);
     let stat = StatPersisted::decode(&mut r)?;
@@ -125,7 +137,123 @@ fn decode_node(bytes: &[u8], acls: &mut AclCache) -> Result<Node, jute::DecodeEr
         }
     };
     let data = r.read_buffer()?;
-    Ok(Node::new(stat, data, acl))
+    let mut node = Node::new(stat, data, acl);
+    if !r.is_empty() {
+        node.num_children = u32::try_from(r.read_i32()?).unwrap_or(0);
+    }
+    Ok(node)
+}
+
+/// The tree's view of the `nodes` family. Called on the core thread only.
+struct StoredNodes {
+    db: Arc<DB>,
+    acls: std::cell::RefCell<AclCache>,
+}
+
+/// A store that cannot be read or holds what cannot be decoded: the server stops (status 2,
+/// as when the log cannot be written) rather than answer from part of its nodes.
+fn unreadable(what: &str, e: impl std::fmt::Display) -> ! {
+    tracing::error!("reading {what} from the store failed, stopping: {e}");
+    std::process::exit(2);
+}
+
+impl StoredNodes {
+    fn cf(&self) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(CF_NODES)
+            .unwrap_or_else(|| panic!("column family {CF_NODES} missing"))
+    }
+
+    fn decode(&self, p: &str, value: &[u8]) -> Node {
+        decode_node(value, &mut self.acls.borrow_mut()).unwrap_or_else(|e| unreadable(p, e))
+    }
+}
+
+impl Pages for StoredNodes {
+    fn load(&self, p: &str) -> Option<Node> {
+        match self.db.get_pinned_cf(self.cf(), node_key(p)) {
+            Ok(Some(value)) => Some(self.decode(p, &value)),
+            Ok(None) => None,
+            Err(e) => unreadable(p, e),
+        }
+    }
+
+    fn children(&self, p: &str, f: &mut dyn FnMut(&str)) {
+        let prefix = child_prefix(p);
+        let mut it = self.db.raw_iterator_cf(self.cf());
+        it.seek(&prefix);
+        while let Some(key) = it.key() {
+            let Some(name) = key.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            match std::str::from_utf8(name) {
+                Ok(name) => f(name),
+                Err(e) => unreadable(p, e),
+            }
+            it.next();
+        }
+        if let Err(e) = it.status() {
+            unreadable(p, e);
+        }
+    }
+
+    fn scan(&self, f: &mut dyn FnMut(&str, &Node)) {
+        if let Err(e) = scan_nodes(&self.db, self.cf(), &mut self.acls.borrow_mut(), |p, n| {
+            f(p, &n);
+            Ok(())
+        }) {
+            unreadable("the nodes", e);
+        }
+    }
+}
+
+/// The key prefix of the children of `p`: their depth, then `p/`.
+fn child_prefix(p: &str) -> Vec<u8> {
+    let depth = u16::try_from(crate::path::depth(p) + 1).unwrap_or(u16::MAX);
+    let mut key = Vec::with_capacity(3 + p.len());
+    key.extend_from_slice(&depth.to_be_bytes());
+    key.extend_from_slice(p.as_bytes());
+    if p != "/" {
+        key.push(b'/');
+    }
+    key
+}
+
+/// Reads every node in key order (parents first) with one raw iterator (no boxed copy of
+/// each key and value), ACLs decoded once per distinct encoding; the applied state's keys
+/// are skipped.
+fn scan_nodes(
+    db: &DB,
+    cf: &rocksdb::ColumnFamily,
+    acls: &mut AclCache,
+    mut f: impl FnMut(&str, Node) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    // One pass over every node: large reads, and no block cache churn.
+    let mut read = rocksdb::ReadOptions::default();
+    read.fill_cache(false);
+    read.set_readahead_size(2 << 20);
+    let mut it = db.raw_iterator_cf_opt(cf, read);
+    it.seek_to_first();
+    while let (Some(key), Some(value)) = (it.key(), it.value()) {
+        if key.starts_with(&APPLIED) {
+            it.next();
+            continue;
+        }
+        let path = std::str::from_utf8(key.get(2..).unwrap_or_default()).map_err(|e| {
+            StoreError::Corrupt {
+                what: "node key",
+                detail: e.to_string(),
+            }
+        })?;
+        let node = decode_node(value, acls).map_err(|e| StoreError::Corrupt {
+            what: "node",
+            detail: format!("{path}: {e}"),
+        })?;
+        f(path, node)?;
+        it.next();
+    }
+    it.status()?;
+    Ok(())
 }
 
 impl Store {
@@ -135,8 +263,8 @@ impl Store {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        // Memtables are bounded: the tree lives in memory already, RocksDB need not hold a
-        // second copy of recent writes (defaults would allow 64 MiB x 2 per family).
+        // Memtables are bounded (defaults would allow 64 MiB x 2 per family): they count in
+        // the server's memory, next to the nodes the tree holds.
         opts.set_db_write_buffer_size(32 << 20);
         // The meta family's memtable (a few keys rewritten per batch) never fills, so without
         // a bound every WAL file would be kept (and replayed after a crash): past 64 MiB of
@@ -160,15 +288,19 @@ impl Store {
             o.set_disable_auto_compactions(true);
             o
         };
-        // The nodes family is written, never read, while serving (the tree is in memory) and
-        // read in order only at restart: a vector memtable appends (sorted once, at flush)
-        // where the default skip list pays a search per put. A vector memtable takes no
-        // concurrent writes; ours come from one thread anyway.
-        opts.set_allow_concurrent_memtable_write(false);
+        // The tree reads the nodes it does not hold from the nodes family: a bloom filter
+        // per table file answers most lookups of a path that is not there (every create
+        // asks) without reading a block, and one block cache serves the families.
+        let cache = rocksdb::Cache::new_lru_cache(8 << 20);
         let cfs = [CF_LOG, CF_NODES, CF_META].into_iter().map(|name| {
             let mut o = cf_opts();
             if name == CF_NODES {
-                o.set_memtable_factory(rocksdb::MemtableFactory::Vector);
+                let mut table = rocksdb::BlockBasedOptions::default();
+                table.set_block_cache(&cache);
+                table.set_bloom_filter(10.0, false);
+                o.set_block_based_table_factory(&table);
+                o.set_memtable_prefix_bloom_ratio(0.05);
+                o.set_memtable_whole_key_filtering(true);
             }
             ColumnFamilyDescriptor::new(name, o)
         });
@@ -181,6 +313,7 @@ impl Store {
             applied: AtomicI64::new(-1),
             retain: LOG_RETAIN,
             trimmer: Mutex::new(None),
+            node_cache: crate::tree::DEFAULT_CACHE_BYTES,
         };
         store.move_old_log()?;
         store.move_old_applied_state()?;
@@ -252,82 +385,27 @@ impl Store {
             .unwrap_or_else(|| panic!("column family {name} missing"))
     }
 
-    /// Loads the applied tree and its sessions; a fresh database gets the initial tree. With
+    /// How many bytes of nodes a tree over this store holds in memory, beyond those changed
+    /// and not saved yet (`znodeCacheSizeMB`).
+    pub fn set_node_cache(&mut self, bytes: usize) {
+        self.node_cache = bytes;
+    }
+
+    /// The applied tree and its sessions; a fresh database gets the initial tree. With
     /// `replay`, the logged txns after the last applied one are applied too (a standalone
     /// server's log holds only committed txns; a learner's tail waits for its leader).
     pub fn recover(&self, extended_types: bool, replay: bool) -> Result<Recovered, StoreError> {
-        let last = self.db.get_cf(self.cf(CF_NODES), LAST_ZXID)?;
-        let mut tree = match last {
-            None => DataTree::new(extended_types),
-            Some(last) => {
-                let last = <[u8; 8]>::try_from(last.as_slice())
-                    .map(i64::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt {
-                        what: "last zxid",
-                        detail: format!("{last:?}"),
-                    })?;
-                let mut tree = DataTree::empty(extended_types);
-                let nodes = self.cf(CF_NODES);
-                if let Ok(Some(n)) = self
-                    .db
-                    .property_int_value_cf(nodes, "rocksdb.estimate-num-keys")
-                {
-                    tree.reserve(usize::try_from(n).unwrap_or(0).min(1 << 26));
-                }
-                // A raw iterator (no boxed copy of each key and value) and ACLs decoded once
-                // per distinct encoding: a restart is mostly this loop.
-                let mut acls = AclCache::default();
-                // One pass over every node: large reads, and no block cache churn.
-                let mut read = rocksdb::ReadOptions::default();
-                read.fill_cache(false);
-                read.set_readahead_size(2 << 20);
-                let mut it = self.db.raw_iterator_cf_opt(nodes, read);
-                it.seek_to_first();
-                let mut sessions = Vec::new();
-                let mut loader = tree.loader();
-                while let (Some(key), Some(value)) = (it.key(), it.value()) {
-                    if key.starts_with(&APPLIED) {
-                        if let Some(id) = key.strip_prefix(SESSION) {
-                            let (Ok(id), Ok(timeout)) =
-                                (<[u8; 8]>::try_from(id), <[u8; 4]>::try_from(value))
-                            else {
-                                return Err(StoreError::Corrupt {
-                                    what: "session",
-                                    detail: format!("{key:?}"),
-                                });
-                            };
-                            sessions.push((i64::from_be_bytes(id), i32::from_be_bytes(timeout)));
-                        }
-                        it.next();
-                        continue;
-                    }
-                    let path = std::str::from_utf8(key.get(2..).unwrap_or_default())
-                        .map_err(|e| StoreError::Corrupt {
-                            what: "node key",
-                            detail: e.to_string(),
-                        })?
-                        .to_string();
-                    let node = decode_node(value, &mut acls).map_err(|e| StoreError::Corrupt {
-                        what: "node",
-                        detail: format!("{path}: {e}"),
-                    })?;
-                    loader.add(path, node);
-                    it.next();
-                }
-                drop(loader);
-                it.status()?;
-                for (id, timeout) in sessions {
-                    tree.insert_session(id, timeout);
-                }
-                tree.last_zxid = last;
-                self.applied.store(last, Ordering::Relaxed);
-                tree
-            }
-        };
+        let mut tree = self.open_tree(extended_types)?;
         let last_logged = self.last_logged()?.unwrap_or(tree.last_zxid);
         if replay {
-            for txn in self.txns_after(tree.last_zxid)? {
-                tree.apply(&txn);
+            // Saved as it goes: until saved, what the txns changed is held in memory.
+            for txns in self.txns_after(tree.last_zxid)?.chunks(4096) {
+                for txn in txns {
+                    tree.apply(txn);
+                }
+                let (dirty, sessions) = (tree.take_dirty(), tree.take_dirty_sessions());
+                self.save_applied(&tree, &dirty, &sessions)?;
+                tree.recycle_dirty(dirty);
             }
         }
         for cf in [CF_LOG, CF_NODES, CF_META] {
@@ -335,6 +413,87 @@ impl Store {
                 .set_options_cf(self.cf(cf), &[("disable_auto_compactions", "false")])?;
         }
         Ok(Recovered { tree, last_logged })
+    }
+
+    /// The applied tree over the `nodes` family. Every node is read once, to count and index
+    /// them (ephemerals, containers, TTL nodes, quotas, the digest), and none is kept in
+    /// memory. A fresh database gets the initial tree, saved with the first changes.
+    pub fn open_tree(&self, extended_types: bool) -> Result<DataTree, StoreError> {
+        let pages = Box::new(StoredNodes {
+            db: self.db.clone(),
+            acls: Default::default(),
+        });
+        let nodes = self.cf(CF_NODES);
+        let Some(last) = self.db.get_cf(nodes, LAST_ZXID)? else {
+            self.db.put_cf(nodes, FORMAT, FORMAT_COUNTS)?;
+            return Ok(DataTree::new(extended_types).with_pages(pages, self.node_cache));
+        };
+        let last = <[u8; 8]>::try_from(last.as_slice())
+            .map(i64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt {
+                what: "last zxid",
+                detail: format!("{last:?}"),
+            })?;
+        if self.db.get_cf(nodes, FORMAT)?.is_none() {
+            self.count_children()?;
+        }
+        let mut tree = DataTree::empty(extended_types).with_pages(pages, self.node_cache);
+        let mut acls = AclCache::default();
+        scan_nodes(&self.db, nodes, &mut acls, |p, n| {
+            tree.index_stored(p, &n);
+            Ok(())
+        })?;
+        for item in self.db.prefix_iterator_cf(nodes, SESSION) {
+            let (key, value) = item?;
+            let Some(id) = key.strip_prefix(SESSION) else {
+                break;
+            };
+            let (Ok(id), Ok(timeout)) = (<[u8; 8]>::try_from(id), <[u8; 4]>::try_from(&*value))
+            else {
+                return Err(StoreError::Corrupt {
+                    what: "session",
+                    detail: format!("{key:?}"),
+                });
+            };
+            tree.insert_session(i64::from_be_bytes(id), i32::from_be_bytes(timeout));
+        }
+        tree.last_zxid = last;
+        self.applied.store(last, Ordering::Relaxed);
+        Ok(tree)
+    }
+
+    /// Node records of an earlier version lack their number of children: counts them and
+    /// rewrites every record (once, synced), then marks the format.
+    fn count_children(&self) -> Result<(), StoreError> {
+        let nodes = self.cf(CF_NODES);
+        let mut acls = AclCache::default();
+        let mut counts: crate::FastMap<String, u32> = Default::default();
+        scan_nodes(&self.db, nodes, &mut acls, |p, _| {
+            if let Some(parent) = crate::path::parent(p) {
+                *counts.entry(parent.to_string()).or_default() += 1;
+            }
+            Ok(())
+        })?;
+        let mut batch = WriteBatch::default();
+        let mut buf = Vec::new();
+        let mut rewritten = 0usize;
+        scan_nodes(&self.db, nodes, &mut acls, |p, mut node| {
+            node.num_children = counts.get(p).copied().unwrap_or(0);
+            buf.clear();
+            encode_node(&node, &mut buf);
+            batch.put_cf(nodes, node_key(p), &buf);
+            rewritten += 1;
+            if batch.len() >= 10_000 {
+                self.db.write(std::mem::take(&mut batch))?;
+            }
+            Ok(())
+        })?;
+        batch.put_cf(nodes, FORMAT, FORMAT_COUNTS);
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts)?;
+        tracing::info!("recorded the number of children of {rewritten} stored znodes");
+        Ok(())
     }
 
     /// What a restarting ensemble member hands ZAB: the `window` newest committed txns (for
@@ -399,7 +558,7 @@ impl Store {
             match tree.get(path) {
                 Some(node) => {
                     buf.clear();
-                    encode_node(node, &mut buf);
+                    encode_node(&node, &mut buf);
                     batch.put_cf(nodes, &key, &buf);
                 }
                 None => batch.delete_cf(nodes, &key),
@@ -462,17 +621,17 @@ impl Store {
             id.encode(&mut out);
             timeout.encode(&mut out);
         }
-        let mut paths: Vec<&str> = tree.iter().map(|(p, _)| p).collect();
-        paths.sort_by_key(|p| (crate::path::depth(p), *p));
-        (paths.len() as i32).encode(&mut out);
-        let mut buf = Vec::new();
-        for p in paths {
-            if let Some(node) = tree.get(p) {
-                p.encode(&mut out);
-                buf.clear();
-                encode_node(node, &mut buf);
-                jute::codec::write_buffer(&mut out, Some(&buf));
-            }
+        let mut nodes = Vec::new();
+        tree.for_each(|p, node| {
+            let mut buf = Vec::new();
+            encode_node(node, &mut buf);
+            nodes.push((p.to_string(), buf));
+        });
+        nodes.sort_by(|(a, _), (b, _)| (crate::path::depth(a), a).cmp(&(crate::path::depth(b), b)));
+        (nodes.len() as i32).encode(&mut out);
+        for (p, node) in nodes {
+            p.encode(&mut out);
+            jute::codec::write_buffer(&mut out, Some(&node));
         }
         out
     }
@@ -493,13 +652,11 @@ impl Store {
         }
         let n = i32::decode(&mut r).map_err(corrupt)?;
         let mut acls = AclCache::default();
-        let mut loader = tree.loader();
         for _ in 0..n.max(0) {
             let p = String::decode(&mut r).map_err(corrupt)?;
             let node = r.read_buffer_ref().map_err(corrupt)?.unwrap_or_default();
-            loader.add(p, decode_node(node, &mut acls).map_err(corrupt)?);
+            tree.insert_loaded(p, decode_node(node, &mut acls).map_err(corrupt)?);
         }
-        drop(loader);
         Ok(tree)
     }
 
@@ -514,11 +671,12 @@ impl Store {
         let nodes = self.cf(CF_NODES);
         batch.delete_range_cf(nodes, [0u8; 1].as_slice(), [0xffu8; 8].as_slice());
         let mut buf = Vec::new();
-        for (p, node) in tree.iter() {
+        tree.for_each(|p, node| {
             buf.clear();
             encode_node(node, &mut buf);
             batch.put_cf(nodes, node_key(p), &buf);
-        }
+        });
+        batch.put_cf(nodes, FORMAT, FORMAT_COUNTS);
         for (id, timeout) in &tree.sessions {
             batch.put_cf(nodes, session_key(*id), timeout.to_be_bytes());
         }
@@ -742,7 +900,7 @@ mod tests {
         let rec = store.recover(false, false).unwrap();
         assert_eq!(rec.tree.last_zxid, 3);
         assert_eq!(rec.tree.len(), nodes, "only the nodes load as nodes");
-        assert!(rec.tree.iter().all(|(p, _)| p.starts_with('/')));
+        rec.tree.for_each(|p, _| assert!(p.starts_with('/')));
         let sessions: Vec<(i64, i32)> = rec.tree.sessions.iter().map(|(k, v)| (*k, *v)).collect();
         assert_eq!(sessions, vec![(0x1234, 6000)]);
     }
@@ -780,5 +938,196 @@ mod tests {
         let rec = store.recover(false, true).unwrap();
         assert!(rec.tree.get("/n3").is_some());
         assert_eq!(rec.last_logged, 3);
+    }
+
+    /// Applies `txn` to both trees.
+    fn apply_both(a: &mut DataTree, b: &mut DataTree, txn: TxnEntry) {
+        a.apply(&txn);
+        b.apply(&txn);
+    }
+
+    fn txn(zxid: i64, client_id: i64, record: TxnRecord) -> TxnEntry {
+        TxnEntry {
+            header: TxnHeader {
+                client_id,
+                cxid: 1,
+                zxid,
+                time: zxid,
+                type_: record.op().code(),
+            },
+            record,
+            digest: None,
+        }
+    }
+
+    /// Everything a client can see of `p` in `t`: its node and its children's names.
+    fn seen(t: &DataTree, p: &str) -> Option<(Node, Vec<String>)> {
+        let n = t.get(p)?;
+        let mut children: Vec<String> = t.children(p).iter().map(|c| c.to_string()).collect();
+        children.sort();
+        Some(((*n).clone(), children))
+    }
+
+    #[test]
+    fn a_tree_over_the_store_with_no_memory_to_spare_answers_as_one_held_in_memory() {
+        // No budget: every node not changed since the last save is read from the store.
+        paged_tree_answers_as_one_held_in_memory(0);
+    }
+
+    #[test]
+    fn a_tree_over_the_store_that_keeps_some_nodes_answers_as_one_held_in_memory() {
+        // Room for some nodes and lists of children, swept now and then.
+        paged_tree_answers_as_one_held_in_memory(40 << 10);
+    }
+
+    /// Random creates (some ephemeral), setData, deletes and session closes, applied to a tree
+    /// over a store holding `budget` bytes of nodes and to one holding all in memory, saved
+    /// now and then; both answer the same after each txn, and after a restart.
+    fn paged_tree_answers_as_one_held_in_memory(budget: usize) {
+        use jute::txn::{CreateSessionTxn, DeleteTxn, SetDataTxn};
+        let dir = tempfile::tempdir().unwrap();
+        let (db, log) = (dir.path().join("db"), dir.path().join("log"));
+        let mut store = Store::open(&db, &log, false).unwrap();
+        store.set_node_cache(budget);
+        let mut paged = store.recover(false, false).unwrap().tree;
+        let mut held = DataTree::new(false);
+        let mut live: Vec<String> = vec!["/".into()];
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        let mut last_session = 0;
+        for zxid in 1..=3000i64 {
+            let pick = live[next(live.len())].clone();
+            let record = match next(10) {
+                0..=4 => {
+                    let cversion = held.get(&pick).map_or(0, |n| n.stat.cversion);
+                    let session = [0, 0, 0x11, 0x22][next(4)];
+                    TxnRecord::Create(CreateTxn {
+                        path: crate::path::join(&pick, &format!("n{}", next(40))),
+                        data: Some(vec![b'd'; next(300)]),
+                        acl: Some(crate::acl::open_acl_unsafe()),
+                        ephemeral: session != 0
+                            && held.get(&pick).is_some_and(|n| n.stat.ephemeral_owner == 0),
+                        parent_c_version: cversion + 1,
+                    })
+                }
+                5..=6 => TxnRecord::SetData(SetDataTxn {
+                    path: pick.clone(),
+                    data: Some(vec![b's'; next(200)]),
+                    version: 1,
+                }),
+                7..=8 if pick != "/" && held.get(&pick).is_some_and(|n| n.num_children == 0) => {
+                    TxnRecord::Delete(DeleteTxn { path: pick.clone() })
+                }
+                9 => {
+                    last_session = [0x11, 0x22][next(2)];
+                    TxnRecord::CloseSession(None)
+                }
+                _ => TxnRecord::CreateSession(CreateSessionTxn { time_out: 4000 }),
+            };
+            let client = match record {
+                TxnRecord::CloseSession(_) => last_session,
+                TxnRecord::Create(ref c) if c.ephemeral => [0x11, 0x22][next(2)],
+                _ => 0x33,
+            };
+            apply_both(&mut paged, &mut held, txn(zxid, client, record));
+            live.clear();
+            held.for_each(|p, _| {
+                if !p.starts_with("/zookeeper") {
+                    live.push(p.to_string())
+                }
+            });
+            live.sort();
+            // Reads now, with changes held in memory, and after a save let them go.
+            for p in live.iter().take(5).chain(live.iter().rev().take(5)) {
+                assert_eq!(seen(&paged, p), seen(&held, p), "{p} at {zxid}");
+            }
+            if next(3) == 0 {
+                let (dirty, sessions) = (paged.take_dirty(), paged.take_dirty_sessions());
+                store.save_applied(&paged, &dirty, &sessions).unwrap();
+                paged.recycle_dirty(dirty);
+                if budget == 0 {
+                    assert!(paged.held_in_memory() <= 1, "all let go");
+                }
+            }
+            assert_eq!(paged.len(), held.len());
+            assert_eq!(paged.digest(), held.digest());
+            assert_eq!(paged.approximate_data_size(), held.approximate_data_size());
+            assert_eq!(paged.all_ephemerals(), held.all_ephemerals());
+        }
+        assert!(live.len() > 100, "{} nodes", live.len());
+        for p in &live {
+            assert_eq!(seen(&paged, p), seen(&held, p), "{p}");
+        }
+        assert_eq!(paged.descendants("/"), held.descendants("/"));
+        // The snapshot of either is the same, and so is a restart's tree.
+        assert_eq!(
+            Store::encode_snapshot(&paged),
+            Store::encode_snapshot(&held)
+        );
+        let (dirty, sessions) = (paged.take_dirty(), paged.take_dirty_sessions());
+        store.save_applied(&paged, &dirty, &sessions).unwrap();
+        drop((paged, store));
+        let store = Store::open(&db, &log, false).unwrap();
+        let again = store.recover(false, false).unwrap().tree;
+        assert_eq!(again.len(), held.len());
+        assert_eq!(again.digest(), held.digest());
+        assert_eq!(again.all_ephemerals(), held.all_ephemerals());
+        assert_eq!(again.sessions, held.sessions);
+        for p in &live {
+            assert_eq!(seen(&again, p), seen(&held, p), "{p} after a restart");
+        }
+    }
+
+    #[test]
+    fn node_records_of_an_earlier_version_get_their_number_of_children_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, log) = (dir.path().join("db"), dir.path().join("log"));
+        let store = Store::open(&db, &log, true).unwrap();
+        let acl = Arc::new(crate::acl::open_acl_unsafe());
+        let nodes = store.cf(CF_NODES);
+        let paths = [
+            "/",
+            "/zookeeper",
+            "/zookeeper/quota",
+            "/a",
+            "/a/b",
+            "/a/c",
+            "/a/b/d",
+        ];
+        for p in paths {
+            // As that version wrote them: stat, ACL and data, no count.
+            let node = Node::new(StatPersisted::default(), Some(b"x".to_vec()), acl.clone());
+            let mut old = Vec::new();
+            node.stat.encode(&mut old);
+            jute::codec::write_vector(&mut old, Some(node.acl.as_slice()));
+            jute::codec::write_buffer(&mut old, node.data.as_deref());
+            store.db.put_cf(nodes, node_key(p), &old).unwrap();
+        }
+        store
+            .db
+            .put_cf(nodes, LAST_ZXID, 9i64.to_be_bytes())
+            .unwrap();
+        drop(store);
+        let store = Store::open(&db, &log, true).unwrap();
+        let tree = store.recover(false, false).unwrap().tree;
+        let counts: Vec<u32> = paths
+            .iter()
+            .map(|p| tree.get(p).unwrap().num_children)
+            .collect();
+        assert_eq!(counts, vec![2, 1, 0, 2, 1, 0, 0]);
+        let mut under_a: Vec<String> = tree.children("/a").iter().map(|c| c.to_string()).collect();
+        under_a.sort();
+        assert_eq!(under_a, vec!["b", "c"]);
+        assert_eq!(tree.len(), paths.len());
+        let nodes = store.cf(CF_NODES);
+        assert_eq!(
+            store.db.get_cf(nodes, FORMAT).unwrap().as_deref(),
+            Some(FORMAT_COUNTS)
+        );
     }
 }

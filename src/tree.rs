@@ -37,15 +37,30 @@ pub fn node_kind(owner: i64, extended_types: bool) -> NodeKind {
     }
 }
 
-/// One znode.
+/// One znode. Its children are not held here: the store lists them ([`DataTree::children`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub stat: StatPersisted,
     pub data: Option<Vec<u8>>,
     pub acl: Arc<Vec<Acl>>,
-    pub children: Children,
+    /// How many children it has.
+    pub num_children: u32,
     /// This node's part of the tree digest ([`node_digest`]), as last counted.
     pub digest: u32,
+}
+
+/// Where a tree's nodes live beyond the ones it holds in memory: the store. A tree without
+/// pages holds every node in memory (a snapshot being installed, unit tests).
+///
+/// A store that cannot be read stops the server (as one that cannot be written does): a
+/// tree that answered from part of its nodes would answer wrongly.
+pub trait Pages: Send {
+    /// The stored node at `p`.
+    fn load(&self, p: &str) -> Option<Node>;
+    /// The names of the stored children of `p`.
+    fn children(&self, p: &str, f: &mut dyn FnMut(&str));
+    /// Every stored node, parents before children.
+    fn scan(&self, f: &mut dyn FnMut(&str, &Node));
 }
 
 /// A node's part of ZooKeeper's tree digest (`DigestCalculator`, version 2): CRC32 of the path
@@ -92,202 +107,13 @@ const DIGEST_LOG_LIMIT: usize = 1024;
 /// An interned ACL list, shared by the nodes that have it.
 pub type SharedAcl = Arc<Vec<Acl>>;
 
-/// Loads stored nodes in key order: a parent's child set is filled once per run of its
-/// children (not looked up again for each), and a run of nodes sharing one decoded ACL is
-/// interned once. What is pending goes in when the loader is dropped.
-pub struct Loader<'a> {
-    tree: &'a mut DataTree,
-    /// The parent of the nodes being loaded, and their names so far.
-    run: Option<(String, Vec<Box<str>>)>,
-    /// The last ACL seen, as loaded and as interned.
-    acl: Option<(SharedAcl, SharedAcl)>,
-}
-
-impl Loader<'_> {
-    pub fn add(&mut self, p: String, mut node: Node) {
-        node.acl = match &self.acl {
-            Some((seen, interned)) if Arc::ptr_eq(seen, &node.acl) => interned.clone(),
-            _ => {
-                let interned = self.tree.intern_loaded_acl(&node.acl);
-                self.acl = Some((node.acl.clone(), interned.clone()));
-                interned
-            }
-        };
-        if let Some(parent) = path::parent(&p) {
-            let name: Box<str> = path::name(&p).into();
-            match &mut self.run {
-                Some((run_parent, names)) if run_parent == parent => names.push(name),
-                _ => {
-                    self.adopt();
-                    self.run = Some((parent.to_string(), vec![name]));
-                }
-            }
-        }
-        self.tree.insert_unlinked(p, node);
-    }
-
-    fn adopt(&mut self) {
-        if let Some((parent, names)) = self.run.take() {
-            if let Some(n) = self.tree.nodes.get_mut(&parent) {
-                n.children.extend(names);
-            }
-        }
-    }
-}
-
-impl Drop for Loader<'_> {
-    fn drop(&mut self) {
-        self.adopt();
-    }
-}
-
-/// A node's child names. A leaf (most nodes) holds no set at all: one pointer, not an empty
-/// hash table and its hasher keys.
-#[derive(Debug, Clone, Default)]
-pub struct Children(Option<Box<ChildSet>>);
-
-/// A parent with more than this many children keeps them in [`CHILD_SHARDS`] tables.
-const SPLIT_AT: usize = 8192;
-const CHILD_SHARDS: usize = 64;
-
-/// The names, in one table, or in [`CHILD_SHARDS`] tables by hash once there are more than
-/// [`SPLIT_AT`]. A table grows by rehashing every name it holds at once, reading each from
-/// memory: with a million children under one parent (a queue's, a lock's), the doubling of one
-/// table stalled the core for 80 ms, and every request in flight with it. Split, a table holds
-/// a 64th of the names and its growth pauses the core for a 64th of the time.
-#[derive(Debug, Clone)]
-struct ChildSet {
-    len: usize,
-    shards: Vec<crate::FastSet<Box<str>>>,
-    inserts: u32,
-}
-
-/// Chooses a name's table in a split set (its own keys: the tables' hashers are per table).
-fn child_shard(name: &str) -> usize {
-    static HASH: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
-    let h = HASH.get_or_init(ahash::RandomState::new).hash_one(name);
-    (h >> (64 - CHILD_SHARDS.trailing_zeros())) as usize
-}
-
-impl ChildSet {
-    fn shard(&self, name: &str) -> usize {
-        if self.shards.len() == 1 {
-            0
-        } else {
-            child_shard(name)
-        }
-    }
-
-    /// Moves the names into [`CHILD_SHARDS`] tables, with room for `more`.
-    fn split(&mut self, more: usize) {
-        let per = (self.len + more) / CHILD_SHARDS + 1;
-        let mut shards: Vec<crate::FastSet<Box<str>>> = (0..CHILD_SHARDS)
-            .map(|_| crate::FastSet::with_capacity_and_hasher(per, Default::default()))
-            .collect();
-        for name in self.shards.drain(..).flatten() {
-            shards[child_shard(&name)].insert(name);
-        }
-        self.shards = shards;
-    }
-
-    fn insert(&mut self, name: Box<str>) -> bool {
-        let i = self.shard(&name);
-        if !self.shards[i].insert(name) {
-            return false;
-        }
-        self.len += 1;
-        if self.shards.len() == 1 {
-            if self.len > SPLIT_AT {
-                self.split(0);
-            }
-        } else {
-            grow_ahead(&mut self.inserts, &mut self.shards);
-        }
-        true
-    }
-}
-
-impl Children {
-    pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |s| s.len)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0
-            .iter()
-            .flat_map(|s| s.shards.iter().flatten().map(|c| &**c))
-    }
-
-    pub fn contains(&self, name: &str) -> bool {
-        self.0
-            .as_ref()
-            .is_some_and(|s| s.shards[s.shard(name)].contains(name))
-    }
-
-    fn set(&mut self) -> &mut ChildSet {
-        self.0.get_or_insert_with(|| {
-            Box::new(ChildSet {
-                len: 0,
-                shards: vec![Default::default()],
-                inserts: 0,
-            })
-        })
-    }
-
-    /// False if the name was there already.
-    pub fn insert(&mut self, name: Box<str>) -> bool {
-        self.set().insert(name)
-    }
-
-    /// Adds names known to be new (a load).
-    pub fn extend(&mut self, names: Vec<Box<str>>) {
-        let set = self.set();
-        if set.shards.len() == 1 {
-            if set.len + names.len() > SPLIT_AT {
-                set.split(names.len());
-            } else {
-                set.shards[0].reserve(names.len());
-            }
-        }
-        for name in names {
-            set.insert(name);
-        }
-    }
-
-    pub fn remove(&mut self, name: &str) -> bool {
-        let Some(set) = self.0.as_mut() else {
-            return false;
-        };
-        let i = set.shard(name);
-        if !set.shards[i].remove(name) {
-            return false;
-        }
-        set.len -= 1;
-        if set.len == 0 {
-            self.0 = None;
-        }
-        true
-    }
-}
-
-/// The same names, however they are laid out.
-impl PartialEq for Children {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().all(|c| other.contains(c))
-    }
-}
-
 impl Node {
     pub fn new(stat: StatPersisted, data: Option<Vec<u8>>, acl: Arc<Vec<Acl>>) -> Self {
         Node {
             stat,
             data,
             acl,
-            children: Children::default(),
+            num_children: 0,
             digest: 0,
         }
     }
@@ -295,7 +121,7 @@ impl Node {
     /// The Stat a client sees (`DataNode.copyStat`).
     pub fn client_stat(&self, extended_types: bool) -> Stat {
         let s = &self.stat;
-        let num_children = i32::try_from(self.children.len()).unwrap_or(i32::MAX);
+        let num_children = i32::try_from(self.num_children).unwrap_or(i32::MAX);
         let owner = match node_kind(s.ephemeral_owner, extended_types) {
             NodeKind::Ephemeral(o) => o,
             _ => 0,
@@ -404,16 +230,26 @@ fn grow_ahead<T: Shard>(inserts: &mut u32, shards: &mut [T]) {
     }
 }
 
-/// The znodes by path, in shards. A hash table that grows moves all its entries at once, on
-/// the core thread: at a million znodes that was a pause of about 100 ms every client saw
-/// (and it doubles with the tree); in 64 shards each growth moves a 64th of them.
+/// A node held in memory: the node (`None`: deleted since the last save, which the store
+/// still has), and whether it was read since the last sweep.
+#[derive(Debug)]
+struct Slot {
+    node: Option<Arc<Node>>,
+    /// Its children's names, once listed; dropped when one is created or deleted.
+    children: Option<Names>,
+    hot: bool,
+}
+
+/// A node's children's names, as [`DataTree::children`] lists them.
+pub type Names = Arc<Vec<Box<str>>>;
+
+/// The nodes held in memory by path, in shards. A hash table that grows moves all its entries
+/// at once, on the core thread: at a million znodes that was a pause of about 100 ms every
+/// client saw (and it doubles with the tree); in 64 shards each growth moves a 64th of them.
 #[derive(Debug)]
 struct NodeMap {
-    /// Boxed nodes: a table has up to twice as many buckets as nodes, and a bucket is then a
-    /// key and a pointer, not a whole node.
-    /// Keys are boxed strings: a bucket is then 24 bytes, not 32 (a million znodes fill
-    /// about two million buckets).
-    shards: Vec<HashMap<Box<str>, Box<Node>, ahash::RandomState>>,
+    /// Keys are boxed strings: a bucket is then 32 bytes, not 40.
+    shards: Vec<HashMap<Box<str>, Slot, ahash::RandomState>>,
     inserts: u32,
 }
 
@@ -437,22 +273,22 @@ impl NodeMap {
         (h >> (64 - SHARDS.trailing_zeros())) as usize
     }
 
-    fn get(&self, p: &str) -> Option<&Node> {
-        self.shards[self.shard(p)].get(p).map(|n| &**n)
+    fn get(&self, p: &str) -> Option<&Slot> {
+        self.shards[self.shard(p)].get(p)
     }
 
-    fn get_mut(&mut self, p: &str) -> Option<&mut Box<Node>> {
+    fn get_mut(&mut self, p: &str) -> Option<&mut Slot> {
         let i = self.shard(p);
         self.shards[i].get_mut(p)
     }
 
-    fn insert(&mut self, p: String, node: Box<Node>) -> Option<Box<Node>> {
+    fn insert(&mut self, p: String, slot: Slot) -> Option<Slot> {
         grow_ahead(&mut self.inserts, &mut self.shards);
         let i = self.shard(&p);
-        self.shards[i].insert(p.into_boxed_str(), node)
+        self.shards[i].insert(p.into_boxed_str(), slot)
     }
 
-    fn remove(&mut self, p: &str) -> Option<Box<Node>> {
+    fn remove(&mut self, p: &str) -> Option<Slot> {
         let i = self.shard(p);
         self.shards[i].remove(p)
     }
@@ -461,27 +297,177 @@ impl NodeMap {
         self.shards.iter().map(HashMap::len).sum()
     }
 
-    fn is_empty(&self) -> bool {
-        self.shards.iter().all(HashMap::is_empty)
+    fn iter(&self) -> impl Iterator<Item = (&str, &Slot)> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter().map(|(p, n)| (&**p, n)))
     }
 
-    fn reserve(&mut self, n: usize) {
+    fn retain(&mut self, mut keep: impl FnMut(&str, &mut Slot) -> bool) {
         for s in &mut self.shards {
-            s.reserve(n / SHARDS + 1);
+            s.retain(|p, slot| keep(p, slot));
+        }
+    }
+}
+
+/// What a node held in memory costs, roughly: its slot, key and bucket, the node with its
+/// stat, its path and its data.
+fn weight(p: &str, n: Option<&Node>) -> usize {
+    const FIXED: usize = 200;
+    FIXED + p.len() + n.and_then(|n| n.data.as_ref()).map_or(0, Vec::len)
+}
+
+/// What a list of children held in memory costs, roughly.
+fn names_weight(names: &[Box<str>]) -> usize {
+    32 + names.iter().map(|n| 24 + n.len()).sum::<usize>()
+}
+
+/// How much memory the nodes held in memory may take by default (`znodeCacheSizeMB`).
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+
+/// The node this node's ZooKeeper config is derived into at start-up: held in memory always,
+/// as it is never saved.
+const CONFIG_NODE: &str = "/zookeeper/config";
+
+/// The nodes held in memory, over the store's pages: every node changed since the last
+/// save (the store does not have it yet), and the nodes read lately, up to a budget.
+struct Nodes {
+    /// A cell: a read that finds a node in the store keeps it here.
+    map: std::cell::RefCell<NodeMap>,
+    pages: Option<Box<dyn Pages>>,
+    /// Bytes held (see [`weight`]), counted as nodes come in and recounted by a sweep.
+    held: std::cell::Cell<usize>,
+    budget: usize,
+    /// Paths looked up this turn that are neither here nor in the store: a create asks twice
+    /// (when it is checked, then when it is applied). Forgotten at every save.
+    absent: std::cell::RefCell<crate::FastSet<Box<str>>>,
+}
+
+impl std::fmt::Debug for Nodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nodes")
+            .field("held", &self.held.get())
+            .field("budget", &self.budget)
+            .field("paged", &self.pages.is_some())
+            .finish()
+    }
+}
+
+impl Nodes {
+    fn get(&self, p: &str) -> Option<Arc<Node>> {
+        let mut map = self.map.borrow_mut();
+        if let Some(slot) = map.get_mut(p) {
+            slot.hot = true;
+            return slot.node.clone();
+        }
+        let pages = self.pages.as_ref()?;
+        let mut absent = self.absent.borrow_mut();
+        if absent.contains(p) {
+            return None;
+        }
+        let Some(mut node) = pages.load(p) else {
+            absent.insert(p.into());
+            return None;
+        };
+        node.digest = node_digest(p, &node);
+        self.held.set(self.held.get() + weight(p, Some(&node)));
+        let node = Arc::new(node);
+        map.insert(
+            p.to_string(),
+            Slot {
+                node: Some(node.clone()),
+                children: None,
+                hot: true,
+            },
+        );
+        Some(node)
+    }
+
+    /// Whether `p` is a live node among those held (not whether it exists).
+    fn holds_live(&self, p: &str) -> bool {
+        self.map.borrow().get(p).is_some_and(|s| s.node.is_some())
+    }
+
+    fn get_mut(&mut self, p: &str) -> Option<&mut Node> {
+        self.get(p)?;
+        self.map
+            .get_mut()
+            .get_mut(p)?
+            .node
+            .as_mut()
+            .map(Arc::make_mut)
+    }
+
+    /// Forgets the listed children of `p` (one was created or deleted).
+    fn forget_children(&mut self, p: &str) {
+        if let Some(slot) = self.map.get_mut().get_mut(p) {
+            slot.children = None;
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.shards
-            .iter()
-            .flat_map(|s| s.iter().map(|(p, n)| (&**p, &**n)))
+    fn insert(&mut self, p: String, node: Node) {
+        self.held.set(self.held.get() + weight(&p, Some(&node)));
+        let slot = Slot {
+            node: Some(Arc::new(node)),
+            children: None,
+            hot: true,
+        };
+        self.map.get_mut().insert(p, slot);
+    }
+
+    /// Takes `p` out. With pages, its slot stays, empty, until the deletion is saved.
+    fn remove(&mut self, p: &str) -> Option<Arc<Node>> {
+        self.get(p)?;
+        let map = self.map.get_mut();
+        if self.pages.is_some() {
+            let slot = map.get_mut(p)?;
+            slot.children = None;
+            slot.node.take()
+        } else {
+            map.remove(p)?.node
+        }
+    }
+
+    /// After `saved` were written to the store (everything changed so far): forgets the
+    /// deletions among them and, past the budget, keeps the nodes read since the last sweep,
+    /// up to half of it.
+    fn saved(&mut self, saved: &crate::FastSet<String>) {
+        if self.pages.is_none() {
+            return;
+        }
+        self.absent.get_mut().clear();
+        let map = self.map.get_mut();
+        for p in saved {
+            if map.get(p).is_some_and(|s| s.node.is_none()) {
+                map.remove(p);
+            }
+        }
+        if self.held.get() <= self.budget {
+            return;
+        }
+        let keep = self.budget / 2;
+        let mut held = 0;
+        map.retain(|p, slot| {
+            let w = weight(p, slot.node.as_deref())
+                + slot.children.as_deref().map_or(0, |c| names_weight(c));
+            let stay = p == CONFIG_NODE || (slot.hot && held + w <= keep);
+            slot.hot = false;
+            if stay {
+                held += w;
+            }
+            stay
+        });
+        self.held.set(held);
     }
 }
 
 /// The data tree.
 #[derive(Debug)]
 pub struct DataTree {
-    nodes: NodeMap,
+    nodes: Nodes,
+    /// How many nodes there are, and the bytes of their paths and data.
+    count: usize,
+    data_size: i64,
     /// Ephemeral paths by owning session.
     ephemerals: HashMap<i64, BTreeSet<String>>,
     pub containers: BTreeSet<String>,
@@ -509,14 +495,12 @@ impl DataTree {
     pub fn new(extended_types: bool) -> Self {
         let mut t = DataTree::empty(extended_types);
         let open = Arc::new(crate::acl::open_acl_unsafe());
-        t.insert_loaded(
-            "/".into(),
-            Node::new(StatPersisted::default(), Some(vec![]), open.clone()),
-        );
-        t.insert_loaded(
-            "/zookeeper".into(),
-            Node::new(StatPersisted::default(), Some(vec![]), open.clone()),
-        );
+        let mut root = Node::new(StatPersisted::default(), Some(vec![]), open.clone());
+        root.num_children = 1;
+        t.insert_loaded("/".into(), root);
+        let mut zk = Node::new(StatPersisted::default(), Some(vec![]), open.clone());
+        zk.num_children = 2;
+        t.insert_loaded("/zookeeper".into(), zk);
         t.insert_loaded(
             "/zookeeper/quota".into(),
             Node::new(StatPersisted::default(), Some(vec![]), open),
@@ -539,7 +523,15 @@ impl DataTree {
     /// An empty tree to load stored nodes into (parents first).
     pub fn empty(extended_types: bool) -> Self {
         DataTree {
-            nodes: NodeMap::new(),
+            nodes: Nodes {
+                map: std::cell::RefCell::new(NodeMap::new()),
+                pages: None,
+                held: std::cell::Cell::new(0),
+                budget: usize::MAX,
+                absent: Default::default(),
+            },
+            count: 0,
+            data_size: 0,
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
@@ -571,46 +563,30 @@ impl DataTree {
         }
     }
 
-    /// Room for `n` more nodes (a restart knows roughly how many it loads).
-    pub fn reserve(&mut self, n: usize) {
-        self.nodes.reserve(n);
+    /// The tree over `pages` (the store), holding at most about `budget` bytes of nodes in
+    /// memory beyond those changed and not saved yet.
+    pub fn with_pages(mut self, pages: Box<dyn Pages>, budget: usize) -> Self {
+        self.nodes.pages = Some(pages);
+        self.nodes.budget = budget;
+        self
     }
 
-    /// Inserts a node read from storage; its parent must already be present.
-    pub fn insert_loaded(&mut self, p: String, node: Node) {
-        self.loader().add(p, node);
+    /// Inserts a node read from a snapshot, in memory.
+    pub fn insert_loaded(&mut self, p: String, mut node: Node) {
+        self.index_stored(&p, &node);
+        node.digest = node_digest(&p, &node);
+        self.nodes.insert(p, node);
     }
 
-    /// A loader for stored nodes in key order (parents before children, siblings together).
-    pub fn loader(&mut self) -> Loader<'_> {
-        Loader {
-            tree: self,
-            run: None,
-            acl: None,
-        }
-    }
-
-    fn intern_loaded_acl(&mut self, acl: &Arc<Vec<Acl>>) -> Arc<Vec<Acl>> {
-        match self.acls.get(acl.as_ref()) {
-            Some(a) => a.clone(),
-            None => {
-                self.acls.insert(acl.clone());
-                acl.clone()
-            }
-        }
-    }
-
-    /// Indexes and counts a loaded node; its parent's child set is the caller's business.
-    fn insert_unlinked(&mut self, p: String, mut node: Node) {
-        self.index_kind(&p, node.stat.ephemeral_owner);
-        if let Some(target) = quota_target(&p, QUOTA_LIMITS) {
+    /// Counts and indexes a stored node (a restart reads them all once, and keeps none).
+    pub fn index_stored(&mut self, p: &str, node: &Node) {
+        self.index_kind(p, node.stat.ephemeral_owner);
+        if let Some(target) = quota_target(p, QUOTA_LIMITS) {
             self.quota_paths.insert(target.to_string());
         }
-        node.digest = node_digest(&p, &node);
-        self.digest = self.digest.wrapping_add(i64::from(node.digest));
-        if let Some(old) = self.nodes.insert(p, Box::new(node)) {
-            self.digest = self.digest.wrapping_sub(i64::from(old.digest));
-        }
+        self.digest = self.digest.wrapping_add(i64::from(node_digest(p, node)));
+        self.count += 1;
+        self.data_size += size_of_node(p, node.data.as_deref());
     }
 
     fn index_kind(&mut self, p: &str, owner: i64) {
@@ -648,16 +624,68 @@ impl DataTree {
         }
     }
 
-    pub fn get(&self, p: &str) -> Option<&Node> {
+    pub fn get(&self, p: &str) -> Option<Arc<Node>> {
         self.nodes.get(p)
     }
 
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.count == 0
+    }
+
+    /// How many nodes are held in memory (changed and not saved yet, or read lately).
+    pub fn held_in_memory(&self) -> usize {
+        self.nodes.map.borrow().len()
+    }
+
+    /// The names of the children of `p` (none if there is no such node), in no set order.
+    /// Listed from the store once, then held with the node while it is held, up to a size.
+    pub fn children(&self, p: &str) -> Names {
+        let mut names: Vec<Box<str>> = Vec::new();
+        let Some(pages) = &self.nodes.pages else {
+            let map = self.nodes.map.borrow();
+            for (c, slot) in map.iter() {
+                if slot.node.is_some() && c != "/" && path::parent(c) == Some(p) {
+                    names.push(path::name(c).into());
+                }
+            }
+            return Arc::new(names);
+        };
+        if let Some(slot) = self.nodes.map.borrow_mut().get_mut(p) {
+            if let Some(names) = &slot.children {
+                slot.hot = true;
+                return names.clone();
+            }
+        }
+        pages.children(p, &mut |c| names.push(c.into()));
+        // The store has what was saved; what changed since is in memory.
+        let changed: Vec<&str> = self
+            .dirty
+            .iter()
+            .filter(|d| d.as_str() != "/" && path::parent(d) == Some(p))
+            .map(String::as_str)
+            .collect();
+        if !changed.is_empty() {
+            let gone: crate::FastSet<&str> = changed.iter().map(|d| path::name(d)).collect();
+            names.retain(|n| !gone.contains(&**n));
+            for d in changed {
+                if self.nodes.holds_live(d) {
+                    names.push(path::name(d).into());
+                }
+            }
+        }
+        let names = Arc::new(names);
+        let w = names_weight(&names);
+        if w <= self.nodes.budget / 8 && self.get(p).is_some() {
+            if let Some(slot) = self.nodes.map.borrow_mut().get_mut(p) {
+                slot.children = Some(names.clone());
+                self.nodes.held.set(self.nodes.held.get() + w);
+            }
+        }
+        names
     }
 
     pub fn ephemerals_of(&self, session: i64) -> Vec<String> {
@@ -677,21 +705,15 @@ impl DataTree {
 
     /// Number of descendants of `p` (`getAllChildrenNumber`).
     pub fn descendants(&self, p: &str) -> usize {
-        let Some(node) = self.nodes.get(p) else {
-            return 0;
-        };
-        node.children
+        self.children(p)
             .iter()
             .map(|c| 1 + self.descendants(&path::join(p, c)))
             .sum()
     }
 
-    /// Approximate bytes of data held (for mntr's zk_approximate_data_size).
+    /// Approximate bytes of data held (for mntr's zk_approximate_data_size): paths and data.
     pub fn approximate_data_size(&self) -> usize {
-        self.nodes
-            .iter()
-            .map(|(p, n)| p.len() + n.data.as_ref().map_or(0, Vec::len))
-            .sum()
+        usize::try_from(self.data_size).unwrap_or(0)
     }
 
     /// Paths changed since the last call, to persist.
@@ -703,6 +725,7 @@ impl DataTree {
     /// serves the next turn's changes (a fresh set regrew through every size each turn).
     /// A table grown by a burst past 64k paths is let go.
     pub fn recycle_dirty(&mut self, mut dirty: crate::FastSet<String>) {
+        self.nodes.saved(&dirty);
         if self.dirty.is_empty() && dirty.capacity() <= 1 << 16 {
             dirty.clear();
             self.dirty = dirty;
@@ -728,9 +751,32 @@ impl DataTree {
         self.sessions.insert(id, timeout);
     }
 
-    /// Iterates all nodes (order unspecified).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.nodes.iter()
+    /// Visits every node (order unspecified), from the store and from memory.
+    pub fn for_each(&self, mut f: impl FnMut(&str, &Node)) {
+        let Some(pages) = &self.nodes.pages else {
+            let map = self.nodes.map.borrow();
+            for (p, slot) in map.iter() {
+                if let Some(n) = &slot.node {
+                    f(p, n);
+                }
+            }
+            return;
+        };
+        // Held nodes that are not dirty are as stored, but for the config node.
+        let config = self.get(CONFIG_NODE);
+        pages.scan(&mut |p, n| {
+            if !self.dirty.contains(p) {
+                match &config {
+                    Some(c) if p == CONFIG_NODE => f(p, c),
+                    _ => f(p, n),
+                }
+            }
+        });
+        for p in &self.dirty {
+            if let Some(n) = self.get(p) {
+                f(p, &n);
+            }
+        }
     }
 
     /// Applies a committed txn.
@@ -829,6 +875,7 @@ impl DataTree {
                     let old = node.data.as_ref().map_or(0, Vec::len) as i64;
                     let new = t.data.as_ref().map_or(0, Vec::len) as i64;
                     node.data = t.data.clone();
+                    self.data_size += new - old;
                     node.stat.version = t.version;
                     node.stat.mzxid = h.zxid;
                     node.stat.mtime = h.time;
@@ -889,13 +936,14 @@ impl DataTree {
         let Some(parent_path) = path::parent(&t.path) else {
             return;
         };
+        if self.nodes.get(&t.path).is_some() {
+            return; // already there: replaying a txn that is already reflected
+        }
+        self.nodes.forget_children(parent_path);
         let Some(parent) = self.nodes.get_mut(parent_path) else {
             return;
         };
-        let name = path::name(&t.path);
-        if !parent.children.insert(name.into()) {
-            return; // already there: replaying a txn that is already reflected
-        }
+        parent.num_children += 1;
         parent.stat.cversion = t.parent_c_version;
         parent.stat.pzxid = h.zxid;
         redigest(&mut self.digest, parent_path, parent);
@@ -912,13 +960,13 @@ impl DataTree {
             pzxid: h.zxid,
         };
         let acl = self.intern_txn_acl(t.acl.as_ref());
-        let mut node = Box::new(Node::new(stat, t.data.clone(), acl));
+        let mut node = Node::new(stat, t.data.clone(), acl);
         // Counted as 0 so far: this adds its digest.
         redigest(&mut self.digest, &t.path, &mut node);
         self.index_kind(&t.path, owner);
-        if let Some(old) = self.nodes.insert(t.path.clone(), node) {
-            self.digest = self.digest.wrapping_sub(i64::from(old.digest));
-        }
+        self.count += 1;
+        self.data_size += size_of_node(&t.path, t.data.as_deref());
+        self.nodes.insert(t.path.clone(), node);
         self.dirty.insert(t.path.clone());
         self.dirty.insert(parent_path.clone());
         out.events.push(Event {
@@ -981,7 +1029,7 @@ impl DataTree {
             };
             count += 1;
             bytes += n.data.as_ref().map_or(0, Vec::len) as i64;
-            stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            stack.extend(self.children(&p).iter().map(|c| path::join(&p, c)));
         }
         let stats_path = format!("{QUOTA_ROOT}{target}/{QUOTA_STATS}");
         if let Some(node) = self.nodes.get_mut(&stats_path) {
@@ -998,10 +1046,13 @@ impl DataTree {
         };
         self.digest = self.digest.wrapping_sub(i64::from(node.digest));
         self.unindex_kind(p, node.stat.ephemeral_owner);
+        self.count -= 1;
+        self.data_size -= size_of_node(p, node.data.as_deref());
         self.dirty.insert(p.to_string());
         let parent_path = path::parent(p).unwrap_or("/").to_string();
+        self.nodes.forget_children(&parent_path);
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
-            parent.children.remove(path::name(p));
+            parent.num_children = parent.num_children.saturating_sub(1);
             parent.stat.pzxid = zxid;
             redigest(&mut self.digest, &parent_path, parent);
             self.dirty.insert(parent_path.clone());
@@ -1015,6 +1066,11 @@ impl DataTree {
             path: parent_path,
         });
     }
+}
+
+/// What a node counts in `approximate_data_size`: its path and its data.
+fn size_of_node(p: &str, data: Option<&[u8]>) -> i64 {
+    (p.len() + data.map_or(0, <[u8]>::len)) as i64
 }
 
 /// The path a txn record names, if it names one.
@@ -1075,6 +1131,14 @@ mod tests {
     use super::*;
     use jute::txn::{DeleteTxn, SetDataTxn, TxnHeader};
 
+    fn slot(n: Node) -> Slot {
+        Slot {
+            node: Some(Arc::new(n)),
+            children: None,
+            hot: false,
+        }
+    }
+
     #[test]
     fn shards_filled_evenly_grow_one_at_a_time_ahead_of_their_limit() {
         // Growths of the shard being inserted into because it was full, by size: with the
@@ -1089,10 +1153,7 @@ mod tests {
             let shard = m.shard(&p);
             let before = m.shards[shard].capacity();
             let full = m.shards[shard].len() == before;
-            m.insert(
-                p,
-                Box::new(Node::new(Default::default(), None, acl.clone())),
-            );
+            m.insert(p, slot(Node::new(Default::default(), None, acl.clone())));
             for (k, s) in m.shards.iter().enumerate() {
                 if s.capacity() != caps[k] {
                     if k == shard && full {
@@ -1112,43 +1173,10 @@ mod tests {
     }
 
     #[test]
-    fn child_sets_split_past_their_threshold_and_stay_one_set_of_names() {
-        // Checked against a plain set through inserts, repeats and removals on both sides of
-        // the split, and against a set loaded in one go.
-        let mut c = Children::default();
-        let mut model = std::collections::BTreeSet::new();
-        let name = |i: usize| format!("n{:07}", i * 7919 % 100_003).into_boxed_str();
-        for i in 0..SPLIT_AT + 500 {
-            assert_eq!(c.insert(name(i)), model.insert(name(i)));
-        }
-        assert!(c.0.as_ref().unwrap().shards.len() == CHILD_SHARDS);
-        assert!(!c.insert(name(3)), "a name is in the set once");
-        for i in (0..SPLIT_AT + 500).step_by(3) {
-            assert_eq!(c.remove(&name(i)), model.remove(&name(i)));
-        }
-        assert!(!c.remove("absent"));
-        assert_eq!(c.len(), model.len());
-        let got: std::collections::BTreeSet<Box<str>> = c.iter().map(Box::from).collect();
-        assert_eq!(got, model);
-        assert!(model.iter().all(|n| c.contains(n)));
-        let mut loaded = Children::default();
-        loaded.extend(model.iter().cloned().collect());
-        assert_eq!(loaded, c);
-        let mut small = Children::default();
-        small.extend(vec!["a".into(), "b".into()]);
-        assert_eq!(small.0.as_ref().unwrap().shards.len(), 1);
-        assert_ne!(small, loaded);
-        for n in model {
-            assert!(c.remove(&n));
-        }
-        assert!(c.is_empty() && c.0.is_none(), "an emptied set is dropped");
-    }
-
-    #[test]
     fn the_sharded_node_map_finds_every_path_and_spreads_siblings() {
         let mut m = NodeMap::new();
         let acl = Arc::new(crate::acl::open_acl_unsafe());
-        let node = || Box::new(Node::new(StatPersisted::default(), None, acl.clone()));
+        let node = || slot(Node::new(StatPersisted::default(), None, acl.clone()));
         let paths: Vec<String> = (0..10_000).map(|i| format!("/dir/n{i:07}")).collect();
         for p in &paths {
             assert!(m.insert(p.clone(), node()).is_none());
@@ -1165,7 +1193,6 @@ mod tests {
             assert!(m.remove(p).is_some());
         }
         assert_eq!(m.len(), 5_000);
-        assert!(!m.is_empty());
         assert!(m.get(&paths[0]).is_none() && m.get(&paths[9_999]).is_some());
     }
 
@@ -1210,9 +1237,9 @@ mod tests {
     }
 
     fn digest_from_scratch(t: &DataTree) -> i64 {
-        t.iter().fold(0i64, |d, (p, n)| {
-            d.wrapping_add(i64::from(node_digest(p, n)))
-        })
+        let mut d = 0i64;
+        t.for_each(|p, n| d = d.wrapping_add(i64::from(node_digest(p, n))));
+        d
     }
 
     #[test]
@@ -1264,31 +1291,16 @@ mod tests {
         }
         let log: Vec<i64> = t.digest_log().map(|(z, _)| *z).collect();
         assert_eq!(log, vec![128, 256]);
-        // A tree loaded from its nodes has the same digest.
+        // A tree loaded from its nodes has the same digest, count and size.
         let mut loaded = DataTree::empty(false);
-        let mut nodes: Vec<(String, Node)> =
-            t.iter().map(|(p, n)| (p.to_string(), n.clone())).collect();
-        nodes.sort_by_key(|(p, _)| (path::depth(p), p.clone()));
-        let mut one_by_one = DataTree::empty(false);
-        {
-            let mut loader = loaded.loader();
-            for (p, n) in nodes.clone() {
-                loader.add(p, n);
-            }
-        }
-        for (p, n) in nodes {
-            one_by_one.insert_loaded(p, n);
-        }
+        t.for_each(|p, n| loaded.insert_loaded(p.to_string(), n.clone()));
         assert_eq!(loaded.digest(), t.digest());
-        // The loader links every child to its parent, as loading one by one does.
-        for (p, n) in one_by_one.iter() {
-            let mut want: Vec<&str> = n.children.iter().collect();
-            let mut got: Vec<&str> = loaded.get(p).unwrap().children.iter().collect();
-            want.sort_unstable();
-            got.sort_unstable();
-            assert_eq!(got, want, "children of {p}");
-        }
-        assert_eq!(loaded.len(), one_by_one.len());
+        assert_eq!(loaded.len(), t.len());
+        assert_eq!(loaded.approximate_data_size(), t.approximate_data_size());
+        // Each node's number of children is the number of nodes listed under it.
+        t.for_each(|p, n| {
+            assert_eq!(n.num_children as usize, t.children(p).len(), "{p}");
+        });
     }
 
     #[test]
