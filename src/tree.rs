@@ -323,7 +323,7 @@ fn names_weight(names: &[Box<str>]) -> usize {
 }
 
 /// How much memory the nodes held in memory may take by default (`znodeCacheSizeMB`).
-pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 
 /// The node this node's ZooKeeper config is derived into at start-up: held in memory always,
 /// as it is never saved.
@@ -430,7 +430,7 @@ impl Nodes {
 
     /// After `saved` were written to the store (everything changed so far): forgets the
     /// deletions among them and, past the budget, keeps the nodes read since the last sweep,
-    /// up to half of it.
+    /// up to three quarters of it.
     fn saved(&mut self, saved: &crate::FastSet<String>) {
         if self.pages.is_none() {
             return;
@@ -445,7 +445,7 @@ impl Nodes {
         if self.held.get() <= self.budget {
             return;
         }
-        let keep = self.budget / 2;
+        let keep = self.budget / 4 * 3;
         let mut held = 0;
         map.retain(|p, slot| {
             let w = weight(p, slot.node.as_deref())
