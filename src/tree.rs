@@ -323,7 +323,7 @@ fn names_weight(names: &[Box<str>]) -> usize {
 }
 
 /// How much memory the nodes held in memory may take by default (`znodeCacheSizeMB`).
-pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 /// The node this node's ZooKeeper config is derived into at start-up: held in memory always,
 /// as it is never saved.
@@ -383,6 +383,14 @@ impl Nodes {
         Some(node)
     }
 
+    /// [`get`](Self::get), not counting as a read of a node held (the reply to a write).
+    fn peek(&self, p: &str) -> Option<Arc<Node>> {
+        if let Some(slot) = self.map.borrow().get(p) {
+            return slot.node.clone();
+        }
+        self.get(p)
+    }
+
     /// Whether `p` is a live node among those held (not whether it exists).
     fn holds_live(&self, p: &str) -> bool {
         self.map.borrow().get(p).is_some_and(|s| s.node.is_some())
@@ -407,10 +415,11 @@ impl Nodes {
 
     fn insert(&mut self, p: String, node: Node) {
         self.held.set(self.held.get() + weight(&p, Some(&node)));
+        // Not read yet: a node only written is let go once saved.
         let slot = Slot {
             node: Some(Arc::new(node)),
             children: None,
-            hot: true,
+            hot: false,
         };
         self.map.get_mut().insert(p, slot);
     }
@@ -437,11 +446,17 @@ impl Nodes {
         }
         self.absent.get_mut().clear();
         let map = self.map.get_mut();
+        // Deletions, and nodes created and not read since: a bulk of creates does not
+        // push out the nodes being read.
+        let mut held = self.held.get();
         for p in saved {
-            if map.get(p).is_some_and(|s| s.node.is_none()) {
-                map.remove(p);
+            if map.get(p).is_some_and(|s| s.node.is_none() || !s.hot) {
+                if let Some(slot) = map.remove(p) {
+                    held = held.saturating_sub(weight(p, slot.node.as_deref()));
+                }
             }
         }
+        self.held.set(held);
         if self.held.get() <= self.budget {
             return;
         }
@@ -628,6 +643,12 @@ impl DataTree {
         self.nodes.get(p)
     }
 
+    /// [`get`](Self::get) for the store's save, which is not a read: a node only written is
+    /// let go once saved.
+    pub fn peek(&self, p: &str) -> Option<Arc<Node>> {
+        self.nodes.peek(p)
+    }
+
     pub fn len(&self) -> usize {
         self.count
     }
@@ -773,7 +794,7 @@ impl DataTree {
             }
         });
         for p in &self.dirty {
-            if let Some(n) = self.get(p) {
+            if let Some(n) = self.peek(p) {
                 f(p, &n);
             }
         }
@@ -924,7 +945,10 @@ impl DataTree {
             }
         }
         if let Some(p) = record_path(rec) {
-            let stat = self.get(p).map(|n| n.client_stat(self.extended_types));
+            let stat = self
+                .nodes
+                .peek(p)
+                .map(|n| n.client_stat(self.extended_types));
             out.results.push(OpResult {
                 path: p.to_string(),
                 stat,
