@@ -197,6 +197,29 @@ impl Pages for StoredNodes {
         }
     }
 
+    fn count_under(&self, p: &str) -> usize {
+        // Level by level: a level with none below `p` has none deeper either.
+        let mut total = 0;
+        for depth in crate::path::depth(p) + 1.. {
+            let prefix = level_prefix(p, depth);
+            let mut it = self.db.raw_iterator_cf(self.cf());
+            it.seek(&prefix);
+            let mut n = 0;
+            while it.key().is_some_and(|k| k.starts_with(&prefix)) {
+                n += 1;
+                it.next();
+            }
+            if let Err(e) = it.status() {
+                unreadable(p, e);
+            }
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        total
+    }
+
     fn scan(&self, f: &mut dyn FnMut(&str, &Node)) {
         if let Err(e) = scan_nodes(&self.db, self.cf(), &mut self.acls.borrow_mut(), |p, n| {
             f(p, &n);
@@ -209,7 +232,12 @@ impl Pages for StoredNodes {
 
 /// The key prefix of the children of `p`: their depth, then `p/`.
 fn child_prefix(p: &str) -> Vec<u8> {
-    let depth = u16::try_from(crate::path::depth(p) + 1).unwrap_or(u16::MAX);
+    level_prefix(p, crate::path::depth(p) + 1)
+}
+
+/// The key prefix of the nodes below `p` at `depth`: the depth, then `p/`.
+fn level_prefix(p: &str, depth: usize) -> Vec<u8> {
+    let depth = u16::try_from(depth).unwrap_or(u16::MAX);
     let mut key = Vec::with_capacity(3 + p.len());
     key.extend_from_slice(&depth.to_be_bytes());
     key.extend_from_slice(p.as_bytes());
@@ -1007,17 +1035,20 @@ mod tests {
         };
         let mut last_session = 0;
         for zxid in 1..=3000i64 {
-            let pick = live[next(live.len())].clone();
+            let mut pick = live[next(live.len())].clone();
             let record = match next(10) {
                 0..=4 => {
+                    // Ephemerals have no children (prep refuses them).
+                    if held.get(&pick).is_some_and(|n| n.stat.ephemeral_owner != 0) {
+                        pick = "/".into();
+                    }
                     let cversion = held.get(&pick).map_or(0, |n| n.stat.cversion);
                     let session = [0, 0, 0x11, 0x22][next(4)];
                     TxnRecord::Create(CreateTxn {
                         path: crate::path::join(&pick, &format!("n{}", next(40))),
                         data: Some(vec![b'd'; next(300)]),
                         acl: Some(crate::acl::open_acl_unsafe()),
-                        ephemeral: session != 0
-                            && held.get(&pick).is_some_and(|n| n.stat.ephemeral_owner == 0),
+                        ephemeral: session != 0,
                         parent_c_version: cversion + 1,
                     })
                 }
@@ -1051,6 +1082,11 @@ mod tests {
             // Reads now, with changes held in memory, and after a save let them go.
             for p in live.iter().take(5).chain(live.iter().rev().take(5)) {
                 assert_eq!(seen(&paged, p), seen(&held, p), "{p} at {zxid}");
+            }
+            if zxid % 10 == 0 {
+                for p in ["/", pick.as_str()] {
+                    assert_eq!(paged.descendants(p), held.descendants(p), "{p} at {zxid}");
+                }
             }
             if next(3) == 0 {
                 let (dirty, sessions) = (paged.take_dirty(), paged.take_dirty_sessions());

@@ -61,6 +61,8 @@ pub trait Pages: Send {
     fn children(&self, p: &str, f: &mut dyn FnMut(&str));
     /// Every stored node, parents before children.
     fn scan(&self, f: &mut dyn FnMut(&str, &Node));
+    /// How many stored nodes are below `p`.
+    fn count_under(&self, p: &str) -> usize;
 }
 
 /// A node's part of ZooKeeper's tree digest (`DigestCalculator`, version 2): CRC32 of the path
@@ -725,11 +727,28 @@ impl DataTree {
     }
 
     /// Number of descendants of `p` (`getAllChildrenNumber`).
+    /// Counted in the store (one range per level below `p`), then corrected by what changed
+    /// since the last save.
     pub fn descendants(&self, p: &str) -> usize {
-        self.children(p)
-            .iter()
-            .map(|c| 1 + self.descendants(&path::join(p, c)))
-            .sum()
+        let Some(pages) = &self.nodes.pages else {
+            return self
+                .children(p)
+                .iter()
+                .map(|c| 1 + self.descendants(&path::join(p, c)))
+                .sum();
+        };
+        let mut n = pages.count_under(p) as i64;
+        let under = if p == "/" {
+            "/".to_string()
+        } else {
+            format!("{p}/")
+        };
+        for d in &self.dirty {
+            if d != "/" && d.starts_with(&under) {
+                n += i64::from(self.nodes.holds_live(d)) - i64::from(pages.load(d).is_some());
+            }
+        }
+        usize::try_from(n).unwrap_or(0)
     }
 
     /// Approximate bytes of data held (for mntr's zk_approximate_data_size): paths and data.
