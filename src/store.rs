@@ -221,7 +221,9 @@ impl Pages for StoredNodes {
     }
 
     fn scan(&self, f: &mut dyn FnMut(&str, &Node)) {
-        if let Err(e) = scan_nodes(&self.db, self.cf(), &mut self.acls.borrow_mut(), |p, n| {
+        // Its own ACL cache: `f` may load nodes meanwhile.
+        let mut acls = AclCache::default();
+        if let Err(e) = scan_nodes(&self.db, self.cf(), &mut acls, |p, n| {
             f(p, &n);
             Ok(())
         }) {
