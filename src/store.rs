@@ -330,7 +330,10 @@ impl Store {
                 table.set_block_cache(&cache);
                 table.set_bloom_filter(10.0, false);
                 o.set_block_based_table_factory(&table);
-                o.set_memtable_prefix_bloom_ratio(0.05);
+                // And one per memtable: 1% of it (about 12 bits per record) is as quick for
+                // creates as 5% and touches 0.6 MiB less on a fresh server (measured: 1M
+                // creates at 3.9 us of server CPU each either way; without one, 4.5-5.0).
+                o.set_memtable_prefix_bloom_ratio(0.01);
                 o.set_memtable_whole_key_filtering(true);
             }
             ColumnFamilyDescriptor::new(name, o)
