@@ -663,6 +663,26 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn znode_cache_size_in_mib() {
+        let default = Config::parse("tickTime=2000\n").unwrap();
+        assert_eq!(default.znode_cache_bytes, 64 << 20);
+        let cfg = Config::parse("znodeCacheSizeMB=0\n").unwrap();
+        assert_eq!(cfg.znode_cache_bytes, 0);
+        assert!(cfg.warnings.is_empty());
+        let cfg = Config::parse("znodeCacheSizeMB=512\n").unwrap();
+        assert_eq!(cfg.znode_cache_bytes, 512 << 20);
+        for bad in ["-1", "lots", "99999999999999999999"] {
+            assert!(
+                matches!(
+                    Config::parse(&format!("znodeCacheSizeMB={bad}\n")),
+                    Err(ConfigError::Invalid { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
     fn env(vars: &[(&str, &str)]) -> Option<HashMap<String, String>> {
         Some(
             vars.iter()
