@@ -327,8 +327,8 @@ fn names_weight(names: &[Box<str>]) -> usize {
 /// How much memory the nodes held in memory may take by default (`znodeCacheSizeMB`).
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
-/// The node this node's ZooKeeper config is derived into at start-up: held in memory always,
-/// as it is never saved.
+/// The node an ensemble member writes its membership into at start-up ([`DataTree::set_config`]):
+/// held in memory always, as that text is never saved.
 const CONFIG_NODE: &str = "/zookeeper/config";
 
 /// The nodes held in memory, over the store's pages: every node changed since the last
