@@ -144,6 +144,13 @@ fn decode_node(bytes: &[u8], acls: &mut AclCache) -> Result<Node, jute::DecodeEr
     Ok(node)
 }
 
+/// A column family of `db`. The three families are created at open; a missing one is a broken
+/// invariant.
+fn family<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
+    db.cf_handle(name)
+        .unwrap_or_else(|| panic!("column family {name} missing"))
+}
+
 /// The tree's view of the `nodes` family. Called on the core thread only.
 struct StoredNodes {
     db: Arc<DB>,
@@ -159,9 +166,7 @@ fn unreadable(what: &str, e: impl std::fmt::Display) -> ! {
 
 impl StoredNodes {
     fn cf(&self) -> &rocksdb::ColumnFamily {
-        self.db
-            .cf_handle(CF_NODES)
-            .unwrap_or_else(|| panic!("column family {CF_NODES} missing"))
+        family(&self.db, CF_NODES)
     }
 
     fn decode(&self, p: &str, value: &[u8]) -> Node {
@@ -413,10 +418,7 @@ impl Store {
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        // The three families are created at open; a missing one is a broken invariant.
-        self.db
-            .cf_handle(name)
-            .unwrap_or_else(|| panic!("column family {name} missing"))
+        family(&self.db, name)
     }
 
     /// How many bytes of nodes a tree over this store holds in memory, beyond those changed
@@ -1155,6 +1157,32 @@ mod tests {
         save(&mut tree);
         assert_eq!(tree.held_in_memory(), before + 2, "a node read stays");
         assert_eq!(tree.children("/").len(), 501);
+    }
+
+    #[test]
+    fn a_members_config_text_is_saved_like_any_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store =
+            Store::open(&dir.path().join("db"), &dir.path().join("log"), false).unwrap();
+        store.set_node_cache(0);
+        let mut tree = store.recover(false, false).unwrap().tree;
+        let size = tree.approximate_data_size();
+        tree.set_config(b"server.1=127.0.0.1:2888:3888:participant");
+        let (dirty, sessions) = (tree.take_dirty(), tree.take_dirty_sessions());
+        store.save_applied(&tree, &dirty, &sessions).unwrap();
+        tree.recycle_dirty(dirty);
+        assert_eq!(tree.held_in_memory(), 0, "nothing held");
+        let n = tree.get("/zookeeper/config").unwrap();
+        assert_eq!(
+            n.data.as_deref(),
+            Some(&b"server.1=127.0.0.1:2888:3888:participant"[..])
+        );
+        assert_eq!(n.stat.version, -1);
+        assert_eq!(tree.approximate_data_size(), size + 40);
+        let digest = tree.digest();
+        let again = store.open_tree(false).unwrap();
+        assert_eq!(again.digest(), digest);
+        assert_eq!(again.approximate_data_size(), tree.approximate_data_size());
     }
 
     #[test]

@@ -327,10 +327,6 @@ fn names_weight(names: &[Box<str>]) -> usize {
 /// How much memory the nodes held in memory may take by default (`znodeCacheSizeMB`).
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
-/// The node an ensemble member writes its membership into at start-up ([`DataTree::set_config`]):
-/// held in memory always, as that text is never saved.
-const CONFIG_NODE: &str = "/zookeeper/config";
-
 /// The nodes held in memory, over the store's pages: every node changed since the last
 /// save (the store does not have it yet), and the nodes read lately, up to a budget.
 struct Nodes {
@@ -467,7 +463,7 @@ impl Nodes {
         map.retain(|p, slot| {
             let w = weight(p, slot.node.as_deref())
                 + slot.children.as_deref().map_or(0, |c| names_weight(c));
-            let stay = p == CONFIG_NODE || (slot.hot && held + w <= keep);
+            let stay = slot.hot && held + w <= keep;
             slot.hot = false;
             if stay {
                 held += w;
@@ -590,20 +586,22 @@ impl DataTree {
 
     /// Inserts a node read from a snapshot, in memory.
     pub fn insert_loaded(&mut self, p: String, mut node: Node) {
-        self.index_stored(&p, &node);
-        node.digest = node_digest(&p, &node);
+        node.digest = self.index_stored(&p, &node);
         self.nodes.insert(p, node);
     }
 
     /// Counts and indexes a stored node (a restart reads them all once, and keeps none).
-    pub fn index_stored(&mut self, p: &str, node: &Node) {
+    /// Returns the node's digest.
+    pub fn index_stored(&mut self, p: &str, node: &Node) -> u32 {
         self.index_kind(p, node.stat.ephemeral_owner);
         if let Some(target) = quota_target(p, QUOTA_LIMITS) {
             self.quota_paths.insert(target.to_string());
         }
-        self.digest = self.digest.wrapping_add(i64::from(node_digest(p, node)));
+        let digest = node_digest(p, node);
+        self.digest = self.digest.wrapping_add(i64::from(digest));
         self.count += 1;
         self.data_size += size_of_node(p, node.data.as_deref());
+        digest
     }
 
     fn index_kind(&mut self, p: &str, owner: i64) {
@@ -773,11 +771,16 @@ impl DataTree {
     }
 
     /// An ensemble member shows its membership in `/zookeeper/config` (getConfig), with
-    /// version -1 as ZooKeeper sets it; derived at start-up, not a txn.
+    /// version -1 as ZooKeeper sets it; derived at start-up, not a txn, and saved like any
+    /// change (its digest counts 0, as every node's under `/zookeeper/`).
     pub fn set_config(&mut self, text: &[u8]) {
-        if let Some(n) = self.nodes.get_mut("/zookeeper/config") {
+        let p = "/zookeeper/config";
+        if let Some(n) = self.nodes.get_mut(p) {
+            let old = size_of_node(p, n.data.as_deref());
             n.data = Some(text.to_vec());
             n.stat.version = -1;
+            self.data_size += size_of_node(p, Some(text)) - old;
+            self.dirty.insert(p.to_string());
         }
     }
 
@@ -802,14 +805,10 @@ impl DataTree {
             }
             return;
         };
-        // Held nodes that are not dirty are as stored, but for the config node.
-        let config = self.get(CONFIG_NODE);
+        // Held nodes that are not dirty are as stored.
         pages.scan(&mut |p, n| {
             if !self.dirty.contains(p) {
-                match &config {
-                    Some(c) if p == CONFIG_NODE => f(p, c),
-                    _ => f(p, n),
-                }
+                f(p, n);
             }
         });
         for p in &self.dirty {
