@@ -27,7 +27,7 @@ pub trait View {
 
 impl View for DataTree {
     fn view(&self, p: &str) -> Option<NodeView> {
-        self.get(p).map(|n| NodeView {
+        self.peek(p).map(|n| NodeView {
             stat: n.stat.clone(),
             acl: n.acl.clone(),
             num_children: n.num_children as usize,

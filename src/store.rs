@@ -1147,15 +1147,32 @@ mod tests {
         for z in 1..=500 {
             tree.apply(&create(z, &format!("/n{z}")));
         }
-        // The new nodes, unsaved, and the root, read by the creates.
+        // The new nodes, unsaved, and the root, which the creates changed.
         assert_eq!(tree.held_in_memory(), before + 501);
         save(&mut tree);
-        // The root stays; the new nodes go.
-        assert_eq!(tree.held_in_memory(), before + 1);
+        // Only written: all go, the root too.
+        assert_eq!(tree.held_in_memory(), before);
         assert!(tree.get("/n7").is_some(), "read back from the store");
+        assert_eq!(tree.held_in_memory(), before + 1);
+        // A write loads the node it changes; once saved, it goes unless a client read it.
+        let set = |z: i64, p: &str| {
+            txn(
+                z,
+                1,
+                TxnRecord::SetData(jute::txn::SetDataTxn {
+                    path: p.into(),
+                    data: Some(b"x".to_vec()),
+                    version: 1,
+                }),
+            )
+        };
+        tree.apply(&set(501, "/n7"));
+        tree.apply(&set(502, "/n8"));
         assert_eq!(tree.held_in_memory(), before + 2);
         save(&mut tree);
-        assert_eq!(tree.held_in_memory(), before + 2, "a node read stays");
+        assert_eq!(tree.held_in_memory(), before + 1, "a node read stays");
+        assert_eq!(tree.get("/n7").unwrap().data.as_deref(), Some(&b"x"[..]));
+        assert_eq!(tree.get("/n8").unwrap().data.as_deref(), Some(&b"x"[..]));
         assert_eq!(tree.children("/").len(), 501);
     }
 

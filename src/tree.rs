@@ -352,10 +352,21 @@ impl std::fmt::Debug for Nodes {
 }
 
 impl Nodes {
+    /// A client's read: the node is held, as read lately (see [`saved`](Self::saved)).
     fn get(&self, p: &str) -> Option<Arc<Node>> {
+        self.fetch(p, true)
+    }
+
+    /// A write's look at a node (its check, its apply, its save): a node loaded for it is let
+    /// go once the change is saved, as a created one is, unless a client reads it meanwhile.
+    fn fetch_for_write(&self, p: &str) -> Option<Arc<Node>> {
+        self.fetch(p, false)
+    }
+
+    fn fetch(&self, p: &str, read: bool) -> Option<Arc<Node>> {
         let mut map = self.map.borrow_mut();
         if let Some(slot) = map.get_mut(p) {
-            slot.hot = true;
+            slot.hot |= read;
             return slot.node.clone();
         }
         let pages = self.pages.as_ref()?;
@@ -375,18 +386,10 @@ impl Nodes {
             Slot {
                 node: Some(node.clone()),
                 children: None,
-                hot: true,
+                hot: read,
             },
         );
         Some(node)
-    }
-
-    /// [`get`](Self::get), not counting as a read of a node held (the reply to a write).
-    fn peek(&self, p: &str) -> Option<Arc<Node>> {
-        if let Some(slot) = self.map.borrow().get(p) {
-            return slot.node.clone();
-        }
-        self.get(p)
     }
 
     /// Whether `p` is a live node among those held (not whether it exists).
@@ -395,7 +398,7 @@ impl Nodes {
     }
 
     fn get_mut(&mut self, p: &str) -> Option<&mut Node> {
-        self.get(p)?;
+        self.fetch_for_write(p)?;
         self.map
             .get_mut()
             .get_mut(p)?
@@ -643,10 +646,10 @@ impl DataTree {
         self.nodes.get(p)
     }
 
-    /// [`get`](Self::get) for the store's save, which is not a read: a node only written is
-    /// let go once saved.
+    /// [`get`](Self::get) for a write (its check, its save), which is not a client's read: a
+    /// node only written is let go once saved.
     pub fn peek(&self, p: &str) -> Option<Arc<Node>> {
-        self.nodes.peek(p)
+        self.nodes.fetch_for_write(p)
     }
 
     pub fn len(&self) -> usize {
@@ -965,7 +968,7 @@ impl DataTree {
         if let Some(p) = record_path(rec) {
             let stat = self
                 .nodes
-                .peek(p)
+                .fetch_for_write(p)
                 .map(|n| n.client_stat(self.extended_types));
             out.results.push(OpResult {
                 path: p.to_string(),
@@ -978,7 +981,7 @@ impl DataTree {
         let Some(parent_path) = path::parent(&t.path) else {
             return;
         };
-        if self.nodes.get(&t.path).is_some() {
+        if self.nodes.fetch_for_write(&t.path).is_some() {
             return; // already there: replaying a txn that is already reflected
         }
         self.nodes.forget_children(parent_path);
