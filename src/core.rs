@@ -1120,17 +1120,40 @@ impl Core {
             };
             Overlay::changes_of(&view, &header, &record)
         };
+        let prior = self.prior(&record);
         self.overlay.apply(changes, header.zxid);
-        let entry = Arc::new(crate::txlog::Txn::new(TxnEntry {
-            header,
-            record,
-            digest: None,
-        }));
+        let entry = Arc::new(
+            crate::txlog::Txn::new(TxnEntry {
+                header,
+                record,
+                digest: None,
+            })
+            .with_prior(prior),
+        );
         tracing::trace!("propose {:#x} {:?}", entry.header.zxid, entry.record.op());
         if let Some(r) = self.replica.as_mut() {
             r.zab.propose(entry.clone());
         }
         self.inflight.push_back(Inflight { entry, origin });
+    }
+
+    /// In an ensemble, the node a setData or delete changes, as the learners will find it when
+    /// they apply it (no pending txn changes it: the tree's state is that state), so that they
+    /// need not read it from their store ([`DataTree::prime`](crate::tree::DataTree::prime)).
+    fn prior(&self, record: &TxnRecord) -> Option<Vec<u8>> {
+        self.replica.as_ref()?;
+        let p = match record {
+            TxnRecord::SetData(t) => &t.path,
+            TxnRecord::Delete(t) => &t.path,
+            _ => return None,
+        };
+        if self.overlay.changes(p) {
+            return None;
+        }
+        let node = self.tree.peek(p)?;
+        let mut out = Vec::with_capacity(128);
+        node.encode_prior(&mut out);
+        Some(out)
     }
 
     /// Proposes a client's write, holding its connection's later requests until it is answered.

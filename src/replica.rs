@@ -189,6 +189,9 @@ impl Core {
                         .remove(&(entry.header.client_id, entry.header.cxid))
                 })
             };
+            if let Some(prior) = entry.prior() {
+                self.tree.prime(&entry, prior);
+            }
             self.commit_entry(&entry, origin);
         }
         for _ in 0..syncs_done {

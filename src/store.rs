@@ -1021,10 +1021,21 @@ mod tests {
         paged_tree_answers_as_one_held_in_memory(40 << 10);
     }
 
+    #[test]
+    fn a_learner_given_the_leaders_prior_nodes_answers_as_one_held_in_memory() {
+        // No budget, and before each setData or delete the node as the leader has it: the
+        // learner applies it without reading the node from its store, to the same state.
+        paged_tree_answers_as_one_held_in_memory_primed(0, true);
+    }
+
     /// Random creates (some ephemeral), setData, deletes and session closes, applied to a tree
     /// over a store holding `budget` bytes of nodes and to one holding all in memory, saved
     /// now and then; both answer the same after each txn, and after a restart.
     fn paged_tree_answers_as_one_held_in_memory(budget: usize) {
+        paged_tree_answers_as_one_held_in_memory_primed(budget, false);
+    }
+
+    fn paged_tree_answers_as_one_held_in_memory_primed(budget: usize, primed: bool) {
         use jute::txn::{CreateSessionTxn, DeleteTxn, SetDataTxn};
         let dir = tempfile::tempdir().unwrap();
         let (db, log) = (dir.path().join("db"), dir.path().join("log"));
@@ -1041,6 +1052,7 @@ mod tests {
             (rng % n as u64) as usize
         };
         let mut last_session = 0;
+        let mut primes = 0;
         for zxid in 1..=3000i64 {
             let mut pick = live[next(live.len())].clone();
             let record = match next(10) {
@@ -1078,7 +1090,15 @@ mod tests {
                 TxnRecord::Create(ref c) if c.ephemeral => [0x11, 0x22][next(2)],
                 _ => 0x33,
             };
-            apply_both(&mut paged, &mut held, txn(zxid, client, record));
+            let t = txn(zxid, client, record);
+            if primed {
+                if let Some(n) = crate::tree::record_path(&t.record).and_then(|p| held.get(p)) {
+                    let mut prior = Vec::new();
+                    n.encode_prior(&mut prior);
+                    primes += usize::from(paged.prime(&t, &prior));
+                }
+            }
+            apply_both(&mut paged, &mut held, t);
             live.clear();
             held.for_each(|p, _| {
                 if !p.starts_with("/zookeeper") {
@@ -1109,6 +1129,9 @@ mod tests {
             assert_eq!(paged.all_ephemerals(), held.all_ephemerals());
         }
         assert!(live.len() > 100, "{} nodes", live.len());
+        if primed {
+            assert!(primes > 300, "{primes} nodes primed");
+        }
         for p in &live {
             assert_eq!(seen(&paged, p), seen(&held, p), "{p}");
         }

@@ -120,6 +120,43 @@ impl Node {
         }
     }
 
+    /// The node as a txn that changes it finds it, for an ensemble's learners: its stat, ACL,
+    /// number of children, data length and digest, not its data (the txn replaces or deletes
+    /// it). See [`DataTree::prime`].
+    pub fn encode_prior(&self, out: &mut Vec<u8>) {
+        use jute::Encode;
+        self.stat.encode(out);
+        jute::codec::write_vector(out, Some(self.acl.as_slice()));
+        (i32::try_from(self.num_children).unwrap_or(i32::MAX)).encode(out);
+        let len = self.data.as_ref().map_or(-1, |d| d.len() as i32);
+        len.encode(out);
+        (self.digest as i32).encode(out);
+    }
+
+    /// Decodes [`encode_prior`](Self::encode_prior): the data is `data length` zero bytes, a
+    /// stand-in that only counts in the tree's data size, never seen (the txn replaces it).
+    fn decode_prior(bytes: &[u8]) -> Result<Node, jute::DecodeError> {
+        use jute::Decode;
+        let mut r = jute::Reader::new(bytes);
+        let stat = StatPersisted::decode(&mut r)?;
+        let acl: Vec<Acl> = r.read_vector()?.unwrap_or_default();
+        let num_children = u32::try_from(r.read_i32()?).unwrap_or(0);
+        let len = r.read_i32()?;
+        // No more than the largest node a client may write (jute.maxbuffer's ceiling).
+        if len > 1 << 30 {
+            return Err(jute::DecodeError::TooLarge {
+                len: len as usize,
+                max: 1 << 30,
+            });
+        }
+        let digest = r.read_i32()? as u32;
+        let data = usize::try_from(len).ok().map(|n| vec![0; n]);
+        let mut node = Node::new(stat, data, Arc::new(acl));
+        node.num_children = num_children;
+        node.digest = digest;
+        Ok(node)
+    }
+
     /// The Stat a client sees (`DataNode.copyStat`).
     pub fn client_stat(&self, extended_types: bool) -> Stat {
         let s = &self.stat;
@@ -425,6 +462,26 @@ impl Nodes {
         self.map.get_mut().insert(p, slot);
     }
 
+    /// Holds `node` as `p`'s stored state, unless `p` is held or known absent: what a load of
+    /// `p` would have found. Not a read: let go once saved.
+    fn prime(&mut self, p: &str, node: Node) -> bool {
+        if self.pages.is_none() || self.absent.get_mut().contains(p) {
+            return false;
+        }
+        let map = self.map.get_mut();
+        if map.get(p).is_some() {
+            return false;
+        }
+        self.held.set(self.held.get() + weight(p, Some(&node)));
+        let slot = Slot {
+            node: Some(Arc::new(node)),
+            children: None,
+            hot: false,
+        };
+        map.insert(p.to_string(), slot);
+        true
+    }
+
     /// Takes `p` out. With pages, its slot stays, empty, until the deletion is saved.
     fn remove(&mut self, p: &str) -> Option<Arc<Node>> {
         self.get(p)?;
@@ -644,6 +701,25 @@ impl DataTree {
 
     pub fn get(&self, p: &str) -> Option<Arc<Node>> {
         self.nodes.get(p)
+    }
+
+    /// Before a learner applies `txn`: the node it changes as the leader found it
+    /// ([`Node::encode_prior`]), so that a node not held in memory is not read from the store.
+    /// The leader sends it only when no txn before this one was pending on that path, so it is
+    /// this tree's state of the node once every txn before `txn` is applied. Ignored when the
+    /// node is held (the tree's own state wins) or undecodable (the node is then loaded).
+    pub fn prime(&mut self, txn: &TxnEntry, prior: &[u8]) -> bool {
+        let (TxnRecord::SetData(jute::txn::SetDataTxn { path: p, .. })
+        | TxnRecord::Delete(jute::txn::DeleteTxn { path: p })) = &txn.record
+        else {
+            return false;
+        };
+        let Ok(mut node) = Node::decode_prior(prior) else {
+            tracing::warn!("undecodable prior state of {p} at {:#x}", txn.header.zxid);
+            return false;
+        };
+        node.acl = self.intern_txn_acl(Some(&node.acl));
+        self.nodes.prime(p, node)
     }
 
     /// [`get`](Self::get) for a write (its check, its save), which is not a client's read: a
@@ -1182,6 +1258,63 @@ mod tests {
             children: None,
             hot: false,
         }
+    }
+
+    #[test]
+    fn a_prior_node_decodes_to_its_stat_acl_children_digest_and_data_length() {
+        let stat = StatPersisted {
+            czxid: 5,
+            mzxid: 9,
+            version: 3,
+            ephemeral_owner: 0x77,
+            ..StatPersisted::default()
+        };
+        let mut n = Node::new(
+            stat,
+            Some(b"hello".to_vec()),
+            Arc::new(crate::acl::open_acl_unsafe()),
+        );
+        n.num_children = 4;
+        n.digest = 0xDEAD_BEEF;
+        let mut bytes = Vec::new();
+        n.encode_prior(&mut bytes);
+        let back = Node::decode_prior(&bytes).unwrap();
+        assert_eq!(
+            (back.stat.clone(), back.acl.clone()),
+            (n.stat.clone(), n.acl.clone())
+        );
+        assert_eq!((back.num_children, back.digest), (4, 0xDEAD_BEEF));
+        assert_eq!(back.data.map(|d| d.len()), Some(5));
+        // No data at all stays none.
+        n.data = None;
+        bytes.clear();
+        n.encode_prior(&mut bytes);
+        assert_eq!(Node::decode_prior(&bytes).unwrap().data, None);
+        // Cut short, or claiming more data than any node holds: refused, never a panic.
+        for cut in 0..bytes.len() {
+            assert!(Node::decode_prior(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let at = bytes.len() - 8;
+        bytes[at..at + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(Node::decode_prior(&bytes).is_err());
+    }
+
+    #[test]
+    fn an_undecodable_prior_primes_nothing() {
+        let mut t = DataTree::new(false);
+        let h = TxnHeader {
+            client_id: 1,
+            cxid: 1,
+            zxid: 1,
+            time: 1,
+            type_: jute::OpCode::Delete.code(),
+        };
+        let txn = TxnEntry {
+            header: h,
+            record: TxnRecord::Delete(DeleteTxn { path: "/x".into() }),
+            digest: None,
+        };
+        assert!(!t.prime(&txn, b"\x00\x01"));
     }
 
     #[test]

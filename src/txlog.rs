@@ -32,6 +32,9 @@ use std::thread::JoinHandle;
 pub struct Txn {
     entry: TxnEntry,
     bytes: std::sync::OnceLock<Vec<u8>>,
+    /// In an ensemble, the node this txn changes as it was before it
+    /// ([`crate::tree::Node::encode_prior`]): sent along with the proposal, never logged.
+    prior: Option<Vec<u8>>,
 }
 
 impl Txn {
@@ -39,7 +42,17 @@ impl Txn {
         Txn {
             entry,
             bytes: std::sync::OnceLock::new(),
+            prior: None,
         }
+    }
+
+    pub fn with_prior(mut self, prior: Option<Vec<u8>>) -> Self {
+        self.prior = prior;
+        self
+    }
+
+    pub fn prior(&self) -> Option<&[u8]> {
+        self.prior.as_deref()
     }
 
     /// Decodes a txn and keeps the bytes it was decoded from (a txn runs to the end of its
@@ -49,6 +62,7 @@ impl Txn {
         Ok(Txn {
             entry,
             bytes: std::sync::OnceLock::from(bytes),
+            prior: None,
         })
     }
 

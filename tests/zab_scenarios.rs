@@ -100,6 +100,10 @@ fn run_command(sim: &mut Option<Sim>, line: &str) -> String {
                     }
                     let names = [
                         (zkrs::zab::packet::PROPOSAL, "PROPOSAL"),
+                        (
+                            zkrs::zab::packet::PROPOSAL_WITH_PRIOR,
+                            "PROPOSAL_WITH_PRIOR",
+                        ),
                         (zkrs::zab::packet::ACK, "ACK"),
                         (zkrs::zab::packet::COMMIT, "COMMIT"),
                         (zkrs::zab::packet::INFORM, "INFORM"),

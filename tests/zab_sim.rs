@@ -101,3 +101,32 @@ fn a_single_member_leads_alone() {
     assert!(sim.stabilize());
     assert!(sim.committed.len() >= 50);
 }
+
+#[test]
+fn proposals_bring_learners_the_prior_node_and_observers_none() {
+    let mut sim = Sim::new(11, 3, 1);
+    assert!(sim.stabilize());
+    for _ in 0..20 {
+        sim.propose();
+        sim.drain();
+    }
+    assert!(sim.stabilize());
+    assert!(sim.committed.len() >= 20);
+    assert!(
+        sim.delivered
+            .get(&zkrs::zab::packet::PROPOSAL_WITH_PRIOR)
+            .is_some_and(|&n| n >= 20),
+        "{:?}",
+        sim.delivered
+    );
+    // Half the proposals had a prior node: every voter applied those with it (the checks in
+    // `take` hold it to the leader's bytes, and the log to the txn alone); the observer,
+    // told by INFORM, never has one.
+    for (id, n) in &sim.nodes {
+        if *id == 4 {
+            assert_eq!(n.primed, 0, "observer");
+        } else {
+            assert!(n.primed >= 10, "member {id}: {} primed", n.primed);
+        }
+    }
+}

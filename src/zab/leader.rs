@@ -36,6 +36,8 @@ pub(super) struct Learner {
     current_epoch: i64,
     /// Ticks since we heard from it.
     silent: u32,
+    /// It announced [`PRIOR_VERSION`]: proposals go to it as PROPOSAL_WITH_PRIOR.
+    takes_prior: bool,
 }
 
 #[derive(Debug, Default)]
@@ -352,17 +354,24 @@ impl Zab {
             None => (n, n, n),
             Some((_, lo, hi)) => (n, lo.min(n), hi.max(n)),
         });
-        let voters: Vec<Sid> = l
+        let voters: Vec<(Sid, bool)> = l
             .learners
             .iter()
             .filter(|(_, x)| !x.observer && x.phase >= Phase::NewLeaderSent)
-            .map(|(s, _)| *s)
+            .map(|(s, x)| (*s, x.takes_prior))
             .collect();
-        for sid in voters {
-            self.send(
-                sid,
-                Msg::Packet(qp(packet::PROPOSAL, z, Some(bytes.to_vec()))),
-            );
+        for (sid, takes_prior) in voters {
+            let p = match entry.prior().filter(|_| takes_prior) {
+                Some(prior) => {
+                    let mut data = Vec::with_capacity(4 + bytes.len() + prior.len());
+                    data.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+                    data.extend_from_slice(bytes);
+                    data.extend_from_slice(prior);
+                    qp(packet::PROPOSAL_WITH_PRIOR, z, Some(data))
+                }
+                None => qp(packet::PROPOSAL, z, Some(bytes.to_vec())),
+            };
+            self.send(sid, Msg::Packet(p));
         }
     }
 
@@ -461,9 +470,9 @@ impl Zab {
                     .data
                     .as_deref()
                     .and_then(|d| LearnerInfo::from_bytes(d).ok());
-                if info.is_none() {
+                let Some(info) = info else {
                     return;
-                }
+                };
                 let learner = Learner {
                     accepted_epoch: epoch_of(p.zxid),
                     observer,
@@ -471,6 +480,7 @@ impl Zab {
                     last_zxid: 0,
                     current_epoch: 0,
                     silent: 0,
+                    takes_prior: info.protocol_version >= PRIOR_VERSION,
                 };
                 self.leader_state().learners.insert(from, learner);
                 if self.leader.as_ref().is_some_and(|l| l.new_epoch.is_some()) {

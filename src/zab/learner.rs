@@ -47,7 +47,7 @@ impl Zab {
         });
         let info = LearnerInfo {
             serverid: self.cfg.me as i64,
-            protocol_version: PROTOCOL_VERSION,
+            protocol_version: PRIOR_VERSION,
             config_version: 0,
         };
         let kind = if observer {
@@ -155,9 +155,14 @@ impl Zab {
                     st.sync_commit = z;
                 }
             }
-            packet::PROPOSAL => {
-                // Logged as received: the payload is the log record.
-                let Some(entry) = p.data.and_then(|d| Txn::decode(d).ok()) else {
+            packet::PROPOSAL | packet::PROPOSAL_WITH_PRIOR => {
+                // Logged as received: the payload is the log record (the prior node, when
+                // one came, rides along with it unlogged).
+                let entry = match p.type_ {
+                    packet::PROPOSAL => p.data.and_then(|d| Txn::decode(d).ok()),
+                    _ => p.data.and_then(split_prior),
+                };
+                let Some(entry) = entry else {
                     return;
                 };
                 let z = entry.header.zxid;
@@ -299,4 +304,14 @@ impl Zab {
             self.start_election();
         }
     }
+}
+
+/// A PROPOSAL_WITH_PRIOR's data: the txn's length (i32), the txn, the prior node.
+fn split_prior(mut data: Vec<u8>) -> Option<Txn> {
+    let len = data.get(..4)?;
+    let len = usize::try_from(i32::from_be_bytes(len.try_into().ok()?)).ok()?;
+    let prior = data.get(4 + len..)?.to_vec();
+    data.truncate(4 + len);
+    data.drain(..4);
+    Some(Txn::decode(data).ok()?.with_prior(Some(prior)))
 }

@@ -43,6 +43,10 @@ pub mod packet {
     pub const OBSERVERINFO: i32 = 16;
     pub const LEADERINFO: i32 = 17;
     pub const ACKEPOCH: i32 = 18;
+    /// zkrs's own, sent only to learners that announced [`super::PRIOR_VERSION`]: a PROPOSAL
+    /// whose data is the txn's length (i32), the txn (the log record), then the node it changes
+    /// as it was before ([`crate::txlog::Txn::prior`]).
+    pub const PROPOSAL_WITH_PRIOR: i32 = 102;
 }
 
 /// The protocol version learners announce (0x10000, ZooKeeper's).
@@ -52,6 +56,9 @@ pub const PROTOCOL_VERSION: i32 = 0x10000;
 /// (the newest logged proposal) instead of once per proposal; from a leader announcing less it
 /// ACKs each one, as ZooKeeper's learners do. Leaders take both kinds.
 pub const CUMULATIVE_ACK_VERSION: i32 = 0x10001;
+/// The protocol version a zkrs learner announces in FOLLOWERINFO: ZooKeeper's, plus "takes
+/// PROPOSAL_WITH_PRIOR". A leader sends it ZooKeeper's PROPOSAL otherwise.
+pub const PRIOR_VERSION: i32 = 0x10001;
 
 pub fn epoch_of(zxid: i64) -> i64 {
     zxid >> 32

@@ -19,6 +19,8 @@ pub struct Node {
     pub applied: Vec<TxnEntry>,
     /// Readies taken but not yet persisted ("fsync" pending): lost on a crash.
     pub pending: VecDeque<Ready>,
+    /// Committed txns that came with the node they change as it was before (`Txn::prior`).
+    pub primed: usize,
 }
 
 pub struct Sim {
@@ -38,6 +40,11 @@ pub struct Sim {
     pub delivered: BTreeMap<i32, usize>,
     next_payload: i32,
     faults: [u32; 4],
+}
+
+/// The prior node the simulated leader sends with proposal `payload`.
+pub fn prior_of(payload: i32) -> Vec<u8> {
+    format!("prior of {payload}").into_bytes()
 }
 
 fn encode_history(h: &[TxnEntry]) -> Vec<u8> {
@@ -86,6 +93,7 @@ impl Sim {
                     log: vec![],
                     applied: vec![],
                     pending: VecDeque::new(),
+                    primed: 0,
                 },
             );
         }
@@ -168,9 +176,27 @@ impl Sim {
         if let Some(z) = r.truncate {
             node.log.retain(|e| e.header.zxid <= z);
         }
+        for e in &r.append {
+            // What is logged is the txn alone, whichever packet brought it.
+            assert_eq!(
+                e.bytes(),
+                &e.to_bytes()[..],
+                "logged bytes of {:#x}",
+                e.header.zxid
+            );
+        }
         node.log.extend(r.append.iter().map(|e| (**e).clone()));
         let last = node.log.last().map(|e| e.header.zxid);
         for e in &r.committed {
+            if let Some(prior) = e.prior() {
+                assert_eq!(
+                    prior,
+                    prior_of(e.header.cxid),
+                    "prior of {:#x}",
+                    e.header.zxid
+                );
+                node.primed += 1;
+            }
             node.applied.push((**e).clone());
         }
         let zab = node.zab.as_mut().unwrap();
@@ -350,7 +376,11 @@ impl Sim {
                     record: TxnRecord::CreateSession(CreateSessionTxn { time_out: payload }),
                     digest: None,
                 };
-                z.propose(std::sync::Arc::new(zkrs::zab::Txn::new(entry)));
+                // Every other one with a prior node, as a leader's setData and delete have.
+                let prior = (payload % 2 == 0).then(|| prior_of(payload));
+                z.propose(std::sync::Arc::new(
+                    zkrs::zab::Txn::new(entry).with_prior(prior),
+                ));
                 self.next_payload += 1;
                 let id = *id;
                 self.take(id);
