@@ -591,10 +591,12 @@ impl Store {
         let nodes = self.cf(CF_NODES);
         // In key order: the memtable's skip list then inserts each next to the last, not
         // searching from the top (a sixth of a setData's CPU, unsorted).
-        let mut paths: Vec<&str> = dirty.iter().map(String::as_str).collect();
-        paths
-            .sort_unstable_by(|a, b| (crate::path::depth(a), *a).cmp(&(crate::path::depth(b), *b)));
-        for path in paths {
+        let mut paths: Vec<(usize, &str)> = dirty
+            .iter()
+            .map(|p| (crate::path::depth(p), p.as_str()))
+            .collect();
+        paths.sort_unstable();
+        for (_, path) in paths {
             write_node_key(path, &mut key);
             match tree.peek(path) {
                 Some(node) => {
