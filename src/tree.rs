@@ -276,11 +276,7 @@ struct Slot {
     node: Option<Arc<Node>>,
     /// Its children's names, once listed; dropped when one is created or deleted.
     children: Option<Names>,
-    /// Read by a client since the last sweep.
     hot: bool,
-    /// Loaded from the store (or primed, see [`DataTree::prime`]), not created since the
-    /// last save: a save keeps it, a created node not read since is let go.
-    loaded: bool,
 }
 
 /// A node's children's names, as [`DataTree::children`] lists them.
@@ -398,9 +394,8 @@ impl Nodes {
         self.fetch(p, true)
     }
 
-    /// A write's look at a node (its check, its apply, its save), not a client's read: a node
-    /// loaded for it stays held, but the next sweep lets it go unless a client read it since,
-    /// so writes do not push out the nodes clients read.
+    /// A write's look at a node (its check, its apply, its save): a node loaded for it is let
+    /// go once the change is saved, as a created one is, unless a client reads it meanwhile.
     fn fetch_for_write(&self, p: &str) -> Option<Arc<Node>> {
         self.fetch(p, false)
     }
@@ -429,7 +424,6 @@ impl Nodes {
                 node: Some(node.clone()),
                 children: None,
                 hot: read,
-                loaded: true,
             },
         );
         Some(node)
@@ -459,18 +453,17 @@ impl Nodes {
 
     fn insert(&mut self, p: String, node: Node) {
         self.held.set(self.held.get() + weight(&p, Some(&node)));
-        // Not read yet: a node only created is let go once saved.
+        // Not read yet: a node only written is let go once saved.
         let slot = Slot {
             node: Some(Arc::new(node)),
             children: None,
             hot: false,
-            loaded: false,
         };
         self.map.get_mut().insert(p, slot);
     }
 
     /// Holds `node` as `p`'s stored state, unless `p` is held or known absent: what a load of
-    /// `p` would have found (not a read).
+    /// `p` would have found. Not a read: let go once saved.
     fn prime(&mut self, p: &str, node: Node) -> bool {
         if self.pages.is_none() || self.absent.get_mut().contains(p) {
             return false;
@@ -484,7 +477,6 @@ impl Nodes {
             node: Some(Arc::new(node)),
             children: None,
             hot: false,
-            loaded: true,
         };
         map.insert(p.to_string(), slot);
         true
@@ -516,10 +508,7 @@ impl Nodes {
         // push out the nodes being read.
         let mut held = self.held.get();
         for p in saved {
-            if map
-                .get(p)
-                .is_some_and(|s| s.node.is_none() || !(s.hot || s.loaded))
-            {
+            if map.get(p).is_some_and(|s| s.node.is_none() || !s.hot) {
                 if let Some(slot) = map.remove(p) {
                     held = held.saturating_sub(weight(p, slot.node.as_deref()));
                 }
@@ -733,8 +722,8 @@ impl DataTree {
         self.nodes.prime(p, node)
     }
 
-    /// [`get`](Self::get) for a write (its check, its save), which is not a client's read (see
-    /// `Nodes::fetch_for_write`).
+    /// [`get`](Self::get) for a write (its check, its save), which is not a client's read: a
+    /// node only written is let go once saved.
     pub fn peek(&self, p: &str) -> Option<Arc<Node>> {
         self.nodes.fetch_for_write(p)
     }
@@ -1268,7 +1257,6 @@ mod tests {
             node: Some(Arc::new(n)),
             children: None,
             hot: false,
-            loaded: false,
         }
     }
 
