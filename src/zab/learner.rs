@@ -315,3 +315,54 @@ fn split_prior(mut data: Vec<u8>) -> Option<Txn> {
     data.drain(..4);
     Some(Txn::decode(data).ok()?.with_prior(Some(prior)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jute::txn::{CreateSessionTxn, TxnHeader};
+    use jute::TxnRecord;
+
+    fn txn_bytes() -> Vec<u8> {
+        let entry = TxnEntry {
+            header: TxnHeader {
+                client_id: 7,
+                cxid: 1,
+                zxid: 0x1_0000_0001,
+                time: 5,
+                type_: -10,
+            },
+            record: TxnRecord::CreateSession(CreateSessionTxn { time_out: 4000 }),
+            digest: None,
+        };
+        entry.to_bytes()
+    }
+
+    fn with_len(len: i32, txn: &[u8], prior: &[u8]) -> Vec<u8> {
+        let mut d = len.to_be_bytes().to_vec();
+        d.extend_from_slice(txn);
+        d.extend_from_slice(prior);
+        d
+    }
+
+    #[test]
+    fn a_proposal_with_prior_splits_into_the_logged_txn_and_the_prior() {
+        let txn = txn_bytes();
+        let t = split_prior(with_len(txn.len() as i32, &txn, b"prior")).unwrap();
+        assert_eq!(t.bytes(), &txn[..], "the log record is the txn alone");
+        assert_eq!(t.prior(), Some(&b"prior"[..]));
+        assert_eq!(t.header.zxid, 0x1_0000_0001);
+    }
+
+    #[test]
+    fn a_proposal_with_prior_whose_length_lies_is_refused() {
+        let txn = txn_bytes();
+        let n = txn.len() as i32;
+        for len in [-1, i32::MIN, n + 6, i32::MAX, n - 1] {
+            assert!(
+                split_prior(with_len(len, &txn, b"prior")).is_none(),
+                "{len}"
+            );
+        }
+        assert!(split_prior(vec![0, 0]).is_none());
+    }
+}
