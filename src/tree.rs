@@ -484,7 +484,7 @@ impl Nodes {
 
     /// Takes `p` out. With pages, its slot stays, empty, until the deletion is saved.
     fn remove(&mut self, p: &str) -> Option<Arc<Node>> {
-        self.get(p)?;
+        self.fetch_for_write(p)?;
         let map = self.map.get_mut();
         if self.pages.is_some() {
             let slot = map.get_mut(p)?;
