@@ -1142,11 +1142,7 @@ impl Core {
     /// need not read it from their store ([`DataTree::prime`](crate::tree::DataTree::prime)).
     fn prior(&self, record: &TxnRecord) -> Option<Vec<u8>> {
         self.replica.as_ref()?;
-        let p = match record {
-            TxnRecord::SetData(t) => &t.path,
-            TxnRecord::Delete(t) => &t.path,
-            _ => return None,
-        };
+        let p = crate::tree::prior_path(record)?;
         if self.overlay.changes(p) {
             return None;
         }

@@ -189,7 +189,8 @@ impl Core {
                         .remove(&(entry.header.client_id, entry.header.cxid))
                 })
             };
-            if let Some(prior) = entry.prior() {
+            // The leader's own proposal: its tree is where the prior came from.
+            if let Some(prior) = entry.prior().filter(|_| !local) {
                 self.tree.prime(&entry, prior);
             }
             self.commit_entry(&entry, origin);

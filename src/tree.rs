@@ -709,9 +709,7 @@ impl DataTree {
     /// this tree's state of the node once every txn before `txn` is applied. Ignored when the
     /// node is held (the tree's own state wins) or undecodable (the node is then loaded).
     pub fn prime(&mut self, txn: &TxnEntry, prior: &[u8]) -> bool {
-        let (TxnRecord::SetData(jute::txn::SetDataTxn { path: p, .. })
-        | TxnRecord::Delete(jute::txn::DeleteTxn { path: p })) = &txn.record
-        else {
+        let Some(p) = prior_path(&txn.record) else {
             return false;
         };
         let Ok(mut node) = Node::decode_prior(prior) else {
@@ -1192,6 +1190,16 @@ impl DataTree {
 /// What a node counts in `approximate_data_size`: its path and its data.
 fn size_of_node(p: &str, data: Option<&[u8]>) -> i64 {
     (p.len() + data.map_or(0, <[u8]>::len)) as i64
+}
+
+/// The node whose prior state a leader sends with a txn ([`DataTree::prime`]): a setData's or
+/// a delete's.
+pub fn prior_path(rec: &TxnRecord) -> Option<&str> {
+    match rec {
+        TxnRecord::SetData(t) => Some(&t.path),
+        TxnRecord::Delete(t) => Some(&t.path),
+        _ => None,
+    }
 }
 
 /// The path a txn record names, if it names one.

@@ -310,8 +310,10 @@ impl Zab {
 fn split_prior(mut data: Vec<u8>) -> Option<Txn> {
     let len = data.get(..4)?;
     let len = usize::try_from(i32::from_be_bytes(len.try_into().ok()?)).ok()?;
-    let prior = data.get(4 + len..)?.to_vec();
-    data.truncate(4 + len);
+    if 4 + len > data.len() {
+        return None;
+    }
+    let prior = data.split_off(4 + len);
     data.drain(..4);
     Some(Txn::decode(data).ok()?.with_prior(Some(prior)))
 }

@@ -49,15 +49,13 @@ pub mod packet {
     pub const PROPOSAL_WITH_PRIOR: i32 = 102;
 }
 
-/// The protocol version learners announce (0x10000, ZooKeeper's).
-pub const PROTOCOL_VERSION: i32 = 0x10000;
-/// The protocol version a zkrs leader announces in LEADERINFO: ZooKeeper's, plus "an ACK
+/// The protocol version a zkrs leader announces in LEADERINFO: ZooKeeper's (0x10000), plus "an ACK
 /// acknowledges every proposal up to its zxid". A learner that sees it ACKs once per fsync
 /// (the newest logged proposal) instead of once per proposal; from a leader announcing less it
 /// ACKs each one, as ZooKeeper's learners do. Leaders take both kinds.
 pub const CUMULATIVE_ACK_VERSION: i32 = 0x10001;
-/// The protocol version a zkrs learner announces in FOLLOWERINFO: ZooKeeper's, plus "takes
-/// PROPOSAL_WITH_PRIOR". A leader sends it ZooKeeper's PROPOSAL otherwise.
+/// The protocol version a zkrs learner announces in FOLLOWERINFO: ZooKeeper's (0x10000), plus
+/// "takes PROPOSAL_WITH_PRIOR". A leader sends a learner announcing less ZooKeeper's PROPOSAL.
 pub const PRIOR_VERSION: i32 = 0x10001;
 
 pub fn epoch_of(zxid: i64) -> i64 {
