@@ -88,6 +88,34 @@ pub enum CoreMsg {
     Shutdown,
 }
 
+/// A node as pending txns leave it ([`Core::pending_node`]).
+pub(crate) struct PendingNode {
+    pub view: crate::overlay::NodeView,
+    pub data: Option<Vec<u8>>,
+}
+
+impl PendingNode {
+    pub(crate) fn stat(&self, extended_types: bool) -> jute::data::Stat {
+        let v = &self.view;
+        let children = u32::try_from(v.num_children).unwrap_or(u32::MAX);
+        let len = self.data.as_ref().map_or(0, Vec::len);
+        crate::tree::client_stat(&v.stat, children, len, extended_types)
+    }
+}
+
+/// The data a txn gives the node at `p`, when it gives it whole: a create or a setData of
+/// `p` (Some(None): no data).
+fn whole_data<'a>(rec: &'a TxnRecord, p: &str) -> Option<Option<&'a [u8]>> {
+    let (path, data) = match rec {
+        TxnRecord::Create(t) | TxnRecord::Create2(t) => (&t.path, &t.data),
+        TxnRecord::CreateContainer(t) => (&t.path, &t.data),
+        TxnRecord::CreateTtl(t) => (&t.path, &t.data),
+        TxnRecord::SetData(t) => (&t.path, &t.data),
+        _ => return None,
+    };
+    (path == p).then_some(data.as_deref())
+}
+
 /// A request waiting behind its connection's pending writes.
 enum Queued {
     Req(i32, Request),
@@ -253,7 +281,7 @@ pub struct Core {
     outbox: Vec<(ConnId, Out)>,
     /// While a read is answered early: its connection, and the count of its answered
     /// writes the reply waits for (what it sends is held in its queue).
-    holding: Option<(ConnId, u64)>,
+    pub(crate) holding: Option<(ConnId, u64)>,
     /// The connections given frames this turn (kept for its capacity).
     touched: Vec<OutTx>,
     batch_start: Instant,
@@ -859,8 +887,10 @@ impl Core {
     /// Standalone, a read of a node that no pending txn changes (for getChildren: none
     /// adds or removes a child) sees what it would see after them: it is answered now and
     /// its reply held until they are answered (ZooKeeper's order on the wire, and the
-    /// session's later writes need not wait a turn for it). A write may pass held replies
-    /// when its session is live (it will be proposed, and answered after them).
+    /// session's later writes need not wait a turn for it). So is an exists or getData
+    /// without a watch of a node they change, from the state they leave it in, when
+    /// [`Core::pending_node`] knows that state. A write may pass held replies when its
+    /// session is live (it will be proposed, and answered after them).
     fn may_answer_early(&self, conn: ConnId, q: &Queued) -> bool {
         if self.replica.is_some() {
             return false;
@@ -872,14 +902,50 @@ impl Core {
         let Queued::Req(_, req) = q else {
             return false;
         };
-        let path = match req {
-            Request::Exists(r) => &r.path,
-            Request::GetData(r) => &r.path,
-            Request::GetChildren(r) => &r.path,
-            Request::GetChildren2(r) => &r.path,
+        let (path, unwatched) = match req {
+            Request::Exists(r) => (&r.path, !r.watch),
+            Request::GetData(r) => (&r.path, !r.watch),
+            Request::GetChildren(r) => (&r.path, false),
+            Request::GetChildren2(r) => (&r.path, false),
             req => return live && req.is_write(),
         };
-        live && !self.overlay.touches(path)
+        live && (!self.overlay.touches(path)
+            || unwatched && self.pending_node(conn, path).is_some())
+    }
+
+    /// A node that pending txns change, as they leave it, for a read of `conn` answered early
+    /// (its data too: None when they delete it). Only when the txn that last changes it will
+    /// be answered no later than the connection's last pending write (the read's reply waits
+    /// for that one, so what it shows is durable before it is sent), and holds the node's
+    /// whole data (a create or a setData of that very node). Reads that set a watch are not
+    /// answered so: the watch would be set on a state that is not the tree's yet.
+    pub(crate) fn pending_node(&self, conn: ConnId, p: &str) -> Option<Option<PendingNode>> {
+        let (view, zxid) = self.overlay.pending(p)?;
+        let mut covered = false;
+        let mut data = None;
+        for i in self.inflight.iter().rev() {
+            let z = i.entry.header.zxid;
+            if z < zxid {
+                break;
+            }
+            covered |= match i.origin {
+                Some(Origin::Client { conn: c, .. } | Origin::Connect { conn: c, .. }) => c == conn,
+                None => false,
+            };
+            if z == zxid {
+                data = whole_data(&i.entry.record, p);
+            }
+        }
+        if !covered {
+            return None;
+        }
+        match view {
+            None => Some(None),
+            Some(view) => Some(Some(PendingNode {
+                view: view.clone(),
+                data: data?.map(<[u8]>::to_vec),
+            })),
+        }
     }
 
     /// Processes queued requests of `conn` in order, until a read meets a pending write.

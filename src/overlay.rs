@@ -241,6 +241,12 @@ impl Overlay {
         pending
     }
 
+    /// The node at `p` as the last pending txn that changes it leaves it (None: deleted),
+    /// and that txn's zxid; None when no pending txn changes `p`.
+    pub fn pending(&self, p: &str) -> Option<(Option<&NodeView>, i64)> {
+        self.changes.get(p).map(|(n, z)| (n.as_ref(), *z))
+    }
+
     /// Whether a pending txn changes `p`.
     pub fn changes(&self, p: &str) -> bool {
         self.changes.contains_key(p)

@@ -3,7 +3,7 @@
 //! precedes the notification of a later change.
 
 use crate::acl::{self, AuthIds};
-use crate::core::{reply_frame, Core};
+use crate::core::{reply_frame, Core, PendingNode};
 use crate::watches::{ConnId, Kind};
 use jute::data::{ClientInfo, Stat};
 use jute::proto::*;
@@ -29,6 +29,21 @@ impl Core {
             .map(|c| c.auth.clone())
             .unwrap_or_default();
         let can = |acl: &[jute::data::Acl], perm| acl::check(acl, perm, &auth);
+        // Answered early, of a node pending txns change: from the state they leave it in.
+        if let Some(pending) = self.early_pending(conn, &req) {
+            return Some(match (req, pending) {
+                (_, None) => Err(ZkError::NoNode),
+                (Request::Exists(_), Some(n)) => {
+                    Ok(Response::Exists(ExistsResponse { stat: n.stat(ext) }))
+                }
+                (_, Some(n)) => can(&n.view.acl, perms::READ).map(|()| {
+                    Response::GetData(GetDataResponse {
+                        stat: n.stat(ext),
+                        data: n.data,
+                    })
+                }),
+            });
+        }
         Some(match req {
             Request::Exists(r) => {
                 if r.path.contains('\0') {
@@ -200,6 +215,20 @@ impl Core {
     /// A read answered straight from the tree: `body` encodes the reply from the node and its
     /// Stat, without copying the data or the child names into a Response first. `None` when
     /// the reply was sent; otherwise the error to answer. `watch`: the watch to set on success.
+    /// For an exists or getData without a watch answered early ([`Core::may_answer_early`])
+    /// of a node pending txns change: that node as they leave it (None: deleted).
+    fn early_pending(&self, conn: ConnId, req: &Request) -> Option<Option<PendingNode>> {
+        if self.holding.is_none_or(|(held, _)| held != conn) {
+            return None;
+        }
+        let path = match req {
+            Request::Exists(r) if !r.watch => &r.path,
+            Request::GetData(r) if !r.watch => &r.path,
+            _ => return None,
+        };
+        self.pending_node(conn, path)
+    }
+
     fn reply_from_node(
         &mut self,
         conn: ConnId,

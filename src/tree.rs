@@ -49,6 +49,34 @@ pub struct Node {
     pub digest: u32,
 }
 
+/// The Stat a client sees of a node with stat `s`, `num_children` children and `data_len`
+/// bytes of data (`DataNode.copyStat`).
+pub fn client_stat(
+    s: &StatPersisted,
+    num_children: u32,
+    data_len: usize,
+    extended_types: bool,
+) -> Stat {
+    let num_children = i32::try_from(num_children).unwrap_or(i32::MAX);
+    let owner = match node_kind(s.ephemeral_owner, extended_types) {
+        NodeKind::Ephemeral(o) => o,
+        _ => 0,
+    };
+    Stat {
+        czxid: s.czxid,
+        mzxid: s.mzxid,
+        ctime: s.ctime,
+        mtime: s.mtime,
+        version: s.version,
+        cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
+        aversion: s.aversion,
+        ephemeral_owner: owner,
+        data_length: i32::try_from(data_len).unwrap_or(i32::MAX),
+        num_children,
+        pzxid: s.pzxid,
+    }
+}
+
 /// Where a tree's nodes live beyond the ones it holds in memory: the store. A tree without
 /// pages holds every node in memory (a snapshot being installed, unit tests).
 ///
@@ -159,28 +187,8 @@ impl Node {
 
     /// The Stat a client sees (`DataNode.copyStat`).
     pub fn client_stat(&self, extended_types: bool) -> Stat {
-        let s = &self.stat;
-        let num_children = i32::try_from(self.num_children).unwrap_or(i32::MAX);
-        let owner = match node_kind(s.ephemeral_owner, extended_types) {
-            NodeKind::Ephemeral(o) => o,
-            _ => 0,
-        };
-        Stat {
-            czxid: s.czxid,
-            mzxid: s.mzxid,
-            ctime: s.ctime,
-            mtime: s.mtime,
-            version: s.version,
-            cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
-            aversion: s.aversion,
-            ephemeral_owner: owner,
-            data_length: self
-                .data
-                .as_ref()
-                .map_or(0, |d| i32::try_from(d.len()).unwrap_or(i32::MAX)),
-            num_children,
-            pzxid: s.pzxid,
-        }
+        let data_len = self.data.as_ref().map_or(0, Vec::len);
+        client_stat(&self.stat, self.num_children, data_len, extended_types)
     }
 }
 

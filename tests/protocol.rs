@@ -1224,6 +1224,195 @@ fn reads_pipelined_behind_writes_see_them_and_replies_keep_request_order() {
     );
 }
 
+fn data_and_stat(r: Reply) -> (Option<Vec<u8>>, Stat) {
+    match r.body {
+        Some(Response::GetData(GetDataResponse { data, stat })) => (data, stat),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn reads_of_nodes_the_sessions_pending_writes_change_see_what_those_writes_leave() {
+    // Reads right behind writes of the same node (answered before those writes are logged)
+    // show the node as the writes leave it: the same data and Stat a read after them gets.
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/other", b"o", 0);
+    let w0 = c.send(&set_data("/other", b"o2", -1));
+    let w1 = c.send(&create("/p", b"a", 0));
+    let r1 = c.send(&get_data("/p", false));
+    let w2 = c.send(&set_data("/p", b"bb", 0));
+    let r2 = c.send(&get_data("/p", false));
+    let r3 = c.send(&exists("/p", false));
+    for (xid, op) in [(w0, OpCode::SetData), (w1, OpCode::Create)] {
+        assert_eq!(c.recv(xid, op).expect("reply").err(), 0);
+    }
+    let (d1, s1) = data_and_stat(c.recv(r1, OpCode::GetData).expect("r1"));
+    assert_eq!(d1.as_deref(), Some(&b"a"[..]));
+    assert_eq!((s1.version, s1.data_length), (0, 1));
+    let set = c.recv(w2, OpCode::SetData).expect("w2");
+    let Some(Response::SetData(SetDataResponse { stat: set_stat })) = set.body else {
+        panic!("{set:?}")
+    };
+    let (d2, s2) = data_and_stat(c.recv(r2, OpCode::GetData).expect("r2"));
+    let r3 = c.recv(r3, OpCode::Exists).expect("r3");
+    let Some(Response::Exists(ExistsResponse { stat: s3 })) = r3.body else {
+        panic!("{r3:?}")
+    };
+    // Read again once everything is committed.
+    let (d4, s4) = data_and_stat(c.call(get_data("/p", false)));
+    assert_eq!(d2.as_deref(), Some(&b"bb"[..]));
+    assert_eq!(d4, d2);
+    assert_eq!(s2, s4, "the early read's Stat is the committed one");
+    assert_eq!(s3, s4);
+    assert_eq!(set_stat, s4);
+    assert_eq!(s1.czxid, s4.czxid);
+    assert_eq!(s1.ctime, s4.ctime);
+    // A node the pending writes delete is gone for the reads behind them.
+    let w3 = c.send(&set_data("/p", b"c", -1));
+    let w4 = c.send(&delete("/p", -1));
+    let r5 = c.send(&get_data("/p", false));
+    let r6 = c.send(&exists("/p", false));
+    assert_eq!(c.recv(w3, OpCode::SetData).expect("w3").err(), 0);
+    assert_eq!(c.recv(w4, OpCode::Delete).expect("w4").err(), 0);
+    assert_eq!(c.recv(r5, OpCode::GetData).expect("r5").err(), -101);
+    assert_eq!(c.recv(r6, OpCode::Exists).expect("r6").err(), -101);
+}
+
+#[test]
+fn an_early_read_of_a_changed_node_still_needs_its_read_right() {
+    // A node anyone may write but nobody may read: its setData goes through, the getData
+    // behind it is refused, and exists (which needs no right) answers.
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    let write_only = Some(vec![Acl {
+        perms: 2,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }]);
+    let r = c.call(Request::Create(CreateRequest {
+        path: "/wo".into(),
+        data: Some(b"x".to_vec()),
+        acl: write_only,
+        flags: 0,
+    }));
+    assert_eq!(r.err(), 0);
+    let w = c.send(&set_data("/wo", b"yy", -1));
+    let g = c.send(&get_data("/wo", false));
+    let e = c.send(&exists("/wo", false));
+    assert_eq!(c.recv(w, OpCode::SetData).expect("w").err(), 0);
+    assert_eq!(c.recv(g, OpCode::GetData).expect("g").err(), -102, "NOAUTH");
+    let e = c.recv(e, OpCode::Exists).expect("e");
+    let Some(Response::Exists(ExistsResponse { stat })) = e.body else {
+        panic!("{e:?}")
+    };
+    assert_eq!((stat.version, stat.data_length), (1, 2));
+}
+
+#[test]
+fn pipelined_reads_and_writes_of_shared_nodes_by_many_sessions_see_only_committed_states() {
+    // Four sessions pipeline setData and getData of a few shared nodes. Every state a read
+    // shows (data, version, mzxid) must be one a setData reply reported, each session's reads
+    // of a node never go back, and a read behind the session's own setData sees it or later.
+    let s = TestServer::start("");
+    let mut setup = Client::connect(s.addr);
+    let nodes: Vec<String> = (0..4).map(|i| format!("/shared{i}")).collect();
+    for n in &nodes {
+        ok_create(&mut setup, n, b"init", 0);
+    }
+    let addr = s.addr;
+    let sessions: Vec<_> = (0..4u64)
+        .map(|k| {
+            let nodes = nodes.clone();
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                let mut rng = k * 7919 + 17;
+                let mut next = move || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng
+                };
+                // (path, data, version, mzxid) of each setData; (path, data, version, mzxid,
+                // the mzxid of the session's last setData of that path before it) of each read.
+                let mut writes = Vec::new();
+                let mut reads = Vec::new();
+                for round in 0..40 {
+                    let mut due = Vec::new();
+                    for i in 0..30 {
+                        let path = nodes[(next() % 4) as usize].clone();
+                        if next() % 3 == 0 {
+                            let data = format!("{k}-{round}-{i}").into_bytes();
+                            due.push((c.send(&set_data(&path, &data, -1)), path, Some(data)));
+                        } else {
+                            due.push((c.send(&get_data(&path, false)), path, None));
+                        }
+                    }
+                    let mut own: std::collections::HashMap<String, i64> = Default::default();
+                    for (xid, path, data) in due {
+                        match data {
+                            Some(data) => {
+                                let r = c.recv(xid, OpCode::SetData).expect("setData");
+                                let Some(Response::SetData(SetDataResponse { stat })) = r.body
+                                else {
+                                    panic!("{r:?}")
+                                };
+                                own.insert(path.clone(), stat.mzxid);
+                                writes.push((path, data, stat.version, stat.mzxid));
+                            }
+                            None => {
+                                let r = c.recv(xid, OpCode::GetData).expect("getData");
+                                let (d, st) = data_and_stat(r);
+                                let mine = own.get(&path).copied().unwrap_or(0);
+                                reads.push((
+                                    path,
+                                    d.unwrap_or_default(),
+                                    st.version,
+                                    st.mzxid,
+                                    mine,
+                                ));
+                            }
+                        }
+                    }
+                }
+                (writes, reads)
+            })
+        })
+        .collect();
+    let mut writes = std::collections::HashMap::new();
+    let mut all_reads = Vec::new();
+    for h in sessions {
+        let (w, r) = h.join().expect("session thread");
+        for (path, data, version, mzxid) in w {
+            writes.insert(mzxid, (path, data, version));
+        }
+        all_reads.push(r);
+    }
+    for reads in all_reads {
+        let mut last: std::collections::HashMap<String, i64> = Default::default();
+        for (path, data, version, mzxid, mine) in reads {
+            if data != b"init" {
+                let w = writes.get(&mzxid).unwrap_or_else(|| {
+                    panic!("{path}: read a state no setData made (mzxid {mzxid:#x})")
+                });
+                assert_eq!(
+                    (&w.0, &w.1, w.2),
+                    (&path, &data, version),
+                    "{path} at {mzxid:#x}"
+                );
+            }
+            assert!(
+                mzxid >= mine,
+                "{path}: a read missed the session's own setData"
+            );
+            let before = last.insert(path.clone(), mzxid).unwrap_or(0);
+            assert!(mzxid >= before, "{path}: a session's reads went back");
+        }
+    }
+}
+
 #[test]
 fn a_watch_set_by_an_early_read_fires_after_its_reply() {
     // The read registers its watch when answered early; another session's change to the node
