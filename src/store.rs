@@ -306,16 +306,6 @@ impl Store {
         // a bound every WAL file would be kept (and replayed after a crash): past 64 MiB of
         // WAL, RocksDB flushes the families that pin the oldest file.
         opts.set_max_total_wal_size(64 << 20);
-        // Flushes and compactions run at the lowest CPU priority (nice 19): on a busy core
-        // they take the time the core thread leaves (it waits on each turn's fdatasync)
-        // instead of preempting a turn midway, which every request in flight then waits out.
-        // Measured over 1M znodes at 16x64, two runs each: p99 of setData 48-50 ms against
-        // 60-83, of delete 28-31 against 32-41, of create 40-42 against 44-47, at the same
-        // throughput; a 3-member ensemble on one core, create p99 102-127 against 136-137.
-        let mut env = rocksdb::Env::new()?;
-        env.lower_thread_pool_cpu_priority();
-        env.lower_high_priority_thread_pool_cpu_priority();
-        opts.set_env(&env);
         let cf_opts = || {
             let mut o = Options::default();
             // Each family may take the whole 16 MiB budget, and eight level-0 files wait for a
