@@ -1,5 +1,6 @@
 //! Reads: answered from the committed tree, in order behind the connection's own pending
-//! writes (the core queues them). Watches are registered here, so a read's reply always
+//! writes (the core queues them), or, answered early, from the state pending txns leave a
+//! node in (`Core::pending_node`). Watches are registered here, so a read's reply always
 //! precedes the notification of a later change.
 
 use crate::acl::{self, AuthIds};
@@ -212,9 +213,6 @@ impl Core {
         })
     }
 
-    /// A read answered straight from the tree: `body` encodes the reply from the node and its
-    /// Stat, without copying the data or the child names into a Response first. `None` when
-    /// the reply was sent; otherwise the error to answer. `watch`: the watch to set on success.
     /// For an exists or getData without a watch answered early ([`Core::may_answer_early`])
     /// of a node pending txns change: that node as they leave it (None: deleted).
     fn early_pending(&self, conn: ConnId, req: &Request) -> Option<Option<PendingNode>> {
@@ -229,6 +227,9 @@ impl Core {
         self.pending_node(conn, path)
     }
 
+    /// A read answered straight from the tree: `body` encodes the reply from the node and its
+    /// Stat, without copying the data or the child names into a Response first. `None` when
+    /// the reply was sent; otherwise the error to answer. `watch`: the watch to set on success.
     fn reply_from_node(
         &mut self,
         conn: ConnId,
