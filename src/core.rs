@@ -88,17 +88,18 @@ pub enum CoreMsg {
     Shutdown,
 }
 
-/// A node as pending txns leave it ([`Core::pending_node`]).
-pub(crate) struct PendingNode {
-    pub view: crate::overlay::NodeView,
-    pub data: Option<Vec<u8>>,
+/// A node as pending txns leave it ([`Core::pending_node`]), borrowed from the overlay and
+/// the txn that gives its data.
+pub(crate) struct PendingNode<'a> {
+    pub view: &'a crate::overlay::NodeView,
+    pub data: Option<&'a [u8]>,
 }
 
-impl PendingNode {
+impl PendingNode<'_> {
     pub(crate) fn stat(&self, extended_types: bool) -> jute::data::Stat {
-        let v = &self.view;
+        let v = self.view;
         let children = u32::try_from(v.num_children).unwrap_or(u32::MAX);
-        let len = self.data.as_ref().map_or(0, Vec::len);
+        let len = self.data.map_or(0, <[u8]>::len);
         crate::tree::client_stat(&v.stat, children, len, extended_types)
     }
 }
@@ -919,7 +920,7 @@ impl Core {
     /// for that one, so what it shows is durable before it is sent), and holds the node's
     /// whole data (a create or a setData of that very node). Reads that set a watch are not
     /// answered so: the watch would be set on a state that is not the tree's yet.
-    pub(crate) fn pending_node(&self, conn: ConnId, p: &str) -> Option<Option<PendingNode>> {
+    pub(crate) fn pending_node(&self, conn: ConnId, p: &str) -> Option<Option<PendingNode<'_>>> {
         let (view, zxid) = self.overlay.pending(p)?;
         let mut covered = false;
         let mut data = None;
@@ -941,10 +942,7 @@ impl Core {
         }
         match view {
             None => Some(None),
-            Some(view) => Some(Some(PendingNode {
-                view: view.clone(),
-                data: data?.map(<[u8]>::to_vec),
-            })),
+            Some(view) => Some(Some(PendingNode { view, data: data? })),
         }
     }
 
@@ -1209,7 +1207,7 @@ impl Core {
     fn prior(&self, record: &TxnRecord) -> Option<Vec<u8>> {
         self.replica.as_ref()?;
         let p = crate::tree::prior_path(record)?;
-        if self.overlay.changes(p) {
+        if self.overlay.touches(p) {
             return None;
         }
         let node = self.tree.peek(p)?;

@@ -247,11 +247,6 @@ impl Overlay {
         self.changes.get(p).map(|(n, z)| (n.as_ref(), *z))
     }
 
-    /// Whether a pending txn changes `p`.
-    pub fn changes(&self, p: &str) -> bool {
-        self.changes.contains_key(p)
-    }
-
     /// Forgets changes that txns up to `zxid` made, now that they are in the tree.
     pub fn committed(&mut self, zxid: i64) {
         while self.by_zxid.front().is_some_and(|(z, _)| *z <= zxid) {

@@ -40,7 +40,7 @@ impl Core {
                 (_, Some(n)) => can(&n.view.acl, perms::READ).map(|()| {
                     Response::GetData(GetDataResponse {
                         stat: n.stat(ext),
-                        data: n.data,
+                        data: n.data.map(<[u8]>::to_vec),
                     })
                 }),
             });
@@ -215,7 +215,7 @@ impl Core {
 
     /// For an exists or getData without a watch answered early ([`Core::may_answer_early`])
     /// of a node pending txns change: that node as they leave it (None: deleted).
-    fn early_pending(&self, conn: ConnId, req: &Request) -> Option<Option<PendingNode>> {
+    fn early_pending(&self, conn: ConnId, req: &Request) -> Option<Option<PendingNode<'_>>> {
         if self.holding.is_none_or(|(held, _)| held != conn) {
             return None;
         }
