@@ -1065,8 +1065,13 @@ mod tests {
                     }
                     let cversion = held.get(&pick).map_or(0, |n| n.stat.cversion);
                     let session = [0, 0, 0x11, 0x22][next(4)];
+                    let path = crate::path::join(&pick, &format!("n{}", next(40)));
+                    if held.get(&path).is_some() {
+                        // Never logged: prep answers NodeExists.
+                        continue;
+                    }
                     TxnRecord::Create(CreateTxn {
-                        path: crate::path::join(&pick, &format!("n{}", next(40))),
+                        path,
                         data: Some(vec![b'd'; next(300)]),
                         acl: Some(crate::acl::open_acl_unsafe()),
                         ephemeral: session != 0,
@@ -1201,18 +1206,69 @@ mod tests {
         assert_eq!(tree.children("/").len(), 501);
     }
 
+    /// A store holding no nodes in memory, and its tree.
+    fn unbudgeted(dir: &Path) -> (Store, DataTree) {
+        let mut store = Store::open(&dir.join("db"), &dir.join("log"), false).unwrap();
+        store.set_node_cache(0);
+        let tree = store.recover(false, false).unwrap().tree;
+        (store, tree)
+    }
+
+    fn save_all(store: &Store, tree: &mut DataTree) {
+        let (dirty, sessions) = (tree.take_dirty(), tree.take_dirty_sessions());
+        store.save_applied(tree, &dirty, &sessions).unwrap();
+        tree.recycle_dirty(dirty);
+    }
+
+    #[test]
+    fn a_path_found_missing_then_created_and_saved_is_read_back_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut tree) = unbudgeted(dir.path());
+        save_all(&store, &mut tree);
+        // Looked up and missing: remembered as such across a save of other paths...
+        assert!(tree.get("/a").is_none());
+        tree.apply(&create(1, "/b"));
+        save_all(&store, &mut tree);
+        assert!(tree.get("/a").is_none());
+        // ...until a save writes it: then it is read from the store, not taken as missing.
+        tree.apply(&create(2, "/a"));
+        save_all(&store, &mut tree);
+        assert_eq!(tree.held_in_memory(), 0, "nodes only written are let go");
+        assert_eq!(tree.get("/a").unwrap().stat.czxid, 2);
+        // And missing again once its deletion is saved.
+        let delete = TxnRecord::Delete(jute::txn::DeleteTxn { path: "/a".into() });
+        tree.apply(&txn(3, 1, delete));
+        save_all(&store, &mut tree);
+        assert!(tree.get("/a").is_none());
+        assert!(tree.get("/b").is_some());
+    }
+
+    #[test]
+    fn a_create_replayed_at_or_below_the_last_applied_zxid_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut tree) = unbudgeted(dir.path());
+        for z in 1..=3 {
+            tree.apply(&create(z, &format!("/n{z}")));
+        }
+        save_all(&store, &mut tree);
+        assert_eq!(tree.held_in_memory(), 0, "the nodes are in the store only");
+        let (len, digest) = (tree.len(), tree.digest());
+        // Replayed (the store holds them): neither counted nor digested twice.
+        for z in 1..=3 {
+            tree.apply(&create(z, &format!("/n{z}")));
+        }
+        assert_eq!((tree.len(), tree.digest()), (len, digest));
+        let root = tree.get("/").unwrap();
+        assert_eq!(root.num_children, 4, "/zookeeper and three");
+    }
+
     #[test]
     fn a_members_config_text_is_saved_like_any_change() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store =
-            Store::open(&dir.path().join("db"), &dir.path().join("log"), false).unwrap();
-        store.set_node_cache(0);
-        let mut tree = store.recover(false, false).unwrap().tree;
+        let (store, mut tree) = unbudgeted(dir.path());
         let size = tree.approximate_data_size();
         tree.set_config(b"server.1=127.0.0.1:2888:3888:participant");
-        let (dirty, sessions) = (tree.take_dirty(), tree.take_dirty_sessions());
-        store.save_applied(&tree, &dirty, &sessions).unwrap();
-        tree.recycle_dirty(dirty);
+        save_all(&store, &mut tree);
         assert_eq!(tree.held_in_memory(), 0, "nothing held");
         let n = tree.get("/zookeeper/config").unwrap();
         assert_eq!(

@@ -372,6 +372,10 @@ fn names_weight(names: &[Box<str>]) -> usize {
 /// How much memory the nodes held in memory may take by default (`znodeCacheSizeMB`).
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
+/// How many paths known absent [`Nodes`] remembers at most between saves (reads of missing
+/// nodes add to them; about 1 MiB).
+const ABSENT_MAX: usize = 1 << 14;
+
 /// The nodes held in memory, over the store's pages: every node changed since the last
 /// save (the store does not have it yet), and the nodes read lately, up to a budget.
 struct Nodes {
@@ -381,8 +385,9 @@ struct Nodes {
     /// Bytes held (see [`weight`]), counted as nodes come in and recounted by a sweep.
     held: std::cell::Cell<usize>,
     budget: usize,
-    /// Paths looked up this turn that are neither here nor in the store: a create asks twice
-    /// (when it is checked, then when it is applied). Forgotten at every save.
+    /// Paths looked up that are neither here nor in the store: a create asks twice (when it
+    /// is checked, then when it is applied, after a quorum in an ensemble, so often after a
+    /// save). A save takes out the paths it wrote; past [`ABSENT_MAX`] all are forgotten.
     absent: std::cell::RefCell<crate::FastSet<Box<str>>>,
 }
 
@@ -510,12 +515,16 @@ impl Nodes {
         if self.pages.is_none() {
             return;
         }
-        self.absent.get_mut().clear();
+        let absent = self.absent.get_mut();
+        if absent.len() > ABSENT_MAX {
+            *absent = Default::default();
+        }
         let map = self.map.get_mut();
         // Deletions, and nodes created and not read since: a bulk of creates does not
         // push out the nodes being read.
         let mut held = self.held.get();
         for p in saved {
+            absent.remove(p.as_str());
             if map.get(p).is_some_and(|s| s.node.is_none() || !s.hot) {
                 if let Some(slot) = map.remove(p) {
                     held = held.saturating_sub(weight(p, slot.node.as_deref()));
@@ -1063,7 +1072,21 @@ impl DataTree {
         let Some(parent_path) = path::parent(&t.path) else {
             return;
         };
-        if self.nodes.fetch_for_write(&t.path).is_some() {
+        // A txn past the last applied zxid cannot find its node stored (a valid create never
+        // meets an existing node, and the store holds only txns up to that zxid): only the
+        // nodes held in memory need a look, which spares a follower a store lookup per create.
+        let there = if h.zxid > self.last_zxid {
+            debug_assert!(
+                self.nodes.holds_live(&t.path) || self.nodes.fetch_for_write(&t.path).is_none(),
+                "a create of the existing {} logged at {:#x}",
+                t.path,
+                h.zxid
+            );
+            self.nodes.holds_live(&t.path)
+        } else {
+            self.nodes.fetch_for_write(&t.path).is_some()
+        };
+        if there {
             return; // already there: replaying a txn that is already reflected
         }
         self.nodes.forget_children(parent_path);
