@@ -142,17 +142,7 @@ impl Overlay {
                     pending.push((parent.into(), Some(pv)));
                 }
             }
-            let stat = StatPersisted {
-                czxid: h.zxid,
-                mzxid: h.zxid,
-                ctime: h.time,
-                mtime: h.time,
-                version: 0,
-                cversion: 0,
-                aversion: 0,
-                ephemeral_owner: owner,
-                pzxid: h.zxid,
-            };
+            let stat = crate::tree::created_stat(h, owner);
             let new = acl.as_deref().unwrap_or_default();
             let acl = match parent_acl {
                 Some(a) if a.as_slice() == new => a,

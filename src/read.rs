@@ -8,9 +8,7 @@ use crate::core::{reply_frame, Core, PendingNode};
 use crate::watches::{ConnId, Kind};
 use jute::data::{ClientInfo, Stat};
 use jute::proto::*;
-use jute::{
-    frame, perms, xid, Encode, EventType, KeeperState, MultiOp, MultiResponse, MultiResult,
-};
+use jute::{perms, Encode, EventType, MultiOp, MultiResponse, MultiResult};
 use jute::{Request, Response, WatcherType, ZkError};
 
 impl Core {
@@ -334,22 +332,7 @@ impl Core {
             self.watches.add_persistent(&p, conn, true);
         }
         for (kind, p) in events {
-            let mut out = Vec::new();
-            frame::write(&mut out, |o| {
-                ReplyHeader {
-                    xid: xid::NOTIFICATION,
-                    zxid: -1,
-                    err: 0,
-                }
-                .encode(o);
-                WatcherEvent {
-                    type_: kind.code(),
-                    state: KeeperState::SyncConnected.code(),
-                    path: p,
-                }
-                .encode(o);
-            });
-            self.send(conn, out);
+            self.send(conn, crate::core::notification(kind.code(), &p));
         }
     }
 }

@@ -369,6 +369,22 @@ fn names_weight(names: &[Box<str>]) -> usize {
     32 + names.iter().map(|n| 24 + n.len()).sum::<usize>()
 }
 
+/// The persisted stat of a node the create txn `h` makes, owned by `owner` (0, a session, or
+/// the container and TTL marks).
+pub(crate) fn created_stat(h: &TxnHeader, owner: i64) -> StatPersisted {
+    StatPersisted {
+        czxid: h.zxid,
+        mzxid: h.zxid,
+        ctime: h.time,
+        mtime: h.time,
+        version: 0,
+        cversion: 0,
+        aversion: 0,
+        ephemeral_owner: owner,
+        pzxid: h.zxid,
+    }
+}
+
 /// How much memory the nodes held in memory may take by default (`znodeCacheSizeMB`).
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
@@ -1098,17 +1114,7 @@ impl DataTree {
         parent.stat.pzxid = h.zxid;
         redigest(&mut self.digest, parent_path, parent);
         let parent_path = parent_path.to_string();
-        let stat = StatPersisted {
-            czxid: h.zxid,
-            mzxid: h.zxid,
-            ctime: h.time,
-            mtime: h.time,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
-            ephemeral_owner: owner,
-            pzxid: h.zxid,
-        };
+        let stat = created_stat(h, owner);
         let acl = self.intern_txn_acl(t.acl.as_ref());
         let mut node = Node::new(stat, t.data.clone(), acl);
         // Counted as 0 so far: this adds its digest.
