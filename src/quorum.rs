@@ -153,6 +153,11 @@ struct Parts {
 }
 
 impl Parts {
+    /// Hands a peer's message to the core; false once the core is gone (the server stops).
+    async fn deliver(&self, from: Sid, msg: Msg) -> bool {
+        self.core.send(CoreMsg::Peer { from, msg }).await.is_ok()
+    }
+
     async fn quorum_closed(&self, sid: Sid, gen: u64) {
         let ours = {
             let mut map = lock(&self.quorum);
@@ -278,15 +283,7 @@ async fn election_connection(
         let Ok(n) = Notification::from_bytes(&buf) else {
             continue;
         };
-        if parts
-            .core
-            .send(CoreMsg::Peer {
-                from: sid,
-                msg: Msg::Vote(n),
-            })
-            .await
-            .is_err()
-        {
+        if !parts.deliver(sid, Msg::Vote(n)).await {
             break;
         }
     }
@@ -363,15 +360,7 @@ async fn learner_connection(
     };
     let gen = parts.generation.fetch_add(1, Ordering::Relaxed);
     lock(&parts.quorum).insert(sid, (gen, tx));
-    if parts
-        .core
-        .send(CoreMsg::Peer {
-            from: sid,
-            msg: Msg::Packet(first),
-        })
-        .await
-        .is_err()
-    {
+    if !parts.deliver(sid, Msg::Packet(first)).await {
         return;
     }
     pump(sid, gen, rd, wr, buf, rx, parts).await;

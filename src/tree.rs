@@ -385,6 +385,22 @@ pub(crate) fn created_stat(h: &TxnHeader, owner: i64) -> StatPersisted {
     }
 }
 
+/// The plain create a container or TTL create txn applies as (its owner marks its kind).
+fn persistent_create(
+    path: &str,
+    data: &Option<Vec<u8>>,
+    acl: &Option<Vec<Acl>>,
+    parent_c_version: i32,
+) -> CreateTxn {
+    CreateTxn {
+        path: path.to_string(),
+        data: data.clone(),
+        acl: acl.clone(),
+        ephemeral: false,
+        parent_c_version,
+    }
+}
+
 /// How much memory the nodes held in memory may take by default (`znodeCacheSizeMB`).
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
@@ -997,23 +1013,11 @@ impl DataTree {
                 self.create(h, t, owner, out);
             }
             TxnRecord::CreateContainer(t) => {
-                let c = CreateTxn {
-                    path: t.path.clone(),
-                    data: t.data.clone(),
-                    acl: t.acl.clone(),
-                    ephemeral: false,
-                    parent_c_version: t.parent_c_version,
-                };
+                let c = persistent_create(&t.path, &t.data, &t.acl, t.parent_c_version);
                 self.create(h, &c, CONTAINER_OWNER, out);
             }
             TxnRecord::CreateTtl(t) => {
-                let c = CreateTxn {
-                    path: t.path.clone(),
-                    data: t.data.clone(),
-                    acl: t.acl.clone(),
-                    ephemeral: false,
-                    parent_c_version: t.parent_c_version,
-                };
+                let c = persistent_create(&t.path, &t.data, &t.acl, t.parent_c_version);
                 self.create(h, &c, (TTL_MARK | t.ttl as u64) as i64, out);
             }
             TxnRecord::Delete(t) | TxnRecord::DeleteContainer(t) => {
