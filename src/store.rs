@@ -1225,12 +1225,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, mut tree) = unbudgeted(dir.path());
         save_all(&store, &mut tree);
-        // Looked up and missing: remembered as such across a save of other paths...
+        // Looked up and missing, across a save of other paths...
         assert!(tree.get("/a").is_none());
         tree.apply(&create(1, "/b"));
         save_all(&store, &mut tree);
         assert!(tree.get("/a").is_none());
-        // ...until a save writes it: then it is read from the store, not taken as missing.
+        // ...then created: once saved, it is read from the store, not taken as missing.
         tree.apply(&create(2, "/a"));
         save_all(&store, &mut tree);
         assert_eq!(tree.held_in_memory(), 0, "nodes only written are let go");

@@ -404,10 +404,6 @@ fn persistent_create(
 /// How much memory the nodes held in memory may take by default (`znodeCacheSizeMB`).
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
-/// How many paths known absent [`Nodes`] remembers at most between saves (reads of missing
-/// nodes add to them; about 1 MiB).
-const ABSENT_MAX: usize = 1 << 14;
-
 /// The nodes held in memory, over the store's pages: every node changed since the last
 /// save (the store does not have it yet), and the nodes read lately, up to a budget.
 struct Nodes {
@@ -417,9 +413,8 @@ struct Nodes {
     /// Bytes held (see [`weight`]), counted as nodes come in and recounted by a sweep.
     held: std::cell::Cell<usize>,
     budget: usize,
-    /// Paths looked up that are neither here nor in the store: a create asks twice (when it
-    /// is checked, then when it is applied, after a quorum in an ensemble, so often after a
-    /// save). A save takes out the paths it wrote; past [`ABSENT_MAX`] all are forgotten.
+    /// Paths looked up this turn that are neither here nor in the store, so that a second
+    /// look costs no store lookup. Forgotten at every save.
     absent: std::cell::RefCell<crate::FastSet<Box<str>>>,
 }
 
@@ -547,16 +542,12 @@ impl Nodes {
         if self.pages.is_none() {
             return;
         }
-        let absent = self.absent.get_mut();
-        if absent.len() > ABSENT_MAX {
-            *absent = Default::default();
-        }
+        self.absent.get_mut().clear();
         let map = self.map.get_mut();
         // Deletions, and nodes created and not read since: a bulk of creates does not
         // push out the nodes being read.
         let mut held = self.held.get();
         for p in saved {
-            absent.remove(p.as_str());
             if map.get(p).is_some_and(|s| s.node.is_none() || !s.hot) {
                 if let Some(slot) = map.remove(p) {
                     held = held.saturating_sub(weight(p, slot.node.as_deref()));
