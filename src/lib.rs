@@ -15,6 +15,7 @@ pub mod admin;
 pub mod config;
 pub mod core;
 pub mod ensemble;
+pub mod filter;
 pub mod net;
 pub mod overlay;
 pub mod path;

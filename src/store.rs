@@ -19,6 +19,7 @@
 //! the last applied zxid that survived. Log segments are removed only after a flush has made
 //! the applied state they lead to durable.
 
+use crate::filter::{PathFilter, Rebuild};
 use crate::tree::{DataTree, Node, Pages};
 use crate::txlog::TxLog;
 use jute::data::{Acl, StatPersisted};
@@ -78,6 +79,10 @@ pub struct Store {
     trimmer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Bytes of nodes a tree over this store holds in memory (beyond unsaved ones).
     node_cache: usize,
+    /// The keys the `nodes` family may hold (see [`crate::filter`]).
+    filter: Arc<PathFilter>,
+    /// The thread rebuilding the filter, if one ran.
+    rebuilder: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// What a restart recovers.
@@ -155,6 +160,7 @@ fn family<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
 struct StoredNodes {
     db: Arc<DB>,
     acls: std::cell::RefCell<AclCache>,
+    filter: Arc<PathFilter>,
 }
 
 /// A store that cannot be read or holds what cannot be decoded: the server stops (status 2,
@@ -176,7 +182,11 @@ impl StoredNodes {
 
 impl Pages for StoredNodes {
     fn load(&self, p: &str) -> Option<Node> {
-        match self.db.get_pinned_cf(self.cf(), node_key(p)) {
+        let key = node_key(p);
+        if !self.filter.may_hold(&key) {
+            return None;
+        }
+        match self.db.get_pinned_cf(self.cf(), key) {
             Ok(Some(value)) => Some(self.decode(p, &value)),
             Ok(None) => None,
             Err(e) => unreadable(p, e),
@@ -353,6 +363,8 @@ impl Store {
             retain: LOG_RETAIN,
             trimmer: Mutex::new(None),
             node_cache: crate::tree::DEFAULT_CACHE_BYTES,
+            filter: PathFilter::new(),
+            rebuilder: Mutex::new(None),
         };
         store.move_old_log()?;
         store.move_old_applied_state()?;
@@ -458,10 +470,19 @@ impl Store {
         let pages = Box::new(StoredNodes {
             db: self.db.clone(),
             acls: Default::default(),
+            filter: Arc::clone(&self.filter),
         });
         let nodes = self.cf(CF_NODES);
+        let expected = self
+            .db
+            .property_int_value_cf(nodes, "rocksdb.estimate-num-keys")?
+            .unwrap_or(0);
+        let mut filter = self
+            .filter
+            .reset(usize::try_from(expected).unwrap_or(usize::MAX));
         let Some(last) = self.db.get_cf(nodes, LAST_ZXID)? else {
             self.db.put_cf(nodes, FORMAT, FORMAT_COUNTS)?;
+            filter.finish();
             return Ok(DataTree::new(extended_types).with_pages(pages, self.node_cache));
         };
         let last = <[u8; 8]>::try_from(last.as_slice())
@@ -475,10 +496,14 @@ impl Store {
         }
         let mut tree = DataTree::empty(extended_types).with_pages(pages, self.node_cache);
         let mut acls = AclCache::default();
+        let mut key = Vec::new();
         scan_nodes(&self.db, nodes, &mut acls, |p, n| {
+            write_node_key(p, &mut key);
+            filter.add(&key);
             tree.index_stored(p, &n);
             Ok(())
         })?;
+        filter.finish();
         for item in self.db.prefix_iterator_cf(nodes, SESSION) {
             let (key, value) = item?;
             let Some(id) = key.strip_prefix(SESSION) else {
@@ -591,6 +616,7 @@ impl Store {
         let nodes = self.cf(CF_NODES);
         // In key order: the memtable's skip list then inserts each next to the last, not
         // searching from the top (a sixth of a setData's CPU, unsorted).
+        let mut rebuild = None;
         let mut paths: Vec<(usize, &str)> = dirty
             .iter()
             .map(|p| (crate::path::depth(p), p.as_str()))
@@ -602,6 +628,8 @@ impl Store {
                 Some(node) => {
                     buf.clear();
                     encode_node(&node, &mut buf);
+                    // Before the write: a rebuild that begins meanwhile gets the key.
+                    rebuild = rebuild.or(self.filter.add(&key, tree.len()));
                     batch.put_cf(nodes, &key, &buf);
                 }
                 None => batch.delete_cf(nodes, &key),
@@ -617,8 +645,29 @@ impl Store {
         let mut opts = WriteOptions::default();
         opts.disable_wal(true);
         self.db.write_opt(batch, &opts)?;
+        self.start_filter_rebuild(rebuild);
         self.applied.store(tree.last_zxid, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Rebuilds the filter of stored keys on a thread of its own; called once the batch
+    /// whose keys began the rebuild is written, so that the scan sees them.
+    fn start_filter_rebuild(&self, job: Option<Rebuild>) {
+        let Some(job) = job else { return };
+        let mut slot = self.rebuilder.lock().unwrap_or_else(|e| e.into_inner());
+        // The last rebuild ended (the filter begins one at a time): reap its thread.
+        if let Some(done) = slot.take() {
+            let _ = done.join();
+        }
+        let db = Arc::clone(&self.db);
+        match std::thread::Builder::new()
+            .name("zkrs-filter".into())
+            .spawn(move || rebuild_filter(&db, job))
+        {
+            Ok(t) => *slot = Some(t),
+            // The rebuild, dropped with the closure, is abandoned: the filter stays.
+            Err(e) => tracing::warn!("cannot start rebuilding the path filter: {e}"),
+        }
     }
 
     /// Persists the ZAB epochs (synced: they are acted on right after).
@@ -714,10 +763,13 @@ impl Store {
         let nodes = self.cf(CF_NODES);
         batch.delete_range_cf(nodes, [0u8; 1].as_slice(), [0xffu8; 8].as_slice());
         let mut buf = Vec::new();
+        let mut rebuild = None;
         tree.for_each(|p, node| {
             buf.clear();
             encode_node(node, &mut buf);
-            batch.put_cf(nodes, node_key(p), &buf);
+            let key = node_key(p);
+            rebuild = rebuild.take().or(self.filter.add(&key, tree.len()));
+            batch.put_cf(nodes, key, &buf);
         });
         batch.put_cf(nodes, FORMAT, FORMAT_COUNTS);
         for (id, timeout) in &tree.sessions {
@@ -727,6 +779,7 @@ impl Store {
         let mut opts = WriteOptions::default();
         opts.set_sync(self.sync);
         self.db.write_opt(batch, &opts)?;
+        self.start_filter_rebuild(rebuild);
         self.applied.store(tree.last_zxid, Ordering::Relaxed);
         Ok(())
     }
@@ -758,17 +811,32 @@ impl Store {
 }
 
 impl Drop for Store {
-    /// The trimming thread holds the database too: it ends before the database closes, so
-    /// that a store reopened right after finds it closed.
+    /// The trimming and filter threads hold the database too: they end before the database
+    /// closes, so that a store reopened right after finds it closed.
     fn drop(&mut self) {
-        let trimmer = self
-            .trimmer
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(t) = trimmer {
-            let _ = t.join();
+        for slot in [&mut self.trimmer, &mut self.rebuilder] {
+            if let Some(t) = slot.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = t.join();
+            }
         }
+    }
+}
+
+/// Feeds every key of the `nodes` family to `job` (see [`crate::filter`]).
+fn rebuild_filter(db: &DB, mut job: Rebuild) {
+    let mut read = rocksdb::ReadOptions::default();
+    read.fill_cache(false);
+    read.set_readahead_size(2 << 20);
+    let mut it = db.raw_iterator_cf_opt(family(db, CF_NODES), read);
+    it.seek_to_first();
+    while let Some(key) = it.key() {
+        job.add(key);
+        it.next();
+    }
+    match it.status() {
+        Ok(()) => job.finish(),
+        // Dropped unfinished: abandoned.
+        Err(e) => tracing::warn!("rebuilding the path filter: {e}"),
     }
 }
 
@@ -1241,6 +1309,44 @@ mod tests {
         save_all(&store, &mut tree);
         assert!(tree.get("/a").is_none());
         assert!(tree.get("/b").is_some());
+    }
+
+    #[test]
+    fn every_stored_node_is_found_through_the_path_filter_across_its_rebuilds_and_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut tree) = unbudgeted(dir.path());
+        // More than a fresh filter is sized for: it is rebuilt by a thread while the saves go
+        // on, and those saved meanwhile must not be lost by the rebuild.
+        let n = 150_000i64;
+        for chunk in (1..=n).collect::<Vec<_>>().chunks(5_000) {
+            for z in chunk {
+                tree.apply(&create(*z, &format!("/n{z}")));
+            }
+            save_all(&store, &mut tree);
+        }
+        let delete = TxnRecord::Delete(jute::txn::DeleteTxn { path: "/n7".into() });
+        tree.apply(&txn(n + 1, 1, delete));
+        save_all(&store, &mut tree);
+        let check = |tree: &DataTree| {
+            for z in (1..=n).filter(|z| *z != 7) {
+                assert!(tree.get(&format!("/n{z}")).is_some(), "/n{z} lost");
+            }
+            assert!(tree.get("/n7").is_none());
+            for z in n + 1..n + 1_000 {
+                assert!(tree.get(&format!("/n{z}")).is_none());
+            }
+        };
+        assert_eq!(tree.held_in_memory(), 0, "read from the store, not held");
+        check(&tree);
+        if let Some(t) = store.rebuilder.lock().unwrap().take() {
+            t.join().unwrap();
+        }
+        check(&tree);
+        // Far past the filter's first size: it was rebuilt larger.
+        assert!(store.filter.bytes() * 8 >= (n as usize) * 4);
+        drop(tree);
+        let again = store.open_tree(false).unwrap();
+        check(&again);
     }
 
     #[test]
