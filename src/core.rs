@@ -280,8 +280,6 @@ pub struct Core {
     /// Proposed and not yet committed, in zxid order.
     pub(crate) inflight: VecDeque<Inflight>,
     outbox: Vec<(ConnId, Out)>,
-    /// The messages of the turn (kept for its allocation).
-    inbox: Vec<CoreMsg>,
     /// While a read is answered early: its connection, and the count of its answered
     /// writes the reply waits for (what it sends is held in its queue).
     pub(crate) holding: Option<(ConnId, u64)>,
@@ -348,7 +346,6 @@ impl Core {
             started: now,
             inflight: VecDeque::new(),
             outbox: Vec::new(),
-            inbox: Vec::new(),
             holding: None,
             touched: Vec::new(),
             batch_start: now,
@@ -372,7 +369,11 @@ impl Core {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     self.batch_start = Instant::now();
-                    if !self.handle_waiting(Some(msg), &mut rx) {
+                    if matches!(msg, CoreMsg::Shutdown) {
+                        break;
+                    }
+                    self.handle(msg);
+                    if !self.handle_waiting(&mut rx) {
                         break 'run;
                     }
                     self.finish_batch();
@@ -382,7 +383,7 @@ impl Core {
                 // with whatever arrived meanwhile.
                 () = std::future::ready(()), if self.unlogged() => {
                     self.batch_start = Instant::now();
-                    if !self.handle_waiting(None, &mut rx) {
+                    if !self.handle_waiting(&mut rx) {
                         break 'run;
                     }
                     self.finish_batch();
@@ -480,53 +481,17 @@ impl Core {
         self.stats.latency_count += 1;
     }
 
-    /// Handles `first` and the messages already waiting (up to 4096 in all), so that one
-    /// fsync covers them all; false at shutdown.
-    fn handle_waiting(&mut self, first: Option<CoreMsg>, rx: &mut mpsc::Receiver<CoreMsg>) -> bool {
-        let mut msgs = std::mem::take(&mut self.inbox);
-        msgs.extend(first);
-        while msgs.len() < 4096 {
+    /// Handles the messages already waiting (up to 4096), so that one fsync covers them all;
+    /// false at shutdown.
+    fn handle_waiting(&mut self, rx: &mut mpsc::Receiver<CoreMsg>) -> bool {
+        for _ in 0..4096 {
             match rx.try_recv() {
-                Ok(msg) => msgs.push(msg),
+                Ok(CoreMsg::Shutdown) => return false,
+                Ok(msg) => self.handle(msg),
                 Err(_) => break,
             }
         }
-        self.prefetch(&msgs);
-        let mut running = true;
-        for msg in msgs.drain(..) {
-            if matches!(msg, CoreMsg::Shutdown) {
-                running = false;
-                break;
-            }
-            self.handle(msg);
-        }
-        msgs.clear();
-        self.inbox = msgs;
-        running
-    }
-
-    /// Loads, in one batched store lookup, the nodes that the setData and delete requests
-    /// among `msgs` are about to look at one by one. RocksDB then takes each memtable, file,
-    /// index and block once for all the keys in it. Measured at 16x64 over a million nodes:
-    /// setData (random nodes) 15.6 -> 11.6 us of server CPU per op, delete (in creation order)
-    /// 7.5 -> 6.0. Creates need none: the path filter answers for a path not there.
-    fn prefetch(&mut self, msgs: &[CoreMsg]) {
-        if !self.is_authority() {
-            // A learner forwards its clients' writes: the leader checks them.
-            return;
-        }
-        let mut paths: Vec<&str> = msgs
-            .iter()
-            .filter_map(|m| match m {
-                CoreMsg::Request { req, .. } => match req {
-                    Request::SetData(r) => Some(r.path.as_str()),
-                    Request::Delete(r) => Some(r.path.as_str()),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect();
-        self.tree.prefetch(&mut paths);
+        true
     }
 
     /// Standalone: are there proposals not logged yet (let through by the last commits)?

@@ -193,28 +193,6 @@ impl Pages for StoredNodes {
         }
     }
 
-    fn load_many(&self, paths: &[&str]) -> Vec<Option<Node>> {
-        let mut found: Vec<Option<Node>> = paths.iter().map(|_| None).collect();
-        let (mut wanted, mut keys) = (Vec::new(), Vec::new());
-        for (i, p) in paths.iter().enumerate() {
-            let key = node_key(p);
-            if self.filter.may_hold(&key) {
-                wanted.push(i);
-                keys.push(key);
-            }
-        }
-        // Sorted: RocksDB then reads each block, index and filter once for the keys in it.
-        let values = self.db.batched_multi_get_cf(self.cf(), &keys, true);
-        for (i, value) in wanted.into_iter().zip(values) {
-            match value {
-                Ok(Some(v)) => found[i] = Some(self.decode(paths[i], &v)),
-                Ok(None) => {}
-                Err(e) => unreadable(paths[i], e),
-            }
-        }
-        found
-    }
-
     fn children(&self, p: &str, f: &mut dyn FnMut(&str)) {
         let prefix = child_prefix(p);
         let mut it = self.db.raw_iterator_cf(self.cf());
@@ -1310,17 +1288,6 @@ mod tests {
         tree.recycle_dirty(dirty);
     }
 
-    /// [`unbudgeted`], with `/n1` to `/n<n>` created at zxids 1 to n, saved and let go.
-    fn stored(dir: &Path, n: i64) -> (Store, DataTree) {
-        let (store, mut tree) = unbudgeted(dir);
-        for z in 1..=n {
-            tree.apply(&create(z, &format!("/n{z}")));
-        }
-        save_all(&store, &mut tree);
-        assert_eq!(tree.held_in_memory(), 0, "the nodes are in the store only");
-        (store, tree)
-    }
-
     #[test]
     fn a_path_found_missing_then_created_and_saved_is_read_back_from_the_store() {
         let dir = tempfile::tempdir().unwrap();
@@ -1383,57 +1350,14 @@ mod tests {
     }
 
     #[test]
-    fn a_prefetch_loads_what_each_look_would_and_leaves_unsaved_changes_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, mut tree) = stored(dir.path(), 6);
-        let expected: Vec<_> = (1..=8)
-            .map(|z| {
-                tree.get(&format!("/n{z}"))
-                    .map(|n| (n.stat.clone(), n.data.clone()))
-            })
-            .collect();
-        save_all(&store, &mut tree);
-        // Changed and deleted, not saved yet: memory holds the newer state.
-        let set = TxnRecord::SetData(jute::txn::SetDataTxn {
-            path: "/n2".into(),
-            data: Some(b"new".to_vec()),
-            version: 1,
-        });
-        tree.apply(&txn(7, 1, set));
-        let delete = TxnRecord::Delete(jute::txn::DeleteTxn { path: "/n3".into() });
-        tree.apply(&txn(8, 1, delete));
-        let (len, digest, held) = (tree.len(), tree.digest(), tree.held_in_memory());
-        let mut paths = vec!["/n6", "/n1", "/n2", "/n3", "/n4", "/n7", "/n1", "/n8"];
-        tree.prefetch(&mut paths);
-        assert_eq!(
-            paths,
-            vec!["/n1", "/n4", "/n6", "/n7", "/n8"],
-            "in key order, once"
-        );
-        assert_eq!(
-            (tree.len(), tree.digest()),
-            (len, digest),
-            "nothing applied"
-        );
-        assert!(tree.held_in_memory() > held, "the stored ones are held now");
-        assert_eq!(tree.peek("/n2").unwrap().data.as_deref(), Some(&b"new"[..]));
-        assert!(tree.peek("/n3").is_none());
-        for z in [1, 4, 5, 6, 7, 8] {
-            let got = tree
-                .peek(&format!("/n{z}"))
-                .map(|n| (n.stat.clone(), n.data.clone()));
-            assert_eq!(got, expected[z - 1], "/n{z}");
-        }
-        // Loaded for writes, which are not reads: let go at the next save.
-        save_all(&store, &mut tree);
-        assert_eq!(tree.held_in_memory(), 0);
-        assert_eq!(tree.digest(), digest);
-    }
-
-    #[test]
     fn a_create_replayed_at_or_below_the_last_applied_zxid_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let (_store, mut tree) = stored(dir.path(), 3);
+        let (store, mut tree) = unbudgeted(dir.path());
+        for z in 1..=3 {
+            tree.apply(&create(z, &format!("/n{z}")));
+        }
+        save_all(&store, &mut tree);
+        assert_eq!(tree.held_in_memory(), 0, "the nodes are in the store only");
         let (len, digest) = (tree.len(), tree.digest());
         // Replayed (the store holds them): neither counted nor digested twice.
         for z in 1..=3 {

@@ -85,10 +85,6 @@ pub fn client_stat(
 pub trait Pages: Send {
     /// The stored node at `p`.
     fn load(&self, p: &str) -> Option<Node>;
-    /// The stored nodes at `paths` (in key order: by depth, then path), in one lookup.
-    fn load_many(&self, paths: &[&str]) -> Vec<Option<Node>> {
-        paths.iter().map(|p| self.load(p)).collect()
-    }
     /// The names of the stored children of `p`.
     fn children(&self, p: &str, f: &mut dyn FnMut(&str));
     /// Every stored node, parents before children.
@@ -526,35 +522,6 @@ impl Nodes {
         true
     }
 
-    /// Loads the stored nodes at `paths` that are neither held nor known absent, in one
-    /// lookup, as a write's look at each would (see [`DataTree::prefetch`]).
-    fn prefetch(&mut self, paths: &mut Vec<&str>) {
-        let Some(pages) = self.pages.as_ref() else {
-            return;
-        };
-        let map = self.map.get_mut();
-        let absent = self.absent.get_mut();
-        paths.retain(|p| map.get(p).is_none() && !absent.contains(*p));
-        if paths.len() < 2 {
-            // One lookup gains nothing from a batch: the write makes it.
-            return;
-        }
-        paths.sort_unstable_by_key(|p| (crate::path::depth(p), *p));
-        paths.dedup();
-        let found = pages.load_many(paths);
-        for (p, node) in paths.iter().zip(found) {
-            match node {
-                Some(mut node) => {
-                    node.digest = node_digest(p, &node);
-                    self.prime(p, node);
-                }
-                None => {
-                    self.absent.get_mut().insert((*p).into());
-                }
-            }
-        }
-    }
-
     /// Takes `p` out. With pages, its slot stays, empty, until the deletion is saved.
     fn remove(&mut self, p: &str) -> Option<Arc<Node>> {
         self.fetch_for_write(p)?;
@@ -791,14 +758,6 @@ impl DataTree {
         };
         node.acl = self.intern_txn_acl(Some(&node.acl));
         self.nodes.prime(p, node)
-    }
-
-    /// Loads the nodes at `paths` that the store holds and memory does not, in one batched
-    /// lookup: the nodes a turn's writes are about to look at one by one. What each of those
-    /// looks then finds is what it would have loaded (nodes held in memory, changed or
-    /// deleted and not saved yet, are left alone). `paths` is reordered and filtered.
-    pub fn prefetch(&mut self, paths: &mut Vec<&str>) {
-        self.nodes.prefetch(paths);
     }
 
     /// [`get`](Self::get) for a write (its check, its save), which is not a client's read: a
