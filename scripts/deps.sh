@@ -2,7 +2,7 @@
 # Installs what building and testing zkrs needs, idempotently (Debian 12, as root or via sudo).
 set -euo pipefail
 need=()
-for pkg in librocksdb-dev libclang-dev clang netcat-openbsd; do
+for pkg in libclang-dev clang netcat-openbsd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
