@@ -166,6 +166,15 @@ impl PathFilter {
         self.rebuild(expected, generation)
     }
 
+    /// Forgets every key (the store's keys are all being replaced): until the next
+    /// [`reset`](Self::reset) is finished, every key may be stored.
+    pub fn forget(&self) {
+        let mut s = self.lock();
+        s.generation += 1;
+        s.active = None;
+        s.rebuilding = None;
+    }
+
     fn rebuild(self: &Arc<Self>, nodes: usize, generation: u64) -> Rebuild {
         let capacity = nodes.saturating_mul(GROWTH).max(MIN_KEYS);
         Rebuild {
@@ -178,8 +187,9 @@ impl PathFilter {
         }
     }
 
-    /// The bytes of filter held (for tests and the log).
-    pub fn bytes(&self) -> usize {
+    /// The bytes of filter held.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
         self.lock().active.as_ref().map_or(0, |b| b.words.len() * 8)
     }
 }
@@ -299,6 +309,19 @@ mod tests {
         drop(job);
         assert!((0..n).all(|i| f.may_hold(&key(i))));
         assert!(f.add(&key(n), n + 1).is_some(), "a new rebuild begins");
+    }
+
+    #[test]
+    fn after_forget_every_key_may_be_stored_and_a_rebuild_begun_before_is_dropped() {
+        let (f, _, stale) = past_capacity();
+        f.forget();
+        assert!(f.may_hold(b"/never-added"));
+        stale.finish();
+        assert!(
+            f.may_hold(b"/never-added"),
+            "the stale rebuild is not put in place"
+        );
+        assert!(f.add(b"/x", 1).is_none(), "no rebuild until the next reset");
     }
 
     #[test]

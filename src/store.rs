@@ -264,6 +264,17 @@ fn level_prefix(p: &str, depth: usize) -> Vec<u8> {
     key
 }
 
+/// An iterator at the start of `cf`, for one pass over all of it: large reads, and no block
+/// cache churn.
+fn whole_family<'a>(db: &'a DB, cf: &rocksdb::ColumnFamily) -> rocksdb::DBRawIterator<'a> {
+    let mut read = rocksdb::ReadOptions::default();
+    read.fill_cache(false);
+    read.set_readahead_size(2 << 20);
+    let mut it = db.raw_iterator_cf_opt(cf, read);
+    it.seek_to_first();
+    it
+}
+
 /// Reads every node in key order (parents first) with one raw iterator (no boxed copy of
 /// each key and value), ACLs decoded once per distinct encoding; the applied state's keys
 /// are skipped.
@@ -273,12 +284,7 @@ fn scan_nodes(
     acls: &mut AclCache,
     mut f: impl FnMut(&str, Node) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    // One pass over every node: large reads, and no block cache churn.
-    let mut read = rocksdb::ReadOptions::default();
-    read.fill_cache(false);
-    read.set_readahead_size(2 << 20);
-    let mut it = db.raw_iterator_cf_opt(cf, read);
-    it.seek_to_first();
+    let mut it = whole_family(db, cf);
     while let (Some(key), Some(value)) = (it.key(), it.value()) {
         if key.starts_with(&APPLIED) {
             it.next();
@@ -763,13 +769,10 @@ impl Store {
         let nodes = self.cf(CF_NODES);
         batch.delete_range_cf(nodes, [0u8; 1].as_slice(), [0xffu8; 8].as_slice());
         let mut buf = Vec::new();
-        let mut rebuild = None;
         tree.for_each(|p, node| {
             buf.clear();
             encode_node(node, &mut buf);
-            let key = node_key(p);
-            rebuild = rebuild.take().or(self.filter.add(&key, tree.len()));
-            batch.put_cf(nodes, key, &buf);
+            batch.put_cf(nodes, node_key(p), &buf);
         });
         batch.put_cf(nodes, FORMAT, FORMAT_COUNTS);
         for (id, timeout) in &tree.sessions {
@@ -778,8 +781,9 @@ impl Store {
         batch.put_cf(nodes, LAST_ZXID, tree.last_zxid.to_be_bytes());
         let mut opts = WriteOptions::default();
         opts.set_sync(self.sync);
+        // Every key changed: the filter holds all until `open_tree` scans the new ones.
+        self.filter.forget();
         self.db.write_opt(batch, &opts)?;
-        self.start_filter_rebuild(rebuild);
         self.applied.store(tree.last_zxid, Ordering::Relaxed);
         Ok(())
     }
@@ -824,11 +828,7 @@ impl Drop for Store {
 
 /// Feeds every key of the `nodes` family to `job` (see [`crate::filter`]).
 fn rebuild_filter(db: &DB, mut job: Rebuild) {
-    let mut read = rocksdb::ReadOptions::default();
-    read.fill_cache(false);
-    read.set_readahead_size(2 << 20);
-    let mut it = db.raw_iterator_cf_opt(family(db, CF_NODES), read);
-    it.seek_to_first();
+    let mut it = whole_family(db, family(db, CF_NODES));
     while let Some(key) = it.key() {
         job.add(key);
         it.next();
@@ -1288,6 +1288,17 @@ mod tests {
         tree.recycle_dirty(dirty);
     }
 
+    /// [`unbudgeted`], with `/n1` to `/n<n>` created at zxids 1 to n, saved and let go.
+    fn stored(dir: &Path, n: i64) -> (Store, DataTree) {
+        let (store, mut tree) = unbudgeted(dir);
+        for z in 1..=n {
+            tree.apply(&create(z, &format!("/n{z}")));
+        }
+        save_all(&store, &mut tree);
+        assert_eq!(tree.held_in_memory(), 0, "the nodes are in the store only");
+        (store, tree)
+    }
+
     #[test]
     fn a_path_found_missing_then_created_and_saved_is_read_back_from_the_store() {
         let dir = tempfile::tempdir().unwrap();
@@ -1350,14 +1361,30 @@ mod tests {
     }
 
     #[test]
+    fn an_installed_snapshot_is_found_through_the_path_filter_before_and_after_the_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, tree) = stored(dir.path(), 3);
+        let mut snapshot = DataTree::new(false);
+        for z in 1..=3 {
+            snapshot.apply(&create(z, &format!("/m{z}")));
+        }
+        store.replace_all(&snapshot).unwrap();
+        // Between the install and the reopen, the filter must not answer from the old keys.
+        assert!(
+            tree.get("/m2").is_some(),
+            "a new node looked up before the reopen"
+        );
+        let again = store.open_tree(false).unwrap();
+        for z in 1..=3 {
+            assert!(again.get(&format!("/m{z}")).is_some());
+            assert!(again.get(&format!("/n{z}")).is_none());
+        }
+    }
+
+    #[test]
     fn a_create_replayed_at_or_below_the_last_applied_zxid_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, mut tree) = unbudgeted(dir.path());
-        for z in 1..=3 {
-            tree.apply(&create(z, &format!("/n{z}")));
-        }
-        save_all(&store, &mut tree);
-        assert_eq!(tree.held_in_memory(), 0, "the nodes are in the store only");
+        let (_store, mut tree) = stored(dir.path(), 3);
         let (len, digest) = (tree.len(), tree.digest());
         // Replayed (the store holds them): neither counted nor digested twice.
         for z in 1..=3 {
