@@ -24,6 +24,7 @@ clientPortAddress=127.0.0.1
 extendedTypesEnabled=true
 znode.container.checkIntervalMs=1000
 znodeCacheSizeMB=0
+enforceQuota=true
 $servers
 CFG
     "$bin" --config "$d/zoo.cfg" > "$d/zkrs.log" 2>&1 &

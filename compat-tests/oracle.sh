@@ -9,6 +9,9 @@
 # The server listens on 127.0.0.1:<port> only, uses a fresh data dir under
 # /tmp/zkrs-oracle-<port>/ and logs to /tmp/zkrs-oracle-<port>/server.log.
 #
+# It enforces hard quotas (enforceQuota=true): run the zkCli suite against it with
+# ZKCLI_ENFORCED_QUOTA=1, as scripts/test does against zkrs.
+#
 # ORACLE_EXTENDED_TYPES=1 starts it with zookeeper.extendedTypesEnabled=true
 # (TTL nodes), which makes the TTL checks of the C and Java suites run instead
 # of being skipped.
@@ -88,6 +91,7 @@ maxClientCnxns=0
 4lw.commands.whitelist=*
 admin.enableServer=false
 autopurge.purgeInterval=0
+enforceQuota=true
 CFG
 
   local extra=()

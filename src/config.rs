@@ -58,6 +58,9 @@ pub struct Config {
     /// `user:base64(sha1)` of the super user.
     pub super_digest: Option<String>,
     pub reconfig_enabled: bool,
+    /// `enforceQuota` (`zookeeper.enforceQuota`): a create or setData that would take a
+    /// subtree past a hard quota (`setquota -N`/`-B`) fails with QUOTAEXCEEDED.
+    pub enforce_quota: bool,
     /// `readonlymode.enabled` (a system property in ZooKeeper): a member cut off from its
     /// quorum serves reads to clients that allow it.
     pub read_only_mode: bool,
@@ -126,6 +129,7 @@ impl Default for Config {
             extended_types: false,
             super_digest: None,
             reconfig_enabled: false,
+            enforce_quota: false,
             force_sync: true,
             container_check_interval_ms: 60_000,
             znode_cache_bytes: crate::tree::DEFAULT_CACHE_BYTES,
@@ -386,6 +390,7 @@ impl Config {
                 self.super_digest = Some(value.to_string())
             }
             "reconfigEnabled" => self.reconfig_enabled = boolean(value)?,
+            "enforceQuota" => self.enforce_quota = boolean(value)?,
             "readonlymode.enabled" => self.read_only_mode = boolean(value)?,
             "forceSync" => self.force_sync = boolean(value)?,
             "standaloneEnabled" => self.standalone_enabled = boolean(value)?,
@@ -446,7 +451,6 @@ impl Config {
             | "txnLogSizeLimitInKb"
             | "serverCnxnFactory"
             | "authProvider.1"
-            | "enforceQuota"
             | "jute.maxbuffer.extrasize"
             | "requestThrottleLimit"
             | "electionAlg"
@@ -490,6 +494,7 @@ const KNOWN_KEYS: &[&str] = &[
     "extendedTypesEnabled",
     "DigestAuthenticationProvider.superDigest",
     "reconfigEnabled",
+    "enforceQuota",
     "readonlymode.enabled",
     "forceSync",
     "standaloneEnabled",
@@ -618,9 +623,11 @@ mod tests {
         let cfg = Config::parse(
             "# c\ntickTime=1000\ndataDir=/tmp/x\nclientPort=2999\nmaxClientCnxns=0\n\
              4lw.commands.whitelist=ruok, mntr\njute.maxbuffer=0x1000\nzookeeper.extendedTypesEnabled=true\n\
-             admin.enableServer=false\nserver.1=127.0.0.1:2888:3888\nwhatever=1\n",
+             admin.enableServer=false\nserver.1=127.0.0.1:2888:3888\nwhatever=1\nenforceQuota=true\n",
         )
         .unwrap();
+        assert!(cfg.enforce_quota);
+        assert!(!Config::parse("").unwrap().enforce_quota, "off by default");
         assert_eq!(cfg.tick_time_ms, 1000);
         assert_eq!(cfg.min_session_timeout_ms(), 2000);
         assert_eq!(cfg.max_session_timeout_ms(), 20000);

@@ -1261,6 +1261,7 @@ impl Core {
             session: sid,
             auth,
             extended_types: self.cfg.extended_types,
+            enforce_quota: self.cfg.enforce_quota,
         };
         let (rec, ops) = match req {
             Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => (
@@ -1513,6 +1514,7 @@ fn prep_multi(ctx: &Ctx<'_>, ops: &[MultiOp]) -> TxnRecord {
                 session: ctx.session,
                 auth: ctx.auth,
                 extended_types: ctx.extended_types,
+                enforce_quota: ctx.enforce_quota,
             };
             prep::multi_op(&sub_ctx, op).map(|rec| {
                 let changes = Overlay::changes_of(&view, &header_for(0), &rec);

@@ -16,6 +16,8 @@ pub struct NodeView {
     pub stat: StatPersisted,
     pub acl: Arc<Vec<Acl>>,
     pub num_children: usize,
+    /// Bytes of data (a setData's quota check weighs the change).
+    pub data_len: usize,
 }
 
 /// A readable state: the tree, or pending changes over it.
@@ -23,6 +25,10 @@ pub trait View {
     fn view(&self, p: &str) -> Option<NodeView>;
     /// Ephemeral paths of `session` in this state.
     fn ephemerals(&self, session: i64) -> Vec<String>;
+    /// `checkQuota`: whether `count` more nodes and `bytes` more bytes under `p` stay within
+    /// the hard quota covering it, by the committed tree's limits and stats (as ZooKeeper
+    /// checks them, not counting what pending txns add).
+    fn check_quota(&self, p: &str, bytes: i64, count: i64) -> Result<(), jute::ZkError>;
 }
 
 impl View for DataTree {
@@ -31,11 +37,16 @@ impl View for DataTree {
             stat: n.stat.clone(),
             acl: n.acl.clone(),
             num_children: n.num_children as usize,
+            data_len: n.data.as_ref().map_or(0, Vec::len),
         })
     }
 
     fn ephemerals(&self, session: i64) -> Vec<String> {
         self.ephemerals_of(session)
+    }
+
+    fn check_quota(&self, p: &str, bytes: i64, count: i64) -> Result<(), jute::ZkError> {
+        DataTree::check_quota(self, p, bytes, count)
     }
 }
 
@@ -83,6 +94,10 @@ impl View for Layered<'_> {
         out.sort();
         out
     }
+
+    fn check_quota(&self, p: &str, bytes: i64, count: i64) -> Result<(), jute::ZkError> {
+        self.below.check_quota(p, bytes, count)
+    }
 }
 
 impl Overlay {
@@ -127,6 +142,7 @@ impl Overlay {
                 .unwrap_or_else(|| view.view(p))
         };
         let create = |p: &str,
+                      data: &Option<Vec<u8>>,
                       acl: &Option<Vec<Acl>>,
                       owner: i64,
                       parent_c_version: i32,
@@ -154,6 +170,7 @@ impl Overlay {
                     stat,
                     acl,
                     num_children: 0,
+                    data_len: data.as_ref().map_or(0, Vec::len),
                 }),
             ));
         };
@@ -170,10 +187,11 @@ impl Overlay {
         let one = |rec: &TxnRecord, pending: &mut Vec<(Path, Option<NodeView>)>| match rec {
             TxnRecord::Create(t) | TxnRecord::Create2(t) => {
                 let owner = if t.ephemeral { h.client_id } else { 0 };
-                create(&t.path, &t.acl, owner, t.parent_c_version, pending)
+                create(&t.path, &t.data, &t.acl, owner, t.parent_c_version, pending)
             }
             TxnRecord::CreateContainer(t) => create(
                 &t.path,
+                &t.data,
                 &t.acl,
                 CONTAINER_OWNER,
                 t.parent_c_version,
@@ -181,6 +199,7 @@ impl Overlay {
             ),
             TxnRecord::CreateTtl(t) => create(
                 &t.path,
+                &t.data,
                 &t.acl,
                 (TTL_MARK | t.ttl as u64) as i64,
                 t.parent_c_version,
@@ -192,6 +211,7 @@ impl Overlay {
                     n.stat.version = t.version;
                     n.stat.mzxid = h.zxid;
                     n.stat.mtime = h.time;
+                    n.data_len = t.data.as_ref().map_or(0, Vec::len);
                     pending.push((t.path.as_str().into(), Some(n)));
                 }
             }
@@ -271,6 +291,7 @@ mod tests {
             },
             acl: Arc::new(Vec::new()),
             num_children: 0,
+            data_len: 0,
         })
     }
 

@@ -17,6 +17,8 @@ pub struct Ctx<'a> {
     pub session: i64,
     pub auth: &'a AuthIds,
     pub extended_types: bool,
+    /// `enforceQuota`.
+    pub enforce_quota: bool,
 }
 
 /// Parent path as `getParentPathAndValidate` computes it: the path must contain `/` and no NUL.
@@ -33,6 +35,19 @@ fn parent_of(p: &str) -> Result<&str, ZkError> {
 
 fn node(ctx: &Ctx<'_>, p: &str) -> Result<NodeView, ZkError> {
     ctx.tree.view(p).ok_or(ZkError::NoNode)
+}
+
+/// `checkQuota`, when quotas are enforced: `count` more nodes and `bytes` more bytes under `p`.
+fn check_quota(ctx: &Ctx<'_>, p: &str, bytes: i64, count: i64) -> Result<(), ZkError> {
+    if ctx.enforce_quota {
+        ctx.tree.check_quota(p, bytes, count)
+    } else {
+        Ok(())
+    }
+}
+
+fn len(data: &Option<Vec<u8>>) -> i64 {
+    data.as_ref().map_or(0, Vec::len) as i64
 }
 
 fn check_version(want: i32, have: i32) -> Result<(), ZkError> {
@@ -80,6 +95,7 @@ pub fn create(
     if let NodeKind::Ephemeral(_) = node_kind(parent.stat.ephemeral_owner, ctx.extended_types) {
         return Err(ZkError::NoChildrenForEphemerals);
     }
+    check_quota(ctx, &full, len(data), 1)?;
     let parent_c_version = parent.stat.cversion.wrapping_add(1);
     let acl = Some(acl);
     let data = data.clone();
@@ -140,6 +156,7 @@ pub fn set_data(
     path::validate(p)?;
     let n = node(ctx, p)?;
     acl::check(&n.acl, perms::WRITE, ctx.auth)?;
+    check_quota(ctx, p, len(data) - n.data_len as i64, 0)?;
     check_version(version, n.stat.version)?;
     Ok(TxnRecord::SetData(SetDataTxn {
         path: p.to_string(),

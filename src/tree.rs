@@ -1154,6 +1154,56 @@ impl DataTree {
         None
     }
 
+    /// ZooKeeper's `checkQuota` (with `enforceQuota`): whether adding `count` nodes and `bytes`
+    /// bytes under `p` keeps the quota covering it within its hard limits, as this (committed)
+    /// tree has its limits and stats. Past a soft limit only, the change goes ahead (logged).
+    pub fn check_quota(&self, p: &str, bytes: i64, count: i64) -> Result<(), ZkError> {
+        let Some(prefix) = self.quota_prefix(p).filter(|q| q != "/zookeeper") else {
+            return Ok(());
+        };
+        let track = |leaf: &str| {
+            self.peek(&format!("{QUOTA_ROOT}{prefix}/{leaf}"))
+                .map(|n| Track::parse(n.data.as_deref().unwrap_or_default()))
+        };
+        let Some(limits) = track(QUOTA_LIMITS) else {
+            return Ok(());
+        };
+        let v = |x: Option<i64>| x.unwrap_or(-1);
+        let (count_soft, count_hard) = (v(limits.count), v(limits.count_hard));
+        let (bytes_soft, bytes_hard) = (v(limits.bytes), v(limits.byte_hard));
+        let check_count = count != 0 && (count_soft > -1 || count_hard > -1);
+        let check_bytes = bytes != 0 && (bytes_soft > -1 || bytes_hard > -1);
+        if !check_count && !check_bytes {
+            return Ok(());
+        }
+        let Some(current) = track(QUOTA_STATS) else {
+            return Ok(());
+        };
+        let over = |what: &str, now: i64, soft: i64, hard: i64| {
+            let (limit, kind) = if hard > -1 {
+                (hard, "hard")
+            } else {
+                (soft, "soft")
+            };
+            if now <= limit {
+                return Ok(());
+            }
+            tracing::warn!("Quota exceeded: {prefix} [current {what}={now}, {kind} limit={limit}]");
+            if hard > -1 {
+                Err(ZkError::QuotaExceeded)
+            } else {
+                Ok(())
+            }
+        };
+        if check_count {
+            over("count", v(current.count) + count, count_soft, count_hard)?;
+        }
+        if check_bytes {
+            over("bytes", v(current.bytes) + bytes, bytes_soft, bytes_hard)?;
+        }
+        Ok(())
+    }
+
     /// Adjusts the server-maintained `zookeeper_stats` of the quota covering `p`. Like
     /// ZooKeeper, it changes the stats node's data only, not its version.
     fn update_quota(&mut self, p: &str, count: i64, bytes: i64) {
@@ -1200,6 +1250,14 @@ impl DataTree {
         self.count -= 1;
         self.data_size -= size_of_node(p, node.data.as_deref());
         self.dirty.insert(p.to_string());
+        // As ZooKeeper's deleteNode: a quota's limits node takes the quota away; any other
+        // node leaves the stats of the quota covering it.
+        if let Some(target) = quota_target(p, QUOTA_LIMITS) {
+            self.quota_paths.remove(target);
+        } else {
+            let len = node.data.as_ref().map_or(0, Vec::len) as i64;
+            self.update_quota(p, -1, -len);
+        }
         let parent_path = path::parent(p).unwrap_or("/").to_string();
         self.nodes.forget_children(&parent_path);
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
@@ -1259,18 +1317,43 @@ fn quota_target<'a>(p: &'a str, leaf: &str) -> Option<&'a str> {
     (!target.is_empty()).then_some(target)
 }
 
-/// `count=N,bytes=M[,...]` -> (N, M).
-fn parse_stats(text: &str) -> (i64, i64) {
-    let mut count = 0;
-    let mut bytes = 0;
-    for kv in text.split(',') {
-        match kv.split_once('=') {
-            Some(("count", v)) => count = v.trim().parse().unwrap_or(0),
-            Some(("bytes", v)) => bytes = v.trim().parse().unwrap_or(0),
-            _ => {}
+/// A quota's limits or stats as ZooKeeper's `StatsTrack` reads them: `key=value` pairs split
+/// by `,` or `;`, an empty or unreadable value read as -1. zkCli writes limits such as
+/// `count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=2`. None: the key is not there
+/// (`StatsTrack` answers -1 for it).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Track {
+    count: Option<i64>,
+    bytes: Option<i64>,
+    count_hard: Option<i64>,
+    byte_hard: Option<i64>,
+}
+
+impl Track {
+    fn parse(text: &[u8]) -> Track {
+        let mut t = Track::default();
+        for kv in String::from_utf8_lossy(text).split([',', ';']) {
+            let mut parts = kv.split('=');
+            let (Some(k), Some(v)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let v = Some(v.trim().parse().unwrap_or(-1));
+            match k.trim() {
+                "count" => t.count = v,
+                "bytes" => t.bytes = v,
+                "countHardLimit" => t.count_hard = v,
+                "byteHardLimit" => t.byte_hard = v,
+                _ => {}
+            }
         }
+        t
     }
-    (count, bytes)
+}
+
+/// `count=N,bytes=M[,...]` -> (N, M), 0 for a key not there.
+fn parse_stats(text: &str) -> (i64, i64) {
+    let t = Track::parse(text.as_bytes());
+    (t.count.unwrap_or(0), t.bytes.unwrap_or(0))
 }
 
 /// Rewrites count and bytes, keeping any other keys (`StatsTrack.toString`).
@@ -1522,6 +1605,31 @@ mod tests {
     }
 
     #[test]
+    fn quota_texts_read_as_zookeepers_stats_track_reads_them() {
+        // What zkCli's setquota -N 2 writes, and a stats node.
+        let t = Track::parse(b"count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=2");
+        assert_eq!(
+            t,
+            Track {
+                count: Some(-1),
+                bytes: Some(-1),
+                count_hard: Some(2),
+                byte_hard: Some(-1),
+            }
+        );
+        let t = Track::parse(b"count=3,bytes=5");
+        assert_eq!((t.count, t.bytes, t.count_hard), (Some(3), Some(5), None));
+        // Empty or unreadable values are -1; pairs without '=' and empty text are skipped.
+        let t = Track::parse(b"count=,bytes=x;;junk,countHardLimit= 7 ");
+        assert_eq!(
+            (t.count, t.bytes, t.count_hard, t.byte_hard),
+            (Some(-1), Some(-1), Some(7), None)
+        );
+        assert_eq!(Track::parse(b""), Track::default());
+        assert_eq!(parse_stats("bytes=9"), (0, 9), "a stats key not there is 0");
+    }
+
+    #[test]
     fn quota_stats_follow_the_subtree() {
         let mut t = DataTree::new(false);
         create(&mut t, 1, "/q", b"");
@@ -1549,5 +1657,20 @@ mod tests {
         create(&mut t, 5, "/q/a", b"abc");
         create(&mut t, 6, "/q/a/b", b"de");
         assert_eq!(stats(&t), b"count=3,bytes=5");
+        let delete = |t: &mut DataTree, zxid: i64, p: &str| {
+            t.apply(&txn(
+                zxid,
+                2,
+                TxnRecord::Delete(DeleteTxn { path: p.into() }),
+            ));
+        };
+        // A delete leaves the stats too (a hard count limit would refuse creates forever).
+        delete(&mut t, 7, "/q/a/b");
+        assert_eq!(stats(&t), b"count=2,bytes=3");
+        assert_eq!(t.check_quota("/q/x", 0, 1), Ok(()));
+        // Without its limits node, the path has no quota: its stats no longer move.
+        delete(&mut t, 8, "/zookeeper/quota/q/zookeeper_limits");
+        create(&mut t, 9, "/q/c", b"fgh");
+        assert_eq!(stats(&t), b"count=2,bytes=3");
     }
 }

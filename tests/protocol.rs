@@ -1039,6 +1039,111 @@ fn quota_stats_are_maintained_by_the_server() {
     );
 }
 
+/// A quota on `target` as zkCli's `setquota` leaves it: the limits in zkCli's own text, the
+/// stats recounted by the server once the limits node is there.
+fn set_quota(c: &mut Client, target: &str, limits: &str) {
+    ok_create(c, &format!("/zookeeper/quota{target}"), b"", 0);
+    ok_create(
+        c,
+        &format!("/zookeeper/quota{target}/zookeeper_limits"),
+        limits.as_bytes(),
+        0,
+    );
+    ok_create(
+        c,
+        &format!("/zookeeper/quota{target}/zookeeper_stats"),
+        b"count=0,bytes=0",
+        0,
+    );
+}
+
+fn data_of(c: &mut Client, path: &str) -> Vec<u8> {
+    match c.call(get_data(path, false)).body {
+        Some(Response::GetData(d)) => d.data.unwrap_or_default(),
+        other => panic!("{path}: {other:?}"),
+    }
+}
+
+#[test]
+fn hard_quotas_refuse_creates_and_set_data_past_them_with_enforce_quota() {
+    let s = TestServer::start("enforceQuota=true");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/q", b"", 0);
+    // Hard limits of 3 nodes (the quota's root counts) and 10 bytes.
+    set_quota(
+        &mut c,
+        "/q",
+        "count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=3",
+    );
+    ok_create(&mut c, "/q/a", b"12345", 0);
+    ok_create(&mut c, "/q/a/deeper", b"", 0);
+    assert_eq!(
+        c.call(create("/q/b", b"", 0)).err(),
+        -125,
+        "a fourth node: QUOTAEXCEEDED"
+    );
+    assert_eq!(c.call(exists("/q/b", false)).err(), -101, "not created");
+    // Sequential: the check is on the full path, under the same quota.
+    assert_eq!(c.call(create("/q/a/s-", b"", 2)).err(), -125);
+    // Bytes: 5 now; 10 is the limit, 11 is past it.
+    assert_eq!(c.call(set_data("/q/a", b"1234567890", -1)).err(), 0);
+    assert_eq!(c.call(set_data("/q/a", b"12345678901", -1)).err(), -125);
+    assert_eq!(data_of(&mut c, "/q/a"), b"1234567890", "unchanged");
+    // The quota is checked before the version, as ZooKeeper does.
+    assert_eq!(c.call(set_data("/q/a", b"12345678901", 7)).err(), -125);
+    assert_eq!(c.call(set_data("/q/a", b"123", 7)).err(), -103);
+    // Shrinking is always allowed; a delete frees a node for a create.
+    assert_eq!(c.call(set_data("/q/a", b"1", -1)).err(), 0);
+    assert_eq!(c.call(delete("/q/a/deeper", -1)).err(), 0);
+    ok_create(&mut c, "/q/c", b"", 0);
+    // In a multi, the op past the quota fails the whole transaction.
+    let ops = vec![
+        MultiOp::SetData(SetDataRequest {
+            path: "/q/c".into(),
+            data: Some(b"ab".to_vec()),
+            version: -1,
+        }),
+        MultiOp::Create(CreateRequest {
+            path: "/q/d".into(),
+            data: Some(vec![]),
+            acl: open_acl(),
+            flags: 0,
+        }),
+    ];
+    let r = c.call(Request::Multi(MultiRequest { ops }));
+    let Some(Response::Multi(m)) = r.body else {
+        panic!("{:?}", r.header)
+    };
+    assert_eq!(
+        m.results,
+        vec![MultiResult::Error(0), MultiResult::Error(-125)]
+    );
+    assert_eq!(data_of(&mut c, "/q/c"), b"", "the multi changed nothing");
+    // Outside any quota, nothing is limited.
+    ok_create(&mut c, "/free", &[b'x'; 100], 0);
+}
+
+#[test]
+fn soft_quotas_and_servers_without_enforce_quota_let_changes_past_limits_through() {
+    for (cfg, limits) in [
+        ("enforceQuota=true", "count=2,bytes=4"),
+        ("", "count=-1,bytes=-1;byteHardLimit=4;countHardLimit=2"),
+    ] {
+        let s = TestServer::start(cfg);
+        let mut c = Client::connect(s.addr);
+        ok_create(&mut c, "/q", b"", 0);
+        set_quota(&mut c, "/q", limits);
+        for i in 0..3 {
+            ok_create(&mut c, &format!("/q/n{i}"), b"123456", 0);
+        }
+        assert_eq!(
+            data_of(&mut c, "/zookeeper/quota/q/zookeeper_stats"),
+            b"count=4,bytes=18",
+            "{cfg:?} {limits}"
+        );
+    }
+}
+
 #[test]
 fn pipelined_writes_then_a_read_see_every_write_in_order() {
     let s = TestServer::start("");

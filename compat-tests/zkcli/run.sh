@@ -277,8 +277,41 @@ zk create "$ROOT/q/a" abc
 zk create "$ROOT/q/b" de
 zk listquota "$ROOT/q"
 check "listquota reports limit and server-maintained stats" 0 "^Output quota for $ROOT/q count=10," "^Output stat for $ROOT/q count=3,bytes=5\$"
+zk delete "$ROOT/q/b"
+zk listquota "$ROOT/q"
+check "a delete leaves the quota's stats" 0 "^Output stat for $ROOT/q count=2,bytes=3\$"
 zk delquota "$ROOT/q"
 check "delquota" 0
+
+# Hard limits refuse a change only on a server with enforceQuota=true (scripts/test starts
+# zkrs so, and compat-tests/oracle.sh Apache ZooKeeper): ZKCLI_ENFORCED_QUOTA=1 says so.
+if [[ ${ZKCLI_ENFORCED_QUOTA:-0} == 1 ]]; then
+  zk create "$ROOT/hq" ""
+  zk setquota -N 2 "$ROOT/hq"
+  check "setquota -N (a hard count limit)" 0
+  zk create "$ROOT/hq/a" x
+  check "a create within the hard count limit (the quota's root counts)" 0
+  zk create "$ROOT/hq/b" x
+  check "a create past the hard count limit fails with QuotaExceeded" nonzero "Quota has exceeded : $ROOT/hq/b"
+  zk stat "$ROOT/hq/b"
+  check "the refused create made nothing" nonzero "Node does not exist: $ROOT/hq/b"
+  zk create "$ROOT/hb" 12345
+  zk setquota -B 10 "$ROOT/hb"
+  check "setquota -B (a hard byte limit)" 0
+  zk set "$ROOT/hb" 1234567890
+  check "a setData up to the hard byte limit" 0
+  zk set "$ROOT/hb" 12345678901
+  check "a setData past the hard byte limit fails with QuotaExceeded" nonzero "Quota has exceeded : $ROOT/hb"
+  zk get "$ROOT/hb"
+  check "the refused setData changed nothing" 0 "^1234567890\$"
+  zk create "$ROOT/hs" ""
+  zk setquota -n 1 "$ROOT/hs"
+  zk create "$ROOT/hs/a" x
+  check "a soft limit only warns: the create past it succeeds" 0
+  zk delquota "$ROOT/hq"
+  zk delquota "$ROOT/hb"
+  zk delquota "$ROOT/hs"
+fi
 
 # ---------------------------------------------------------------- deleteall
 zkb "addauth digest alice:secret" "addauth digest bob:pw" "deleteall $ROOT"
