@@ -29,6 +29,12 @@ pub enum ConfigError {
     },
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
+    /// An error in the dynamic config file (`dynamicConfigFile`).
+    #[error("{path}: {error}")]
+    InFile {
+        path: String,
+        error: Box<ConfigError>,
+    },
 }
 
 /// The settings zkrs uses, with ZooKeeper's defaults.
@@ -75,6 +81,12 @@ pub struct Config {
     pub sync_limit: u32,
     /// `server.N=...` lines, for the ensemble; empty means standalone.
     pub servers: Vec<(u32, String)>,
+    /// `dynamicConfigFile`: the file the `server.N` lines are in (ZooKeeper 3.5+'s split
+    /// config, as a member that ran with `reconfigEnabled` leaves it).
+    pub dynamic_config_file: Option<PathBuf>,
+    /// The membership's version: the hex suffix of the dynamic config file's name
+    /// (`zoo.cfg.dynamic.100000000`), else 0; `/zookeeper/config` ends with it.
+    pub config_version: u64,
     pub standalone_enabled: bool,
     /// Bind the quorum and election ports on all addresses (`quorumListenOnAllIPs`).
     pub quorum_listen_on_all_ips: bool,
@@ -137,6 +149,8 @@ impl Default for Config {
             init_limit: 10,
             sync_limit: 5,
             servers: Vec::new(),
+            dynamic_config_file: None,
+            config_version: 0,
             standalone_enabled: true,
             read_only_mode: false,
             quorum_listen_on_all_ips: false,
@@ -201,9 +215,121 @@ impl Config {
                 }
             }
         };
+        cfg.read_dynamic()?;
         cfg.apply_env(env)?;
         cfg.read_myid()?;
+        cfg.take_member_client_address()?;
         Ok(cfg)
+    }
+
+    /// ZooKeeper's `setupClientPort`: a member whose own `server.N` line names a client
+    /// address (`...;[host:]port`) serves clients there. A clientPort (and clientPortAddress)
+    /// in the file that names another is an error, as in ZooKeeper.
+    fn take_member_client_address(&mut self) -> Result<(), ConfigError> {
+        let id = u32::from(self.server_id);
+        let Some((_, spec)) = self.servers.iter().find(|(n, _)| *n == id) else {
+            return Ok(());
+        };
+        let Some((_, client)) = spec.split_once(';') else {
+            return Ok(());
+        };
+        let invalid = |reason: String| ConfigError::Invalid {
+            line: 0,
+            key: format!("server.{id}"),
+            value: spec.clone(),
+            reason,
+        };
+        let client = client.trim();
+        let (host, port) = match client.rsplit_once(':') {
+            Some((h, p)) => (Some(h.trim_start_matches('[').trim_end_matches(']')), p),
+            None => (None, client),
+        };
+        let port: u16 = port
+            .parse()
+            .map_err(|_| invalid(format!("bad client port {port:?}")))?;
+        let ip = match host {
+            None => None,
+            Some(h) => {
+                use std::net::ToSocketAddrs;
+                let addr = (h, port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| invalid(format!("cannot resolve client host {h:?}")))?;
+                Some(addr.ip()).filter(|ip| !ip.is_unspecified())
+            }
+        };
+        if self.client_port_set {
+            let static_ip = self.client_port_address.filter(|ip| !ip.is_unspecified());
+            let differs = match static_ip {
+                Some(s) => Some(s) != ip || self.client_port != port,
+                None => self.client_port != port,
+            };
+            if differs {
+                return Err(invalid(format!(
+                    "its client address {client} differs from clientPort/clientPortAddress \
+                     ({}:{})",
+                    static_ip.map_or("0.0.0.0".to_string(), |i| i.to_string()),
+                    self.client_port
+                )));
+            }
+        }
+        self.client_port = port;
+        self.client_port_address = ip;
+        self.client_port_set = true;
+        Ok(())
+    }
+
+    /// Reads the membership from `dynamicConfigFile`, as ZooKeeper does: the static file may
+    /// then hold no `server.N`, `group` or `weight` line, and the dynamic file no `version`
+    /// (its name carries it).
+    fn read_dynamic(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = self.dynamic_config_file.clone() else {
+            return Ok(());
+        };
+        if let Some((id, spec)) = self.servers.first() {
+            return Err(ConfigError::Invalid {
+                line: 0,
+                key: format!("server.{id}"),
+                value: spec.clone(),
+                reason: "must be in a separate dynamic config file (dynamicConfigFile is set)"
+                    .into(),
+            });
+        }
+        let shown = path.display().to_string();
+        let in_file = |error| ConfigError::InFile {
+            path: shown.clone(),
+            error: Box::new(error),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        for (line, key, value) in key_values(&text).map_err(in_file)? {
+            if key == "version" {
+                return Err(in_file(ConfigError::Invalid {
+                    line,
+                    key: key.into(),
+                    value: value.into(),
+                    reason: "a dynamic config file holds no version: its name carries it".into(),
+                }));
+            }
+            if key.starts_with("server.") || key.starts_with("group.") || key.starts_with("weight.")
+            {
+                self.set(line, key, value).map_err(in_file)?;
+            } else {
+                self.warnings.push(format!(
+                    "{shown} line {line}: {key} ignored (only membership here)"
+                ));
+            }
+        }
+        // `getVersionFromFilename`: the part after the last dot, read as hex.
+        self.config_version = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| u64::from_str_radix(e, 16).ok())
+            .unwrap_or(0);
+        Ok(())
     }
 
     /// Parses TOML holding zoo.cfg's keys: `tickTime = 2000`, `"4lw.commands.whitelist" =
@@ -263,19 +389,8 @@ impl Config {
     /// Parses zoo.cfg text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
-        for (i, raw) in text.lines().enumerate() {
-            let line = i + 1;
-            let trimmed = raw.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
-            let Some((key, value)) = trimmed.split_once('=') else {
-                return Err(ConfigError::Syntax {
-                    line,
-                    text: trimmed.into(),
-                });
-            };
-            cfg.set(line, key.trim(), value.trim())?;
+        for (line, key, value) in key_values(text)? {
+            cfg.set(line, key, value)?;
         }
         cfg.check()?;
         Ok(cfg)
@@ -457,14 +572,34 @@ impl Config {
             | "maxResponseCacheSize"
             | "4lw.commands.enable"
             | "sessionRequireClientSASLAuth"
-            | "multiAddress.enabled"
-            | "dynamicConfigFile" => {}
+            | "multiAddress.enabled" => {}
+            "dynamicConfigFile" => self.dynamic_config_file = Some(PathBuf::from(value)),
             _ => self
                 .warnings
                 .push(format!("line {line}: unknown key {key} ignored")),
         }
         Ok(())
     }
+}
+
+/// The `key=value` lines of zoo.cfg text (blank lines and `#` comments skipped), numbered
+/// from 1, key and value trimmed.
+fn key_values(text: &str) -> Result<Vec<(usize, &str, &str)>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = trimmed.split_once('=') else {
+            return Err(ConfigError::Syntax {
+                line: i + 1,
+                text: trimmed.into(),
+            });
+        };
+        out.push((i + 1, key.trim(), value.trim()));
+    }
+    Ok(out)
 }
 
 /// The keys `Config::set` knows by name, to match TOML keys and environment variables whatever
@@ -828,5 +963,115 @@ mod tests {
         let cfg = Config::default();
         assert!(cfg.four_letter_enabled("stat"));
         assert!(!cfg.four_letter_enabled("crst"));
+    }
+
+    #[test]
+    fn membership_comes_from_the_dynamic_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dynamic = dir.path().join("zoo.cfg.dynamic.100000000");
+        std::fs::write(
+            &dynamic,
+            "server.1=10.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+             server.2=10.0.0.2:2888:3888:participant;0.0.0.0:2181\n\
+             server.3=10.0.0.3:2888:3888:observer;0.0.0.0:2181\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("myid"), "2\n").unwrap();
+        let zoo = dir.path().join("zoo.cfg");
+        let write = |extra: &str| {
+            std::fs::write(
+                &zoo,
+                format!(
+                    "tickTime=2000\ndataDir={}\ndynamicConfigFile={}\n{extra}",
+                    dir.path().display(),
+                    dynamic.display()
+                ),
+            )
+            .unwrap();
+        };
+        write("");
+        let cfg = Config::load(Some(&zoo), Some(HashMap::new())).unwrap();
+        assert_eq!(cfg.servers.len(), 3);
+        assert_eq!(cfg.server_id, 2, "myid is read for the dynamic members too");
+        assert_eq!(cfg.config_version, 0x1_0000_0000);
+        let ensemble = crate::ensemble::Ensemble::from_config(&cfg)
+            .unwrap()
+            .unwrap();
+        assert!(ensemble.config_text().ends_with("\nversion=100000000"));
+        // As ZooKeeper: no server line in the static file once there is a dynamic one.
+        write("server.4=10.0.0.4:2888:3888\n");
+        let err = Config::load(Some(&zoo), Some(HashMap::new())).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("must be in a separate dynamic config file"),
+            "{err}"
+        );
+        // No version inside the dynamic file; a missing file stops the server too.
+        write("");
+        std::fs::write(&dynamic, "server.1=10.0.0.1:2888:3888\nversion=1\n").unwrap();
+        let err = Config::load(Some(&zoo), Some(HashMap::new())).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        assert!(err.to_string().contains("holds no version"), "{err}");
+        std::fs::remove_file(&dynamic).unwrap();
+        assert!(matches!(
+            Config::load(Some(&zoo), Some(HashMap::new())),
+            Err(ConfigError::Read { .. })
+        ));
+        // A name without a hex suffix is version 0.
+        let plain = dir.path().join("members");
+        std::fs::write(&plain, "server.1=10.0.0.1:2888:3888\n").unwrap();
+        std::fs::write(
+            &zoo,
+            format!(
+                "dataDir={}\ndynamicConfigFile={}\n",
+                dir.path().display(),
+                plain.display()
+            ),
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&zoo), Some(HashMap::new())).unwrap();
+        assert_eq!((cfg.servers.len(), cfg.config_version), (1, 0));
+    }
+
+    #[test]
+    fn a_member_serves_clients_where_its_server_line_says() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("myid"), "2\n").unwrap();
+        let zoo = dir.path().join("zoo.cfg");
+        let load = |extra: &str, me: &str| {
+            std::fs::write(
+                &zoo,
+                format!(
+                    "dataDir={}\nserver.1=10.0.0.1:2888:3888;2181\nserver.2={me}\n{extra}",
+                    dir.path().display()
+                ),
+            )
+            .unwrap();
+            Config::load(Some(&zoo), Some(HashMap::new()))
+        };
+        let cfg = load("", "127.0.0.1:2888:3888:participant;127.0.0.1:2185").unwrap();
+        assert_eq!(cfg.client_port, 2185);
+        assert_eq!(cfg.client_port_address, Some("127.0.0.1".parse().unwrap()));
+        let cfg = load("", "127.0.0.1:2888:3888;localhost:2186").unwrap();
+        assert_eq!(cfg.client_port, 2186);
+        assert!(cfg.client_port_address.is_some_and(|ip| ip.is_loopback()));
+        // A port alone is every address; the same port in clientPort agrees with it.
+        let cfg = load("clientPort=2187\n", "127.0.0.1:2888:3888;2187").unwrap();
+        assert_eq!((cfg.client_port, cfg.client_port_address), (2187, None));
+        // Without a client part, clientPort stands.
+        let cfg = load("clientPort=2188\n", "127.0.0.1:2888:3888").unwrap();
+        assert_eq!(cfg.client_port, 2188);
+        // Disagreements stop the server, as in ZooKeeper.
+        for (extra, me) in [
+            ("clientPort=2190\n", "127.0.0.1:2888:3888;2189"),
+            (
+                "clientPort=2189\nclientPortAddress=127.0.0.1\n",
+                "127.0.0.1:2888:3888;2189",
+            ),
+            ("", "127.0.0.1:2888:3888;127.0.0.1:x"),
+        ] {
+            let err = load(extra, me).unwrap_err();
+            assert!(err.to_string().contains("server.2"), "{err}");
+        }
     }
 }

@@ -92,6 +92,8 @@ impl Member {
 pub struct Ensemble {
     pub me: Sid,
     pub members: BTreeMap<Sid, Member>,
+    /// The membership's version (from the dynamic config file's name; 0 without one).
+    pub version: u64,
 }
 
 impl Ensemble {
@@ -110,7 +112,11 @@ impl Ensemble {
         if !members.contains_key(&me) {
             return Err(format!("myid {me} has no server.{me} line"));
         }
-        Ok(Some(Ensemble { me, members }))
+        Ok(Some(Ensemble {
+            me,
+            members,
+            version: cfg.config_version,
+        }))
     }
 
     pub fn voters(&self) -> BTreeSet<Sid> {
@@ -134,10 +140,11 @@ impl Ensemble {
         &self.members[&self.me]
     }
 
-    /// The config text of `/zookeeper/config` (version 0: no dynamic reconfig yet).
+    /// The config text of `/zookeeper/config`: the members, then the membership's version in
+    /// hex (no dynamic reconfig changes it).
     pub fn config_text(&self) -> String {
         let mut lines: Vec<String> = self.members.values().map(Member::config_line).collect();
-        lines.push("version=0".to_string());
+        lines.push(format!("version={:x}", self.version));
         lines.join("\n")
     }
 }

@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use jute::{OpCode, Request};
+use jute::{OpCode, Request, Response};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command};
@@ -561,6 +561,55 @@ fn a_frozen_leader_is_replaced_and_rejoins_without_forking_history() {
             .count(),
         1,
         "{modes:?}"
+    );
+}
+
+#[test]
+fn members_read_their_membership_from_a_dynamic_config_file() {
+    // ZooKeeper 3.5+'s split config: zoo.cfg names the file holding the server lines, and
+    // that file's name carries the membership's version.
+    let tmp = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16, u16)> = (0..3)
+        .map(|_| (free_port(), free_port(), free_port()))
+        .collect();
+    let servers: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (c, q, e))| {
+            format!(
+                "server.{}=127.0.0.1:{q}:{e}:participant;127.0.0.1:{c}\n",
+                i + 1
+            )
+        })
+        .collect();
+    let members: Vec<Member> = (0..3)
+        .map(|i| {
+            let dynamic = tmp
+                .path()
+                .join(format!("zoo.cfg{}.dynamic.100000000", i + 1));
+            std::fs::write(&dynamic, &servers).unwrap();
+            let line = format!("dynamicConfigFile={}\n", dynamic.display());
+            start_member(tmp.path(), i, ports[i].0, &line)
+        })
+        .collect();
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let follower = (leader + 1) % 3;
+    let mut c = Client::connect(members[leader].client);
+    let written: Vec<String> = (0..10).map(|i| format!("/dyn{i}")).collect();
+    for p in &written {
+        assert_eq!(c.call(create(p, b"v", 0)).err(), 0);
+    }
+    sync_and_check(members[follower].client, &written);
+    let mut f = Client::connect(members[follower].client);
+    let Some(Response::GetData(d)) = f.call(get_data("/zookeeper/config", false)).body else {
+        panic!("no /zookeeper/config")
+    };
+    let text = String::from_utf8(d.data.unwrap_or_default()).unwrap();
+    assert!(text.ends_with("\nversion=100000000"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("server.")).count(),
+        3,
+        "{text}"
     );
 }
 
