@@ -67,6 +67,12 @@ pub struct Config {
     /// `enforceQuota` (`zookeeper.enforceQuota`): a create or setData that would take a
     /// subtree past a hard quota (`setquota -N`/`-B`) fails with QUOTAEXCEEDED.
     pub enforce_quota: bool,
+    /// `enforce.auth.enabled` with `enforce.auth.schemes` (`sessionRequireClientSASLAuth`
+    /// means `sasl`): a connection must hold an id of one of these schemes before any request
+    /// but auth; else it gets SESSIONCLOSEDREQUIRESASLAUTH and is closed. Empty: not enforced.
+    enforce_auth_schemes: Vec<String>,
+    enforce_auth_enabled: bool,
+    session_require_sasl: bool,
     /// `readonlymode.enabled` (a system property in ZooKeeper): a member cut off from its
     /// quorum serves reads to clients that allow it.
     pub read_only_mode: bool,
@@ -142,6 +148,9 @@ impl Default for Config {
             super_digest: None,
             reconfig_enabled: false,
             enforce_quota: false,
+            enforce_auth_schemes: Vec::new(),
+            enforce_auth_enabled: false,
+            session_require_sasl: false,
             force_sync: true,
             container_check_interval_ms: 60_000,
             znode_cache_bytes: crate::tree::DEFAULT_CACHE_BYTES,
@@ -396,8 +405,52 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The schemes a connection must have authenticated with before its requests are
+    /// served (`AuthenticationHelper`); empty when that is not enforced.
+    pub fn enforced_auth_schemes(&self) -> Vec<String> {
+        if self.session_require_sasl {
+            vec!["sasl".to_string()]
+        } else if self.enforce_auth_enabled {
+            self.enforce_auth_schemes.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Checks between keys, once all are read.
     fn check(&self) -> Result<(), ConfigError> {
+        if self.enforce_auth_enabled
+            && !self.session_require_sasl
+            && self.enforce_auth_schemes.is_empty()
+        {
+            return Err(ConfigError::Invalid {
+                line: 0,
+                key: "enforce.auth.schemes".into(),
+                value: String::new(),
+                reason: "must be configured when enforce.auth.enabled is true".into(),
+            });
+        }
+        // As ZooKeeper refuses to start with a scheme it has no provider for: zkrs has ip and
+        // digest (no SASL), and serving everyone instead would open what the file closes.
+        if let Some(s) = self
+            .enforced_auth_schemes()
+            .into_iter()
+            .find(|s| s != "ip" && s != "digest")
+        {
+            let key = if self.session_require_sasl {
+                "sessionRequireClientSASLAuth"
+            } else {
+                "enforce.auth.schemes"
+            };
+            return Err(ConfigError::Invalid {
+                line: 0,
+                key: key.into(),
+                value: s.clone(),
+                reason: format!(
+                    "authentication scheme {s} is not available (zkrs has ip and digest)"
+                ),
+            });
+        }
         if self.min_session_timeout_ms() > self.max_session_timeout_ms() {
             return Err(ConfigError::Invalid {
                 line: 0,
@@ -506,6 +559,15 @@ impl Config {
             }
             "reconfigEnabled" => self.reconfig_enabled = boolean(value)?,
             "enforceQuota" => self.enforce_quota = boolean(value)?,
+            "enforce.auth.enabled" => self.enforce_auth_enabled = boolean(value)?,
+            "enforce.auth.schemes" => {
+                self.enforce_auth_schemes = value
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }
+            "sessionRequireClientSASLAuth" => self.session_require_sasl = boolean(value)?,
             "readonlymode.enabled" => self.read_only_mode = boolean(value)?,
             "forceSync" => self.force_sync = boolean(value)?,
             "standaloneEnabled" => self.standalone_enabled = boolean(value)?,
@@ -571,7 +633,6 @@ impl Config {
             | "electionAlg"
             | "maxResponseCacheSize"
             | "4lw.commands.enable"
-            | "sessionRequireClientSASLAuth"
             | "multiAddress.enabled" => {}
             "dynamicConfigFile" => self.dynamic_config_file = Some(PathBuf::from(value)),
             _ => self
@@ -630,6 +691,9 @@ const KNOWN_KEYS: &[&str] = &[
     "DigestAuthenticationProvider.superDigest",
     "reconfigEnabled",
     "enforceQuota",
+    "enforce.auth.enabled",
+    "enforce.auth.schemes",
+    "sessionRequireClientSASLAuth",
     "readonlymode.enabled",
     "forceSync",
     "standaloneEnabled",
@@ -1073,5 +1137,32 @@ mod tests {
             let err = load(extra, me).unwrap_err();
             assert!(err.to_string().contains("server.2"), "{err}");
         }
+    }
+
+    #[test]
+    fn enforced_auth_takes_only_schemes_zkrs_has() {
+        let cfg =
+            Config::parse("enforce.auth.enabled=true\nenforce.auth.schemes=digest, ip\n").unwrap();
+        assert_eq!(cfg.enforced_auth_schemes(), vec!["digest", "ip"]);
+        let off = Config::parse("enforce.auth.schemes=digest\n").unwrap();
+        assert!(off.enforced_auth_schemes().is_empty(), "not enabled");
+        for (text, key) in [
+            ("enforce.auth.enabled=true\n", "enforce.auth.schemes"),
+            (
+                "enforce.auth.enabled=true\nenforce.auth.schemes=digest,sasl\n",
+                "enforce.auth.schemes",
+            ),
+            (
+                "zookeeper.sessionRequireClientSASLAuth=true\n",
+                "sessionRequireClientSASLAuth",
+            ),
+        ] {
+            let err = Config::parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let err = Config::parse("enforce.auth.enabled=true\nenforce.auth.schemes=sasl\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sasl is not available"), "{err}");
     }
 }

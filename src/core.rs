@@ -163,6 +163,9 @@ pub struct Conn {
     writes_answered: u64,
     /// Requests that arrived while writes were pending, answered in order after them.
     queue: VecDeque<Queued>,
+    /// Refused for want of authentication (`enforce.auth`): closed, and what it sends after
+    /// is not read.
+    refused: bool,
 }
 
 impl Conn {
@@ -270,6 +273,8 @@ pub struct Core {
     /// The `ip` identity every connection from an address starts with, shared by those
     /// connections until one of them adds to its own (copy on write).
     ip_auth: crate::FastMap<std::net::IpAddr, Arc<AuthIds>>,
+    /// `enforce.auth.schemes` when enforced (see [`Config::enforced_auth_schemes`]).
+    enforce_auth: Vec<String>,
     pub watches: Watches,
     pub(crate) overlay: Overlay,
     pub(crate) next_session_id: i64,
@@ -330,6 +335,7 @@ impl Core {
         let max_id = tree.sessions.keys().copied().max().unwrap_or(0);
         let next_session_id = session::initial_session_id(cfg.server_id, now_ms()).max(max_id + 1);
         let next_zxid = tree.last_zxid.max(recovered.last_logged) + 1;
+        let enforce_auth = cfg.enforced_auth_schemes();
         Ok(Core {
             next_container_check: now + Duration::from_millis(cfg.container_check_interval_ms),
             cfg,
@@ -338,6 +344,7 @@ impl Core {
             sessions,
             conns: crate::FastMap::default(),
             ip_auth: crate::FastMap::default(),
+            enforce_auth,
             watches: Watches::default(),
             overlay: Overlay::default(),
             next_session_id,
@@ -703,6 +710,7 @@ impl Core {
                 resp: ConnLatency::default(),
                 pending_writes: 0,
                 blocking: 0,
+                refused: false,
                 writes_answered: 0,
                 queue: VecDeque::new(),
             }),
@@ -842,7 +850,37 @@ impl Core {
 
     /// Takes a request in arrival order: processed now, or queued behind pending writes.
     fn enqueue(&mut self, conn: ConnId, q: Queued) {
-        if !self.conns.contains_key(&conn) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.refused {
+            return;
+        }
+        // `enforce.auth` (ZooKeeper's AuthenticationHelper): before anything but auth, the
+        // connection must hold an id of an enforced scheme; else it is told so and closed
+        // (its session stays, to expire).
+        let auth_or_sasl = matches!(q, Queued::Req(_, Request::Auth(_) | Request::Sasl(_)));
+        if !self.enforce_auth.is_empty()
+            && !auth_or_sasl
+            && !c
+                .auth
+                .ids
+                .iter()
+                .any(|id| self.enforce_auth.contains(&id.scheme))
+        {
+            c.refused = true;
+            let xid = match &q {
+                Queued::Req(xid, _) | Queued::Bad(xid, _) => *xid,
+                Queued::Held { .. } => 0,
+            };
+            tracing::warn!(
+                "{}: not authenticated with any of {:?}, closing",
+                c.peer,
+                self.enforce_auth
+            );
+            let frame = reply_frame(xid, 0, ZkError::SessionClosedRequireSaslAuth.code(), None);
+            self.send(conn, frame);
+            self.close(conn);
             return;
         }
         // Auth is answered at once, as ZooKeeper answers it before its pipeline.

@@ -319,6 +319,33 @@ fn ping_and_auth_replies() {
 }
 
 #[test]
+fn enforced_auth_closes_a_connection_that_asks_before_authenticating() {
+    let s = TestServer::start("enforce.auth.enabled=true\nenforce.auth.schemes=digest");
+    // Before any auth: the request gets SESSIONCLOSEDREQUIRESASLAUTH (zxid 0) and the
+    // connection is closed; a request pipelined behind it is not answered.
+    let mut c = Client::connect(s.addr);
+    let first = c.send(&exists("/", false));
+    c.send(&exists("/zookeeper", false));
+    let r = c.recv(first, OpCode::Exists).expect("an answer");
+    assert_eq!((r.header.zxid, r.err()), (0, -124));
+    assert!(read_frame(&mut c.stream).is_none(), "closed, nothing else");
+    // After `addauth digest`, everything is served.
+    let mut c = Client::connect(s.addr);
+    let xid = c.send(&Request::Auth(AuthPacket {
+        type_: 0,
+        scheme: "digest".into(),
+        auth: Some(b"vec:secret".to_vec()),
+    }));
+    assert_eq!(c.recv(xid, OpCode::Auth).unwrap().err(), 0);
+    ok_create(&mut c, "/enforced", b"x", 0);
+    assert_eq!(c.call(Request::Ping).err(), 0);
+    // ip is a scheme every connection holds.
+    let s = TestServer::start("enforce.auth.enabled=true\nenforce.auth.schemes=ip, digest");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/by-ip", b"x", 0);
+}
+
+#[test]
 fn add_watch_success_carries_an_error_response_body() {
     let s = TestServer::start("");
     let mut a = Client::connect(s.addr);
