@@ -54,6 +54,8 @@ pub struct Config {
     pub tls: TlsSettings,
     /// Per client IP; 0 = unlimited.
     pub max_client_cnxns: usize,
+    /// `maxCnxns`: the most connections a client port takes in all (0: no limit).
+    pub max_cnxns: usize,
     min_session_timeout_ms: Option<i32>,
     max_session_timeout_ms: Option<i32>,
     pub global_outstanding_limit: usize,
@@ -139,6 +141,7 @@ impl Default for Config {
             secure_client_port_address: None,
             tls: TlsSettings::default(),
             max_client_cnxns: 60,
+            max_cnxns: 0,
             min_session_timeout_ms: None,
             max_session_timeout_ms: None,
             global_outstanding_limit: 1000,
@@ -524,6 +527,9 @@ impl Config {
             "maxClientCnxns" => {
                 self.max_client_cnxns = num(value).ok_or_else(|| invalid("expected a number"))?
             }
+            "maxCnxns" => {
+                self.max_cnxns = num(value).ok_or_else(|| invalid("expected a number"))?
+            }
             "minSessionTimeout" => {
                 let v: i32 = num(value).ok_or_else(|| invalid("expected a number of ms"))?;
                 self.min_session_timeout_ms = (v >= 0).then_some(v);
@@ -615,7 +621,6 @@ impl Config {
             | "quorumListenOnAllIPs"
             | "snapCount"
             | "preAllocSize"
-            | "maxCnxns"
             | "syncEnabled"
             | "skipACL"
             | "digest.enabled"

@@ -62,17 +62,46 @@ pub(crate) fn essential(what: &'static str, body: impl FnOnce()) {
 /// Bounded queue into the core: when it is full, connections stop reading.
 const CORE_QUEUE: usize = 8192;
 
-/// Counts connections per client IP (`maxClientCnxns`).
+/// Counts one client port's connections, per client IP (`maxClientCnxns`) and in all
+/// (`maxCnxns`), as each of ZooKeeper's connection factories counts its own.
 pub(crate) struct CnxnLimit {
     max: usize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    max_total: usize,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    per_ip: HashMap<IpAddr, usize>,
+    total: usize,
 }
 
 impl CnxnLimit {
-    /// A place for one more connection from `ip`; none (and a warning) at the limit.
+    /// `maxClientCnxns` and `maxCnxns` (0: no limit).
+    pub(crate) fn new(max: usize, max_total: usize) -> Arc<Self> {
+        Arc::new(CnxnLimit {
+            max,
+            max_total,
+            counts: Mutex::default(),
+        })
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place for one more connection from `ip`; none (and a warning) at either limit.
     pub(crate) fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<CnxnGuard> {
-        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(ip).or_default();
+        let mut c = self.counts();
+        if self.max_total > 0 && c.total >= self.max_total {
+            tracing::warn!(
+                "too many connections {} (maxCnxns={})",
+                c.total,
+                self.max_total
+            );
+            return None;
+        }
+        let n = c.per_ip.entry(ip).or_default();
         if self.max > 0 && *n >= self.max {
             tracing::warn!(
                 "too many connections from {ip} (maxClientCnxns={})",
@@ -81,6 +110,7 @@ impl CnxnLimit {
             return None;
         }
         *n += 1;
+        c.total += 1;
         Some(CnxnGuard {
             limit: self.clone(),
             ip,
@@ -88,7 +118,7 @@ impl CnxnLimit {
     }
 }
 
-/// A connection counted against its IP's `maxClientCnxns`, until dropped.
+/// A connection counted against its port's limits, until dropped.
 pub struct CnxnGuard {
     limit: Arc<CnxnLimit>,
     ip: IpAddr,
@@ -96,11 +126,12 @@ pub struct CnxnGuard {
 
 impl Drop for CnxnGuard {
     fn drop(&mut self) {
-        let mut map = self.limit.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.ip) {
+        let mut c = self.limit.counts();
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
-                map.remove(&self.ip);
+                c.per_ip.remove(&self.ip);
             }
         }
     }
@@ -198,10 +229,9 @@ pub async fn run(
                 }
             })
         })?;
-    let limit = Arc::new(CnxnLimit {
-        max: cfg.max_client_cnxns,
-        per_ip: Mutex::new(HashMap::new()),
-    });
+    // Each port counts its own, as each of ZooKeeper's connection factories does.
+    let limit = CnxnLimit::new(cfg.max_client_cnxns, cfg.max_cnxns);
+    let secure_limit = CnxnLimit::new(cfg.max_client_cnxns, cfg.max_cnxns);
     let next_conn = Arc::new(AtomicU64::new(1));
     let handshake = std::time::Duration::from_millis(cfg.sessionless_cnxn_timeout_ms);
     let reactor = match listeners.plain {
@@ -238,7 +268,7 @@ pub async fn run(
                     continue;
                 }
             };
-            let Some(guard) = limit.acquire(peer.ip()) else {
+            let Some(guard) = secure_limit.acquire(peer.ip()) else {
                 drop(stream);
                 continue;
             };

@@ -148,6 +148,34 @@ fn connections_beyond_max_client_cnxns_are_refused() {
 }
 
 #[test]
+fn connections_beyond_max_cnxns_are_refused_until_one_closes() {
+    // maxCnxns counts every connection of the port; maxClientCnxns=0 lifts the per-IP one.
+    let s = TestServer::start("maxClientCnxns=0\nmaxCnxns=3");
+    let mut held: Vec<Client> = (0..3).map(|_| Client::connect(s.addr)).collect();
+    let mut st = raw_connect(s.addr);
+    let _ = st.write_all(&connect_frame(0, vec![0; 16], 30000, 0, Some(false)));
+    assert!(
+        read_frame(&mut st).is_none(),
+        "the fourth connection is closed"
+    );
+    for c in held.iter_mut() {
+        assert_eq!(c.call(exists("/", false)).err(), 0);
+    }
+    // A place comes free once a connection is gone.
+    drop(held.pop());
+    let served = (0..50).any(|_| {
+        let mut st = raw_connect(s.addr);
+        let _ = st.write_all(&connect_frame(0, vec![0; 16], 30000, 0, Some(false)));
+        if read_frame(&mut st).is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        false
+    });
+    assert!(served, "a new connection is taken after one closed");
+}
+
+#[test]
 fn garbage_in_multi_and_vectors_is_marshalling_error() {
     let s = TestServer::start("");
     let mut c = Client::connect(s.addr);
