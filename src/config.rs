@@ -56,6 +56,8 @@ pub struct Config {
     pub max_client_cnxns: usize,
     /// `maxCnxns`: the most connections a client port takes in all (0: no limit).
     pub max_cnxns: usize,
+    /// `skipACL=yes`: no ACL is checked (ZooKeeper reads exactly `yes`).
+    pub skip_acl: bool,
     min_session_timeout_ms: Option<i32>,
     max_session_timeout_ms: Option<i32>,
     pub global_outstanding_limit: usize,
@@ -142,6 +144,7 @@ impl Default for Config {
             tls: TlsSettings::default(),
             max_client_cnxns: 60,
             max_cnxns: 0,
+            skip_acl: false,
             min_session_timeout_ms: None,
             max_session_timeout_ms: None,
             global_outstanding_limit: 1000,
@@ -527,6 +530,7 @@ impl Config {
             "maxClientCnxns" => {
                 self.max_client_cnxns = num(value).ok_or_else(|| invalid("expected a number"))?
             }
+            "skipACL" => self.skip_acl = value == "yes",
             "maxCnxns" => {
                 self.max_cnxns = num(value).ok_or_else(|| invalid("expected a number"))?
             }
@@ -564,8 +568,12 @@ impl Config {
                 self.super_digest = Some(value.to_string())
             }
             "reconfigEnabled" => self.reconfig_enabled = boolean(value)?,
-            "enforceQuota" => self.enforce_quota = boolean(value)?,
-            "enforce.auth.enabled" => self.enforce_auth_enabled = boolean(value)?,
+            // System properties ZooKeeper reads with Boolean.parseBoolean: "true" in any case
+            // is true, anything else false.
+            "enforceQuota" => self.enforce_quota = value.eq_ignore_ascii_case("true"),
+            "enforce.auth.enabled" => {
+                self.enforce_auth_enabled = value.eq_ignore_ascii_case("true")
+            }
             "enforce.auth.schemes" => {
                 self.enforce_auth_schemes = value
                     .split(',')
@@ -573,7 +581,9 @@ impl Config {
                     .filter(|s| !s.is_empty())
                     .collect()
             }
-            "sessionRequireClientSASLAuth" => self.session_require_sasl = boolean(value)?,
+            "sessionRequireClientSASLAuth" => {
+                self.session_require_sasl = value.eq_ignore_ascii_case("true")
+            }
             "readonlymode.enabled" => self.read_only_mode = boolean(value)?,
             "forceSync" => self.force_sync = boolean(value)?,
             "standaloneEnabled" => self.standalone_enabled = boolean(value)?,
@@ -622,7 +632,6 @@ impl Config {
             | "snapCount"
             | "preAllocSize"
             | "syncEnabled"
-            | "skipACL"
             | "digest.enabled"
             | "closeSessionTxn.enabled"
             | "localSessionsEnabled"
@@ -832,6 +841,10 @@ mod tests {
         .unwrap();
         assert!(cfg.enforce_quota);
         assert!(!Config::parse("").unwrap().enforce_quota, "off by default");
+        assert!(
+            !Config::parse("enforceQuota=yes\n").unwrap().enforce_quota,
+            "Boolean.parseBoolean: only true is true"
+        );
         assert_eq!(cfg.tick_time_ms, 1000);
         assert_eq!(cfg.min_session_timeout_ms(), 2000);
         assert_eq!(cfg.max_session_timeout_ms(), 20000);

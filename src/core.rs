@@ -687,7 +687,10 @@ impl Core {
             .ip_auth
             .entry(ip)
             .or_insert_with(|| {
-                let mut auth = AuthIds::default();
+                let mut auth = AuthIds {
+                    skip_acl: self.cfg.skip_acl,
+                    ..AuthIds::default()
+                };
                 auth.add(Id {
                     scheme: "ip".into(),
                     id: ip.to_string(),

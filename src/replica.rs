@@ -417,6 +417,7 @@ impl Core {
                         &req,
                         &AuthIds {
                             ids: f.auth.clone(),
+                            skip_acl: self.cfg.skip_acl,
                         },
                     )
                     .0

@@ -346,6 +346,48 @@ fn enforced_auth_closes_a_connection_that_asks_before_authenticating() {
 }
 
 #[test]
+fn skip_acl_yes_serves_what_acls_would_refuse() {
+    // ZooKeeper reads skipACL as exactly "yes".
+    for (cfg, skipped) in [("skipACL=yes", true), ("skipACL=true", false)] {
+        let s = TestServer::start(cfg);
+        let mut owner = Client::connect(s.addr);
+        let xid = owner.send(&Request::Auth(AuthPacket {
+            type_: 0,
+            scheme: "digest".into(),
+            auth: Some(b"owner:pw".to_vec()),
+        }));
+        assert_eq!(owner.recv(xid, OpCode::Auth).unwrap().err(), 0);
+        let only_owner = Some(vec![Acl {
+            perms: jute::perms::ALL,
+            id: Id {
+                scheme: "auth".into(),
+                id: "".into(),
+            },
+        }]);
+        let r = owner.call(Request::Create(CreateRequest {
+            path: "/private".into(),
+            data: Some(b"x".to_vec()),
+            acl: only_owner,
+            flags: 0,
+        }));
+        assert_eq!(r.err(), 0);
+        let mut other = Client::connect(s.addr);
+        let want = if skipped { 0 } else { -102 };
+        assert_eq!(other.call(get_data("/private", false)).err(), want, "{cfg}");
+        assert_eq!(
+            other.call(set_data("/private", b"y", -1)).err(),
+            want,
+            "{cfg}"
+        );
+        assert_eq!(
+            other.call(create("/private/c", b"", 0)).err(),
+            want,
+            "{cfg}"
+        );
+    }
+}
+
+#[test]
 fn add_watch_success_carries_an_error_response_body() {
     let s = TestServer::start("");
     let mut a = Client::connect(s.addr);
