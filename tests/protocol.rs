@@ -331,12 +331,7 @@ fn enforced_auth_closes_a_connection_that_asks_before_authenticating() {
     assert!(read_frame(&mut c.stream).is_none(), "closed, nothing else");
     // After `addauth digest`, everything is served.
     let mut c = Client::connect(s.addr);
-    let xid = c.send(&Request::Auth(AuthPacket {
-        type_: 0,
-        scheme: "digest".into(),
-        auth: Some(b"vec:secret".to_vec()),
-    }));
-    assert_eq!(c.recv(xid, OpCode::Auth).unwrap().err(), 0);
+    assert_eq!(c.add_digest("vec:secret"), 0);
     ok_create(&mut c, "/enforced", b"x", 0);
     assert_eq!(c.call(Request::Ping).err(), 0);
     // ip is a scheme every connection holds.
@@ -351,12 +346,7 @@ fn skip_acl_yes_serves_what_acls_would_refuse() {
     for (cfg, skipped) in [("skipACL=yes", true), ("skipACL=true", false)] {
         let s = TestServer::start(cfg);
         let mut owner = Client::connect(s.addr);
-        let xid = owner.send(&Request::Auth(AuthPacket {
-            type_: 0,
-            scheme: "digest".into(),
-            auth: Some(b"owner:pw".to_vec()),
-        }));
-        assert_eq!(owner.recv(xid, OpCode::Auth).unwrap().err(), 0);
+        assert_eq!(owner.add_digest("owner:pw"), 0);
         let only_owner = Some(vec![Acl {
             perms: jute::perms::ALL,
             id: Id {

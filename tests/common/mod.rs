@@ -272,6 +272,16 @@ impl Client {
         self.recv(xid, op).expect("reply")
     }
 
+    /// `addauth digest <user:password>`: the error code of its answer.
+    pub fn add_digest(&mut self, user_password: &str) -> i32 {
+        let xid = self.send(&Request::Auth(jute::proto::AuthPacket {
+            type_: 0,
+            scheme: "digest".into(),
+            auth: Some(user_password.as_bytes().to_vec()),
+        }));
+        self.recv(xid, OpCode::Auth).expect("auth reply").err()
+    }
+
     /// Waits for the next notification.
     pub fn next_event(&mut self) -> Option<WatcherEvent> {
         if let Some(e) = self.events.pop_front() {
