@@ -1327,12 +1327,34 @@ impl Core {
             Request::Reconfig(_) if !self.cfg.reconfig_enabled => {
                 (Err(ZkError::ReconfigDisabled), vec![])
             }
+            Request::Reconfig(r) => (self.prep_reconfig(&ctx, r), vec![]),
             _ => (Err(ZkError::Unimplemented), vec![]),
         };
         (
             rec.unwrap_or_else(|e| TxnRecord::Error(ErrorTxn { err: e.code() })),
             ops,
         )
+    }
+
+    /// A reconfig, on the leader; a standalone server has none (UNIMPLEMENTED, as ZooKeeper's).
+    fn prep_reconfig(
+        &self,
+        ctx: &Ctx<'_>,
+        r: &jute::proto::ReconfigRequest,
+    ) -> Result<TxnRecord, ZkError> {
+        let rep = self.replica.as_ref().ok_or(ZkError::Unimplemented)?;
+        let (version, pending) = rep.zab.membership();
+        let synced =
+            |voters: &std::collections::BTreeSet<crate::zab::Sid>| rep.zab.quorum_synced(voters);
+        let leader = crate::reconfig::Leader {
+            ensemble: &rep.ensemble,
+            version,
+            pending,
+            zxid: rep.zab.next_zxid().unwrap_or(0),
+            standalone_enabled: self.cfg.standalone_enabled,
+            quorum_synced: &synced,
+        };
+        crate::reconfig::prep(ctx, r, &leader)
     }
 
     /// Commits every inflight proposal up to `zxid`, in order: apply, fire, answer.
@@ -1433,6 +1455,11 @@ impl Core {
             }
             (_, OpCode::SetData) => Ok(Response::SetData(SetDataResponse { stat })),
             (_, OpCode::SetAcl) => Ok(Response::SetAcl(SetACLResponse { stat })),
+            // The new config and the config node's stat.
+            (TxnRecord::Reconfig(t), OpCode::Reconfig) => Ok(Response::Reconfig(GetDataResponse {
+                data: t.data.clone(),
+                stat,
+            })),
             _ => Ok(Response::Empty),
         };
         self.reply(conn, xid, result);

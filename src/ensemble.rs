@@ -92,8 +92,12 @@ impl Member {
 pub struct Ensemble {
     pub me: Sid,
     pub members: BTreeMap<Sid, Member>,
-    /// The membership's version (from the dynamic config file's name; 0 without one).
+    /// The membership's version (from the dynamic config file's name, or the zxid of the
+    /// reconfig that made it; 0 without either).
     pub version: u64,
+    /// This server's own line from its zoo.cfg: its addresses even when a reconfig left it
+    /// out of the membership.
+    own: Member,
 }
 
 impl Ensemble {
@@ -109,14 +113,37 @@ impl Ensemble {
             members.insert(m.id, m);
         }
         let me = u64::from(cfg.server_id);
-        if !members.contains_key(&me) {
+        let Some(own) = members.get(&me).cloned() else {
             return Err(format!("myid {me} has no server.{me} line"));
-        }
+        };
         Ok(Some(Ensemble {
             me,
             members,
             version: cfg.config_version,
+            own,
         }))
+    }
+
+    /// The membership a config text names (`/zookeeper/config`, a reconfig's txn: `server.N=`
+    /// lines and `version=` in hex), for this same server.
+    pub fn with_text(&self, text: &[u8]) -> Result<Self, String> {
+        let (members, version) = parse_members(text)?;
+        Ok(self.with_members(members, version.unwrap_or(0)))
+    }
+
+    /// Another membership of this same server.
+    pub fn with_members(&self, members: BTreeMap<Sid, Member>, version: u64) -> Self {
+        Ensemble {
+            me: self.me,
+            members,
+            version,
+            own: self.own.clone(),
+        }
+    }
+
+    /// Is this server a voter or an observer of the membership?
+    pub fn is_member(&self) -> bool {
+        self.members.contains_key(&self.me)
     }
 
     pub fn voters(&self) -> BTreeSet<Sid> {
@@ -136,8 +163,7 @@ impl Ensemble {
     }
 
     pub fn me(&self) -> &Member {
-        // from_config checked that our id is a member.
-        &self.members[&self.me]
+        self.members.get(&self.me).unwrap_or(&self.own)
     }
 
     /// The config text of `/zookeeper/config`: the members, then the membership's version in
@@ -147,6 +173,38 @@ impl Ensemble {
         lines.push(format!("version={:x}", self.version));
         lines.join("\n")
     }
+}
+
+/// The `server.N=` lines and the hex `version=` of a config text. Other keys (`group.`,
+/// `weight.`: hierarchical quorums, which zkrs does not have) are refused.
+pub fn parse_members(text: &[u8]) -> Result<(BTreeMap<Sid, Member>, Option<u64>), String> {
+    let text = std::str::from_utf8(text).map_err(|_| "config is not UTF-8".to_string())?;
+    let mut members = BTreeMap::new();
+    let mut version = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("not key=value: {line:?}"));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if let Some(id) = key.strip_prefix("server.") {
+            let id: Sid = id
+                .parse()
+                .map_err(|_| format!("bad server id in {key:?}"))?;
+            members.insert(id, Member::parse(id, value)?);
+        } else if key == "version" {
+            version =
+                Some(u64::from_str_radix(value, 16).map_err(|_| format!("bad version {value:?}"))?);
+        } else {
+            return Err(format!("unsupported config key {key:?}"));
+        }
+    }
+    if members.is_empty() {
+        return Err("no server lines".to_string());
+    }
+    Ok((members, version))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod prep;
 pub mod quorum;
 pub mod reactor;
 pub mod read;
+pub mod reconfig;
 pub mod replica;
 pub mod server;
 pub mod session;

@@ -25,6 +25,8 @@ const PROTOCOL_V1: i64 = -65536;
 const MAX_ELECTION_MSG: usize = 512 * 1024;
 
 type Senders<T> = Arc<Mutex<HashMap<Sid, (u64, mpsc::UnboundedSender<T>)>>>;
+/// The membership in effect: a reconfig replaces it.
+type Membership = Arc<Mutex<Arc<Ensemble>>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -32,7 +34,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Connections to the other members.
 pub struct Peers {
-    ensemble: Arc<Ensemble>,
+    ensemble: Membership,
     election: Senders<Notification>,
     quorum: Senders<QuorumPacket>,
     core: mpsc::Sender<CoreMsg>,
@@ -62,7 +64,7 @@ impl Peers {
         let election_listener = bind_retry(bind(me.election_port)?).await?;
         let quorum_listener = bind_retry(bind(me.quorum_port)?).await?;
         let peers = Peers {
-            ensemble: ensemble.clone(),
+            ensemble: Arc::new(Mutex::new(ensemble.clone())),
             election: Arc::default(),
             quorum: Arc::default(),
             core,
@@ -84,6 +86,17 @@ impl Peers {
             quorum: self.quorum.clone(),
             core: self.core.clone(),
             generation: self.generation.clone(),
+        }
+    }
+
+    /// A reconfig changed the membership: dial the new members (the ones we dial: smaller
+    /// ids); the dialers of members that left stop.
+    pub fn set_ensemble(&self, new: Arc<Ensemble>) {
+        let old = std::mem::replace(&mut *lock(&self.ensemble), new.clone());
+        for m in new.members.values() {
+            if m.id < new.me && !old.members.contains_key(&m.id) {
+                self.rt.spawn(dial_election(m.id, self.clone_parts()));
+            }
         }
     }
 
@@ -116,7 +129,8 @@ impl Peers {
 
     /// Connects to `leader`'s quorum port. Messages sent meanwhile wait for the connection.
     pub fn follow(&self, leader: Sid) {
-        let Some(m) = self.ensemble.members.get(&leader) else {
+        let ensemble = lock(&self.ensemble).clone();
+        let Some(m) = ensemble.members.get(&leader) else {
             return;
         };
         let (tx, rx) = mpsc::unbounded_channel();
@@ -145,7 +159,7 @@ impl Peers {
 
 #[derive(Clone)]
 struct Parts {
-    ensemble: Arc<Ensemble>,
+    ensemble: Membership,
     election: Senders<Notification>,
     quorum: Senders<QuorumPacket>,
     core: mpsc::Sender<CoreMsg>,
@@ -153,6 +167,9 @@ struct Parts {
 }
 
 impl Parts {
+    fn ensemble(&self) -> Arc<Ensemble> {
+        lock(&self.ensemble).clone()
+    }
     /// Hands a peer's message to the core; false once the core is gone (the server stops).
     async fn deliver(&self, from: Sid, msg: Msg) -> bool {
         self.core.send(CoreMsg::Peer { from, msg }).await.is_ok()
@@ -196,11 +213,25 @@ async fn accept_election(listener: TcpListener, parts: Parts) {
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let (mut rd, wr) = stream.into_split();
-            let Ok(sid) = read_initial(&mut rd).await else {
+            let Ok((sid, addr)) = read_initial(&mut rd).await else {
                 return;
             };
             // Only the connection started by the larger id survives; we dial smaller ids.
-            if sid <= parts.ensemble.me || !parts.ensemble.members.contains_key(&sid) {
+            // Servers outside the membership (one joining through a reconfig) are answered
+            // too: a smaller one is dialed back at the address it gave, as ZooKeeper's
+            // QuorumCnxManager does.
+            let ensemble = parts.ensemble();
+            if sid == ensemble.me {
+                return;
+            }
+            if sid < ensemble.me {
+                let connected = lock(&parts.election).contains_key(&sid);
+                if !ensemble.members.contains_key(&sid) && !connected {
+                    if let Some(addr) = addr {
+                        drop((rd, wr));
+                        dial_once(sid, &addr, &parts).await;
+                    }
+                }
                 return;
             }
             election_connection(sid, rd, wr, parts).await;
@@ -208,10 +239,14 @@ async fn accept_election(listener: TcpListener, parts: Parts) {
     }
 }
 
-async fn read_initial(rd: &mut tokio::net::tcp::OwnedReadHalf) -> std::io::Result<Sid> {
+/// The sid of an InitialMessage and, from 3.5's protocol, the election address it gives
+/// (`host:port`, the first of several separated by `|`).
+async fn read_initial(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+) -> std::io::Result<(Sid, Option<String>)> {
     let first = rd.read_i64().await?;
     if first >= 0 {
-        return Ok(first as Sid); // pre-3.5: the sid alone
+        return Ok((first as Sid, None)); // pre-3.5: the sid alone
     }
     let sid = rd.read_i64().await?;
     let len = rd.read_i32().await?;
@@ -220,33 +255,39 @@ async fn read_initial(rd: &mut tokio::net::tcp::OwnedReadHalf) -> std::io::Resul
     }
     let mut addr = vec![0u8; len as usize];
     rd.read_exact(&mut addr).await?;
-    Ok(sid as Sid)
+    let addr = String::from_utf8(addr)
+        .ok()
+        .and_then(|a| a.split('|').next().map(str::to_string))
+        .filter(|a| !a.is_empty());
+    Ok((sid as Sid, addr))
 }
 
-async fn dial_election(sid: Sid, parts: Parts) {
-    let me = parts.ensemble.me().clone();
-    loop {
-        let addr = parts
-            .ensemble
-            .members
-            .get(&sid)
-            .and_then(|m| m.election_addr());
-        if let Some(addr) = addr {
-            if let Ok(stream) = TcpStream::connect(addr).await {
-                let _ = stream.set_nodelay(true);
-                let (rd, mut wr) = stream.into_split();
-                let initial = InitialMessage {
-                    protocol_version: PROTOCOL_V1,
-                    sid: me.id as i64,
-                    election_address: Some(
-                        format!("{}:{}", me.host, me.election_port).into_bytes(),
-                    ),
-                };
-                if wr.write_all(&initial.to_bytes()).await.is_ok() {
-                    election_connection(sid, rd, wr, parts.clone()).await;
-                }
-            }
+/// Connects to `sid`'s election port at `addr`, says who we are, and runs the connection.
+async fn dial_once(sid: Sid, addr: &str, parts: &Parts) {
+    let me = parts.ensemble().me().clone();
+    if let Ok(stream) = TcpStream::connect(addr).await {
+        let _ = stream.set_nodelay(true);
+        let (rd, mut wr) = stream.into_split();
+        let initial = InitialMessage {
+            protocol_version: PROTOCOL_V1,
+            sid: me.id as i64,
+            election_address: Some(format!("{}:{}", me.host, me.election_port).into_bytes()),
+        };
+        if wr.write_all(&initial.to_bytes()).await.is_ok() {
+            election_connection(sid, rd, wr, parts.clone()).await;
         }
+    }
+}
+
+/// Keeps a connection to member `sid` while it is one.
+async fn dial_election(sid: Sid, parts: Parts) {
+    loop {
+        let ensemble = parts.ensemble();
+        let Some(m) = ensemble.members.get(&sid) else {
+            return; // a reconfig removed it
+        };
+        let addr = format!("{}:{}", m.host, m.election_port);
+        dial_once(sid, &addr, &parts).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -355,7 +396,9 @@ async fn learner_connection(
         .as_deref()
         .and_then(|d| jute::quorum::LearnerInfo::from_bytes(d).ok())
         .map(|i| i.serverid as Sid);
-    let Some(sid) = sid.filter(|s| parts.ensemble.members.contains_key(s)) else {
+    // Any server may follow: one outside the membership is a non-voting follower (a server
+    // joining through a reconfig syncs so before it is added; one removed goes on so).
+    let Some(sid) = sid.filter(|s| *s != parts.ensemble().me) else {
         return;
     };
     let gen = parts.generation.fetch_add(1, Ordering::Relaxed);

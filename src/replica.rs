@@ -62,6 +62,8 @@ impl Replica {
             finalize_ticks: 2,
             ping_ticks: (per_tick / 2).max(1),
             config_text: ensemble.config_text().into_bytes(),
+            version: ensemble.version as i64,
+            next: None,
             max_log: 10_000,
         };
         Replica {
@@ -108,6 +110,7 @@ impl Core {
             snapshot_for,
             role_changed,
             disconnect,
+            reconfigured,
         } = ready;
         let fatal = |what: &str, e: crate::store::StoreError| -> ! {
             tracing::error!("{what} failed, stopping: {e}");
@@ -162,6 +165,9 @@ impl Core {
             }
         }
         // 2. Connections.
+        if let Some(text) = reconfigured {
+            self.reconfigured(&text);
+        }
         for sid in disconnect {
             if let Some(r) = self.replica.as_ref() {
                 r.peers.disconnect(sid);
@@ -250,6 +256,27 @@ impl Core {
             if let Some(r) = self.replica.as_mut() {
                 r.zab.snapshot_ready(sid, zxid, bytes);
             }
+        }
+    }
+
+    /// A new membership took effect: the members' addresses follow it.
+    fn reconfigured(&mut self, text: &[u8]) {
+        let Some(next) = self.replica.as_ref().map(|r| r.ensemble.with_text(text)) else {
+            return;
+        };
+        match next {
+            Ok(e) => {
+                if let Err(err) = self.store.save_membership(text) {
+                    tracing::error!("saving the membership failed, stopping: {err}");
+                    std::process::exit(2);
+                }
+                let e = Arc::new(e);
+                if let Some(r) = self.replica.as_mut() {
+                    r.peers.set_ensemble(e.clone());
+                    r.ensemble = e;
+                }
+            }
+            Err(e) => tracing::error!("a reconfig named an unreadable membership: {e}"),
         }
     }
 

@@ -186,7 +186,17 @@ pub async fn run(
     let cfg = Arc::new(cfg);
     let mut core = Core::new(cfg.clone(), store, ensemble.is_none())?;
     let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
-    if let Some(ensemble) = ensemble {
+    if let Some(mut ensemble) = ensemble {
+        // The membership of the last reconfig this member saw commit outranks zoo.cfg's
+        // (ZooKeeper keeps it in the dynamic config file it rewrites).
+        let saved = core
+            .store
+            .load_membership()?
+            .and_then(|text| ensemble.with_text(&text).ok());
+        if let Some(saved) = saved.filter(|s| s.version > ensemble.version) {
+            tracing::info!("membership {:#x} from the last reconfig", saved.version);
+            ensemble = saved;
+        }
         let ensemble = Arc::new(ensemble);
         let peers = crate::quorum::Peers::start(
             ensemble.clone(),

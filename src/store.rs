@@ -63,6 +63,7 @@ fn session_key(id: i64) -> Vec<u8> {
 }
 const ACCEPTED_EPOCH: &[u8] = b"accepted_epoch";
 const CURRENT_EPOCH: &[u8] = b"current_epoch";
+const MEMBERSHIP: &[u8] = b"membership";
 
 /// How many txns the log keeps behind the newest (for DIFF syncs of learners).
 const LOG_RETAIN: i64 = 100_000;
@@ -686,6 +687,20 @@ impl Store {
         opts.set_sync(self.sync);
         self.db.write_opt(batch, &opts)?;
         Ok(())
+    }
+
+    /// The membership a committed reconfig made (its config text), kept as ZooKeeper keeps
+    /// its dynamic config file: a restart takes it over zoo.cfg's.
+    pub fn save_membership(&self, text: &[u8]) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.sync);
+        self.db
+            .put_cf_opt(self.cf(CF_META), MEMBERSHIP, text, &opts)?;
+        Ok(())
+    }
+
+    pub fn load_membership(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_META), MEMBERSHIP)?)
     }
 
     /// The ZAB epochs (zero for a fresh member; a missing current epoch defaults to the

@@ -1046,3 +1046,201 @@ fn a_member_without_quorum_serves_reads_read_only_when_enabled() {
     assert_eq!(flag, Some(false));
     assert_eq!(rw.call(set_data("/ro", b"after", -1)).err(), 0);
 }
+
+fn reconfig(joining: &str, leaving: &str, new_members: &str, from: i64) -> Request {
+    Request::Reconfig(jute::proto::ReconfigRequest {
+        joining_servers: joining.into(),
+        leaving_servers: leaving.into(),
+        new_members: new_members.into(),
+        cur_config_id: from,
+    })
+}
+
+/// The `server.N` ids and the version of a config text.
+fn config_of(text: &[u8]) -> (Vec<u64>, i64) {
+    let text = std::str::from_utf8(text).unwrap();
+    let ids = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("server.")?.split_once('=')?.0.parse().ok())
+        .collect();
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("version="))
+        .map(|v| i64::from_str_radix(v, 16).unwrap())
+        .unwrap();
+    (ids, version)
+}
+
+/// A member's `/zookeeper/config` after a sync (waiting while the ensemble elects a leader).
+fn config_on(addr: SocketAddr) -> (Vec<u64>, i64) {
+    let t0 = Instant::now();
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{addr} never served"
+        );
+        let Some(mut c) = Client::connect_with(addr, 0, vec![0; 16], 30000) else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        let sync = Request::Sync(jute::proto::SyncRequest { path: "/".into() });
+        if c.send_checked(&sync)
+            .and_then(|x| c.recv(x, OpCode::Sync))
+            .map(|r| r.err())
+            != Some(0)
+        {
+            continue;
+        }
+        let get = get_data("/zookeeper/config", false);
+        let r = c
+            .send_checked(&get)
+            .and_then(|x| c.recv(x, OpCode::GetData));
+        if let Some(Response::GetData(d)) = r.and_then(|r| r.body) {
+            return config_of(&d.data.unwrap_or_default());
+        }
+    }
+}
+
+fn wait_mode(m: &Member, want: &str, timeout: Duration) {
+    let t0 = Instant::now();
+    while m.mode().as_deref() != Some(want) {
+        assert!(t0.elapsed() < timeout, "{:?} never became {want}", m.cfg);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn reconfig_removes_and_adds_voters_and_the_new_membership_holds_a_quorum() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16, u16)> = (0..4)
+        .map(|_| (free_port(), free_port(), free_port()))
+        .collect();
+    let line = |i: usize| {
+        let (c, q, e) = ports[i];
+        format!(
+            "server.{}=127.0.0.1:{q}:{e}:participant;127.0.0.1:{c}",
+            i + 1
+        )
+    };
+    let extra = "reconfigEnabled=true\n\
+                 DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n";
+    let three: String = (0..3).map(|i| line(i) + "\n").collect();
+    let mut members: Vec<Member> = (0..3)
+        .map(|i| start_member(tmp.path(), i, ports[i].0, &format!("{three}{extra}")))
+        .collect();
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let (ids, v0) = config_on(members[leader].client);
+    assert_eq!((ids, v0), (vec![1, 2, 3], 0));
+
+    // The config node is world-readable only: a reconfig needs the super user.
+    let mut c = Client::connect(members[(leader + 1) % 3].client);
+    assert_eq!(c.call(reconfig("", "3", "", -1)).err(), -102);
+    assert_eq!(c.add_digest("super:test"), 0);
+    // Refused as ZooKeeper refuses them.
+    assert_eq!(
+        c.call(reconfig("", "3", "", 0x1234)).err(),
+        -103,
+        "stale version"
+    );
+    assert_eq!(c.call(reconfig("", "1,2,3", "", -1)).err(), -8, "no voters");
+    let absent: String = (5..8)
+        .map(|i| {
+            format!(
+                "server.{i}=127.0.0.1:{}:{};{},",
+                free_port(),
+                free_port(),
+                free_port()
+            )
+        })
+        .collect();
+    assert_eq!(
+        c.call(reconfig(&absent, "", "", -1)).err(),
+        -13,
+        "no synced quorum"
+    );
+
+    // Remove server 3 (through a follower: forwarded to the leader).
+    let r = c.call(reconfig("", "3", "", -1));
+    assert_eq!(r.err(), 0);
+    let Some(Response::Reconfig(d)) = r.body else {
+        panic!("{:?}", r.body)
+    };
+    let (ids, v1) = config_of(d.data.as_deref().unwrap());
+    assert_eq!(ids, [1, 2]);
+    assert!(v1 > 0, "the version is the reconfig's zxid");
+    assert_eq!(d.stat.mzxid, v1);
+    // A removed leader steps down, and 1 and 2 elect one of them.
+    let leader = wait_serving(&members[..2], Duration::from_secs(30));
+    for m in &members[..2] {
+        assert_eq!(config_on(m.client), (vec![1, 2], v1));
+    }
+    // 3 is out: stopping it leaves a quorum of the new membership.
+    members[2].kill();
+    let written: Vec<String> = (0..5).map(|i| format!("/after-remove{i}")).collect();
+    let mut w = Client::connect(members[leader].client);
+    assert_eq!(w.add_digest("super:test"), 0);
+    for p in &written {
+        assert_eq!(w.call(create(p, b"v", 0)).err(), 0);
+    }
+
+    // Server 4 starts with a config naming the ensemble and itself, syncs as a non-voting
+    // follower, then is added.
+    let four = format!("{}\n{}\n{}\n{extra}", line(0), line(1), line(3));
+    members.push(start_member(tmp.path(), 3, ports[3].0, &four));
+    wait_mode(&members[3], "follower", Duration::from_secs(30));
+    let added = line(3).replace(":participant", "");
+    let r = w.call(reconfig(&added, "", "", v1));
+    assert_eq!(r.err(), 0, "add server 4");
+    let Some(Response::Reconfig(d)) = r.body else {
+        panic!("{:?}", r.body)
+    };
+    let (ids, v2) = config_of(d.data.as_deref().unwrap());
+    assert_eq!(ids, [1, 2, 4]);
+    assert!(v2 > v1);
+    assert_eq!(config_on(members[3].client), (vec![1, 2, 4], v2));
+    sync_and_check(members[3].client, &written);
+
+    // 4 votes: with server 1 gone, 2 and 4 are a quorum and elect a leader.
+    members[0].kill();
+    let live = [1, 3];
+    let t0 = Instant::now();
+    let more: Vec<String> = (0..5).map(|i| format!("/after-add{i}")).collect();
+    'retry: loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "2 and 4 never served"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        for &i in &live {
+            let Some(mut x) = Client::connect_with(members[i].client, 0, vec![0; 16], 30000) else {
+                continue 'retry;
+            };
+            for p in &more {
+                if ![0, -110].contains(&x.call(create(p, b"v", 0)).err()) {
+                    continue 'retry;
+                }
+            }
+            break 'retry;
+        }
+    }
+    sync_and_check(members[3].client, &more);
+    sync_and_check(members[1].client, &more);
+
+    // A restarted member keeps the membership of the last reconfig, not its zoo.cfg's.
+    members[1].kill();
+    members[1].start();
+    let t0 = Instant::now();
+    loop {
+        let mode = members[1].mode();
+        if matches!(mode.as_deref(), Some("leader" | "follower")) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "2 did not rejoin: {mode:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(config_on(members[1].client).0, [1, 2, 4]);
+    sync_and_check(members[1].client, &more);
+}

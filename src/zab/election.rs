@@ -69,6 +69,9 @@ pub struct Decision {
 pub struct Election {
     me: Sid,
     voters: BTreeSet<Sid>,
+    /// The voters of a logged reconfig not known to be committed: a quorum must also be a
+    /// quorum of them (ZooKeeper's last seen quorum verifier in `termPredicate`).
+    next_voters: Option<BTreeSet<Sid>>,
     pub round: i64,
     pub vote: Vote,
     initial: Vote,
@@ -100,6 +103,7 @@ impl Election {
         Election {
             me,
             voters,
+            next_voters: None,
             round,
             vote: initial,
             initial,
@@ -112,9 +116,26 @@ impl Election {
         }
     }
 
+    /// Counts the voters of a pending reconfig too.
+    pub fn with_next(mut self, next_voters: Option<BTreeSet<Sid>>) -> Self {
+        self.next_voters = next_voters;
+        if self.is_voter(&self.me) {
+            self.received.insert(self.me, self.vote);
+        }
+        self
+    }
+
+    fn is_voter(&self, s: &Sid) -> bool {
+        self.voters.contains(s) || self.next_voters.as_ref().is_some_and(|n| n.contains(s))
+    }
+
     fn is_quorum(&self, ids: impl Iterator<Item = Sid>) -> bool {
-        let n = ids.filter(|s| self.voters.contains(s)).count();
-        n * 2 > self.voters.len()
+        let ids: BTreeSet<Sid> = ids.collect();
+        super::majority(&self.voters, &ids)
+            && self
+                .next_voters
+                .as_ref()
+                .is_none_or(|n| super::majority(n, &ids))
     }
 
     fn agreeing(&self, vote: &Vote) -> bool {
@@ -137,7 +158,7 @@ impl Election {
             zxid: n.zxid,
             peer_epoch: n.peer_epoch,
         };
-        if !self.voters.contains(&from) {
+        if !self.is_voter(&from) {
             return (false, None);
         }
         match state {
@@ -151,7 +172,7 @@ impl Election {
                     } else {
                         self.initial
                     };
-                    if self.voters.contains(&self.me) {
+                    if self.is_voter(&self.me) {
                         self.received.insert(self.me, self.vote);
                     }
                     changed = true;
@@ -159,7 +180,7 @@ impl Election {
                     return (false, None);
                 } else if theirs.beats(&self.vote) {
                     self.vote = theirs;
-                    if self.voters.contains(&self.me) {
+                    if self.is_voter(&self.me) {
                         self.received.insert(self.me, self.vote);
                     }
                     changed = true;
@@ -224,7 +245,7 @@ impl Election {
                 self.finalize_in = None;
                 if self.agreeing(&self.vote.clone()) {
                     let v = self.vote;
-                    if v.leader == self.me || self.voters.contains(&v.leader) {
+                    if v.leader == self.me || self.is_voter(&v.leader) {
                         return (false, Some(self.decide(v, self.round)));
                     }
                 }

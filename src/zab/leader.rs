@@ -327,6 +327,21 @@ impl Zab {
         (followers, synced)
     }
 
+    /// `isQuorumSynced`: do we and the followers in broadcast hold a majority of `voters`?
+    pub fn quorum_synced(&self, voters: &BTreeSet<Sid>) -> bool {
+        let Some(l) = self.leader.as_ref() else {
+            return false;
+        };
+        let mut ids: BTreeSet<Sid> = l
+            .learners
+            .iter()
+            .filter(|(_, x)| !x.observer && x.phase == Phase::UpToDate)
+            .map(|(s, _)| *s)
+            .collect();
+        ids.insert(self.cfg.me);
+        majority(voters, &ids)
+    }
+
     /// The zxid the next proposal gets (None unless established).
     pub fn next_zxid(&self) -> Option<i64> {
         let l = self.leader.as_ref()?;

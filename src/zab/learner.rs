@@ -204,6 +204,10 @@ impl Zab {
                 }
             }
             packet::NEWLEADER if phase == Phase::Syncing => {
+                // The leader's membership: newer than ours after a SNAP past a reconfig.
+                if let Some(m) = p.data.as_deref().and_then(Membership::from_text) {
+                    self.activate(m);
+                }
                 let epoch = epoch_of(p.zxid);
                 self.set_hard_state(HardState {
                     current_epoch: epoch,

@@ -82,13 +82,61 @@ pub struct ZabConfig {
     pub ping_ticks: u32,
     /// The membership text sent in notifications and NEWLEADER.
     pub config_text: Vec<u8>,
+    /// The membership's version (the zxid of the reconfig that made it, or the dynamic config
+    /// file's).
+    pub version: i64,
+    /// A logged reconfig not yet committed: until it is, a quorum must be a quorum of both
+    /// memberships (ZooKeeper's lastSeenQuorumVerifier).
+    pub next: Option<Membership>,
     /// Committed txns kept in memory for DIFF syncs; older learners get a SNAP.
     pub max_log: usize,
 }
 
+/// Do `ids` hold a majority of `voters`?
+pub fn majority(voters: &BTreeSet<Sid>, ids: &BTreeSet<Sid>) -> bool {
+    ids.iter().filter(|s| voters.contains(s)).count() * 2 > voters.len()
+}
+
+/// A membership a reconfig names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub voters: BTreeSet<Sid>,
+    pub observers: BTreeSet<Sid>,
+    pub version: i64,
+    /// Its config text, as `/zookeeper/config` holds it.
+    pub text: Vec<u8>,
+}
+
+impl Membership {
+    pub fn from_text(text: &[u8]) -> Option<Self> {
+        let (members, version) = crate::ensemble::parse_members(text).ok()?;
+        let role = |observer: bool| -> BTreeSet<Sid> {
+            members
+                .values()
+                .filter(|m| m.observer == observer)
+                .map(|m| m.id)
+                .collect()
+        };
+        Some(Membership {
+            voters: role(false),
+            observers: role(true),
+            version: version.unwrap_or(0) as i64,
+            text: text.to_vec(),
+        })
+    }
+
+    /// The membership a committed or logged reconfig txn names.
+    pub fn of_txn(entry: &TxnEntry) -> Option<Self> {
+        match &entry.record {
+            jute::TxnRecord::Reconfig(t) => Self::from_text(t.data.as_deref()?),
+            _ => None,
+        }
+    }
+}
+
 impl ZabConfig {
     pub fn is_quorum(&self, acks: &BTreeSet<Sid>) -> bool {
-        acks.iter().filter(|s| self.voters.contains(s)).count() * 2 > self.voters.len()
+        majority(&self.voters, acks) && self.next.as_ref().is_none_or(|n| majority(&n.voters, acks))
     }
 
     pub fn is_observer(&self) -> bool {
@@ -194,6 +242,9 @@ pub struct Ready {
     pub role_changed: bool,
     /// Close the quorum connection to these members (what was queued on it is discarded).
     pub disconnect: Vec<Sid>,
+    /// A new membership took effect (a reconfig committed, or a leader's NEWLEADER named a
+    /// newer one): its config text, for the shell's addresses.
+    pub reconfigured: Option<Vec<u8>>,
 }
 
 impl Ready {
@@ -212,6 +263,7 @@ impl Ready {
             && self.snapshot_for.is_empty()
             && !self.role_changed
             && self.disconnect.is_empty()
+            && self.reconfigured.is_none()
     }
 }
 
@@ -287,6 +339,16 @@ impl Zab {
             early_learners: Default::default(),
             ready: Ready::default(),
         };
+        // A reconfig logged but not known to be committed is pending again.
+        let pending = z
+            .log
+            .iter()
+            .filter(|e| e.header.zxid > last_committed)
+            .filter_map(|e| Membership::of_txn(e))
+            .next_back();
+        if let Some(m) = pending.filter(|m| m.version > z.cfg.version) {
+            z.cfg.next = Some(m);
+        }
         z.start_election();
         z
     }
@@ -375,10 +437,14 @@ impl Zab {
             self.round,
             self.initial_vote(),
             self.cfg.finalize_ticks,
-        );
+        )
+        .with_next(self.cfg.next.as_ref().map(|n| n.voters.clone()));
         self.election = Some(e);
         self.broadcast_vote();
-        if self.cfg.voters.len() == 1 && self.cfg.voters.contains(&self.cfg.me) {
+        if self.cfg.voters.len() == 1
+            && self.cfg.voters.contains(&self.cfg.me)
+            && self.cfg.next.is_none()
+        {
             self.decided(self.cfg.me);
         }
     }
@@ -391,8 +457,11 @@ impl Zab {
             .voters
             .iter()
             .chain(self.cfg.observers.iter())
+            .chain(self.cfg.next.iter().flat_map(|n| n.voters.iter()))
             .copied()
             .filter(|s| *s != self.cfg.me)
+            .collect::<BTreeSet<Sid>>()
+            .into_iter()
             .collect();
         for p in peers {
             self.send(p, Msg::Vote(n.clone()));
@@ -424,8 +493,58 @@ impl Zab {
         }
     }
 
+    /// A membership takes effect (once, and only a newer one).
+    pub(crate) fn activate(&mut self, m: Membership) {
+        if m.version <= self.cfg.version {
+            return;
+        }
+        tracing::info!(
+            "membership {:#x}: voters {:?}, observers {:?}",
+            m.version,
+            m.voters,
+            m.observers
+        );
+        if self
+            .cfg
+            .next
+            .as_ref()
+            .is_some_and(|n| n.version <= m.version)
+        {
+            self.cfg.next = None;
+        }
+        self.cfg.voters = m.voters;
+        self.cfg.observers = m.observers;
+        self.cfg.version = m.version;
+        self.cfg.config_text = m.text.clone();
+        self.ready.reconfigured = Some(m.text);
+    }
+
+    /// Does our role no longer fit the membership (a leader a reconfig removed, a follower
+    /// made an observer, an observer made a voter or removed)? A server left out of the
+    /// membership goes on as a non-voting follower, as ZooKeeper's does.
+    fn misplaced(&self) -> bool {
+        match self.role {
+            Role::Leading => !self.cfg.voters.contains(&self.cfg.me),
+            Role::Following(_) => self.cfg.is_observer(),
+            Role::Observing(_) => !self.cfg.is_observer(),
+            Role::Looking => false,
+        }
+    }
+
+    /// The membership in effect: its version and whether a reconfig is pending.
+    pub fn membership(&self) -> (i64, bool) {
+        (self.cfg.version, self.cfg.next.is_some())
+    }
+
     /// One tick of time (the shell ticks every tickTime/2).
     pub fn tick(&mut self) {
+        if self.misplaced() {
+            tracing::info!(
+                "role {:?} does not fit the new membership: looking",
+                self.role
+            );
+            return self.start_election();
+        }
         match self.role {
             Role::Looking => {
                 let Some(e) = self.election.as_mut() else {
@@ -568,6 +687,9 @@ impl Zab {
         if let Some(last) = entries.last() {
             self.last_committed = last.header.zxid;
         }
+        for m in entries.iter().filter_map(|e| Membership::of_txn(e)) {
+            self.activate(m);
+        }
         self.ready.committed.extend(entries);
         // Keep a bounded window of committed txns.
         while self.log.len() > self.cfg.max_log
@@ -581,6 +703,9 @@ impl Zab {
     }
 
     fn append(&mut self, entry: Arc<Txn>) {
+        if let Some(m) = Membership::of_txn(&entry).filter(|m| m.version > self.cfg.version) {
+            self.cfg.next = Some(m);
+        }
         self.last_logged = self.last_logged.max(entry.header.zxid);
         self.ready.append.push(entry.clone());
         self.log.push_back(entry);

@@ -82,6 +82,8 @@ impl Sim {
                 finalize_ticks: 1,
                 ping_ticks: 1,
                 config_text: b"version=0".to_vec(),
+                version: 0,
+                next: None,
                 max_log: 20,
             };
             cfgs.push(cfg.clone());
