@@ -266,10 +266,18 @@ impl Core {
         };
         match next {
             Ok(e) => {
-                if let Err(err) = self.store.save_membership(text) {
-                    tracing::error!("saving the membership failed, stopping: {err}");
-                    std::process::exit(2);
+                // With reconfig enabled the membership is the ensemble's to change, and it
+                // outlives a restart (ZooKeeper's dynamic config file); without, zoo.cfg's
+                // server lines stay the membership at every start.
+                if self.cfg.reconfig_enabled {
+                    if let Err(err) = self.store.save_membership(text) {
+                        tracing::error!("saving the membership failed, stopping: {err}");
+                        std::process::exit(2);
+                    }
                 }
+                // A reconfig's txn sets the node as it applies; a membership taken from the
+                // leader (NEWLEADER, or the initial one's version) is shown here.
+                self.tree.set_config(text);
                 let e = Arc::new(e);
                 if let Some(r) = self.replica.as_mut() {
                     r.peers.set_ensemble(e.clone());

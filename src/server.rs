@@ -189,12 +189,17 @@ pub async fn run(
     if let Some(mut ensemble) = ensemble {
         // The membership of the last reconfig this member saw commit outranks zoo.cfg's
         // (ZooKeeper keeps it in the dynamic config file it rewrites).
-        let saved = core
-            .store
-            .load_membership()?
-            .and_then(|text| ensemble.with_text(&text).ok());
+        let saved = match cfg.reconfig_enabled {
+            true => core.store.load_membership()?,
+            false => None,
+        };
+        let saved = saved.and_then(|text| ensemble.with_text(&text).ok());
         if let Some(saved) = saved.filter(|s| s.version > ensemble.version) {
-            tracing::info!("membership {:#x} from the last reconfig", saved.version);
+            tracing::info!(
+                "membership {:#x} from the data dir (reconfig changes it; zoo.cfg's server lines \
+                 are not read again)",
+                saved.version
+            );
             ensemble = saved;
         }
         let ensemble = Arc::new(ensemble);

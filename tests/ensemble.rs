@@ -1129,8 +1129,15 @@ fn reconfig_removes_and_adds_voters_and_the_new_membership_holds_a_quorum() {
         .map(|i| start_member(tmp.path(), i, ports[i].0, &format!("{three}{extra}")))
         .collect();
     let leader = wait_serving(&members, Duration::from_secs(30));
+    // As ZooKeeper's, zoo.cfg's membership takes the first epoch's zxid as its version.
     let (ids, v0) = config_on(members[leader].client);
-    assert_eq!((ids, v0), (vec![1, 2, 3], 0));
+    assert_eq!(
+        (ids, v0 >> 32 > 0, v0 & 0xffff_ffff),
+        (vec![1, 2, 3], true, 0)
+    );
+    for m in &members {
+        assert_eq!(config_on(m.client), (vec![1, 2, 3], v0));
+    }
 
     // The config node is world-readable only: a reconfig needs the super user.
     let mut c = Client::connect(members[(leader + 1) % 3].client);

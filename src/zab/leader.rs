@@ -279,6 +279,7 @@ impl Zab {
         });
         self.established = true;
         self.ready.role_changed = true;
+        self.version_initial_membership(epoch);
         let last = self.last_logged;
         self.commit_and_announce(last);
         let ready: Vec<Sid> = self

@@ -134,6 +134,18 @@ impl Membership {
     }
 }
 
+/// `text` with its `version=` line set to `version`.
+fn membership_text(text: &[u8], version: i64) -> Vec<u8> {
+    let text = String::from_utf8_lossy(text);
+    let mut lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("version="))
+        .collect();
+    let v = format!("version={version:x}");
+    lines.push(&v);
+    lines.join("\n").into_bytes()
+}
+
 impl ZabConfig {
     pub fn is_quorum(&self, acks: &BTreeSet<Sid>) -> bool {
         majority(&self.voters, acks) && self.next.as_ref().is_none_or(|n| majority(&n.voters, acks))
@@ -517,6 +529,23 @@ impl Zab {
         self.cfg.version = m.version;
         self.cfg.config_text = m.text.clone();
         self.ready.reconfigured = Some(m.text);
+    }
+
+    /// ZOOKEEPER-1783: a membership still at version 0 (zoo.cfg's, never established) takes
+    /// the zxid of the first epoch established with it as its version, on the leader when a
+    /// quorum acknowledged NEWLEADER and on each learner at UPTODATE, as ZooKeeper's does.
+    fn version_initial_membership(&mut self, epoch: i64) {
+        if self.cfg.version != 0 || self.cfg.next.is_some() {
+            return;
+        }
+        let m = Membership {
+            voters: self.cfg.voters.clone(),
+            observers: self.cfg.observers.clone(),
+            version: make_zxid(epoch, 0),
+            text: Vec::new(),
+        };
+        let text = membership_text(&self.cfg.config_text, m.version);
+        self.activate(Membership { text, ..m });
     }
 
     /// Does our role no longer fit the membership (a leader a reconfig removed, a follower
