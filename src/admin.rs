@@ -296,6 +296,19 @@ fn conf(core: &Core) -> String {
         "serverId={}",
         if c.servers.is_empty() { 0 } else { c.server_id }
     );
+    // A member adds its quorum settings and the membership in effect
+    // (QuorumZooKeeperServer.dumpConf).
+    if let Some(r) = core.replica.as_ref() {
+        let me = r.ensemble.me();
+        let _ = writeln!(out, "initLimit={}", c.init_limit);
+        let _ = writeln!(out, "syncLimit={}", c.sync_limit);
+        let _ = writeln!(out, "electionAlg=3");
+        let _ = writeln!(out, "electionPort={}", me.election_port);
+        let _ = writeln!(out, "quorumPort={}", me.quorum_port);
+        let _ = writeln!(out, "peerType={}", u8::from(me.observer));
+        let _ = writeln!(out, "membership: ");
+        out.push_str(&r.ensemble.config_text());
+    }
     out
 }
 

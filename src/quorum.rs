@@ -73,8 +73,8 @@ impl Peers {
         };
         tokio::spawn(accept_election(election_listener, peers.clone_parts()));
         tokio::spawn(accept_quorum(quorum_listener, peers.clone_parts()));
-        for m in ensemble.members.values().filter(|m| m.id < ensemble.me) {
-            tokio::spawn(dial_election(m.id, peers.clone_parts()));
+        for m in ensemble.members.values().filter(|m| m.id != ensemble.me) {
+            tokio::spawn(reach(m.id, ensemble.me, peers.clone_parts()));
         }
         Ok(peers)
     }
@@ -94,8 +94,8 @@ impl Peers {
     pub fn set_ensemble(&self, new: Arc<Ensemble>) {
         let old = std::mem::replace(&mut *lock(&self.ensemble), new.clone());
         for m in new.members.values() {
-            if m.id < new.me && !old.members.contains_key(&m.id) {
-                self.rt.spawn(dial_election(m.id, self.clone_parts()));
+            if m.id != new.me && !old.members.contains_key(&m.id) {
+                self.rt.spawn(reach(m.id, new.me, self.clone_parts()));
             }
         }
     }
@@ -268,15 +268,47 @@ async fn dial_once(sid: Sid, addr: &str, parts: &Parts) {
     if let Ok(stream) = TcpStream::connect(addr).await {
         let _ = stream.set_nodelay(true);
         let (rd, mut wr) = stream.into_split();
-        let initial = InitialMessage {
-            protocol_version: PROTOCOL_V1,
-            sid: me.id as i64,
-            election_address: Some(format!("{}:{}", me.host, me.election_port).into_bytes()),
-        };
-        if wr.write_all(&initial.to_bytes()).await.is_ok() {
+        if wr.write_all(&initial_message(&me)).await.is_ok() {
             election_connection(sid, rd, wr, parts.clone()).await;
         }
     }
+}
+
+/// Keeps in touch with member `sid` while it is one: we dial a smaller id; a larger one dials
+/// us, and we knock while it has not (it may not know us: a server joining through a
+/// reconfig, or one a reconfig removed).
+async fn reach(sid: Sid, me: Sid, parts: Parts) {
+    if sid < me {
+        return dial_election(sid, parts).await;
+    }
+    loop {
+        let ensemble = parts.ensemble();
+        let Some(m) = ensemble.members.get(&sid) else {
+            return;
+        };
+        if !lock(&parts.election).contains_key(&sid) {
+            let addr = format!("{}:{}", m.host, m.election_port);
+            knock(&addr, ensemble.me()).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Our InitialMessage on a connection we close at once: a larger id that does not know us
+/// dials back at the address it names.
+async fn knock(addr: &str, me: &crate::ensemble::Member) {
+    if let Ok(mut stream) = TcpStream::connect(addr).await {
+        let _ = stream.write_all(&initial_message(me)).await;
+    }
+}
+
+fn initial_message(me: &crate::ensemble::Member) -> Vec<u8> {
+    InitialMessage {
+        protocol_version: PROTOCOL_V1,
+        sid: me.id as i64,
+        election_address: Some(format!("{}:{}", me.host, me.election_port).into_bytes()),
+    }
+    .to_bytes()
 }
 
 /// Keeps a connection to member `sid` while it is one.

@@ -61,7 +61,7 @@ pub fn prep(ctx: &Ctx<'_>, req: &ReconfigRequest, l: &Leader<'_>) -> Result<TxnR
 }
 
 /// `StringUtils.split`: trimmed, empty pieces left out.
-fn split<'s>(s: &'s str, sep: char) -> impl Iterator<Item = &'s str> {
+fn split(s: &str, sep: char) -> impl Iterator<Item = &str> {
     s.split(sep).map(str::trim).filter(|p| !p.is_empty())
 }
 

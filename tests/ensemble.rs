@@ -1209,26 +1209,26 @@ fn reconfig_removes_and_adds_voters_and_the_new_membership_holds_a_quorum() {
 
     // 4 votes: with server 1 gone, 2 and 4 are a quorum and elect a leader.
     members[0].kill();
-    let live = [1, 3];
     let t0 = Instant::now();
     let more: Vec<String> = (0..5).map(|i| format!("/after-add{i}")).collect();
-    'retry: loop {
+    'retry: for attempt in 0.. {
         assert!(
             t0.elapsed() < Duration::from_secs(30),
             "2 and 4 never served"
         );
         std::thread::sleep(Duration::from_millis(200));
-        for &i in &live {
-            let Some(mut x) = Client::connect_with(members[i].client, 0, vec![0; 16], 30000) else {
+        // Through 2 and 4 in turn.
+        let addr = members[[1, 3][attempt % 2]].client;
+        let Some(mut x) = Client::connect_with(addr, 0, vec![0; 16], 30000) else {
+            continue;
+        };
+        for p in &more {
+            // NodeExists: a create an earlier attempt made.
+            if ![0, -110].contains(&x.call(create(p, b"v", 0)).err()) {
                 continue 'retry;
-            };
-            for p in &more {
-                if ![0, -110].contains(&x.call(create(p, b"v", 0)).err()) {
-                    continue 'retry;
-                }
             }
-            break 'retry;
         }
+        break;
     }
     sync_and_check(members[3].client, &more);
     sync_and_check(members[1].client, &more);
@@ -1250,4 +1250,48 @@ fn reconfig_removes_and_adds_voters_and_the_new_membership_holds_a_quorum() {
     }
     assert_eq!(config_on(members[1].client).0, [1, 2, 4]);
     sync_and_check(members[1].client, &more);
+    // `conf` shows the membership in effect, as ZooKeeper's members do.
+    let conf = members[1].four_letter("conf").unwrap();
+    assert!(
+        conf.contains("\npeerType=0\nmembership: \nserver.1="),
+        "{conf}"
+    );
+    assert!(conf.ends_with(&format!("\nversion={v2:x}")), "{conf}");
+    assert!(!conf.contains("server.3="), "{conf}");
+}
+
+#[test]
+fn a_joiner_with_the_smallest_id_reaches_members_that_do_not_know_it() {
+    // Members dial smaller ids; a joiner smaller than every member knocks, and they dial back
+    // at the address its InitialMessage names.
+    let tmp = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16, u16)> = (0..3)
+        .map(|_| (free_port(), free_port(), free_port()))
+        .collect();
+    let line = |i: usize| {
+        let (c, q, e) = ports[i];
+        format!(
+            "server.{}=127.0.0.1:{q}:{e}:participant;127.0.0.1:{c}\n",
+            i + 1
+        )
+    };
+    let extra = "reconfigEnabled=true\nskipACL=yes\n";
+    let members: Vec<Member> = [1, 2]
+        .iter()
+        .map(|&i| start_member(tmp.path(), i, ports[i].0, &(line(1) + &line(2) + extra)))
+        .collect();
+    wait_serving(&members, Duration::from_secs(30));
+    let joiner = start_member(
+        tmp.path(),
+        0,
+        ports[0].0,
+        &(line(0) + &line(1) + &line(2) + extra),
+    );
+    wait_mode(&joiner, "follower", Duration::from_secs(30));
+    let mut c = Client::connect(members[0].client);
+    let r = c.call(reconfig(line(0).trim(), "", "", -1));
+    assert_eq!(r.err(), 0);
+    let (ids, version) = config_on(joiner.client);
+    assert_eq!(ids, [1, 2, 3]);
+    assert_eq!(config_on(members[1].client), (vec![1, 2, 3], version));
 }

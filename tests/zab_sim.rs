@@ -130,3 +130,129 @@ fn proposals_bring_learners_the_prior_node_and_observers_none() {
         }
     }
 }
+
+#[test]
+fn a_reconfig_commits_only_with_a_quorum_of_both_memberships() {
+    use zkrs::zab::Role;
+    let mut sim = Sim::new(5, 5, 0);
+    assert!(sim.stabilize());
+    // 4 and 5 down; the leader is one of 1, 2, 3.
+    sim.crash(4);
+    sim.crash(5);
+    for _ in 0..200 {
+        sim.drain();
+        let serving = sim
+            .nodes
+            .values()
+            .filter_map(|n| n.zab.as_ref())
+            .any(|z| z.is_leader() && z.established);
+        if serving {
+            break;
+        }
+        for id in 1..=3 {
+            if let Some(z) = sim.nodes.get_mut(&id).unwrap().zab.as_mut() {
+                z.tick();
+            }
+            sim.take(id);
+        }
+    }
+    // {1, 4, 5}: 1, 2 and 3 are a quorum of the old membership, not of the new one.
+    let zxid = sim
+        .propose_record(|zxid| {
+            jute::TxnRecord::Reconfig(jute::txn::SetDataTxn {
+                path: "/zookeeper/config".into(),
+                data: Some(
+                    format!(
+                        "server.1=h:1001:2001:participant\nserver.4=h:1004:2004:participant\n\
+                         server.5=h:1005:2005:participant\nversion={zxid:x}"
+                    )
+                    .into_bytes(),
+                ),
+                version: -1,
+            })
+        })
+        .expect("an established leader");
+    sim.drain();
+    for id in 1..=3 {
+        let z = sim.nodes[&id].zab.as_ref().unwrap();
+        assert!(
+            z.last_committed < zxid,
+            "member {id} committed without the new quorum"
+        );
+        assert!(z.membership().1, "member {id}: the reconfig is pending");
+    }
+    // A later write waits behind it.
+    sim.propose();
+    sim.drain();
+    assert!(!sim.committed.contains_key(&zxid));
+    // 4 comes back, syncs and acknowledges: {1, 4} is a quorum of {1, 4, 5}.
+    sim.restart(4);
+    for _ in 0..500 {
+        sim.drain();
+        if sim.committed.contains_key(&zxid) {
+            break;
+        }
+        for id in 1..=4 {
+            if let Some(z) = sim.nodes.get_mut(&id).unwrap().zab.as_mut() {
+                z.tick();
+            }
+            sim.take(id);
+        }
+    }
+    assert!(
+        sim.committed.contains_key(&zxid),
+        "the reconfig never committed"
+    );
+    // Every member that applied it runs the new membership; 2 and 3 no longer vote, and a
+    // leader among them steps down: the leader that serves is 1 or 4.
+    for _ in 0..500 {
+        sim.drain();
+        let leader = sim.nodes.iter().find(|(_, n)| {
+            n.zab
+                .as_ref()
+                .is_some_and(|z| z.is_leader() && z.established)
+        });
+        if leader.is_some_and(|(id, _)| [1, 4].contains(id)) {
+            break;
+        }
+        for id in 1..=4 {
+            if let Some(z) = sim.nodes.get_mut(&id).unwrap().zab.as_mut() {
+                z.tick();
+            }
+            sim.take(id);
+        }
+    }
+    for id in 1..=4 {
+        let z = sim.nodes[&id].zab.as_ref().unwrap();
+        if z.last_committed >= zxid {
+            assert_eq!(z.membership(), (zxid, false), "member {id}");
+            assert!(
+                z.cfg.voters == [1, 4, 5].into(),
+                "member {id}: {:?}",
+                z.cfg.voters
+            );
+        }
+        if z.is_leader() && z.established {
+            assert!(
+                [1, 4].contains(&id),
+                "member {id} leads outside the membership"
+            );
+            assert_ne!(z.role, Role::Looking);
+        }
+    }
+    // The new membership takes writes.
+    let before = sim.committed.len();
+    sim.propose();
+    sim.drain();
+    for _ in 0..50 {
+        if sim.committed.len() > before {
+            break;
+        }
+        sim.propose();
+        sim.drain();
+    }
+    assert!(
+        sim.committed.len() > before,
+        "no write committed under the new membership"
+    );
+}

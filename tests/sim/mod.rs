@@ -391,6 +391,29 @@ impl Sim {
         }
     }
 
+    /// The leader proposes the txn `record(zxid)`; its zxid, if there is an established leader.
+    pub fn propose_record(&mut self, record: impl FnOnce(i64) -> TxnRecord) -> Option<i64> {
+        let (&id, z) = self
+            .nodes
+            .iter_mut()
+            .find_map(|(id, n)| Some((id, n.zab.as_mut()?)).filter(|(_, z)| z.is_leader()))?;
+        let zxid = z.next_zxid()?;
+        let entry = TxnEntry {
+            header: TxnHeader {
+                client_id: id as i64,
+                cxid: 0,
+                zxid,
+                time: 0,
+                type_: 16,
+            },
+            record: record(zxid),
+            digest: None,
+        };
+        z.propose(std::sync::Arc::new(zkrs::zab::Txn::new(entry)));
+        self.take(id);
+        Some(zxid)
+    }
+
     pub fn step(&mut self, faults: bool) {
         let ids: Vec<Sid> = self.nodes.keys().copied().collect();
         let roll = self.rng.gen_range(0..1000u32);
