@@ -1258,6 +1258,11 @@ fn reconfig_removes_and_adds_voters_and_the_new_membership_holds_a_quorum() {
     );
     assert!(conf.ends_with(&format!("\nversion={v2:x}")), "{conf}");
     assert!(!conf.contains("server.3="), "{conf}");
+    // Server 3 restarts knowing only an old membership, whose other voters are down or out: it
+    // learns the new one from the notifications of 2 and 4 and follows, without a vote.
+    members[2].start();
+    wait_mode(&members[2], "follower", Duration::from_secs(30));
+    assert_eq!(config_on(members[2].client), (vec![1, 2, 4], v2));
 }
 
 #[test]

@@ -205,14 +205,9 @@ impl Zab {
             }
             packet::NEWLEADER if phase == Phase::Syncing => {
                 // The leader's membership: newer than ours after a SNAP past a reconfig, or
-                // versioned by an epoch we missed. Of the same servers, our own lines stay:
-                // the addresses we reach them at are ours to configure (a member's own line
-                // may name 0.0.0.0, as in Docker setups).
-                if let Some(mut m) = p.data.as_deref().and_then(Membership::from_text) {
-                    if (&m.voters, &m.observers) == (&self.cfg.voters, &self.cfg.observers) {
-                        m.text = membership_text(&self.cfg.config_text, m.version);
-                    }
-                    self.activate(m);
+                // versioned by an epoch we missed.
+                if let Some(m) = p.data.as_deref().and_then(Membership::from_text) {
+                    self.adopt(m);
                 }
                 let epoch = epoch_of(p.zxid);
                 self.set_hard_state(HardState {

@@ -548,6 +548,21 @@ impl Zab {
         self.activate(Membership { text, ..m });
     }
 
+    /// A membership another member runs (the leader's at NEWLEADER, a peer's in an election
+    /// notification) takes effect here when it is newer. Of the same servers, our own lines
+    /// stay: the addresses we reach them at are ours to configure (a member's own line may
+    /// name 0.0.0.0, as in Docker setups).
+    fn adopt(&mut self, mut m: Membership) -> bool {
+        if m.version <= self.cfg.version {
+            return false;
+        }
+        if (&m.voters, &m.observers) == (&self.cfg.voters, &self.cfg.observers) {
+            m.text = membership_text(&self.cfg.config_text, m.version);
+        }
+        self.activate(m);
+        true
+    }
+
     /// Does our role no longer fit the membership (a leader a reconfig removed, a follower
     /// made an observer, an observer made a voter or removed)? A server left out of the
     /// membership goes on as a non-voting follower, as ZooKeeper's does.
@@ -609,6 +624,15 @@ impl Zab {
     }
 
     fn step_vote(&mut self, from: Sid, n: Notification) {
+        // A LOOKING member that missed a reconfig learns the membership from a peer's
+        // notification and elects again under it, as ZooKeeper's FastLeaderElection does.
+        if self.role == Role::Looking {
+            let newer = n.config.as_deref().and_then(Membership::from_text);
+            if newer.is_some_and(|m| self.adopt(m)) {
+                tracing::info!("a newer membership from member {from}: electing again");
+                return self.start_election();
+            }
+        }
         if self.role == Role::Looking {
             let Some(e) = self.election.as_mut() else {
                 return;
