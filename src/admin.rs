@@ -6,6 +6,7 @@
 //! Where ZooKeeper prints a value zkrs does not track, the value is 0 (never invented); the
 //! key and the line layout stay, so tools that parse the output find what they look for.
 
+use crate::admin_http::Json;
 use crate::core::{now_ms, Core};
 use crate::watches::{ConnId, Kind};
 use std::collections::BTreeMap;
@@ -69,22 +70,11 @@ pub fn run(word: &str, arg: Option<i64>, core: &mut Core, peer: SocketAddr) -> S
         "envi" => envi(),
         "cons" => cons(core, peer),
         "crst" => {
-            // ServerCnxn.resetStats.
-            for c in core.conns.values_mut() {
-                c.received = 0;
-                c.sent = 0;
-                c.last_op = None;
-                c.last_zxid = -1;
-                c.resp = crate::core::ConnLatency::default();
-            }
+            reset_connection_stats(core);
             "Connection stats reset.\n".to_string()
         }
         "srst" => {
-            // ServerStats.reset: latency and packet counters; gauges stay.
-            core.stats = crate::core::Stats {
-                outstanding: core.stats.outstanding,
-                ..Default::default()
-            };
+            reset_server_stats(core);
             "Server stats reset.\n".to_string()
         }
         // IsReadOnlyCommand: "ro" from the read-only server, "null" while not serving.
@@ -312,6 +302,178 @@ fn conf(core: &Core) -> String {
     out
 }
 
+/// `crst`: ServerCnxn.resetStats of every connection.
+fn reset_connection_stats(core: &mut Core) {
+    for c in core.conns.values_mut() {
+        c.received = 0;
+        c.sent = 0;
+        c.last_op = None;
+        c.last_zxid = -1;
+        c.resp = crate::core::ConnLatency::default();
+    }
+}
+
+/// `srst`: ServerStats.reset.
+fn reset_server_stats(core: &mut Core) {
+    // ServerStats.reset: latency and packet counters; gauges stay.
+    core.stats = crate::core::Stats {
+        outstanding: core.stats.outstanding,
+        ..Default::default()
+    };
+}
+
+/// An admin command's fields (the HTTP AdminServer's JSON), or its error. `command` is a
+/// primary name of [`crate::admin_http::COMMANDS`].
+pub fn json_command(command: &str, core: &mut Core) -> Result<Vec<(String, Json)>, String> {
+    let needs_server = !matches!(
+        command,
+        "ruok" | "environment" | "get_trace_mask" | "is_read_only" | "configuration"
+    );
+    if needs_server && !core.serving() && !core.read_only() {
+        return Err("This ZooKeeper instance is not currently serving requests".into());
+    }
+    let field = |k: &str, v: Json| (k.to_string(), v);
+    Ok(match command {
+        "ruok" => vec![],
+        "monitor" => {
+            // No four-letter connection of its own to count, as ZooKeeper's HTTP command has
+            // none.
+            let alive = Json::int(core.conns.len() as i64);
+            mntr(core)
+                .lines()
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(k, v)| match k.strip_prefix("zk_").unwrap_or(k) {
+                    "num_alive_connections" => field("num_alive_connections", alive.clone()),
+                    k => field(k, Json::from_text(v)),
+                })
+                .collect()
+        }
+        "stats" => {
+            let (min, avg, max) = latency(core);
+            let response = || {
+                Json::Obj(vec![
+                    field("last_buffer_size", Json::int(-1)),
+                    field("min_buffer_size", Json::int(-1)),
+                    field("max_buffer_size", Json::int(-1)),
+                ])
+            };
+            let uptime = core.started.elapsed().as_millis() as i64;
+            let server_stats = Json::Obj(vec![
+                field("packets_sent", Json::int(core.stats.packets_sent as i64)),
+                field(
+                    "packets_received",
+                    Json::int(core.stats.packets_received as i64),
+                ),
+                field("fsync_threshold_exceed_count", Json::int(0)),
+                field("client_response_stats", response()),
+                field("data_dir_size", Json::int(store_size(core, DB_DIR) as i64)),
+                field("log_dir_size", Json::int(store_size(core, LOG_DIR) as i64)),
+                field("provider_null", Json::Bool(false)),
+                field("server_state", Json::str(core.mode())),
+                field("last_processed_zxid", Json::int(core.tree.last_zxid)),
+                field(
+                    "outstanding_requests",
+                    Json::int(core.stats.outstanding as i64),
+                ),
+                field("avg_latency", Json::Num(java_double(avg))),
+                field("max_latency", Json::int(max as i64)),
+                field("min_latency", Json::int(min as i64)),
+                field(
+                    "num_alive_client_connections",
+                    Json::int(core.conns.len() as i64),
+                ),
+                field("uptime", Json::int(uptime)),
+                field("auth_failed_count", Json::int(0)),
+                field("non_mtlsremote_conn_count", Json::int(0)),
+                field("non_mtlslocal_conn_count", Json::int(0)),
+            ]);
+            vec![
+                field("version", Json::str(version())),
+                field("read_only", Json::Bool(core.read_only())),
+                field("server_stats", server_stats),
+                field("client_response", response()),
+                field("node_count", Json::int(core.tree.len() as i64)),
+                field("connections", Json::Arr(vec![])),
+                field("secure_connections", Json::Arr(vec![])),
+            ]
+        }
+        "configuration" => {
+            let c = &core.cfg;
+            let (data, log) = (store_dir(core, DB_DIR), store_dir(core, LOG_DIR));
+            vec![
+                field("client_port", Json::int(i64::from(c.client_port))),
+                field("data_dir", Json::str(data.display().to_string())),
+                field("data_log_dir", Json::str(log.display().to_string())),
+                field("tick_time", Json::int(c.tick_time_ms as i64)),
+                field("max_client_cnxns", Json::int(c.max_client_cnxns as i64)),
+                field(
+                    "min_session_timeout",
+                    Json::int(c.min_session_timeout_ms() as i64),
+                ),
+                field(
+                    "max_session_timeout",
+                    Json::int(c.max_session_timeout_ms() as i64),
+                ),
+                field(
+                    "server_id",
+                    Json::int(if c.servers.is_empty() {
+                        0
+                    } else {
+                        i64::from(c.server_id)
+                    }),
+                ),
+                field("client_port_listen_backlog", Json::int(-1)),
+            ]
+        }
+        "is_read_only" => vec![field("read_only", Json::Bool(core.read_only()))],
+        "environment" => envi()
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| field(k, Json::str(v)))
+            .collect(),
+        "dirs" => vec![
+            field("datadir_size", Json::int(store_size(core, DB_DIR) as i64)),
+            field("logdir_size", Json::int(store_size(core, LOG_DIR) as i64)),
+        ],
+        "watch_summary" => {
+            let (connections, paths, total) = watch_summary(core);
+            vec![
+                field("num_connections", Json::int(connections as i64)),
+                field("num_paths", Json::int(paths as i64)),
+                field("num_total_watches", Json::int(total as i64)),
+            ]
+        }
+        "get_trace_mask" => vec![field(
+            "tracemask",
+            Json::int(TRACE_MASK.load(Ordering::Relaxed)),
+        )],
+        "stat_reset" => {
+            reset_server_stats(core);
+            vec![]
+        }
+        "connection_stat_reset" => {
+            reset_connection_stats(core);
+            vec![]
+        }
+        "leader" => {
+            let r = core.replica.as_ref().ok_or("server is not initialized")?;
+            let leader = r.zab.leader_id().ok_or("server is not initialized")?;
+            let ip = r
+                .ensemble
+                .members
+                .get(&leader)
+                .map_or(String::new(), |m| m.host.clone());
+            vec![
+                field("is_leader", Json::Bool(r.zab.is_leader())),
+                field("leader_id", Json::int(leader as i64)),
+                field("leader_ip", Json::str(ip)),
+            ]
+        }
+        other => return Err(format!("Unknown command: {other}")),
+    })
+}
+
 /// A `/proc`-style `Key:   value kB` line's value in bytes.
 fn proc_kb(text: &str, key: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with(key))?;
@@ -536,6 +698,12 @@ fn data_watches(core: &Core) -> BTreeMap<String, Vec<i64>> {
 
 /// `wchs`: `WatchManager.toString` of the data watches, then a newline.
 fn wchs(core: &Core) -> String {
+    let (connections, paths, total) = watch_summary(core);
+    format!("{connections} connections watching {paths} paths\nTotal watches:{total}\n")
+}
+
+/// (connections watching, paths watched, watches) of data watches.
+fn watch_summary(core: &Core) -> (usize, usize, usize) {
     let by_path = data_watches(core);
     let mut watchers = std::collections::HashSet::new();
     let mut total = 0;
@@ -548,11 +716,7 @@ fn wchs(core: &Core) -> String {
             }
         }
     }
-    format!(
-        "{} connections watching {} paths\nTotal watches:{total}\n",
-        watchers.len(),
-        by_path.len()
-    )
+    (watchers.len(), by_path.len(), total)
 }
 
 /// `wchp`: each path, then its watchers' session ids; an empty line at the end.

@@ -68,6 +68,12 @@ pub struct Config {
     /// `user:base64(sha1)` of the super user.
     pub super_digest: Option<String>,
     pub reconfig_enabled: bool,
+    /// The AdminServer (HTTP): `admin.enableServer` (default true, as ZooKeeper's),
+    /// `admin.serverAddress`, `admin.serverPort`, `admin.commandURL`.
+    pub admin_enabled: bool,
+    pub admin_address: IpAddr,
+    pub admin_port: u16,
+    pub admin_url: String,
     /// `enforceQuota` (`zookeeper.enforceQuota`): a create or setData that would take a
     /// subtree past a hard quota (`setquota -N`/`-B`) fails with QUOTAEXCEEDED.
     pub enforce_quota: bool,
@@ -153,6 +159,10 @@ impl Default for Config {
             extended_types: false,
             super_digest: None,
             reconfig_enabled: false,
+            admin_enabled: true,
+            admin_address: IpAddr::from([0, 0, 0, 0]),
+            admin_port: 8080,
+            admin_url: "/commands".to_string(),
             enforce_quota: false,
             enforce_auth_schemes: Vec::new(),
             enforce_auth_enabled: false,
@@ -571,6 +581,16 @@ impl Config {
             // System properties ZooKeeper reads with Boolean.parseBoolean: "true" in any case
             // is true, anything else false.
             "enforceQuota" => self.enforce_quota = value.eq_ignore_ascii_case("true"),
+            "admin.enableServer" => self.admin_enabled = value.eq_ignore_ascii_case("true"),
+            "admin.serverAddress" => {
+                self.admin_address = value
+                    .parse()
+                    .map_err(|_| invalid("expected an IP address"))?
+            }
+            "admin.serverPort" => {
+                self.admin_port = value.parse().map_err(|_| invalid("expected a port"))?
+            }
+            "admin.commandURL" => self.admin_url = value.to_string(),
             "enforce.auth.enabled" => {
                 self.enforce_auth_enabled = value.eq_ignore_ascii_case("true")
             }
@@ -732,6 +752,7 @@ const KNOWN_KEYS: &[&str] = &[
     "admin.enableServer",
     "admin.serverPort",
     "admin.serverAddress",
+    "admin.commandURL",
     "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
 ];

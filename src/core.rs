@@ -70,6 +70,11 @@ pub enum CoreMsg {
         peer: SocketAddr,
         reply: oneshot::Sender<String>,
     },
+    /// An AdminServer command (HTTP): its JSON.
+    Admin {
+        command: String,
+        reply: oneshot::Sender<String>,
+    },
     /// A message from another ensemble member.
     Peer {
         from: crate::zab::Sid,
@@ -657,6 +662,9 @@ impl Core {
             } => {
                 let text = crate::admin::run(&word, arg, self, peer);
                 let _ = reply.send(text);
+            }
+            CoreMsg::Admin { command, reply } => {
+                let _ = reply.send(crate::admin_http::run(&command, self));
             }
         }
     }

@@ -12,6 +12,7 @@ pub type FastSet<T> = std::collections::HashSet<T, ahash::RandomState>;
 
 pub mod acl;
 pub mod admin;
+pub mod admin_http;
 pub mod config;
 pub mod core;
 pub mod ensemble;

@@ -267,6 +267,22 @@ pub async fn run(
     if let Some((l, _)) = &listeners.secure {
         tracing::info!("serving TLS clients on {}", l.local_addr()?);
     }
+    // The AdminServer: a port it cannot bind is logged and the server goes on, as ZooKeeper's
+    // does when its AdminServer fails to start.
+    if cfg.admin_enabled {
+        let addr = std::net::SocketAddr::new(cfg.admin_address, cfg.admin_port);
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!("admin server on http://{addr}{}", cfg.admin_url);
+                tokio::spawn(crate::admin_http::serve(
+                    l,
+                    cfg.admin_url.clone(),
+                    core_tx.clone(),
+                ));
+            }
+            Err(e) => tracing::warn!("admin server not started on {addr}: {e}"),
+        }
+    }
     tokio::pin!(shutdown);
     // The TLS port: a task per connection (the plain port is the reactor's).
     if let Some((secure, acceptor)) = &listeners.secure {

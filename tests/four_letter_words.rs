@@ -562,3 +562,85 @@ fn default_whitelist_is_the_informational_words() {
         }
     }
 }
+
+/// `GET path` on the admin port: (status line, body).
+fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    let status = head.lines().next()?.to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))?
+        .parse()
+        .ok()?;
+    assert_eq!(body.len(), length, "{head}");
+    Some((status, body.to_string()))
+}
+
+#[test]
+fn the_admin_server_answers_zookeepers_json_commands() {
+    let port = free_port();
+    let s = TestServer::start(&format!(
+        "admin.serverPort={port}\nadmin.serverAddress=127.0.0.1\n"
+    ));
+    let mut c = Client::connect(s.addr);
+    assert_eq!(c.call(create("/adm", b"x", 0)).err(), 0);
+    let json = |path: &str| {
+        let (status, body) = http_get(port, path).unwrap();
+        assert_eq!(status, "HTTP/1.1 200 OK", "{path}");
+        body
+    };
+    assert_eq!(
+        json("/commands/ruok"),
+        "{\n  \"command\" : \"ruok\",\n  \"error\" : null\n}"
+    );
+    // Aliases answer with the primary name; numbers stay numbers.
+    let wanted = [
+        ("/commands/mntr", "\n  \"server_state\" : \"standalone\",\n"),
+        ("/commands/mntr", "\n  \"znode_count\" : 5,\n"),
+        ("/commands/mntr", "\n  \"num_alive_connections\" : 1,\n"),
+        (
+            "/commands/mntr",
+            "\n  \"command\" : \"monitor\",\n  \"error\" : null\n}",
+        ),
+        ("/commands/srvr?x=1", "\"server_state\" : \"standalone\""),
+        ("/commands/srvr", "\n  \"node_count\" : 5,\n"),
+        ("/commands/configuration", "\n  \"tick_time\" : 2000,\n"),
+        ("/commands/isro", "\"read_only\" : false"),
+        ("/commands/dirs", "\"datadir_size\" : "),
+        ("/commands/envi", "\"os.name\" : \"Linux\""),
+        ("/commands/gtmk", "\"tracemask\" : 306"),
+        ("/commands", "<a href=\"/commands/monitor\">monitor</a>"),
+    ];
+    for (path, want) in wanted {
+        let body = json(path);
+        assert!(body.contains(want), "{path}: {body}");
+    }
+    assert_eq!(
+        json("/commands/wchs"),
+        "{\n  \"num_connections\" : 0,\n  \"num_paths\" : 0,\n  \"num_total_watches\" : 0,\n  \
+         \"command\" : \"watch_summary\",\n  \"error\" : null\n}"
+    );
+    assert_eq!(
+        json("/commands/nosuch"),
+        "{\n  \"command\" : \"nosuch\",\n  \"error\" : \"Unknown command: nosuch\"\n}"
+    );
+    assert_eq!(
+        json("/commands/lead"),
+        "{\n  \"error\" : \"server is not initialized\",\n  \"command\" : \"leader\"\n}"
+    );
+    let (status, _) = http_get(port, "/elsewhere").unwrap();
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    drop(s);
+    // admin.enableServer=false: nothing listens.
+    let port = free_port();
+    let _s = TestServer::start(&format!(
+        "admin.enableServer=false\nadmin.serverPort={port}\n"
+    ));
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
