@@ -444,6 +444,26 @@ pub fn json_command(command: &str, core: &mut Core) -> Result<Vec<(String, Json)
                 field("num_total_watches", Json::int(total as i64)),
             ]
         }
+        // Maps with numeric keys print them as strings, as Jackson does.
+        "watches" => {
+            let map = watches_by_session(core)
+                .into_iter()
+                .map(|(sid, paths)| {
+                    (
+                        sid.to_string(),
+                        Json::Arr(paths.into_iter().map(Json::Str).collect()),
+                    )
+                })
+                .collect();
+            vec![field("session_id_to_watched_paths", Json::Obj(map))]
+        }
+        "watches_by_path" => {
+            let map = data_watches(core)
+                .into_iter()
+                .map(|(p, sids)| (p, Json::Arr(sids.into_iter().map(Json::int).collect())))
+                .collect();
+            vec![field("path_to_session_ids", Json::Obj(map))]
+        }
         "get_trace_mask" => vec![field(
             "tracemask",
             Json::int(TRACE_MASK.load(Ordering::Relaxed)),
@@ -733,15 +753,20 @@ fn wchp(core: &Core) -> String {
 }
 
 /// `wchc`: each watcher's session id, then its paths; an empty line at the end.
-fn wchc(core: &Core) -> String {
+/// Session id -> the paths it watches (data watches).
+fn watches_by_session(core: &Core) -> BTreeMap<i64, Vec<String>> {
     let mut by_session: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for (p, sids) in data_watches(core) {
         for sid in sids {
             by_session.entry(sid).or_default().push(p.clone());
         }
     }
+    by_session
+}
+
+fn wchc(core: &Core) -> String {
     let mut out = String::new();
-    for (sid, paths) in by_session {
+    for (sid, paths) in watches_by_session(core) {
         let _ = writeln!(out, "0x{sid:x}");
         for p in paths {
             let _ = writeln!(out, "\t{p}");

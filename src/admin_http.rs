@@ -117,6 +117,8 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     ("stat_reset", &["srst"]),
     ("stats", &["srvr"]),
     ("watch_summary", &["wchs"]),
+    ("watches", &["wchc"]),
+    ("watches_by_path", &["wchp"]),
 ];
 
 /// The primary name of a command or alias.

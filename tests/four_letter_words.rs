@@ -590,6 +590,7 @@ fn the_admin_server_answers_zookeepers_json_commands() {
     ));
     let mut c = Client::connect(s.addr);
     assert_eq!(c.call(create("/adm", b"x", 0)).err(), 0);
+    assert_eq!(c.call(get_data("/adm", true)).err(), 0);
     let json = |path: &str| {
         let (status, body) = http_get(port, path).unwrap();
         assert_eq!(status, "HTTP/1.1 200 OK", "{path}");
@@ -616,6 +617,11 @@ fn the_admin_server_answers_zookeepers_json_commands() {
         ("/commands/envi", "\"os.name\" : \"Linux\""),
         ("/commands/gtmk", "\"tracemask\" : 306"),
         ("/commands", "<a href=\"/commands/monitor\">monitor</a>"),
+        (
+            "/commands/wchp",
+            "\"path_to_session_ids\" : {\n    \"/adm\" : [ ",
+        ),
+        ("/commands/wchc", "\" : [ \"/adm\" ]\n  },"),
     ];
     for (path, want) in wanted {
         let body = json(path);
@@ -623,7 +629,7 @@ fn the_admin_server_answers_zookeepers_json_commands() {
     }
     assert_eq!(
         json("/commands/wchs"),
-        "{\n  \"num_connections\" : 0,\n  \"num_paths\" : 0,\n  \"num_total_watches\" : 0,\n  \
+        "{\n  \"num_connections\" : 1,\n  \"num_paths\" : 1,\n  \"num_total_watches\" : 1,\n  \
          \"command\" : \"watch_summary\",\n  \"error\" : null\n}"
     );
     assert_eq!(
