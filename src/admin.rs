@@ -348,7 +348,7 @@ pub fn json_command(command: &str, core: &mut Core) -> Result<Vec<(String, Json)
                 })
                 .collect()
         }
-        "stats" => {
+        "stats" | "server_stats" => {
             let (min, avg, max) = latency(core);
             let response = || {
                 Json::Obj(vec![
@@ -387,14 +387,44 @@ pub fn json_command(command: &str, core: &mut Core) -> Result<Vec<(String, Json)
                 field("non_mtlsremote_conn_count", Json::int(0)),
                 field("non_mtlslocal_conn_count", Json::int(0)),
             ]);
-            vec![
+            let mut fields = vec![
                 field("version", Json::str(version())),
                 field("read_only", Json::Bool(core.read_only())),
                 field("server_stats", server_stats),
                 field("client_response", response()),
                 field("node_count", Json::int(core.tree.len() as i64)),
-                field("connections", Json::Arr(vec![])),
-                field("secure_connections", Json::Arr(vec![])),
+            ];
+            // `stats` (`stat`) lists the connections too; `server_stats` (`srvr`) does not.
+            if command == "stats" {
+                fields.extend(connections(core));
+            }
+            fields
+        }
+        "connections" => connections(core),
+        "dump" => {
+            let (now, now_wall) = (Instant::now(), now_ms());
+            let mut expiry: BTreeMap<i64, Vec<Json>> = BTreeMap::new();
+            let mut sessions: Vec<_> = core.sessions.values().collect();
+            sessions.sort_by_key(|s| s.id);
+            for s in sessions {
+                let at = bucket(wall_ms(s.deadline, now, now_wall), core.cfg.tick_time_ms);
+                expiry.entry(at).or_default().push(Json::int(s.id));
+            }
+            let expiry = expiry
+                .into_iter()
+                .map(|(at, ids)| (at.to_string(), Json::Arr(ids)))
+                .collect();
+            let eph: BTreeMap<_, _> = core.tree.all_ephemerals().iter().collect();
+            let eph = eph
+                .into_iter()
+                .map(|(sid, paths)| {
+                    let paths = paths.iter().map(|p| Json::str(p.as_str())).collect();
+                    (sid.to_string(), Json::Arr(paths))
+                })
+                .collect();
+            vec![
+                field("expiry_time_to_session_ids", Json::Obj(expiry)),
+                field("session_id_to_ephemeral_paths", Json::Obj(eph)),
             ]
         }
         "configuration" => {
@@ -492,6 +522,48 @@ pub fn json_command(command: &str, core: &mut Core) -> Result<Vec<(String, Json)
         }
         other => return Err(format!("Unknown command: {other}")),
     })
+}
+
+/// `connections` and `secure_connections`: each connection's `getConnectionInfo(false)`.
+fn connections(core: &Core) -> Vec<(String, Json)> {
+    let field = |k: &str, v: Json| (k.to_string(), v);
+    let infos = sorted_conns(core)
+        .into_iter()
+        .map(|(_, c)| {
+            let sid = c.session.unwrap_or(0);
+            let timeout = core.sessions.get(&sid).map_or(0, |s| s.timeout_ms);
+            let r = &c.resp;
+            let (min, avg, max) = r.min_avg_max();
+            Json::Obj(vec![
+                field(
+                    "remote_socket_address",
+                    Json::str(format!("{}:{}", c.peer.ip(), c.peer.port())),
+                ),
+                field("interest_ops", Json::int(1)),
+                field("outstanding_requests", Json::int(0)),
+                field("packets_received", Json::int(c.received as i64)),
+                field("packets_sent", Json::int(c.sent as i64)),
+                field("session_id", Json::int(sid)),
+                field(
+                    "last_operation",
+                    Json::str(c.last_op.map_or("NA", crate::core::op_name)),
+                ),
+                field("established", Json::int(c.established_ms)),
+                field("session_timeout", Json::int(i64::from(timeout))),
+                field("last_cxid", Json::int(r.last_cxid)),
+                field("last_zxid", Json::int(c.last_zxid)),
+                field("last_response_time", Json::int(r.last_response_ms)),
+                field("last_latency", Json::int(r.last_latency_ms as i64)),
+                field("min_latency", Json::int(min as i64)),
+                field("avg_latency", Json::int(avg as i64)),
+                field("max_latency", Json::int(max as i64)),
+            ])
+        })
+        .collect();
+    vec![
+        field("connections", Json::Arr(infos)),
+        field("secure_connections", Json::Arr(vec![])),
+    ]
 }
 
 /// A `/proc`-style `Key:   value kB` line's value in bytes.

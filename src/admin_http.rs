@@ -107,15 +107,18 @@ fn quote(s: &str, out: &mut String) {
 pub const COMMANDS: &[(&str, &[&str])] = &[
     ("configuration", &["conf", "config"]),
     ("connection_stat_reset", &["crst"]),
+    ("connections", &["cons"]),
     ("dirs", &[]),
+    ("dump", &[]),
     ("environment", &["env", "envi"]),
     ("get_trace_mask", &["gtmk"]),
     ("is_read_only", &["isro"]),
     ("leader", &["lead"]),
     ("monitor", &["mntr"]),
     ("ruok", &[]),
+    ("server_stats", &["srvr"]),
     ("stat_reset", &["srst"]),
-    ("stats", &["srvr"]),
+    ("stats", &["stat"]),
     ("watch_summary", &["wchs"]),
     ("watches", &["wchc"]),
     ("watches_by_path", &["wchp"]),
@@ -262,7 +265,8 @@ mod tests {
     #[test]
     fn aliases_name_their_command() {
         assert_eq!(primary("mntr"), Some("monitor"));
-        assert_eq!(primary("stats"), Some("stats"));
+        assert_eq!(primary("stat"), Some("stats"));
+        assert_eq!(primary("srvr"), Some("server_stats"));
         assert_eq!(primary("nosuch"), None);
     }
 }

@@ -590,6 +590,7 @@ fn the_admin_server_answers_zookeepers_json_commands() {
     ));
     let mut c = Client::connect(s.addr);
     assert_eq!(c.call(create("/adm", b"x", 0)).err(), 0);
+    assert_eq!(c.call(create("/eph", b"x", 1)).err(), 0);
     assert_eq!(c.call(get_data("/adm", true)).err(), 0);
     let json = |path: &str| {
         let (status, body) = http_get(port, path).unwrap();
@@ -603,14 +604,27 @@ fn the_admin_server_answers_zookeepers_json_commands() {
     // Aliases answer with the primary name; numbers stay numbers.
     let wanted = [
         ("/commands/mntr", "\n  \"server_state\" : \"standalone\",\n"),
-        ("/commands/mntr", "\n  \"znode_count\" : 5,\n"),
+        ("/commands/mntr", "\n  \"znode_count\" : 6,\n"),
         ("/commands/mntr", "\n  \"num_alive_connections\" : 1,\n"),
         (
             "/commands/mntr",
             "\n  \"command\" : \"monitor\",\n  \"error\" : null\n}",
         ),
         ("/commands/srvr?x=1", "\"server_state\" : \"standalone\""),
-        ("/commands/srvr", "\n  \"node_count\" : 5,\n"),
+        (
+            "/commands/srvr",
+            "\n  \"node_count\" : 6,\n  \"command\" : \"server_stats\",",
+        ),
+        (
+            "/commands/stat",
+            "\n  \"connections\" : [ {\n    \"remote_socket_address\" : \"127.0.0.1:",
+        ),
+        ("/commands/cons", "\"last_operation\" : \"GETD\""),
+        (
+            "/commands/dump",
+            "\"session_id_to_ephemeral_paths\" : {\n    \"",
+        ),
+        ("/commands/dump", "\" : [ \"/eph\" ]"),
         ("/commands/configuration", "\n  \"tick_time\" : 2000,\n"),
         ("/commands/isro", "\"read_only\" : false"),
         ("/commands/dirs", "\"datadir_size\" : "),
