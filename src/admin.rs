@@ -327,7 +327,13 @@ fn reset_server_stats(core: &mut Core) {
 pub fn json_command(command: &str, core: &mut Core) -> Result<Vec<(String, Json)>, String> {
     let needs_server = !matches!(
         command,
-        "ruok" | "environment" | "get_trace_mask" | "is_read_only" | "configuration"
+        "ruok"
+            | "environment"
+            | "get_trace_mask"
+            | "is_read_only"
+            | "configuration"
+            | "zabstate"
+            | "voting_view"
     );
     if needs_server && !core.serving() && !core.read_only() {
         return Err("This ZooKeeper instance is not currently serving requests".into());
@@ -494,6 +500,72 @@ pub fn json_command(command: &str, core: &mut Core) -> Result<Vec<(String, Json)
                 .collect();
             vec![field("path_to_session_ids", Json::Obj(map))]
         }
+        "zabstate" => match core.replica.as_ref() {
+            None => vec![
+                field("voting", Json::Bool(false)),
+                field("zabstate", Json::str("")),
+            ],
+            Some(r) => {
+                let me = r.ensemble.me();
+                let z = core.tree.last_zxid;
+                let state = match (r.zab.role, r.zab.established) {
+                    (_, true) => "broadcast",
+                    (crate::zab::Role::Looking, _) => "election",
+                    _ => "synchronization",
+                };
+                let voting = r.zab.cfg.voters.contains(&r.ensemble.me);
+                vec![
+                    field("myid", Json::int(r.ensemble.me as i64)),
+                    field("is_leader", Json::Bool(r.zab.is_leader())),
+                    field(
+                        "quorum_address",
+                        multiple_addresses(&me.host, me.quorum_port),
+                    ),
+                    field(
+                        "election_address",
+                        multiple_addresses(&me.host, me.election_port),
+                    ),
+                    field("client_address", Json::str(own_client_address(core))),
+                    field("voting", Json::Bool(voting)),
+                    field("last_zxid", Json::str(format!("0x{z:x}"))),
+                    field("zab_epoch", Json::int(z >> 32)),
+                    field("zab_counter", Json::int(z & 0xffff_ffff)),
+                    field("zabstate", Json::str(state)),
+                ]
+            }
+        },
+        "voting_view" => {
+            let mut view = Vec::new();
+            if let Some(r) = core.replica.as_ref() {
+                for m in r.ensemble.members.values().filter(|m| !m.observer) {
+                    let client = if m.id == r.ensemble.me {
+                        own_client_address(core)
+                    } else {
+                        m.client
+                            .as_deref()
+                            .map(|c| match c.contains(':') {
+                                true => c.to_string(),
+                                false => format!("0.0.0.0:{c}"),
+                            })
+                            .unwrap_or_default()
+                    };
+                    let info = Json::Obj(vec![
+                        field(
+                            "server_addresses",
+                            Json::Arr(vec![Json::str(format!("{}:{}", m.host, m.quorum_port))]),
+                        ),
+                        field(
+                            "election_addresses",
+                            Json::Arr(vec![Json::str(format!("{}:{}", m.host, m.election_port))]),
+                        ),
+                        field("client_address", Json::str(client)),
+                        field("learner_type", Json::str("participant")),
+                    ]);
+                    view.push((m.id.to_string(), info));
+                }
+            }
+            vec![field("current_config", Json::Obj(view))]
+        }
         "get_trace_mask" => vec![field(
             "tracemask",
             Json::int(TRACE_MASK.load(Ordering::Relaxed)),
@@ -522,6 +594,39 @@ pub fn json_command(command: &str, core: &mut Core) -> Result<Vec<(String, Json)
         }
         other => return Err(format!("Unknown command: {other}")),
     })
+}
+
+/// A member address as Jackson shows ZooKeeper's `MultipleAddresses` bean (one address).
+fn multiple_addresses(host: &str, port: u16) -> Json {
+    let one = Json::str(format!("{host}:{port}"));
+    let all = || Json::Arr(vec![one.clone()]);
+    Json::Obj(vec![
+        ("empty".into(), Json::Bool(false)),
+        ("all_addresses".into(), all()),
+        ("all_reachable_addresses".into(), all()),
+        ("one".into(), one.clone()),
+        ("reachable_address".into(), one.clone()),
+        (
+            "wildcard_addresses".into(),
+            Json::Arr(vec![Json::str(format!("0.0.0.0:{port}"))]),
+        ),
+        (
+            "all_ports".into(),
+            Json::Arr(vec![Json::int(i64::from(port))]),
+        ),
+        ("all_host_strings".into(), Json::Arr(vec![Json::str(host)])),
+        ("all_reachable_addresses_or_all".into(), all()),
+        ("reachable_or_one".into(), one.clone()),
+    ])
+}
+
+/// This server's client address (`clientPortAddress`, else the wildcard).
+fn own_client_address(core: &Core) -> String {
+    let ip = core
+        .cfg
+        .client_port_address
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    format!("{ip}:{}", core.cfg.client_port)
 }
 
 /// `connections` and `secure_connections`: each connection's `getConnectionInfo(false)`.

@@ -119,9 +119,11 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     ("server_stats", &["srvr"]),
     ("stat_reset", &["srst"]),
     ("stats", &["stat"]),
+    ("voting_view", &[]),
     ("watch_summary", &["wchs"]),
     ("watches", &["wchc"]),
     ("watches_by_path", &["wchp"]),
+    ("zabstate", &[]),
 ];
 
 /// The primary name of a command or alias.

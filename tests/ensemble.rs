@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 struct Member {
     client: SocketAddr,
+    /// The AdminServer's port.
+    admin: u16,
     cfg: std::path::PathBuf,
     child: Option<Child>,
 }
@@ -51,6 +53,16 @@ impl Member {
         let mut out = String::new();
         s.read_to_string(&mut out).ok()?;
         Some(out)
+    }
+
+    /// The body of an AdminServer command.
+    fn admin_command(&self, name: &str) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET /commands/{name} HTTP/1.1\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out.split_once("\r\n\r\n")?.1.to_string())
     }
 
     fn mode(&self) -> Option<String> {
@@ -116,16 +128,19 @@ fn start_member(dir: &std::path::Path, i: usize, client_port: u16, servers: &str
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("myid"), format!("{}\n", i + 1)).unwrap();
     let cfg = d.join("zoo.cfg");
+    let admin = free_port();
     std::fs::write(
         &cfg,
         format!(
             "tickTime=500\ninitLimit=10\nsyncLimit=4\ndataDir={}\nclientPort={client_port}\n\
-             clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}",
+             clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n\
+             admin.serverAddress=127.0.0.1\nadmin.serverPort={admin}\n{servers}",
             d.display(),
         ),
     )
     .unwrap();
     let mut m = Member {
+        admin,
         client: format!("127.0.0.1:{client_port}").parse().unwrap(),
         cfg,
         child: None,
@@ -618,6 +633,23 @@ fn an_observer_serves_reads_and_forwards_writes_without_voting() {
     let tmp = tempfile::tempdir().unwrap();
     let mut members = ensemble_with_observers(3, 1, tmp.path());
     let leader = wait_serving(&members, Duration::from_secs(30));
+    // The AdminServer's view of the ensemble, in ZooKeeper's shapes.
+    let zab = members[leader].admin_command("zabstate").unwrap();
+    assert!(zab.contains("\n  \"is_leader\" : true,\n"), "{zab}");
+    assert!(zab.contains("\n  \"voting\" : true,\n"), "{zab}");
+    assert!(zab.contains("\n  \"zabstate\" : \"broadcast\",\n"), "{zab}");
+    let zab = members[3].admin_command("zabstate").unwrap();
+    assert!(zab.contains("\n  \"voting\" : false,\n"), "{zab}");
+    let view = members[3].admin_command("voting_view").unwrap();
+    for id in ["1", "2", "3"] {
+        assert!(view.contains(&format!("\n    \"{id}\" : {{\n")), "{view}");
+    }
+    assert!(!view.contains("\"4\""), "observers do not vote: {view}");
+    let lead = members[3].admin_command("leader").unwrap();
+    assert!(
+        lead.contains(&format!("\"leader_id\" : {},", leader + 1)),
+        "{lead}"
+    );
     assert_eq!(members[3].mode().as_deref(), Some("observer"));
     let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
     // Writes through the observer, read back on it and on a voter.
