@@ -324,7 +324,11 @@ fn reset_server_stats(core: &mut Core) {
 
 /// An admin command's fields (the HTTP AdminServer's JSON), or its error. `command` is a
 /// primary name of [`crate::admin_http::COMMANDS`].
-pub fn json_command(command: &str, core: &mut Core) -> Result<Vec<(String, Json)>, String> {
+pub fn json_command(
+    command: &str,
+    args: &[(String, String)],
+    core: &mut Core,
+) -> Result<Vec<(String, Json)>, String> {
     let needs_server = !matches!(
         command,
         "ruok"
@@ -334,6 +338,7 @@ pub fn json_command(command: &str, core: &mut Core) -> Result<Vec<(String, Json)
             | "configuration"
             | "zabstate"
             | "voting_view"
+            | "set_trace_mask"
     );
     if needs_server && !core.serving() && !core.read_only() {
         return Err("This ZooKeeper instance is not currently serving requests".into());
@@ -565,6 +570,21 @@ pub fn json_command(command: &str, core: &mut Core) -> Result<Vec<(String, Json)
                 }
             }
             vec![field("current_config", Json::Obj(view))]
+        }
+        "initial_configuration" => vec![field(
+            "initial_configuration",
+            Json::str(core.cfg.initial_config.as_str()),
+        )],
+        "set_trace_mask" => {
+            let arg = args.iter().find(|(k, _)| k == "traceMask").map(|(_, v)| v);
+            let Some(arg) = arg else {
+                return Err("setTraceMask requires long traceMask argument".into());
+            };
+            let mask: i64 = arg
+                .parse()
+                .map_err(|_| format!("setTraceMask requires long traceMask argument, got {arg}"))?;
+            set_trace_mask(mask);
+            vec![field("tracemask", Json::int(mask))]
         }
         "get_trace_mask" => vec![field(
             "tracemask",

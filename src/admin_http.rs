@@ -112,11 +112,13 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     ("dump", &[]),
     ("environment", &["env", "envi"]),
     ("get_trace_mask", &["gtmk"]),
+    ("initial_configuration", &["icfg"]),
     ("is_read_only", &["isro"]),
     ("leader", &["lead"]),
     ("monitor", &["mntr"]),
     ("ruok", &[]),
     ("server_stats", &["srvr"]),
+    ("set_trace_mask", &["stmk"]),
     ("stat_reset", &["srst"]),
     ("stats", &["stat"]),
     ("voting_view", &[]),
@@ -135,9 +137,9 @@ pub fn primary(name: &str) -> Option<&'static str> {
 }
 
 /// Runs a command on the core's thread: its JSON (without the envelope's closing fields).
-pub fn run(command: &str, core: &mut Core) -> String {
+pub fn run(command: &str, args: &[(String, String)], core: &mut Core) -> String {
     let mut fields = match primary(command) {
-        Some(c) => match admin::json_command(c, core) {
+        Some(c) => match admin::json_command(c, args, core) {
             Ok(fields) => {
                 let mut f = fields;
                 f.push(("command".into(), Json::str(c)));
@@ -205,7 +207,13 @@ async fn handle(
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or("/");
-    let path = target.split(['?', '#']).next().unwrap_or("/");
+    let target = target.split('#').next().unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let args: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let base = url.trim_end_matches('/');
     let (status, kind, body) = if path == base || path == format!("{base}/") {
         let mut links = String::new();
@@ -221,6 +229,7 @@ async fn handle(
         let (tx, rx) = oneshot::channel();
         let msg = CoreMsg::Admin {
             command: name.to_string(),
+            args,
             reply: tx,
         };
         if core.send(msg).await.is_err() {

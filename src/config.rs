@@ -74,6 +74,8 @@ pub struct Config {
     pub admin_address: IpAddr,
     pub admin_port: u16,
     pub admin_url: String,
+    /// The config file's text as read at start (the AdminServer's `initial_configuration`).
+    pub initial_config: String,
     /// `enforceQuota` (`zookeeper.enforceQuota`): a create or setData that would take a
     /// subtree past a hard quota (`setquota -N`/`-B`) fails with QUOTAEXCEEDED.
     pub enforce_quota: bool,
@@ -163,6 +165,7 @@ impl Default for Config {
             admin_address: IpAddr::from([0, 0, 0, 0]),
             admin_port: 8080,
             admin_url: "/commands".to_string(),
+            initial_config: String::new(),
             enforce_quota: false,
             enforce_auth_schemes: Vec::new(),
             enforce_auth_enabled: false,
@@ -230,14 +233,16 @@ impl Config {
                     path: path.display().to_string(),
                     reason: e.to_string(),
                 })?;
-                if path
+                let mut cfg = if path
                     .extension()
                     .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
                 {
                     Config::parse_toml(&text)?
                 } else {
                     Config::parse(&text)?
-                }
+                };
+                cfg.initial_config = text;
+                cfg
             }
         };
         cfg.read_dynamic()?;
@@ -1097,6 +1102,8 @@ mod tests {
         assert_eq!(cfg.servers.len(), 3);
         assert_eq!(cfg.server_id, 2, "myid is read for the dynamic members too");
         assert_eq!(cfg.config_version, 0x1_0000_0000);
+        // The AdminServer's initial_configuration: the file as read, not the dynamic one.
+        assert_eq!(cfg.initial_config, std::fs::read_to_string(&zoo).unwrap());
         let ensemble = crate::ensemble::Ensemble::from_config(&cfg)
             .unwrap()
             .unwrap();

@@ -73,6 +73,8 @@ pub enum CoreMsg {
     /// An AdminServer command (HTTP): its JSON.
     Admin {
         command: String,
+        /// The query's `key=value` pairs.
+        args: Vec<(String, String)>,
         reply: oneshot::Sender<String>,
     },
     /// A message from another ensemble member.
@@ -663,8 +665,12 @@ impl Core {
                 let text = crate::admin::run(&word, arg, self, peer);
                 let _ = reply.send(text);
             }
-            CoreMsg::Admin { command, reply } => {
-                let _ = reply.send(crate::admin_http::run(&command, self));
+            CoreMsg::Admin {
+                command,
+                args,
+                reply,
+            } => {
+                let _ = reply.send(crate::admin_http::run(&command, &args, self));
             }
         }
     }

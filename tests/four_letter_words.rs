@@ -630,6 +630,14 @@ fn the_admin_server_answers_zookeepers_json_commands() {
         ("/commands/dirs", "\"datadir_size\" : "),
         ("/commands/envi", "\"os.name\" : \"Linux\""),
         ("/commands/gtmk", "\"tracemask\" : 306"),
+        // The mask is the process's: set to what it is, so that other tests see no change.
+        ("/commands/stmk?traceMask=306", "\"tracemask\" : 306"),
+        (
+            "/commands/set_trace_mask",
+            "\"error\" : \"setTraceMask requires long traceMask argument\"",
+        ),
+        ("/commands/stmk?traceMask=x", "argument, got x\""),
+        ("/commands/icfg", "\"command\" : \"initial_configuration\""),
         ("/commands", "<a href=\"/commands/monitor\">monitor</a>"),
         (
             "/commands/wchp",
