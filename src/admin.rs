@@ -571,6 +571,21 @@ pub fn json_command(
             }
             vec![field("current_config", Json::Obj(view))]
         }
+        // DataTree.getDigestLog's ZxidDigest beans (digest version 2).
+        "hash" => {
+            let digests = core
+                .tree
+                .digest_log()
+                .map(|(zxid, digest)| {
+                    Json::Obj(vec![
+                        field("zxid", Json::int(*zxid)),
+                        field("digest_version", Json::int(2)),
+                        field("digest", Json::int(*digest)),
+                    ])
+                })
+                .collect();
+            vec![field("digests", Json::Arr(digests))]
+        }
         "initial_configuration" => vec![field(
             "initial_configuration",
             Json::str(core.cfg.initial_config.as_str()),

@@ -112,6 +112,7 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     ("dump", &[]),
     ("environment", &["env", "envi"]),
     ("get_trace_mask", &["gtmk"]),
+    ("hash", &[]),
     ("initial_configuration", &["icfg"]),
     ("is_read_only", &["isro"]),
     ("leader", &["lead"]),

@@ -591,6 +591,10 @@ fn the_admin_server_answers_zookeepers_json_commands() {
     let mut c = Client::connect(s.addr);
     assert_eq!(c.call(create("/adm", b"x", 0)).err(), 0);
     assert_eq!(c.call(create("/eph", b"x", 1)).err(), 0);
+    // The digest log takes every 128th zxid.
+    for i in 0..126 {
+        assert_eq!(c.call(set_data("/adm", b"y", i)).err(), 0);
+    }
     assert_eq!(c.call(get_data("/adm", true)).err(), 0);
     let json = |path: &str| {
         let (status, body) = http_get(port, path).unwrap();
@@ -638,6 +642,10 @@ fn the_admin_server_answers_zookeepers_json_commands() {
         ),
         ("/commands/stmk?traceMask=x", "argument, got x\""),
         ("/commands/icfg", "\"command\" : \"initial_configuration\""),
+        (
+            "/commands/hash",
+            "\"digests\" : [ {\n    \"zxid\" : 128,\n    \"digest_version\" : 2,\n",
+        ),
         ("/commands", "<a href=\"/commands/monitor\">monitor</a>"),
         (
             "/commands/wchp",
