@@ -291,6 +291,16 @@ else
 fi
 roles "${MEMBERS[@]}"
 [[ $ENSEMBLE == 1 ]] && pass "ensemble: leader $LEADER, followers report Mode: follower"
+# The AdminServer on 8080 (the image's admin.enableServer=true), over the compose network.
+for m in "${MEMBERS[@]}"; do
+  # shellcheck disable=SC2016 # $0 expands in the container's sh
+  OUT=$(docker exec "$client" sh -c 'printf "GET /commands/zabstate HTTP/1.0\r\n\r\n" | timeout 10 nc -w 3 "$0" 8080' "$m" 2>/dev/null || true)
+  if [[ $OUT == *'"zabstate" : "broadcast"'* || ($ENSEMBLE != 1 && $OUT == *'"command" : "zabstate"'*) ]]; then
+    pass "$m answers the AdminServer's zabstate on 8080"
+  else
+    fail "$m answers the AdminServer's zabstate on 8080" "got '${OUT:0:300}'"
+  fi
+done
 
 # ------------------------------------------------------------------------- 3. zkCli suite
 [[ ${ZKRS_DOCKER_SKIP_SUITE:-0} == 1 ]] && echo "ZKRS_DOCKER_SKIP_SUITE=1: no zkCli suite"
