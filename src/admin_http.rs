@@ -137,7 +137,9 @@ pub fn primary(name: &str) -> Option<&'static str> {
         .map(|(n, _)| *n)
 }
 
-/// Runs a command on the core's thread: its JSON (without the envelope's closing fields).
+/// Runs a command on the core's thread: its JSON. Kept out of the core's message loop.
+#[cold]
+#[inline(never)]
 pub fn run(command: &str, args: &[(String, String)], core: &mut Core) -> String {
     let mut fields = match primary(command) {
         Some(c) => match admin::json_command(c, args, core) {

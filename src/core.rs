@@ -1351,6 +1351,8 @@ impl Core {
     }
 
     /// A reconfig, on the leader; a standalone server has none (UNIMPLEMENTED, as ZooKeeper's).
+    #[cold]
+    #[inline(never)]
     fn prep_reconfig(
         &self,
         ctx: &Ctx<'_>,
