@@ -546,13 +546,7 @@ pub fn json_command(
                     let client = if m.id == r.ensemble.me {
                         own_client_address(core)
                     } else {
-                        m.client
-                            .as_deref()
-                            .map(|c| match c.contains(':') {
-                                true => c.to_string(),
-                                false => format!("0.0.0.0:{c}"),
-                            })
-                            .unwrap_or_default()
+                        m.client_address().unwrap_or_default()
                     };
                     let info = Json::Obj(vec![
                         field(

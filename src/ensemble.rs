@@ -74,16 +74,25 @@ impl Member {
             "server.{}={}:{}:{}:{role}",
             self.id, self.host, self.quorum_port, self.election_port
         );
-        if let Some(c) = &self.client {
-            let c = if c.contains(':') {
-                c.clone()
-            } else {
-                format!("0.0.0.0:{c}")
-            };
+        if let Some(c) = self.client_address() {
             s.push(';');
             s.push_str(&c);
         }
         s
+    }
+
+    /// The `;client` part as ZooKeeper shows it: a port alone is on the wildcard address.
+    pub fn client_address(&self) -> Option<String> {
+        let c = self.client.as_deref()?;
+        Some(match c.contains(':') {
+            true => c.to_string(),
+            false => format!("0.0.0.0:{c}"),
+        })
+    }
+
+    /// `host:electionPort`, unresolved (dialed as is; sent in our InitialMessage).
+    pub fn election_target(&self) -> String {
+        format!("{}:{}", self.host, self.election_port)
     }
 }
 

@@ -89,8 +89,8 @@ impl Peers {
         }
     }
 
-    /// A reconfig changed the membership: dial the new members (the ones we dial: smaller
-    /// ids); the dialers of members that left stop.
+    /// A reconfig changed the membership: reach the new members (see [`reach`]); the tasks
+    /// of members that left stop.
     pub fn set_ensemble(&self, new: Arc<Ensemble>) {
         let old = std::mem::replace(&mut *lock(&self.ensemble), new.clone());
         for m in new.members.values() {
@@ -287,7 +287,7 @@ async fn reach(sid: Sid, me: Sid, parts: Parts) {
             return;
         };
         if !lock(&parts.election).contains_key(&sid) {
-            let addr = format!("{}:{}", m.host, m.election_port);
+            let addr = m.election_target();
             knock(&addr, ensemble.me()).await;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -306,7 +306,7 @@ fn initial_message(me: &crate::ensemble::Member) -> Vec<u8> {
     InitialMessage {
         protocol_version: PROTOCOL_V1,
         sid: me.id as i64,
-        election_address: Some(format!("{}:{}", me.host, me.election_port).into_bytes()),
+        election_address: Some(me.election_target().into_bytes()),
     }
     .to_bytes()
 }
@@ -318,7 +318,7 @@ async fn dial_election(sid: Sid, parts: Parts) {
         let Some(m) = ensemble.members.get(&sid) else {
             return; // a reconfig removed it
         };
-        let addr = format!("{}:{}", m.host, m.election_port);
+        let addr = m.election_target();
         dial_once(sid, &addr, &parts).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
