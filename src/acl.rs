@@ -6,6 +6,7 @@ use jute::data::{Acl, Id};
 use jute::{perms, ZkError};
 use sha1::{Digest, Sha1};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// `[{31, world:anyone}]`.
 pub fn open_acl_unsafe() -> Vec<Acl> {
@@ -43,8 +44,30 @@ pub fn digest(auth: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct AuthIds {
     pub ids: Vec<Id>,
-    /// `skipACL=yes` on this server: every ACL check passes.
+    /// The server's ACL settings, shared by every connection.
+    pub policy: Arc<Policy>,
+}
+
+/// The server-wide settings ACL checks depend on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// `skipACL=yes`: every ACL check passes.
     pub skip_acl: bool,
+    /// The `sasl` scheme is known (an `authProvider.N` names SASLAuthenticationProvider): its
+    /// ids may be set in ACLs, and `auth` takes them.
+    pub sasl: bool,
+    /// `zookeeper.letAnySaslUserDoX`: the `sasl` ACL id every SASL-authenticated client matches.
+    pub sasl_any_user: Option<String>,
+}
+
+impl Policy {
+    pub fn of(cfg: &crate::config::Config) -> Policy {
+        Policy {
+            skip_acl: cfg.skip_acl,
+            sasl: cfg.sasl_provider,
+            sasl_any_user: cfg.sasl_any_user.clone(),
+        }
+    }
 }
 
 impl AuthIds {
@@ -64,7 +87,7 @@ impl AuthIds {
 
 /// Does the ACL grant `perm` to a connection holding `ids`?
 pub fn check(acl: &[Acl], perm: i32, ids: &AuthIds) -> Result<(), ZkError> {
-    if acl.is_empty() || ids.skip_acl || ids.is_super() {
+    if acl.is_empty() || ids.policy.skip_acl || ids.is_super() {
         return Ok(());
     }
     for entry in acl.iter().filter(|a| a.perms & perm != 0) {
@@ -76,6 +99,13 @@ pub fn check(acl: &[Acl], perm: i32, ids: &AuthIds) -> Result<(), ZkError> {
             let matches = match id.scheme.as_str() {
                 "ip" => ip_matches(&held.id, &id.id),
                 "digest" => held.id == id.id,
+                // SASLAuthenticationProvider.matches: the id itself, the SASL id `super`, or
+                // any SASL id for the ACL id `letAnySaslUserDoX` names.
+                "sasl" => {
+                    held.id == id.id
+                        || held.id == "super"
+                        || ids.policy.sasl_any_user.as_deref() == Some(id.id.as_str())
+                }
                 _ => false,
             };
             if matches {
@@ -139,8 +169,8 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u32) -> bool {
 }
 
 /// Validates and expands an ACL list sent with create/setACL: duplicates removed, `auth`
-/// replaced by the connection's authenticated ids (never its ip id), unknown schemes and
-/// malformed ids refused.
+/// replaced by the connection's authenticated ids (digest, and sasl where that scheme is
+/// known; never its ip id), unknown schemes and malformed ids refused.
 pub fn fixup(acl: Option<&[Acl]>, ids: &AuthIds) -> Result<Vec<Acl>, ZkError> {
     let acl = acl.unwrap_or_default();
     if acl.is_empty() {
@@ -157,7 +187,9 @@ pub fn fixup(acl: Option<&[Acl]>, ids: &AuthIds) -> Result<Vec<Acl>, ZkError> {
             "world" if a.id.id == "anyone" => push(a.clone()),
             "auth" => {
                 let mut any = false;
-                for held in ids.ids.iter().filter(|h| h.scheme == "digest") {
+                let authenticated =
+                    |h: &&Id| h.scheme == "digest" || (h.scheme == "sasl" && ids.policy.sasl);
+                for held in ids.ids.iter().filter(authenticated) {
                     push(Acl {
                         perms: a.perms,
                         id: held.clone(),
@@ -170,6 +202,7 @@ pub fn fixup(acl: Option<&[Acl]>, ids: &AuthIds) -> Result<Vec<Acl>, ZkError> {
             }
             "digest" if a.id.id.split(':').count() == 2 => push(a.clone()),
             "ip" if ip_valid(&a.id.id) => push(a.clone()),
+            "sasl" if ids.policy.sasl && crate::sasl::id_valid(&a.id.id) => push(a.clone()),
             _ => return Err(ZkError::InvalidAcl),
         }
     }
@@ -204,7 +237,7 @@ mod tests {
                     id: (*i).into(),
                 })
                 .collect(),
-            skip_acl: false,
+            policy: Arc::default(),
         }
     }
 
@@ -219,7 +252,10 @@ mod tests {
         }];
         let mut mine = ids(&[("ip", "127.0.0.1")]);
         assert_eq!(check(none, perms::WRITE, &mine), Err(ZkError::NoAuth));
-        mine.skip_acl = true;
+        mine.policy = Arc::new(Policy {
+            skip_acl: true,
+            ..Policy::default()
+        });
         assert_eq!(check(none, perms::WRITE, &mine), Ok(()));
     }
 
@@ -268,6 +304,64 @@ mod tests {
             },
         }];
         assert_eq!(fixup(Some(&world_foo), &ids(&[])), Err(ZkError::InvalidAcl));
+    }
+
+    fn acl(scheme: &str, id: &str) -> Acl {
+        Acl {
+            perms: perms::ALL,
+            id: Id {
+                scheme: scheme.into(),
+                id: id.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn sasl_ids_need_the_sasl_provider() {
+        let bob = [acl("sasl", "bob")];
+        let mut held = ids(&[("ip", "127.0.0.1"), ("sasl", "bob"), ("digest", "d:h")]);
+        assert_eq!(fixup(Some(&bob), &held), Err(ZkError::InvalidAcl));
+        let auth_only = fixup(Some(&[acl("auth", "")]), &held).unwrap();
+        assert_eq!(auth_only, vec![acl("digest", "d:h")]);
+        held.policy = Arc::new(Policy {
+            sasl: true,
+            ..Policy::default()
+        });
+        assert_eq!(fixup(Some(&bob), &held).unwrap(), bob.to_vec());
+        assert_eq!(
+            fixup(Some(&[acl("sasl", "a@b@c")]), &held),
+            Err(ZkError::InvalidAcl)
+        );
+        let both = fixup(Some(&[acl("auth", "")]), &held).unwrap();
+        assert_eq!(both, vec![acl("sasl", "bob"), acl("digest", "d:h")]);
+    }
+
+    #[test]
+    fn sasl_matches_the_id_super_and_any_user() {
+        let alice = [acl("sasl", "alice")];
+        let mut bob = ids(&[("sasl", "bob")]);
+        assert_eq!(check(&alice, perms::READ, &bob), Err(ZkError::NoAuth));
+        assert_eq!(
+            check(&alice, perms::READ, &ids(&[("sasl", "alice")])),
+            Ok(())
+        );
+        assert_eq!(
+            check(&alice, perms::READ, &ids(&[("sasl", "super")])),
+            Ok(())
+        );
+        assert_eq!(
+            check(&alice, perms::READ, &ids(&[("digest", "alice")])),
+            Err(ZkError::NoAuth)
+        );
+        bob.policy = Arc::new(Policy {
+            sasl_any_user: Some("alice".into()),
+            ..Policy::default()
+        });
+        assert_eq!(check(&alice, perms::READ, &bob), Ok(()));
+        assert_eq!(
+            check(&alice, perms::READ, &ids(&[("ip", "127.0.0.1")])),
+            Err(ZkError::NoAuth)
+        );
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum ConfigError {
     },
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
+    /// The JAAS file (`java.security.auth.login.config`) cannot be used.
+    #[error("SASL login: {0}")]
+    Sasl(#[from] crate::sasl::SaslError),
     /// An error in the dynamic config file (`dynamicConfigFile`).
     #[error("{path}: {error}")]
     InFile {
@@ -85,6 +88,23 @@ pub struct Config {
     enforce_auth_schemes: Vec<String>,
     enforce_auth_enabled: bool,
     session_require_sasl: bool,
+    /// SASL (see [`crate::sasl`]): the JAAS file (`java.security.auth.login.config`) and its
+    /// section of server users (`zookeeper.sasl.serverconfig`, default `Server`).
+    pub jaas_file: Option<PathBuf>,
+    pub sasl_section: String,
+    /// `zookeeper.superUser` and `zookeeper.superUser.*`: SASL ids that are super.
+    pub sasl_super_users: Vec<String>,
+    /// `zookeeper.SASLAuthenticationProvider.superPassword`: the SASL user `super`'s password.
+    pub sasl_super_password: Option<String>,
+    /// `zookeeper.letAnySaslUserDoX`: a `sasl` ACL id that every SASL-authenticated client matches.
+    pub sasl_any_user: Option<String>,
+    /// `zookeeper.allowSaslFailedClients`: a failed SASL exchange leaves the connection open.
+    pub allow_sasl_failed_clients: bool,
+    /// An `authProvider.N` naming `SASLAuthenticationProvider`: the `sasl` ACL scheme is known.
+    pub sasl_provider: bool,
+    /// The server's SASL users, read from the JAAS file at load; None: SASL is off (no file,
+    /// or no such section in it, as in ZooKeeper).
+    pub sasl_login: Option<std::sync::Arc<crate::sasl::Login>>,
     /// `readonlymode.enabled` (a system property in ZooKeeper): a member cut off from its
     /// quorum serves reads to clients that allow it.
     pub read_only_mode: bool,
@@ -170,6 +190,14 @@ impl Default for Config {
             enforce_auth_schemes: Vec::new(),
             enforce_auth_enabled: false,
             session_require_sasl: false,
+            jaas_file: None,
+            sasl_section: "Server".into(),
+            sasl_super_users: Vec::new(),
+            sasl_super_password: None,
+            sasl_any_user: None,
+            allow_sasl_failed_clients: false,
+            sasl_provider: false,
+            sasl_login: None,
             force_sync: true,
             container_check_interval_ms: 60_000,
             znode_cache_bytes: crate::tree::DEFAULT_CACHE_BYTES,
@@ -226,30 +254,90 @@ impl Config {
         path: Option<&std::path::Path>,
         env: Option<HashMap<String, String>>,
     ) -> Result<Config, ConfigError> {
-        let mut cfg = match path {
-            None => Config::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?;
-                let mut cfg = if path
-                    .extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
-                {
-                    Config::parse_toml(&text)?
-                } else {
-                    Config::parse(&text)?
-                };
-                cfg.initial_config = text;
-                cfg
+        let mut cfg = Config::default();
+        cfg.apply_jvm_flags(env.as_ref())?;
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+            {
+                cfg.set_toml(&text)?;
+            } else {
+                cfg.set_lines(&text)?;
             }
-        };
+            cfg.initial_config = text;
+        }
+        cfg.check()?;
         cfg.read_dynamic()?;
         cfg.apply_env(env)?;
         cfg.read_myid()?;
         cfg.take_member_client_address()?;
+        cfg.sasl_login = cfg.load_sasl_login()?;
         Ok(cfg)
+    }
+
+    /// The JAAS file's server section, with the super settings that go with it.
+    fn load_sasl_login(&self) -> Result<Option<std::sync::Arc<crate::sasl::Login>>, ConfigError> {
+        let Some(path) = &self.jaas_file else {
+            return Ok(None);
+        };
+        let Some(mut login) = crate::sasl::Login::load(path, &self.sasl_section)? else {
+            return Ok(None);
+        };
+        login.super_password = self.sasl_super_password.clone();
+        login.super_users = self.sasl_super_users.clone();
+        Ok(Some(std::sync::Arc::new(login)))
+    }
+
+    /// The system properties zkServer.sh would hand ZooKeeper's JVM: the `-Dkey=value` words
+    /// of `SERVER_JVMFLAGS` and `JVMFLAGS` (split on white space, as the script splits them)
+    /// whose keys ZooKeeper reads as properties: `zookeeper.*`, `jute.maxbuffer`,
+    /// `readonlymode.enabled` and `java.security.auth.login.config`. Others (the JVM's own)
+    /// are left alone. The file, read next, overrides them, as zoo.cfg's keys override
+    /// ZooKeeper's properties.
+    fn apply_jvm_flags(
+        &mut self,
+        env: Option<&HashMap<String, String>>,
+    ) -> Result<(), ConfigError> {
+        for var in ["SERVER_JVMFLAGS", "JVMFLAGS"] {
+            let flags = match env {
+                Some(map) => map.get(var).cloned(),
+                None => std::env::var(var).ok(),
+            };
+            for (key, value) in jvm_properties(flags.as_deref().unwrap_or_default()) {
+                let bare = key.strip_prefix("zookeeper.");
+                let read = bare.is_some()
+                    || matches!(
+                        key,
+                        "jute.maxbuffer"
+                            | "readonlymode.enabled"
+                            | "java.security.auth.login.config"
+                    );
+                let bare = bare.unwrap_or(key);
+                let known = canonical_key(bare).is_some_and(|k| k == bare)
+                    || bare.starts_with("superUser.")
+                    || bare.starts_with("authProvider.");
+                if !read || !known {
+                    continue;
+                }
+                self.set(0, key, value).map_err(|e| match e {
+                    ConfigError::Invalid {
+                        key, value, reason, ..
+                    } => ConfigError::InvalidEnv {
+                        var: format!("{var} (-D{key})"),
+                        key,
+                        value,
+                        reason,
+                    },
+                    other => other,
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// ZooKeeper's `setupClientPort`: a member whose own `server.N` line names a client
@@ -366,13 +454,19 @@ impl Config {
     /// ["ruok", "mntr"]`, `server.1 = "10.0.0.1:2888:3888"` (dotted keys or tables).
     pub fn parse_toml(text: &str) -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
+        cfg.set_toml(text)?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Sets the keys of TOML text, over what is set already.
+    fn set_toml(&mut self, text: &str) -> Result<(), ConfigError> {
         for (key, value) in collect(config::File::from_str(text, config::FileFormat::Toml))? {
             let line = toml_line(text, &key);
             let key = canonical_key(&key).unwrap_or(key);
-            cfg.set(line, &key, &value)?;
+            self.set(line, &key, &value)?;
         }
-        cfg.check()?;
-        Ok(cfg)
+        Ok(())
     }
 
     /// `ZKRS_<KEY>` variables override the file: the key in any case, with `_` for the dots and
@@ -419,11 +513,17 @@ impl Config {
     /// Parses zoo.cfg text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
-        for (line, key, value) in key_values(text)? {
-            cfg.set(line, key, value)?;
-        }
+        cfg.set_lines(text)?;
         cfg.check()?;
         Ok(cfg)
+    }
+
+    /// Sets the keys of zoo.cfg text, over what is set already.
+    fn set_lines(&mut self, text: &str) -> Result<(), ConfigError> {
+        for (line, key, value) in key_values(text)? {
+            self.set(line, key, value)?;
+        }
+        Ok(())
     }
 
     /// The schemes a connection must have authenticated with before its requests are
@@ -452,11 +552,12 @@ impl Config {
             });
         }
         // As ZooKeeper refuses to start with a scheme it has no provider for: zkrs has ip and
-        // digest (no SASL), and serving everyone instead would open what the file closes.
+        // digest, and sasl once an `authProvider.N` names SASLAuthenticationProvider. Serving
+        // everyone instead would open what the file closes.
         if let Some(s) = self
             .enforced_auth_schemes()
             .into_iter()
-            .find(|s| s != "ip" && s != "digest")
+            .find(|s| s != "ip" && s != "digest" && !(s == "sasl" && self.sasl_provider))
         {
             let key = if self.session_require_sasl {
                 "sessionRequireClientSASLAuth"
@@ -468,7 +569,8 @@ impl Config {
                 key: key.into(),
                 value: s.clone(),
                 reason: format!(
-                    "authentication scheme {s} is not available (zkrs has ip and digest)"
+                    "authentication scheme {s} is not available (zkrs has ip and digest, and sasl \
+                     with authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider)"
                 ),
             });
         }
@@ -666,7 +768,6 @@ impl Config {
             | "snapSizeLimitInKb"
             | "txnLogSizeLimitInKb"
             | "serverCnxnFactory"
-            | "authProvider.1"
             | "jute.maxbuffer.extrasize"
             | "requestThrottleLimit"
             | "electionAlg"
@@ -674,6 +775,27 @@ impl Config {
             | "4lw.commands.enable"
             | "multiAddress.enabled" => {}
             "dynamicConfigFile" => self.dynamic_config_file = Some(PathBuf::from(value)),
+            "java.security.auth.login.config" => self.jaas_file = Some(PathBuf::from(value)),
+            "sasl.serverconfig" => self.sasl_section = value.to_string(),
+            "SASLAuthenticationProvider.superPassword" => {
+                self.sasl_super_password = Some(value.to_string())
+            }
+            "letAnySaslUserDoX" => self.sasl_any_user = Some(value.to_string()),
+            "allowSaslFailedClients" => {
+                self.allow_sasl_failed_clients = value.eq_ignore_ascii_case("true")
+            }
+            k if k == "superUser" || k.starts_with("superUser.") => {
+                self.sasl_super_users.push(value.to_string())
+            }
+            // ZooKeeper loads the class each names; zkrs has ip and digest built in, and knows
+            // the SASL one (other providers are not available).
+            k if k.starts_with("authProvider.") => match value.rsplit('.').next() {
+                Some("SASLAuthenticationProvider") => self.sasl_provider = true,
+                Some("DigestAuthenticationProvider" | "IPAuthenticationProvider") => {}
+                _ => self.warnings.push(format!(
+                    "line {line}: {key}: authentication provider {value} is not available"
+                )),
+            },
             _ => self
                 .warnings
                 .push(format!("line {line}: unknown key {key} ignored")),
@@ -733,6 +855,12 @@ const KNOWN_KEYS: &[&str] = &[
     "enforce.auth.enabled",
     "enforce.auth.schemes",
     "sessionRequireClientSASLAuth",
+    "java.security.auth.login.config",
+    "sasl.serverconfig",
+    "superUser",
+    "SASLAuthenticationProvider.superPassword",
+    "letAnySaslUserDoX",
+    "allowSaslFailedClients",
     "readonlymode.enabled",
     "forceSync",
     "standaloneEnabled",
@@ -783,6 +911,16 @@ fn canonical_key(key: &str) -> Option<String> {
         .iter()
         .find(|k| normalize(k) == n)
         .map(|k| k.to_string())
+}
+
+/// The `-Dkey=value` words of JVM flags (`-Dkey` alone: an empty value, as Java sets it).
+fn jvm_properties(flags: &str) -> Vec<(&str, &str)> {
+    flags
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("-D"))
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
 }
 
 /// The (key, value) pairs of one `config` source, flattened and sorted.

@@ -173,6 +173,8 @@ pub struct Conn {
     /// Refused for want of authentication (`enforce.auth`): closed, and what it sends after
     /// is not read.
     refused: bool,
+    /// Its SASL exchange, once it has begun one.
+    sasl: Option<Box<crate::sasl::DigestMd5>>,
 }
 
 impl Conn {
@@ -282,6 +284,8 @@ pub struct Core {
     ip_auth: crate::FastMap<std::net::IpAddr, Arc<AuthIds>>,
     /// `enforce.auth.schemes` when enforced (see [`Config::enforced_auth_schemes`]).
     enforce_auth: Vec<String>,
+    /// The ACL settings every connection's ids carry.
+    pub(crate) acl_policy: Arc<acl::Policy>,
     pub watches: Watches,
     pub(crate) overlay: Overlay,
     pub(crate) next_session_id: i64,
@@ -343,6 +347,7 @@ impl Core {
         let next_session_id = session::initial_session_id(cfg.server_id, now_ms()).max(max_id + 1);
         let next_zxid = tree.last_zxid.max(recovered.last_logged) + 1;
         let enforce_auth = cfg.enforced_auth_schemes();
+        let acl_policy = Arc::new(acl::Policy::of(&cfg));
         Ok(Core {
             next_container_check: now + Duration::from_millis(cfg.container_check_interval_ms),
             cfg,
@@ -352,6 +357,7 @@ impl Core {
             conns: crate::FastMap::default(),
             ip_auth: crate::FastMap::default(),
             enforce_auth,
+            acl_policy,
             watches: Watches::default(),
             overlay: Overlay::default(),
             next_session_id,
@@ -702,8 +708,8 @@ impl Core {
             .entry(ip)
             .or_insert_with(|| {
                 let mut auth = AuthIds {
-                    skip_acl: self.cfg.skip_acl,
-                    ..AuthIds::default()
+                    ids: Vec::new(),
+                    policy: self.acl_policy.clone(),
                 };
                 auth.add(Id {
                     scheme: "ip".into(),
@@ -728,6 +734,7 @@ impl Core {
                 pending_writes: 0,
                 blocking: 0,
                 refused: false,
+                sasl: None,
                 writes_answered: 0,
                 queue: VecDeque::new(),
             }),
@@ -900,10 +907,11 @@ impl Core {
             self.close(conn);
             return;
         }
-        // Auth is answered at once, as ZooKeeper answers it before its pipeline.
-        if let Queued::Req(xid, Request::Auth(p)) = q {
-            self.auth(conn, xid, p);
-            return;
+        // Auth and SASL are answered at once, as ZooKeeper answers them before its pipeline.
+        match q {
+            Queued::Req(xid, Request::Auth(p)) => return self.auth(conn, xid, p),
+            Queued::Req(xid, Request::Sasl(r)) => return self.sasl(conn, xid, r.token),
+            _ => {}
         }
         // Writes are proposed at once, behind each other (prep sees the pending ones through
         // the overlay): many writes of one session share an fsync. Reads wait for the
@@ -1098,10 +1106,7 @@ impl Core {
         match req {
             Request::Ping => self.pong(conn),
             Request::Auth(p) => self.auth(conn, xid, p),
-            Request::Sasl(_) => {
-                let frame = reply_frame(xid, 0, ZkError::AuthFailed.code(), None);
-                self.send(conn, frame);
-            }
+            Request::Sasl(r) => self.sasl(conn, xid, r.token),
             Request::CloseSession => {
                 if let Some(s) = self.sessions.get_mut(&sid) {
                     s.closing = true;
@@ -1204,6 +1209,68 @@ impl Core {
         } else {
             self.send(conn, reply_frame(xid, 0, ZkError::AuthFailed.code(), None));
             self.close(conn);
+        }
+    }
+
+    /// A SASL token (`ZooKeeperServer.processSasl`): the next step of the connection's
+    /// DIGEST-MD5 exchange, answered with zxid 0. Once it completes, the connection holds
+    /// `sasl:<user>` (and `super:` for a `zookeeper.superUser`). A failed exchange is answered
+    /// AUTHFAILED (SESSIONCLOSEDREQUIRESASLAUTH when SASL is enforced) and the connection is
+    /// closed, unless `allowSaslFailedClients`. Without a JAAS server section, ZooKeeper
+    /// answers OK with no token, and so does zkrs.
+    fn sasl(&mut self, conn: ConnId, xid: i32, token: Option<Vec<u8>>) {
+        use crate::sasl::Step;
+        let answer = |err: i32, token: Option<Vec<u8>>| {
+            reply_frame(
+                xid,
+                0,
+                err,
+                Some(&move |out: &mut Vec<u8>| {
+                    jute::codec::write_buffer(out, token.as_deref());
+                }),
+            )
+        };
+        let Some(login) = self.cfg.sasl_login.clone() else {
+            self.send(conn, answer(0, None));
+            return;
+        };
+        let required = self.enforce_auth.iter().any(|s| s == "sasl");
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let step = c
+            .sasl
+            .get_or_insert_with(Box::default)
+            .evaluate(token.as_deref().unwrap_or_default(), &login);
+        let session = c.session.unwrap_or(0);
+        match step {
+            Ok(Step::Challenge(t)) => self.send(conn, answer(0, Some(t))),
+            Ok(Step::Done { token, id }) => {
+                tracing::info!("session {session:#x}: adding SASL authorization for {id}");
+                let ids = Arc::make_mut(&mut c.auth);
+                let is_super = login.is_super(&id);
+                ids.add(Id {
+                    scheme: "sasl".into(),
+                    id,
+                });
+                if is_super {
+                    tracing::info!("session {session:#x}: authenticated as super user");
+                    ids.add(Id {
+                        scheme: "super".into(),
+                        id: "".into(),
+                    });
+                }
+                self.send(conn, answer(0, Some(token)));
+            }
+            Err(e) => {
+                tracing::warn!("client {} failed to SASL authenticate: {e}", c.peer);
+                if self.cfg.allow_sasl_failed_clients && !required {
+                    self.send(conn, answer(0, None));
+                } else {
+                    self.send(conn, answer(e.code(required).code(), None));
+                    self.close(conn);
+                }
+            }
         }
     }
 

@@ -26,6 +26,7 @@ pub mod reactor;
 pub mod read;
 pub mod reconfig;
 pub mod replica;
+pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod store;

@@ -452,7 +452,7 @@ impl Core {
                         &req,
                         &AuthIds {
                             ids: f.auth.clone(),
-                            skip_acl: self.cfg.skip_acl,
+                            policy: self.acl_policy.clone(),
                         },
                     )
                     .0

@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""SASL (DIGEST-MD5) client authentication with real clients: kazoo (pure-sasl) and the
+official zkCli.sh (the Java client, with a JAAS `Client` section).
+
+    python3 compat-tests/sasl.py zkrs <zkrs-binary> [port]   # start zkrs and test it
+    python3 compat-tests/sasl.py apache [port]               # the same against Apache ZooKeeper 3.8
+
+The server gets a JAAS `Server` section of DigestLoginModule users, as ZooKeeper's docs set it
+up: zkrs through `SERVER_JVMFLAGS=-Djava.security.auth.login.config=...` (the variable
+zkServer.sh hands the JVM), Apache through the same flags on its java command line. Three
+servers in turn: SASL with `authProvider.1=...SASLAuthenticationProvider` and
+`zookeeper.superUser=super`; the same with `sessionRequireClientSASLAuth=true`; and one
+without a JAAS file.
+"""
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import (AuthFailedError, InvalidACLError, NoAuthError,
+                              SessionClosedRequireSaslError)
+from kazoo.security import make_acl
+
+WHAT = sys.argv[1] if len(sys.argv) > 1 else "zkrs"
+if WHAT == "zkrs":
+    BIN = sys.argv[2]
+    PORT = int(sys.argv[3]) if len(sys.argv) > 3 else 24681
+else:
+    BIN = None
+    PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 24681
+ZKCLI = os.environ.get("ZKCLI", "/usr/share/zookeeper/bin/zkCli.sh")
+JARS = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-simple.jar"
+AUTH_FAILED, REQUIRE_SASL = -115, -124
+
+DIR = tempfile.mkdtemp(prefix="zkrs-sasl-")
+SERVER_JAAS = os.path.join(DIR, "server.jaas")
+with open(SERVER_JAAS, "w") as f:
+    f.write("""// the server's DIGEST-MD5 users
+Server {
+       org.apache.zookeeper.server.auth.DigestLoginModule required
+       user_super="adminsecret"
+       user_bob="bobsecret"
+       user_alice="alicesecret";
+};
+""")
+CLIENT_JAAS = os.path.join(DIR, "client.jaas")
+with open(CLIENT_JAAS, "w") as f:
+    f.write("""Client {
+       org.apache.zookeeper.server.auth.DigestLoginModule required
+       username="bob"
+       password="bobsecret";
+};
+""")
+
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"PASS: {name}")
+    else:
+        failed += 1
+        print(f"FAIL: {name} {detail}")
+
+
+def start(name, cfg_lines, jvm_flags):
+    d = os.path.join(DIR, name)
+    os.makedirs(os.path.join(d, "data"))
+    cfg = os.path.join(d, "zoo.cfg")
+    with open(cfg, "w") as f:
+        f.write("\n".join([f"tickTime=2000", f"dataDir={d}/data", f"clientPort={PORT}",
+                           "clientPortAddress=127.0.0.1", "admin.enableServer=false",
+                           "4lw.commands.whitelist=*"] + cfg_lines) + "\n")
+    log = open(os.path.join(d, "server.log"), "w")
+    if WHAT == "zkrs":
+        env = dict(os.environ, SERVER_JVMFLAGS=" ".join(["-Xmx512m"] + jvm_flags))
+        p = subprocess.Popen([BIN, "--config", cfg], stdout=log, stderr=log, env=env)
+    else:
+        p = subprocess.Popen(["java", f"-Dzookeeper.log.dir={d}"] + jvm_flags +
+                             ["-cp", JARS, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
+                             stdout=log, stderr=log)
+    for _ in range(300):
+        try:
+            # srvr, not ruok: Apache answers imok before it serves sessions.
+            with socket.create_connection(("127.0.0.1", PORT), timeout=1) as s:
+                s.sendall(b"srvr")
+                if b"Mode:" in s.recv(4096):
+                    return p
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{name}: the server did not start; see {d}/server.log")
+
+
+def stop(p):
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def client(user=None, password=None, **kw):
+    opts = {}
+    if user:
+        opts["sasl_options"] = {"mechanism": "DIGEST-MD5", "username": user, "password": password}
+    return KazooClient(hosts=f"127.0.0.1:{PORT}", connection_retry={"max_tries": 1}, **opts, **kw)
+
+
+def started(user=None, password=None):
+    c = client(user, password)
+    c.start(timeout=10)
+    return c
+
+
+def start_fails(user, password, exc):
+    c = client(user, password)
+    try:
+        c.start(timeout=10)
+        c.exists("/")
+        return "connected"
+    except exc:
+        return True
+    except Exception as e:  # noqa: BLE001 - the test reports what it got instead
+        return repr(e)
+    finally:
+        c.stop()
+        c.close()
+
+
+def frame(body):
+    return struct.pack(">i", len(body)) + body
+
+
+def buf(b):
+    return struct.pack(">i", -1) if b is None else struct.pack(">i", len(b)) + b
+
+
+def recv_frame(s):
+    head = s.recv(4, socket.MSG_WAITALL)
+    if len(head) < 4:
+        return None
+    n = struct.unpack(">i", head)[0]
+    return s.recv(n, socket.MSG_WAITALL)
+
+
+def raw_sasl(*tokens):
+    """A session, then SASL requests: (xid, zxid, err, token bytes or None) of the last, and
+    whether the server closed the connection after it."""
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+    s.sendall(frame(struct.pack(">iqiq", 0, 0, 30000, 0) + buf(b"\0" * 16) + b"\0"))
+    recv_frame(s)
+    for i, token in enumerate(tokens):
+        s.sendall(frame(struct.pack(">ii", 7 + i, 102) + buf(token)))
+        r = recv_frame(s)
+        xid, zxid, err = struct.unpack(">iqi", r[:16])
+    tok = None
+    if len(r) >= 20:
+        n = struct.unpack(">i", r[16:20])[0]
+        tok = None if n < 0 else r[20:20 + n]
+    s.settimeout(3)
+    try:
+        closed = s.recv(1) == b""
+    except socket.timeout:
+        closed = False
+    s.close()
+    return xid, zxid, err, tok, closed
+
+
+def zkcli(*cmds, jaas=True):
+    env = dict(os.environ)
+    if jaas:
+        env["CLIENT_JVMFLAGS"] = f"-Djava.security.auth.login.config={CLIENT_JAAS}"
+    out = subprocess.run([ZKCLI, "-server", f"127.0.0.1:{PORT}"], input="\n".join(cmds) + "\nquit\n",
+                         capture_output=True, text=True, timeout=90, env=env)
+    return out.stdout + out.stderr
+
+
+SASL_FLAGS = [f"-Djava.security.auth.login.config={SERVER_JAAS}", "-Dzookeeper.superUser=super"]
+PROVIDER = "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+
+try:
+    print(f"== SASL DIGEST-MD5 with real clients ({WHAT} on 127.0.0.1:{PORT}) ==")
+    p = start("sasl", [PROVIDER], SASL_FLAGS)
+    try:
+        bob = started("bob", "bobsecret")
+        if bob.exists("/bobs"):
+            bob.delete("/bobs")
+        bob.create("/bobs", b"mine", acl=[make_acl("sasl", "bob", all=True)])
+        check("kazoo as bob: create with ACL sasl:bob, read it back",
+              bob.get("/bobs")[0] == b"mine" and bob.get_acls("/bobs")[0][0].id.id == "bob")
+        bob.create("/auths", b"a", acl=[make_acl("auth", "", all=True)])
+        ids = sorted(f"{a.id.scheme}:{a.id.id}" for a in bob.get_acls("/auths")[0])
+        check("ACL auth: takes the connection's sasl id", ids == ["sasl:bob"], ids)
+        try:
+            bob.create("/bad", b"", acl=[make_acl("sasl", "a@b@c", all=True)])
+            check("a malformed sasl id is InvalidACL", False, "created")
+        except InvalidACLError:
+            check("a malformed sasl id is InvalidACL", True)
+        bob.stop()
+
+        alice = started("alice", "alicesecret")
+        try:
+            alice.get("/bobs")
+            check("kazoo as alice: bob's node is NoAuth", False, "read it")
+        except NoAuthError:
+            check("kazoo as alice: bob's node is NoAuth", True)
+        alice.stop()
+
+        anon = started()
+        try:
+            anon.get("/bobs")
+            check("kazoo without SASL: bob's node is NoAuth", False, "read it")
+        except NoAuthError:
+            check("kazoo without SASL: bob's node is NoAuth", True)
+        anon.stop()
+
+        root = started("super", "adminsecret")
+        check("kazoo as super (zookeeper.superUser): reads bob's node",
+              root.get("/bobs")[0] == b"mine")
+        root.set("/bobs", b"changed")
+        root.stop()
+
+        r = start_fails("bob", "wrong", AuthFailedError)
+        check("kazoo with a wrong password: AuthFailedError", r is True, r)
+        r = start_fails("mallory", "x", AuthFailedError)
+        check("kazoo as an unknown user: AuthFailedError", r is True, r)
+
+        xid, zxid, err, tok, _ = raw_sasl(b"")
+        text = (tok or b"").decode()
+        check("the challenge: realm zk-sasl-md5, a nonce, utf-8, md5-sess, zxid 0",
+              (xid, zxid, err) == (7, 0, 0) and text.startswith('realm="zk-sasl-md5",nonce="')
+              and text.endswith('",charset=utf-8,algorithm=md5-sess'), (xid, zxid, err, text))
+        xid, zxid, err, tok, closed = raw_sasl(b"an initial response")
+        check("a first token that is not empty: ignored, challenged all the same",
+              err == 0 and tok.startswith(b'realm="zk-sasl-md5"'), (err, tok, closed))
+        xid, zxid, err, tok, closed = raw_sasl(b"", b"garbage")
+        check("a malformed response: AUTHFAILED, no token, connection closed",
+              (xid, err, tok, closed) == (8, AUTH_FAILED, None, True), (xid, err, tok, closed))
+
+        out = zkcli("whoami", "get /bobs", "create /cli x auth::cdrwa", "getAcl /cli")
+        check("zkCli.sh (Java client, JAAS Client section): SaslAuthenticated, whoami sasl: bob",
+              "state:SaslAuthenticated" in out and "sasl: bob" in out, out[-600:])
+        check("zkCli.sh as bob: reads bob's node, auth ACL becomes sasl:bob",
+              "\nchanged" in out and "'sasl,'bob" in out, out[-600:])
+        out = zkcli("get /bobs", jaas=False)
+        check("zkCli.sh without JAAS: bob's node is NoAuth", "Insufficient permission" in out,
+              out[-300:])
+    finally:
+        stop(p)
+
+    shutil.rmtree(os.path.join(DIR, "sasl"))
+    p = start("required", [PROVIDER, "sessionRequireClientSASLAuth=true"], SASL_FLAGS)
+    try:
+        r = start_fails(None, None, SessionClosedRequireSaslError)
+        check("sessionRequireClientSASLAuth: kazoo without SASL gets SESSIONCLOSEDREQUIRESASLAUTH",
+              r is True, r)
+        bob = started("bob", "bobsecret")
+        bob.ensure_path("/req")
+        check("sessionRequireClientSASLAuth: kazoo as bob is served", bob.exists("/req") is not None)
+        bob.stop()
+        _, _, err, tok, closed = raw_sasl(b"", b'username="bob",nonce="stale"')
+        check("sessionRequireClientSASLAuth: a failed exchange is SESSIONCLOSEDREQUIRESASLAUTH",
+              (err, tok, closed) == (REQUIRE_SASL, None, True), (err, tok, closed))
+    finally:
+        stop(p)
+
+    p = start("nojaas", [], [])
+    try:
+        xid, zxid, err, tok, closed = raw_sasl(b"")
+        check("no JAAS file: a SASL token is answered OK with no token",
+              (err, tok, closed) == (0, None, False), (err, tok, closed))
+        r = start_fails("bob", "bobsecret", AuthFailedError)
+        check("no JAAS file: kazoo with SASL fails to authenticate", r != "connected", r)
+    finally:
+        stop(p)
+finally:
+    if not os.environ.get("SASL_KEEP"):
+        shutil.rmtree(DIR, ignore_errors=True)
+
+print(f"== SASL: {passed} passed, {failed} failed ==")
+sys.exit(1 if failed else 0)
