@@ -8,7 +8,7 @@ official zkCli.sh (the Java client, with a JAAS `Client` section).
 The server gets a JAAS `Server` section of DigestLoginModule users, as ZooKeeper's docs set it
 up: zkrs through `SERVER_JVMFLAGS=-Djava.security.auth.login.config=...` (the variable
 zkServer.sh hands the JVM), Apache through the same flags on its java command line. Three
-servers in turn: SASL with `authProvider.1=...SASLAuthenticationProvider` and
+servers in turn (then, for zkrs, a 3-member ensemble): SASL with `authProvider.1=...SASLAuthenticationProvider` and
 `zookeeper.superUser=super`; the same with `sessionRequireClientSASLAuth=true`; and one
 without a JAAS file.
 """
@@ -282,6 +282,57 @@ try:
         check("no JAAS file: kazoo with SASL fails to authenticate", r != "connected", r)
     finally:
         stop(p)
+
+    if WHAT == "zkrs":
+        # A 3-member ensemble: a follower forwards its clients' writes with their sasl ids,
+        # and the leader checks them against the ACLs.
+        here = os.path.dirname(os.path.abspath(__file__))
+        ens = os.path.join(DIR, "ensemble")
+        env = dict(os.environ, SERVER_JVMFLAGS=" ".join(SASL_FLAGS + [f"-Dzookeeper.{PROVIDER}"]))
+        out = subprocess.run([os.path.join(here, "ensemble.sh"), "start", BIN, ens, str(PORT + 100)],
+                             capture_output=True, text=True, env=env, timeout=120)
+        try:
+            members = out.stdout.split()
+            modes = {}
+            for m in members:
+                host, port = m.split(":")
+                with socket.create_connection((host, int(port)), timeout=5) as s:
+                    s.sendall(b"srvr")
+                    text = s.recv(4096).decode()
+                modes[m] = "leader" if "Mode: leader" in text else "follower"
+            leader = [m for m in members if modes[m] == "leader"][0]
+            f1, f2 = [m for m in members if modes[m] == "follower"]
+
+            def on(member, user, password):
+                c = KazooClient(hosts=member, connection_retry={"max_tries": 1},
+                                sasl_options={"mechanism": "DIGEST-MD5", "username": user,
+                                              "password": password})
+                c.start(timeout=10)
+                return c
+
+            bob = on(f1, "bob", "bobsecret")
+            bob.create("/ens", b"1", acl=[make_acl("sasl", "bob", all=True)])
+            bob.stop()
+            alice = on(leader, "alice", "alicesecret")
+            alice.sync("/ens")
+            try:
+                alice.set("/ens", b"alice")
+                check("ensemble: alice on the leader cannot write bob's node", False, "wrote")
+            except NoAuthError:
+                check("ensemble: alice on the leader cannot write bob's node", True)
+            alice.stop()
+            bob = on(f2, "bob", "bobsecret")
+            bob.sync("/ens")
+            bob.set("/ens", b"2")
+            check("ensemble: bob, via either follower, creates and writes his node",
+                  bob.get("/ens")[0] == b"2")
+            bob.stop()
+            root = on(f2, "super", "adminsecret")
+            root.delete("/ens")
+            check("ensemble: super deletes it through a follower", root.exists("/ens") is None)
+            root.stop()
+        finally:
+            subprocess.run([os.path.join(here, "ensemble.sh"), "stop", ens], capture_output=True)
 finally:
     if not os.environ.get("SASL_KEEP"):
         shutil.rmtree(DIR, ignore_errors=True)

@@ -281,11 +281,18 @@ impl Config {
     }
 
     /// The JAAS file's server section, with the super settings that go with it.
-    fn load_sasl_login(&self) -> Result<Option<std::sync::Arc<crate::sasl::Login>>, ConfigError> {
-        let Some(path) = &self.jaas_file else {
+    fn load_sasl_login(
+        &mut self,
+    ) -> Result<Option<std::sync::Arc<crate::sasl::Login>>, ConfigError> {
+        let Some(path) = self.jaas_file.clone() else {
             return Ok(None);
         };
-        let Some(mut login) = crate::sasl::Login::load(path, &self.sasl_section)? else {
+        let Some(mut login) = crate::sasl::Login::load(&path, &self.sasl_section)? else {
+            self.warnings.push(format!(
+                "{}: no section {} (zookeeper.sasl.serverconfig): SASL is off",
+                path.display(),
+                self.sasl_section
+            ));
             return Ok(None);
         };
         login.super_password = self.sasl_super_password.clone();
@@ -1348,5 +1355,97 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sasl is not available"), "{err}");
+    }
+
+    #[test]
+    fn sasl_enforcement_needs_the_sasl_provider() {
+        let provider =
+            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n";
+        let cfg = Config::parse(&format!("{provider}sessionRequireClientSASLAuth=true\n")).unwrap();
+        assert_eq!(cfg.enforced_auth_schemes(), vec!["sasl"]);
+        assert!(cfg.sasl_provider);
+        let cfg = Config::parse(&format!(
+            "zookeeper.{provider}enforce.auth.enabled=true\nenforce.auth.schemes=sasl,digest\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.enforced_auth_schemes(), vec!["sasl", "digest"]);
+        let other = Config::parse("authProvider.2=com.example.MyProvider\n").unwrap();
+        assert!(!other.sasl_provider);
+        assert!(
+            other.warnings[0].contains("com.example.MyProvider"),
+            "{:?}",
+            other.warnings
+        );
+    }
+
+    #[test]
+    fn jvm_flags_are_system_properties_under_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let jaas = dir.path().join("server.jaas");
+        std::fs::write(
+            &jaas,
+            "Server { org.apache.zookeeper.server.auth.DigestLoginModule required user_bob=\"pw\"; };",
+        )
+        .unwrap();
+        let zoo = dir.path().join("zoo.cfg");
+        std::fs::write(&zoo, "tickTime=3000\nmaxClientCnxns=7\n").unwrap();
+        let flags = format!(
+            "-Xmx1g -server -Djava.security.auth.login.config={} -Dcom.sun.management.jmxremote \
+             -DtickTime=5 -Dzookeeper.maxClientCnxns=9 -Dzookeeper.superUser=super \
+             -Dzookeeper.superUser.2=admin -Dzookeeper.4lw.commands.whitelist=*",
+            jaas.display()
+        );
+        let env = HashMap::from([("SERVER_JVMFLAGS".to_string(), flags)]);
+        let cfg = Config::load(Some(&zoo), Some(env)).unwrap();
+        assert_eq!(
+            cfg.tick_time_ms, 3000,
+            "the file's, and -DtickTime is not a property"
+        );
+        assert_eq!(cfg.max_client_cnxns, 7, "the file overrides a property");
+        assert_eq!(cfg.four_letter_whitelist, Some(vec!["*".to_string()]));
+        assert_eq!(cfg.sasl_super_users, vec!["super", "admin"]);
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+        let login = cfg.sasl_login.expect("the Server section");
+        assert!(login.is_super("admin") && !login.is_super("bob"));
+
+        // JVMFLAGS too; a section that is not there leaves SASL off, as in ZooKeeper.
+        let env = HashMap::from([(
+            "JVMFLAGS".to_string(),
+            format!(
+                "-Djava.security.auth.login.config={} -Dzookeeper.sasl.serverconfig=Other",
+                jaas.display()
+            ),
+        )]);
+        let cfg = Config::load(Some(&zoo), Some(env)).unwrap();
+        assert_eq!(cfg.sasl_section, "Other");
+        assert!(cfg.sasl_login.is_none());
+        assert!(
+            cfg.warnings[0].contains("no section Other"),
+            "{:?}",
+            cfg.warnings
+        );
+
+        let env = HashMap::from([(
+            "SERVER_JVMFLAGS".to_string(),
+            "-Dzookeeper.jute.maxbuffer=lots".to_string(),
+        )]);
+        let err = Config::load(Some(&zoo), Some(env)).unwrap_err().to_string();
+        assert!(
+            err.contains("SERVER_JVMFLAGS") && err.contains("jute.maxbuffer"),
+            "{err}"
+        );
+
+        for text in ["no such file", "Server { broken"] {
+            let bad = dir.path().join("bad.jaas");
+            if text != "no such file" {
+                std::fs::write(&bad, text).unwrap();
+            }
+            let env = HashMap::from([(
+                "SERVER_JVMFLAGS".to_string(),
+                format!("-Djava.security.auth.login.config={}", bad.display()),
+            )]);
+            let err = Config::load(Some(&zoo), Some(env)).unwrap_err();
+            assert!(matches!(err, ConfigError::Sasl(_)), "{text}: {err}");
+        }
     }
 }
