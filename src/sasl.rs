@@ -652,7 +652,8 @@ Client {
         let first = m.evaluate(b"an initial response", &l).expect("challenged");
         assert!(matches!(first, Step::Challenge(_)));
 
-        let cases: Vec<(Box<dyn Fn(&str) -> String>, SaslError)> = vec![
+        type Mangle = Box<dyn Fn(&str) -> String>;
+        let cases: Vec<(Mangle, SaslError)> = vec![
             (
                 Box::new(|c| client_response(c, "bob", "wrong", None)),
                 SaslError::Mismatch,
