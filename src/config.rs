@@ -55,6 +55,14 @@ pub struct Config {
     pub secure_client_port: Option<u16>,
     pub secure_client_port_address: Option<IpAddr>,
     pub tls: TlsSettings,
+    /// `sslQuorum`: members dial each other with TLS (`ssl.quorum.*` stores).
+    pub ssl_quorum: bool,
+    /// `portUnification`: the election and quorum ports accept TLS and plain connections.
+    pub port_unification: bool,
+    pub quorum_tls: TlsSettings,
+    /// `ssl.quorum.hostnameVerification` (default true): a dialed member's certificate must
+    /// name the host it is dialed at.
+    pub quorum_hostname_verification: bool,
     /// Per client IP; 0 = unlimited.
     pub max_client_cnxns: usize,
     /// `maxCnxns`: the most connections a client port takes in all (0: no limit).
@@ -146,9 +154,13 @@ pub enum ClientAuth {
     None,
 }
 
-/// The `ssl.*` settings of the secure client port (ZooKeeper's `X509Util` keys).
-#[derive(Debug, Clone, Default)]
+/// The `ssl.*` settings of the secure client port, or the `ssl.quorum.*` ones of TLS between
+/// members (ZooKeeper's `X509Util` keys).
+#[derive(Debug, Clone)]
 pub struct TlsSettings {
+    /// The keys' prefix (`ssl`, `ssl.quorum`) and what needs them, for messages.
+    pub prefix: &'static str,
+    pub user: &'static str,
     pub key_store: Option<PathBuf>,
     pub key_store_password: Option<String>,
     pub key_store_type: Option<String>,
@@ -156,6 +168,57 @@ pub struct TlsSettings {
     pub trust_store_password: Option<String>,
     pub trust_store_type: Option<String>,
     pub client_auth: ClientAuth,
+}
+
+impl Default for TlsSettings {
+    /// The secure client port's (`ssl.*`).
+    fn default() -> Self {
+        TlsSettings {
+            prefix: "ssl",
+            user: "secureClientPort",
+            key_store: None,
+            key_store_password: None,
+            key_store_type: None,
+            trust_store: None,
+            trust_store_password: None,
+            trust_store_type: None,
+            client_auth: ClientAuth::Need,
+        }
+    }
+}
+
+impl TlsSettings {
+    /// TLS between members (`ssl.quorum.*`).
+    pub fn quorum() -> Self {
+        TlsSettings {
+            prefix: "ssl.quorum",
+            user: "sslQuorum",
+            ..TlsSettings::default()
+        }
+    }
+
+    /// Sets `key` (the part after the prefix: `keyStore.location`, ...); false if it is not
+    /// one of these.
+    fn set(&mut self, key: &str, value: &str) -> Result<bool, &'static str> {
+        match key {
+            "keyStore.location" => self.key_store = Some(PathBuf::from(value)),
+            "keyStore.password" => self.key_store_password = Some(value.to_string()),
+            "keyStore.type" => self.key_store_type = Some(value.to_string()),
+            "trustStore.location" => self.trust_store = Some(PathBuf::from(value)),
+            "trustStore.password" => self.trust_store_password = Some(value.to_string()),
+            "trustStore.type" => self.trust_store_type = Some(value.to_string()),
+            "clientAuth" => {
+                self.client_auth = match value.to_ascii_lowercase().as_str() {
+                    "need" => ClientAuth::Need,
+                    "want" => ClientAuth::Want,
+                    "none" => ClientAuth::None,
+                    _ => return Err("expected need, want or none"),
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 impl Default for Config {
@@ -170,6 +233,10 @@ impl Default for Config {
             secure_client_port: None,
             secure_client_port_address: None,
             tls: TlsSettings::default(),
+            ssl_quorum: false,
+            port_unification: false,
+            quorum_tls: TlsSettings::quorum(),
+            quorum_hostname_verification: true,
             max_client_cnxns: 60,
             max_cnxns: 0,
             skip_acl: false,
@@ -581,6 +648,23 @@ impl Config {
                 ),
             });
         }
+        if self.ssl_quorum || self.port_unification {
+            let s = &self.quorum_tls;
+            let missing = [
+                (s.key_store.is_none(), "ssl.quorum.keyStore.location"),
+                (s.trust_store.is_none(), "ssl.quorum.trustStore.location"),
+            ];
+            if let Some((_, key)) = missing.iter().find(|(m, _)| *m) {
+                return Err(ConfigError::Invalid {
+                    line: 0,
+                    key: key.to_string(),
+                    value: String::new(),
+                    reason: "TLS between members (sslQuorum, portUnification) needs a key store \
+                             and a trust store"
+                        .into(),
+                });
+            }
+        }
         if self.min_session_timeout_ms() > self.max_session_timeout_ms() {
             return Err(ConfigError::Invalid {
                 line: 0,
@@ -632,24 +716,17 @@ impl Config {
                 self.secure_client_port_address =
                     Some(num(value).ok_or_else(|| invalid("expected an IP address"))?)
             }
-            "ssl.keyStore.location" => self.tls.key_store = Some(PathBuf::from(value)),
-            "ssl.keyStore.password" => self.tls.key_store_password = Some(value.to_string()),
-            "ssl.keyStore.type" => self.tls.key_store_type = Some(value.to_string()),
-            "ssl.trustStore.location" => self.tls.trust_store = Some(PathBuf::from(value)),
-            "ssl.trustStore.password" => self.tls.trust_store_password = Some(value.to_string()),
-            "ssl.trustStore.type" => self.tls.trust_store_type = Some(value.to_string()),
-            "ssl.clientAuth" => {
-                self.tls.client_auth = match value.to_ascii_lowercase().as_str() {
-                    "need" => ClientAuth::Need,
-                    "want" => ClientAuth::Want,
-                    "none" => ClientAuth::None,
-                    _ => return Err(invalid("expected need, want or none")),
-                }
-            }
-            "sslQuorum" => {
-                if boolean(value)? {
-                    return Err(invalid("TLS between members (sslQuorum) is not supported"));
-                }
+            k if k.starts_with("ssl.quorum.")
+                && self
+                    .quorum_tls
+                    .set(&k["ssl.quorum.".len()..], value)
+                    .map_err(invalid)? => {}
+            k if k.starts_with("ssl.")
+                && self.tls.set(&k["ssl.".len()..], value).map_err(invalid)? => {}
+            "sslQuorum" => self.ssl_quorum = boolean(value)?,
+            "portUnification" => self.port_unification = boolean(value)?,
+            "ssl.quorum.hostnameVerification" => {
+                self.quorum_hostname_verification = boolean(value)?
             }
             "maxClientCnxns" => {
                 self.max_client_cnxns = num(value).ok_or_else(|| invalid("expected a number"))?
@@ -848,6 +925,15 @@ const KNOWN_KEYS: &[&str] = &[
     "ssl.trustStore.password",
     "ssl.trustStore.type",
     "ssl.clientAuth",
+    "ssl.quorum.keyStore.location",
+    "ssl.quorum.keyStore.password",
+    "ssl.quorum.keyStore.type",
+    "ssl.quorum.trustStore.location",
+    "ssl.quorum.trustStore.password",
+    "ssl.quorum.trustStore.type",
+    "ssl.quorum.clientAuth",
+    "ssl.quorum.hostnameVerification",
+    "portUnification",
     "sslQuorum",
     "maxClientCnxns",
     "minSessionTimeout",
@@ -1355,6 +1441,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sasl is not available"), "{err}");
+    }
+
+    #[test]
+    fn quorum_tls_keys() {
+        let cfg = Config::parse(
+            "sslQuorum=true\nssl.quorum.keyStore.location=/k.pem\nssl.quorum.keyStore.type=PEM\n\
+             ssl.quorum.trustStore.location=/t.p12\nssl.quorum.trustStore.password=pw\n\
+             ssl.quorum.clientAuth=want\nssl.quorum.hostnameVerification=false\n\
+             ssl.keyStore.location=/client.pem\nportUnification=true\n",
+        )
+        .unwrap();
+        assert!(cfg.ssl_quorum && cfg.port_unification && !cfg.quorum_hostname_verification);
+        let q = &cfg.quorum_tls;
+        assert_eq!(q.key_store.as_deref(), Some(std::path::Path::new("/k.pem")));
+        assert_eq!(q.trust_store_password.as_deref(), Some("pw"));
+        assert_eq!((q.client_auth, q.prefix), (ClientAuth::Want, "ssl.quorum"));
+        assert_eq!(
+            cfg.tls.key_store.as_deref(),
+            Some(std::path::Path::new("/client.pem"))
+        );
+        assert!(cfg.tls.trust_store.is_none());
+        for (text, key) in [
+            ("sslQuorum=true\n", "ssl.quorum.keyStore.location"),
+            (
+                "portUnification=true\nssl.quorum.keyStore.location=/k\n",
+                "ssl.quorum.trustStore.location",
+            ),
+            ("ssl.quorum.clientAuth=maybe\n", "ssl.quorum.clientAuth"),
+        ] {
+            match Config::parse(text) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 
     #[test]

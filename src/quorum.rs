@@ -4,6 +4,7 @@
 //! dial the leader's quorum port; a continuous stream of QuorumPacket records, no framing).
 //! Inbound messages go to the core as [`CoreMsg::Peer`] (votes, the first packet of a
 //! connection) and [`CoreMsg::Packets`] (each read's packets); the core sends through [`Peers`].
+//! With `sslQuorum`, both kinds of connection are TLS ([`Wire`]).
 
 use crate::core::CoreMsg;
 use crate::ensemble::Ensemble;
@@ -15,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -23,6 +24,106 @@ use tokio::sync::mpsc;
 const PROTOCOL_V1: i64 = -65536;
 /// Largest election message (`PACKETMAXSIZE`).
 const MAX_ELECTION_MSG: usize = 512 * 1024;
+
+/// The halves of a connection to a member, plain TCP or TLS.
+type Rd = Box<dyn AsyncRead + Send + Unpin>;
+type Wr = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// How long a TLS handshake between members may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A TLS record's first byte (a handshake): how a unified port tells TLS from plain.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// How connections between members are made: plain TCP, or TLS (`sslQuorum`, with
+/// `portUnification` accepting both, as ZooKeeper's UnifiedServerSocket does).
+#[derive(Clone, Default)]
+pub struct Wire {
+    tls: Option<Arc<crate::tls::QuorumTls>>,
+}
+
+impl Wire {
+    pub fn new(tls: Option<Arc<crate::tls::QuorumTls>>) -> Wire {
+        Wire { tls }
+    }
+
+    /// Connects to `addr` (`host` names it, for the certificate check).
+    async fn connect(&self, addr: SocketAddr, host: &str) -> std::io::Result<(Rd, Wr)> {
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        match &self.tls {
+            Some(tls) if tls.dial => {
+                let name = rustls_name(host)?;
+                let tls = within(tls.connector.connect(name, stream), "TLS handshake").await?;
+                Ok(halves(tls))
+            }
+            _ => Ok(plain(stream)),
+        }
+    }
+
+    /// Connects to `host:port`.
+    async fn dial(&self, target: &str) -> std::io::Result<(Rd, Wr)> {
+        let host = match target.rsplit_once(':') {
+            Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+            None => target,
+        };
+        let addr = tokio::net::lookup_host(target)
+            .await?
+            .next()
+            .ok_or_else(|| std::io::Error::other(format!("cannot resolve {target}")))?;
+        self.connect(addr, host).await
+    }
+
+    /// Takes an accepted connection: TLS when TLS is on (or, on a unified port, when it
+    /// begins with a TLS handshake); a plain one on a TLS port fails its handshake.
+    async fn accept(&self, stream: TcpStream) -> std::io::Result<(Rd, Wr)> {
+        let _ = stream.set_nodelay(true);
+        let tls = match &self.tls {
+            Some(tls) if !tls.unify => Some(tls),
+            Some(tls) => {
+                let mut first = [0u8; 1];
+                let n = within(stream.peek(&mut first), "the first byte").await?;
+                (n == 1 && first[0] == TLS_HANDSHAKE).then_some(tls)
+            }
+            None => None,
+        };
+        match tls {
+            Some(tls) => Ok(halves(
+                within(tls.acceptor.accept(stream), "TLS handshake").await?,
+            )),
+            None => Ok(plain(stream)),
+        }
+    }
+}
+
+/// The halves of a plain connection (each its own, no lock between them).
+fn plain(stream: TcpStream) -> (Rd, Wr) {
+    let (rd, wr) = stream.into_split();
+    (Box::new(rd), Box::new(wr))
+}
+
+/// The read and write halves of a TLS connection.
+fn halves<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> (Rd, Wr) {
+    let (rd, wr) = tokio::io::split(stream);
+    (Box::new(rd), Box::new(wr))
+}
+
+/// `step`, given [`HANDSHAKE_TIMEOUT`].
+async fn within<T>(
+    step: impl std::future::Future<Output = std::io::Result<T>>,
+    what: &str,
+) -> std::io::Result<T> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, step)
+        .await
+        .map_err(|_| std::io::Error::other(format!("{what}: timed out")))?
+}
+
+/// The name a dialed member's certificate is checked against: its host, or its IP address.
+fn rustls_name(
+    host: &str,
+) -> std::io::Result<tokio_rustls::rustls::pki_types::ServerName<'static>> {
+    tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| std::io::Error::other(format!("{host}: {e}")))
+}
 
 type Senders<T> = Arc<Mutex<HashMap<Sid, (u64, mpsc::UnboundedSender<T>)>>>;
 /// The membership in effect: a reconfig replaces it.
@@ -34,6 +135,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Connections to the other members.
 pub struct Peers {
+    wire: Wire,
     ensemble: Membership,
     election: Senders<Notification>,
     quorum: Senders<QuorumPacket>,
@@ -48,6 +150,7 @@ impl Peers {
         ensemble: Arc<Ensemble>,
         core: mpsc::Sender<CoreMsg>,
         listen_all: bool,
+        wire: Wire,
     ) -> std::io::Result<Self> {
         let me = ensemble.me().clone();
         let bind = |port: u16| -> std::io::Result<SocketAddr> {
@@ -64,6 +167,7 @@ impl Peers {
         let election_listener = bind_retry(bind(me.election_port)?).await?;
         let quorum_listener = bind_retry(bind(me.quorum_port)?).await?;
         let peers = Peers {
+            wire,
             ensemble: Arc::new(Mutex::new(ensemble.clone())),
             election: Arc::default(),
             quorum: Arc::default(),
@@ -81,6 +185,7 @@ impl Peers {
 
     fn clone_parts(&self) -> Parts {
         Parts {
+            wire: self.wire.clone(),
             ensemble: self.ensemble.clone(),
             election: self.election.clone(),
             quorum: self.quorum.clone(),
@@ -138,19 +243,20 @@ impl Peers {
         lock(&self.quorum).insert(leader, (gen, tx));
         let parts = self.clone_parts();
         let addr = m.quorum_addr();
+        let host = m.host.clone();
         self.rt.spawn(async move {
-            let mut stream = None;
+            let mut link = None;
             for _ in 0..20 {
                 if let Some(addr) = addr {
-                    if let Ok(s) = TcpStream::connect(addr).await {
-                        stream = Some(s);
+                    if let Ok(l) = parts.wire.connect(addr, &host).await {
+                        link = Some(l);
                         break;
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            match stream {
-                Some(s) => quorum_connection(s, leader, gen, rx, parts).await,
+            match link {
+                Some((rd, wr)) => pump(leader, gen, rd, wr, Vec::new(), rx, parts).await,
                 None => parts.quorum_closed(leader, gen).await,
             }
         });
@@ -159,6 +265,7 @@ impl Peers {
 
 #[derive(Clone)]
 struct Parts {
+    wire: Wire,
     ensemble: Membership,
     election: Senders<Notification>,
     quorum: Senders<QuorumPacket>,
@@ -211,8 +318,9 @@ async fn accept_election(listener: TcpListener, parts: Parts) {
         };
         let parts = parts.clone();
         tokio::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let (mut rd, wr) = stream.into_split();
+            let Ok((mut rd, wr)) = parts.wire.accept(stream).await else {
+                return;
+            };
             let Ok((sid, addr)) = read_initial(&mut rd).await else {
                 return;
             };
@@ -241,9 +349,7 @@ async fn accept_election(listener: TcpListener, parts: Parts) {
 
 /// The sid of an InitialMessage and, from 3.5's protocol, the election address it gives
 /// (`host:port`, the first of several separated by `|`).
-async fn read_initial(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
-) -> std::io::Result<(Sid, Option<String>)> {
+async fn read_initial(rd: &mut Rd) -> std::io::Result<(Sid, Option<String>)> {
     let first = rd.read_i64().await?;
     if first >= 0 {
         return Ok((first as Sid, None)); // pre-3.5: the sid alone
@@ -265,10 +371,8 @@ async fn read_initial(
 /// Connects to `sid`'s election port at `addr`, says who we are, and runs the connection.
 async fn dial_once(sid: Sid, addr: &str, parts: &Parts) {
     let me = parts.ensemble().me().clone();
-    if let Ok(stream) = TcpStream::connect(addr).await {
-        let _ = stream.set_nodelay(true);
-        let (rd, mut wr) = stream.into_split();
-        if wr.write_all(&initial_message(&me)).await.is_ok() {
+    if let Ok((rd, mut wr)) = parts.wire.dial(addr).await {
+        if send(&mut wr, &initial_message(&me)).await.is_ok() {
             election_connection(sid, rd, wr, parts.clone()).await;
         }
     }
@@ -288,7 +392,7 @@ async fn reach(sid: Sid, me: Sid, parts: Parts) {
         };
         if !lock(&parts.election).contains_key(&sid) {
             let addr = m.election_target();
-            knock(&addr, ensemble.me()).await;
+            knock(&parts.wire, &addr, ensemble.me()).await;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -296,10 +400,17 @@ async fn reach(sid: Sid, me: Sid, parts: Parts) {
 
 /// Our InitialMessage on a connection we close at once: a larger id that does not know us
 /// dials back at the address it names.
-async fn knock(addr: &str, me: &crate::ensemble::Member) {
-    if let Ok(mut stream) = TcpStream::connect(addr).await {
-        let _ = stream.write_all(&initial_message(me)).await;
+async fn knock(wire: &Wire, addr: &str, me: &crate::ensemble::Member) {
+    if let Ok((_rd, mut wr)) = wire.dial(addr).await {
+        let _ = send(&mut wr, &initial_message(me)).await;
+        let _ = wr.shutdown().await;
     }
+}
+
+/// Writes `bytes` and flushes them (TLS holds what is written until flushed).
+async fn send(wr: &mut Wr, bytes: &[u8]) -> std::io::Result<()> {
+    wr.write_all(bytes).await?;
+    wr.flush().await
 }
 
 fn initial_message(me: &crate::ensemble::Member) -> Vec<u8> {
@@ -325,12 +436,7 @@ async fn dial_election(sid: Sid, parts: Parts) {
 }
 
 /// Reads length-prefixed notifications from `sid` and writes ours, until the connection breaks.
-async fn election_connection(
-    sid: Sid,
-    mut rd: tokio::net::tcp::OwnedReadHalf,
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
-    parts: Parts,
-) {
+async fn election_connection(sid: Sid, mut rd: Rd, mut wr: Wr, parts: Parts) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Notification>();
     let gen = parts.generation.fetch_add(1, Ordering::Relaxed);
     lock(&parts.election).insert(sid, (gen, tx));
@@ -338,7 +444,7 @@ async fn election_connection(
         while let Some(n) = rx.recv().await {
             let mut out = Vec::new();
             jute::frame::write(&mut out, |o| n.encode(o));
-            if wr.write_all(&out).await.is_err() {
+            if send(&mut wr, &out).await.is_err() {
                 break;
             }
         }
@@ -374,10 +480,12 @@ async fn accept_quorum(listener: TcpListener, parts: Parts) {
         };
         let parts = parts.clone();
         tokio::spawn(async move {
-            let _ = stream.set_nodelay(true);
+            let Ok((rd, wr)) = parts.wire.accept(stream).await else {
+                return;
+            };
             let (tx, rx) = mpsc::unbounded_channel();
             // The learner's id comes with its first packet (FOLLOWERINFO / OBSERVERINFO).
-            learner_connection(stream, tx, rx, parts).await;
+            learner_connection(rd, wr, tx, rx, parts).await;
         });
     }
 }
@@ -399,12 +507,12 @@ fn next_packet(buf: &[u8], start: &mut usize) -> Result<Option<QuorumPacket>, De
 }
 
 async fn learner_connection(
-    stream: TcpStream,
+    mut rd: Rd,
+    wr: Wr,
     tx: mpsc::UnboundedSender<QuorumPacket>,
     rx: mpsc::UnboundedReceiver<QuorumPacket>,
     parts: Parts,
 ) {
-    let (mut rd, wr) = stream.into_split();
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     // The first packet names the learner.
@@ -441,24 +549,12 @@ async fn learner_connection(
     pump(sid, gen, rd, wr, buf, rx, parts).await;
 }
 
-async fn quorum_connection(
-    stream: TcpStream,
-    sid: Sid,
-    gen: u64,
-    rx: mpsc::UnboundedReceiver<QuorumPacket>,
-    parts: Parts,
-) {
-    let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
-    pump(sid, gen, rd, wr, Vec::new(), rx, parts).await;
-}
-
 /// Moves packets both ways on a quorum connection until it breaks or is dropped.
 async fn pump(
     sid: Sid,
     gen: u64,
-    mut rd: tokio::net::tcp::OwnedReadHalf,
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rd: Rd,
+    mut wr: Wr,
     mut buf: Vec<u8>,
     mut rx: mpsc::UnboundedReceiver<QuorumPacket>,
     parts: Parts,
@@ -475,7 +571,7 @@ async fn pump(
                 while let Ok(more) = rx.try_recv() {
                     more.encode(&mut bytes);
                 }
-                if wr.write_all(&bytes).await.is_err() {
+                if send(&mut wr, &bytes).await.is_err() {
                     break;
                 }
                 if bytes.capacity() > 4 << 20 {

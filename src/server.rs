@@ -203,10 +203,12 @@ pub async fn run(
             ensemble = saved;
         }
         let ensemble = Arc::new(ensemble);
+        let wire = crate::quorum::Wire::new(crate::tls::QuorumTls::of(&cfg)?);
         let peers = crate::quorum::Peers::start(
             ensemble.clone(),
             core_tx.clone(),
             cfg.quorum_listen_on_all_ips,
+            wire,
         )
         .await?;
         let applied = core.tree.last_zxid;

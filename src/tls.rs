@@ -10,7 +10,7 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -191,28 +191,36 @@ fn trust_store(s: &TlsSettings, path: &Path) -> Result<Vec<CertificateDer<'stati
 }
 
 /// The acceptor for the secure client port.
+#[allow(deprecated)]
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The roots of the trust store at `path`.
+fn roots(s: &TlsSettings, path: &Path) -> Result<Arc<rustls::RootCertStore>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in trust_store(s, path)? {
+        roots.add(cert)?;
+    }
+    Ok(Arc::new(roots))
+}
+
 pub fn acceptor(s: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
-    let ks = s
-        .key_store
-        .as_deref()
-        .ok_or_else(|| TlsError::Config("secureClientPort needs ssl.keyStore.location".into()))?;
+    let ks = s.key_store.as_deref().ok_or_else(|| {
+        TlsError::Config(format!("{} needs {}.keyStore.location", s.user, s.prefix))
+    })?;
     let (chain, key) = key_store(s, ks)?;
     // ring: a small C build. rustls 0.23.48 deprecates it for lacking post-quantum key
     // exchange, which ZooKeeper's Java clients do not offer anyway; aws-lc-rs would add a
     // long C build to every fresh CI run.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = provider();
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let builder = match (s.client_auth, s.trust_store.as_deref()) {
         (ClientAuth::None, _) => builder.with_no_client_auth(),
         (auth, Some(ts)) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in trust_store(s, ts)? {
-                roots.add(cert)?;
-            }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
+                roots(s, ts)?,
                 provider,
             );
             let verifier = match auth {
@@ -225,15 +233,126 @@ pub fn acceptor(s: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
             builder.with_client_cert_verifier(verifier)
         }
         (_, None) => {
-            return Err(TlsError::Config(
-                "ssl.clientAuth need or want (need is the default) requires \
-                 ssl.trustStore.location; or set ssl.clientAuth=none"
-                    .into(),
-            ))
+            return Err(TlsError::Config(format!(
+                "{p}.clientAuth need or want (need is the default) requires \
+                 {p}.trustStore.location; or set {p}.clientAuth=none",
+                p = s.prefix
+            )))
         }
     };
     let cfg = builder.with_single_cert(chain, key)?;
     Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// The dialing side of TLS between members (`sslQuorum`): our certificate from the key store,
+/// the peer's checked against the trust store and, with `verify_names`
+/// (`ssl.quorum.hostnameVerification`, on by default), against the host it is dialed at.
+pub fn connector(s: &TlsSettings, verify_names: bool) -> Result<TlsConnector, TlsError> {
+    let need = |what: &str| TlsError::Config(format!("{} needs {}.{what}", s.user, s.prefix));
+    let ks = s
+        .key_store
+        .as_deref()
+        .ok_or_else(|| need("keyStore.location"))?;
+    let ts = s
+        .trust_store
+        .as_deref()
+        .ok_or_else(|| need("trustStore.location"))?;
+    let (chain, key) = key_store(s, ks)?;
+    let provider = provider();
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        roots(s, ts)?,
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| TlsError::Config(format!("trust store: {e}")))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?;
+    let builder = if verify_names {
+        builder.with_webpki_verifier(verifier)
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyName(verifier)))
+    };
+    let cfg = builder.with_client_auth_cert(chain, key)?;
+    Ok(TlsConnector::from(Arc::new(cfg)))
+}
+
+/// The trust store's verdict on a peer's chain, whatever names its certificate holds
+/// (`hostnameVerification=false`).
+#[derive(Debug)]
+struct AnyName(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                NotValidForName | NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// TLS between members: both ends of every election and quorum connection.
+pub struct QuorumTls {
+    pub acceptor: TlsAcceptor,
+    pub connector: TlsConnector,
+    /// `sslQuorum`: dial with TLS. Without it (port unification only), dial in the clear and
+    /// accept both.
+    pub dial: bool,
+    /// `portUnification`: accept plain connections too (told apart by their first byte).
+    pub unify: bool,
+}
+
+impl QuorumTls {
+    /// From the `ssl.quorum.*` settings; None when neither `sslQuorum` nor
+    /// `portUnification` asks for TLS.
+    pub fn of(cfg: &crate::config::Config) -> Result<Option<Arc<QuorumTls>>, TlsError> {
+        if !cfg.ssl_quorum && !cfg.port_unification {
+            return Ok(None);
+        }
+        let s = &cfg.quorum_tls;
+        Ok(Some(Arc::new(QuorumTls {
+            acceptor: acceptor(s)?,
+            connector: connector(s, cfg.quorum_hostname_verification)?,
+            dial: cfg.ssl_quorum,
+            unify: cfg.port_unification,
+        })))
+    }
 }
 
 #[cfg(test)]
@@ -274,6 +393,27 @@ mod tests {
         let mut s = settings(f.to_str());
         s.key_store_type = Some("BKS".into());
         assert!(config_error(&s).contains("type BKS"));
+    }
+
+    #[test]
+    fn quorum_stores_are_named_by_their_keys() {
+        let mut s = TlsSettings::quorum();
+        let msg = match connector(&s, true) {
+            Err(TlsError::Config(m)) => m,
+            other => panic!("{:?}", other.map(|_| ())),
+        };
+        assert!(
+            msg.contains("sslQuorum needs ssl.quorum.keyStore.location"),
+            "{msg}"
+        );
+        s.key_store = Some(PathBuf::from("/k.pem"));
+        let msg = match connector(&s, true) {
+            Err(TlsError::Config(m)) => m,
+            other => panic!("{:?}", other.map(|_| ())),
+        };
+        assert!(msg.contains("ssl.quorum.trustStore.location"), "{msg}");
+        s.key_store = None;
+        assert!(config_error(&s).contains("ssl.quorum.keyStore.location"));
     }
 
     #[test]

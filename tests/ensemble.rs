@@ -1332,3 +1332,209 @@ fn a_joiner_with_the_smallest_id_reaches_members_that_do_not_know_it() {
     assert_eq!(ids, [1, 2, 3]);
     assert_eq!(config_on(members[1].client), (vec![1, 2, 3], version));
 }
+
+/// A CA and a certificate it signs for `names` (`IP:127.0.0.1`, `DNS:...`), made with the
+/// openssl command: returns (key store, trust store), PEM files in `dir`.
+fn certificate(dir: &std::path::Path, who: &str, names: &str) -> (String, String) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    let (ca_key, ca) = (format!("{who}-ca.key"), format!("{who}-ca.pem"));
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={who}-ca"),
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+    ]);
+    let (key, csr, crt) = (
+        format!("{who}.key"),
+        format!("{who}.csr"),
+        format!("{who}.crt"),
+    );
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        &format!("/CN={who}"),
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    let ext = dir.join(format!("{who}.ext"));
+    let san = if names.is_empty() {
+        String::new()
+    } else {
+        format!("subjectAltName={names}\n")
+    };
+    std::fs::write(
+        &ext,
+        format!("{san}extendedKeyUsage=serverAuth,clientAuth\n"),
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        ext.to_str().unwrap(),
+        "-out",
+        &crt,
+    ]);
+    let p8 = format!("{who}.p8");
+    run(&["pkcs8", "-topk8", "-nocrypt", "-in", &key, "-out", &p8]);
+    let store = dir.join(format!("{who}.pem"));
+    let text = std::fs::read_to_string(dir.join(&p8)).unwrap()
+        + &std::fs::read_to_string(dir.join(&crt)).unwrap();
+    std::fs::write(&store, text).unwrap();
+    (
+        store.display().to_string(),
+        dir.join(ca).display().to_string(),
+    )
+}
+
+fn quorum_tls_lines(key_store: &str, trust_store: &str) -> String {
+    format!(
+        "sslQuorum=true\nssl.quorum.keyStore.location={key_store}\n\
+         ssl.quorum.trustStore.location={trust_store}\n"
+    )
+}
+
+/// Rewrites the member's `ssl.quorum`/`sslQuorum`/`portUnification` lines.
+fn set_quorum_tls(m: &Member, lines: &str) {
+    let text = std::fs::read_to_string(&m.cfg).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            !l.starts_with("ssl.quorum.")
+                && !l.starts_with("sslQuorum")
+                && !l.starts_with("portUnification")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&m.cfg, kept + lines).unwrap();
+}
+
+/// Waits until the member serves (Some(mode)), or gives up after `within`.
+fn serving_within(m: &Member, within: Duration) -> Option<String> {
+    let t0 = Instant::now();
+    while t0.elapsed() < within {
+        if let Some(mode) = m.mode().filter(|m| m == "leader" || m == "follower") {
+            return Some(mode);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn with_ssl_quorum_members_speak_tls_and_turn_away_strangers_and_plain_peers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let (ks, ts) = certificate(&certs, "member", "IP:127.0.0.1,DNS:localhost");
+    let (rogue_ks, rogue_ts) = certificate(&certs, "rogue", "IP:127.0.0.1");
+    let mut members = ensemble_configured(3, 0, tmp.path(), &quorum_tls_lines(&ks, &ts));
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let f = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let paths: Vec<String> = (0..20).map(|i| format!("/tls-{i}")).collect();
+    write_through(members[f].client, &paths[..10]);
+    sync_and_check(members[other].client, &paths[..10]);
+
+    // A member whose certificate another CA signed, and one speaking plain TCP, cannot join:
+    // the other two go on writing.
+    members[other].kill();
+    for (what, lines) in [
+        (
+            "a certificate from another CA",
+            quorum_tls_lines(&rogue_ks, &rogue_ts),
+        ),
+        ("plain TCP", String::new()),
+    ] {
+        set_quorum_tls(&members[other], &lines);
+        members[other].start();
+        assert_eq!(
+            serving_within(&members[other], Duration::from_secs(4)),
+            None,
+            "a member with {what} joined"
+        );
+        members[other].kill();
+    }
+    write_through(members[leader].client, &paths[10..15]);
+
+    // Port unification: a member that still dials in the clear joins members that accept both.
+    set_quorum_tls(
+        &members[other],
+        &format!(
+            "{}portUnification=true\nsslQuorum=false\n",
+            quorum_tls_lines(&ks, &ts)
+        ),
+    );
+    for i in [leader, f] {
+        members[i].kill();
+        set_quorum_tls(
+            &members[i],
+            &format!("{}portUnification=true\n", quorum_tls_lines(&ks, &ts)),
+        );
+        members[i].start();
+    }
+    members[other].start();
+    wait_serving(&members, Duration::from_secs(30));
+    write_through(members[other].client, &paths[15..]);
+    for m in &members {
+        sync_and_check(m.client, &paths);
+    }
+}
+
+#[test]
+fn quorum_tls_checks_the_dialed_host_unless_told_not_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    // Signed by the trusted CA, but for another host: refused while names are verified.
+    let (ks, ts) = certificate(&certs, "elsewhere", "DNS:zk.example.com");
+    let lines = quorum_tls_lines(&ks, &ts);
+    let mut members = ensemble_configured(3, 0, tmp.path(), &lines);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        members
+            .iter()
+            .all(|m| serving_within(m, Duration::from_millis(100)).is_none()),
+        "members whose certificates name another host formed a quorum"
+    );
+    for m in &mut members {
+        m.kill();
+        set_quorum_tls(
+            m,
+            &format!("{lines}ssl.quorum.hostnameVerification=false\n"),
+        );
+        m.start();
+    }
+    wait_serving(&members, Duration::from_secs(30));
+    write_through(members[0].client, &["/unverified".to_string()]);
+}
