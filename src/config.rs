@@ -127,6 +127,9 @@ pub struct Config {
     pub sync_limit: u32,
     /// `server.N=...` lines, for the ensemble; empty means standalone.
     pub servers: Vec<(u32, String)>,
+    /// `group.G=...` and `weight.S=...` lines: hierarchical quorums (see
+    /// [`crate::ensemble::Groups`]).
+    pub quorum_groups: Vec<(String, String)>,
     /// `dynamicConfigFile`: the file the `server.N` lines are in (ZooKeeper 3.5+'s split
     /// config, as a member that ran with `reconfigEnabled` leaves it).
     pub dynamic_config_file: Option<PathBuf>,
@@ -272,6 +275,7 @@ impl Default for Config {
             init_limit: 10,
             sync_limit: 5,
             servers: Vec::new(),
+            quorum_groups: Vec::new(),
             dynamic_config_file: None,
             config_version: 0,
             standalone_enabled: true,
@@ -479,11 +483,16 @@ impl Config {
         let Some(path) = self.dynamic_config_file.clone() else {
             return Ok(());
         };
-        if let Some((id, spec)) = self.servers.first() {
+        let static_line = self
+            .servers
+            .first()
+            .map(|(id, spec)| (format!("server.{id}"), spec.clone()))
+            .or_else(|| self.quorum_groups.first().cloned());
+        if let Some((key, value)) = static_line {
             return Err(ConfigError::Invalid {
                 line: 0,
-                key: format!("server.{id}"),
-                value: spec.clone(),
+                key,
+                value,
                 reason: "must be in a separate dynamic config file (dynamicConfigFile is set)"
                     .into(),
             });
@@ -834,9 +843,11 @@ impl Config {
                 || k.starts_with("metricsProvider.")
                 || k.starts_with("quorum.")
                 || k.starts_with("ssl.")
-                || k.starts_with("znode.container.")
-                || k.starts_with("group.")
-                || k.starts_with("weight.") => {}
+                || k.starts_with("znode.container.") => {}
+            k if k.starts_with("group.") || k.starts_with("weight.") => {
+                self.quorum_groups.retain(|(other, _)| other != k);
+                self.quorum_groups.push((k.to_string(), value.to_string()));
+            }
             "peerType"
             | "electionPortBindRetry"
             | "quorumListenOnAllIPs"
@@ -1339,14 +1350,36 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(ensemble.config_text().ends_with("\nversion=100000000"));
-        // As ZooKeeper: no server line in the static file once there is a dynamic one.
-        write("server.4=10.0.0.4:2888:3888\n");
-        let err = Config::load(Some(&zoo), Some(HashMap::new())).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("must be in a separate dynamic config file"),
-            "{err}"
-        );
+        // As ZooKeeper: no server, group or weight line in the static file once there is a
+        // dynamic one.
+        for line in [
+            "server.4=10.0.0.4:2888:3888\n",
+            "group.1=1:2:3\n",
+            "weight.2=3\n",
+        ] {
+            write(line);
+            let err = Config::load(Some(&zoo), Some(HashMap::new())).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("must be in a separate dynamic config file"),
+                "{line}: {err}"
+            );
+        }
+        // Groups in the dynamic file make the ensemble's quorums hierarchical.
+        write("");
+        let groups = "group.1=1:2\ngroup.2=3\nweight.2=2\n";
+        let members = std::fs::read_to_string(&dynamic).unwrap();
+        std::fs::write(&dynamic, format!("{members}{groups}")).unwrap();
+        let cfg = Config::load(Some(&zoo), Some(HashMap::new())).unwrap();
+        let ensemble = crate::ensemble::Ensemble::from_config(&cfg)
+            .unwrap()
+            .unwrap();
+        let g = ensemble.groups.as_ref().expect("groups");
+        assert_eq!((g.weight(1), g.weight(2)), (1, 2));
+        assert!(ensemble
+            .config_text()
+            .contains("group.1=1:2\ngroup.2=3\nweight.1=1\nweight.2=2\nversion=100000000"));
+        std::fs::write(&dynamic, members).unwrap();
         // No version inside the dynamic file; a missing file stops the server too.
         write("");
         std::fs::write(&dynamic, "server.1=10.0.0.1:2888:3888\nversion=1\n").unwrap();

@@ -1427,8 +1427,7 @@ impl Core {
     ) -> Result<TxnRecord, ZkError> {
         let rep = self.replica.as_ref().ok_or(ZkError::Unimplemented)?;
         let (version, pending) = rep.zab.membership();
-        let synced =
-            |voters: &std::collections::BTreeSet<crate::zab::Sid>| rep.zab.quorum_synced(voters);
+        let synced = |voters: &crate::zab::Voters| rep.zab.quorum_synced(voters);
         let leader = crate::reconfig::Leader {
             ensemble: &rep.ensemble,
             version,

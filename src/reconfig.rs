@@ -4,7 +4,7 @@
 //! quorum of both memberships; every member switches to it when it commits.
 
 use crate::acl;
-use crate::ensemble::{parse_members, Ensemble, Member};
+use crate::ensemble::{parse_config, Ensemble, Member, ParsedConfig};
 use crate::prep::Ctx;
 use crate::zab::Sid;
 use jute::proto::ReconfigRequest;
@@ -23,9 +23,9 @@ pub struct Leader<'a> {
     /// The zxid the txn will get: the new membership's version.
     pub zxid: i64,
     pub standalone_enabled: bool,
-    /// `isQuorumSynced`: do the leader and its followers in broadcast hold a majority of
+    /// `isQuorumSynced`: do the leader and its followers in broadcast hold a quorum of
     /// these voters?
-    pub quorum_synced: &'a dyn Fn(&BTreeSet<Sid>) -> bool,
+    pub quorum_synced: &'a dyn Fn(&crate::zab::Voters) -> bool,
 }
 
 /// The reconfig txn, or the error the client gets.
@@ -36,12 +36,17 @@ pub fn prep(ctx: &Ctx<'_>, req: &ReconfigRequest, l: &Leader<'_>) -> Result<TxnR
     if req.cur_config_id != -1 && req.cur_config_id != l.version {
         return Err(ZkError::BadVersion);
     }
-    let members = next_members(req, &l.ensemble.members)?;
-    let voters: BTreeSet<Sid> = members
-        .values()
-        .filter(|m| !m.observer)
-        .map(|m| m.id)
-        .collect();
+    let ParsedConfig {
+        members, groups, ..
+    } = next_members(req, l.ensemble)?;
+    let voters = crate::zab::Voters {
+        ids: members
+            .values()
+            .filter(|m| !m.observer)
+            .map(|m| m.id)
+            .collect(),
+        groups: groups.clone(),
+    };
     // "new configuration must include at least 2 followers" (1 without standaloneEnabled).
     let least = if l.standalone_enabled { 2 } else { 1 };
     if voters.len() < least {
@@ -52,7 +57,7 @@ pub fn prep(ctx: &Ctx<'_>, req: &ReconfigRequest, l: &Leader<'_>) -> Result<TxnR
     }
     let node = ctx.tree.view(CONFIG_NODE).ok_or(ZkError::NoNode)?;
     acl::check(&node.acl, perms::WRITE, ctx.auth)?;
-    let next = l.ensemble.with_members(members, l.zxid as u64);
+    let next = l.ensemble.with_members(members, groups, l.zxid as u64);
     Ok(TxnRecord::Reconfig(SetDataTxn {
         path: CONFIG_NODE.to_string(),
         data: Some(next.config_text().into_bytes()),
@@ -68,17 +73,20 @@ fn split(s: &str, sep: char) -> impl Iterator<Item = &str> {
 /// The members after the request: `newMembers` replaces them all; otherwise `leavingServers`
 /// (ids) go and `joiningServers` (`server.N=host:port:port[:role];[host:]port`) come, a
 /// joiner with a member's id replacing that member.
-fn next_members(
-    req: &ReconfigRequest,
-    current: &BTreeMap<Sid, Member>,
-) -> Result<BTreeMap<Sid, Member>, ZkError> {
-    let members = if !req.new_members.trim().is_empty() {
+/// Non-incremental, the lines may define hierarchical quorums (`group.`/`weight.`); an
+/// incremental one is refused where the membership has them, as ZooKeeper refuses it for a
+/// non-majority quorum system.
+fn next_members(req: &ReconfigRequest, current: &Ensemble) -> Result<ParsedConfig, ZkError> {
+    let (members, groups) = if !req.new_members.trim().is_empty() {
         // Commas or newlines separate the lines.
         let text = req.new_members.replace(',', "\n");
-        let (members, _) = parse_members(text.as_bytes()).map_err(|_| ZkError::BadArguments)?;
-        members
+        let c = parse_config(text.as_bytes()).map_err(|_| ZkError::BadArguments)?;
+        (c.members, c.groups)
     } else {
-        let mut next = current.clone();
+        if current.groups.is_some() {
+            return Err(ZkError::BadArguments);
+        }
+        let mut next = current.members.clone();
         for leaving in split(&req.leaving_servers, ',') {
             // Long.parseLong's NumberFormatException: ZooKeeper's catch-all answer.
             let sid: Sid = leaving.parse().map_err(|_| ZkError::MarshallingError)?;
@@ -99,10 +107,14 @@ fn next_members(
             }
             next.insert(sid, m);
         }
-        next
+        (next, None)
     };
     check_addresses(&members)?;
-    Ok(members)
+    Ok(ParsedConfig {
+        members,
+        groups,
+        version: None,
+    })
 }
 
 /// `checkAddressDuplicate`: no two servers share a quorum or election address.
@@ -122,8 +134,10 @@ fn check_addresses(members: &BTreeMap<Sid, Member>) -> Result<(), ZkError> {
 mod tests {
     use super::*;
 
-    fn members(lines: &str) -> BTreeMap<Sid, Member> {
-        parse_members(lines.as_bytes()).unwrap().0
+    fn ensemble(lines: &str) -> Ensemble {
+        let cfg =
+            crate::config::Config::parse(&format!("{}\n", lines.replace("version=0", ""))).unwrap();
+        Ensemble::from_config(&cfg).unwrap().unwrap()
     }
 
     fn req(joining: &str, leaving: &str, new_members: &str) -> ReconfigRequest {
@@ -141,12 +155,13 @@ mod tests {
 
     #[test]
     fn incremental_removes_then_adds() {
-        let cur = members(THREE);
+        let cur = ensemble(THREE);
         let next = next_members(
             &req("server.4=127.0.0.1:2891:3891;2184", " 3 , 2", ""),
             &cur,
         )
-        .unwrap();
+        .unwrap()
+        .members;
         assert_eq!(next.keys().copied().collect::<Vec<_>>(), [1, 4]);
         assert_eq!(
             next[&4].config_line(),
@@ -157,13 +172,14 @@ mod tests {
             &req("server.3=127.0.0.1:2890:3890:observer;2183", "", ""),
             &cur,
         )
-        .unwrap();
+        .unwrap()
+        .members;
         assert!(next[&3].observer);
     }
 
     #[test]
     fn non_incremental_replaces_all() {
-        let cur = members(THREE);
+        let cur = ensemble(THREE);
         let next = next_members(
             &req(
                 "ignored",
@@ -172,13 +188,14 @@ mod tests {
             ),
             &cur,
         )
-        .unwrap();
+        .unwrap()
+        .members;
         assert_eq!(next.keys().copied().collect::<Vec<_>>(), [1, 5]);
     }
 
     #[test]
     fn bad_requests_get_zookeepers_codes() {
-        let cur = members(THREE);
+        let cur = ensemble(THREE);
         let err = |r: ReconfigRequest| next_members(&r, &cur).unwrap_err();
         assert_eq!(err(req("", "x", "")), ZkError::MarshallingError);
         assert_eq!(
@@ -194,7 +211,45 @@ mod tests {
             err(req("server.4=127.0.0.1:2999:3888;2184", "", "")),
             ZkError::BadArguments
         );
+        // Groups that leave a voter out, or name no server.
         assert_eq!(err(req("", "", "group.1=1:2")), ZkError::BadArguments);
+        assert_eq!(
+            err(req("", "", "server.1=127.0.0.1:2888:3888;2181,group.1=1:2")),
+            ZkError::BadArguments
+        );
         assert_eq!(err(req("", "", "server.1=nonsense")), ZkError::BadArguments);
+    }
+
+    #[test]
+    fn hierarchical_memberships_change_only_as_a_whole() {
+        let cur = ensemble(&format!("{THREE}\ngroup.1=1:2\ngroup.2=3\nweight.3=2"));
+        let groups = cur.groups.clone().expect("groups");
+        assert_eq!(groups.weight(3), 2);
+        assert_eq!(groups.weight(1), 1);
+        assert_eq!(
+            next_members(&req("server.4=127.0.0.1:2891:3891;2184", "", ""), &cur).unwrap_err(),
+            ZkError::BadArguments,
+            "incremental, with groups"
+        );
+        let ParsedConfig {
+            members: next,
+            groups,
+            ..
+        } = next_members(
+            &req(
+                "",
+                "",
+                "server.1=127.0.0.1:2888:3888;2181,server.2=127.0.0.1:2889:3889;2182,\
+                 group.7=1,group.8=2",
+            ),
+            &cur,
+        )
+        .unwrap();
+        assert_eq!(next.len(), 2);
+        let text = cur.with_members(next, groups, 0x500000000).config_text();
+        assert!(
+            text.ends_with("group.7=1\ngroup.8=2\nweight.1=1\nweight.2=1\nversion=500000000"),
+            "{text}"
+        );
     }
 }

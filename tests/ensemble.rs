@@ -1538,3 +1538,50 @@ fn quorum_tls_checks_the_dialed_host_unless_told_not_to() {
     wait_serving(&members, Duration::from_secs(30));
     write_through(members[0].client, &["/unverified".to_string()]);
 }
+
+#[test]
+fn hierarchical_quorums_need_a_majority_of_group_majorities() {
+    // Groups {1,2} {3,4} {5}. Without 1 and 3 the rest are a majority of the five, but hold
+    // a majority of one group only ({5}): no quorum. Without 1 and 2 the rest hold two groups.
+    let tmp = tempfile::tempdir().unwrap();
+    let groups = "group.1=1:2\ngroup.2=3:4\ngroup.3=5\n";
+    let mut members = ensemble_configured(5, 0, tmp.path(), groups);
+    wait_serving(&members, Duration::from_secs(30));
+    let conf = members[4].four_letter("conf").unwrap();
+    assert!(
+        conf.contains("group.1=1:2\ngroup.2=3:4\ngroup.3=5\nweight.1=1"),
+        "{conf}"
+    );
+    write_through(members[4].client, &["/h-all".to_string()]);
+
+    members[0].kill();
+    members[2].kill();
+    for i in [1, 3, 4] {
+        wait_not_serving(&members[i], Duration::from_secs(15));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for i in [1, 3, 4] {
+        assert_eq!(
+            members[i]
+                .mode()
+                .filter(|m| m == "leader" || m == "follower"),
+            None,
+            "member {} serves without a hierarchical quorum",
+            i + 1
+        );
+    }
+
+    members[0].start();
+    members[2].start();
+    wait_serving(&members, Duration::from_secs(30));
+    members[0].kill();
+    members[1].kill();
+    wait_serving(&members, Duration::from_secs(30));
+    write_through(members[2].client, &["/h-two-groups".to_string()]);
+    for i in [2, 3, 4] {
+        sync_and_check(
+            members[i].client,
+            &["/h-all".to_string(), "/h-two-groups".to_string()],
+        );
+    }
+}

@@ -68,10 +68,10 @@ pub struct Decision {
 #[derive(Debug)]
 pub struct Election {
     me: Sid,
-    voters: BTreeSet<Sid>,
+    voters: super::Voters,
     /// The voters of a logged reconfig not known to be committed: a quorum must also be a
     /// quorum of them (ZooKeeper's last seen quorum verifier in `termPredicate`).
-    next_voters: Option<BTreeSet<Sid>>,
+    next_voters: Option<super::Voters>,
     pub round: i64,
     pub vote: Vote,
     initial: Vote,
@@ -91,7 +91,7 @@ impl Election {
     /// Starts a new round voting for ourselves.
     pub fn start(
         me: Sid,
-        voters: BTreeSet<Sid>,
+        voters: super::Voters,
         round: i64,
         initial: Vote,
         finalize_ticks: u32,
@@ -117,12 +117,18 @@ impl Election {
     }
 
     /// Counts the voters of a pending reconfig too.
-    pub fn with_next(mut self, next_voters: Option<BTreeSet<Sid>>) -> Self {
+    pub fn with_next(mut self, next_voters: Option<super::Voters>) -> Self {
         self.next_voters = next_voters;
         if self.is_voter(&self.me) {
             self.received.insert(self.me, self.vote);
         }
         self
+    }
+
+    /// `totalOrderPredicate`'s rule for hierarchical quorums: a server of weight 0 is never
+    /// elected.
+    fn electable(&self, s: Sid) -> bool {
+        self.voters.groups.as_ref().is_none_or(|g| g.weight(s) > 0)
     }
 
     fn is_voter(&self, s: &Sid) -> bool {
@@ -167,7 +173,7 @@ impl Election {
                 if n.election_epoch > self.round {
                     self.round = n.election_epoch;
                     self.received.clear();
-                    self.vote = if theirs.beats(&self.initial) {
+                    self.vote = if self.electable(theirs.leader) && theirs.beats(&self.initial) {
                         theirs
                     } else {
                         self.initial
@@ -178,7 +184,7 @@ impl Election {
                     changed = true;
                 } else if n.election_epoch < self.round {
                     return (false, None);
-                } else if theirs.beats(&self.vote) {
+                } else if self.electable(theirs.leader) && theirs.beats(&self.vote) {
                     self.vote = theirs;
                     if self.is_voter(&self.me) {
                         self.received.insert(self.me, self.vote);
@@ -284,7 +290,7 @@ mod tests {
     fn a_looking_member_joins_a_leader_its_followers_name_with_the_same_epoch() {
         // Member 2 looks while 3 leads epoch 2 and 1 follows it; 1 decided by a vote of an
         // earlier election (other zxid), and both answer from other rounds than 2's.
-        let voters: BTreeSet<Sid> = [1, 2, 3].into();
+        let voters: super::super::Voters = BTreeSet::from([1, 2, 3]).into();
         let mine = Vote {
             leader: 2,
             zxid: 0x2_0000_0008,

@@ -329,7 +329,7 @@ impl Zab {
     }
 
     /// `isQuorumSynced`: do we and the followers in broadcast hold a majority of `voters`?
-    pub fn quorum_synced(&self, voters: &BTreeSet<Sid>) -> bool {
+    pub fn quorum_synced(&self, voters: &super::Voters) -> bool {
         let Some(l) = self.leader.as_ref() else {
             return false;
         };

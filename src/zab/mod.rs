@@ -70,7 +70,7 @@ pub fn make_zxid(epoch: i64, counter: i64) -> i64 {
 #[derive(Debug, Clone)]
 pub struct ZabConfig {
     pub me: Sid,
-    pub voters: BTreeSet<Sid>,
+    pub voters: Voters,
     pub observers: BTreeSet<Sid>,
     /// Ticks allowed for discovery and synchronization (`initLimit`, in ticks).
     pub init_limit: u32,
@@ -92,15 +92,39 @@ pub struct ZabConfig {
     pub max_log: usize,
 }
 
-/// Do `ids` hold a majority of `voters`?
-pub fn majority(voters: &BTreeSet<Sid>, ids: &BTreeSet<Sid>) -> bool {
-    ids.iter().filter(|s| voters.contains(s)).count() * 2 > voters.len()
+/// The voting members, and what counts as a quorum of them: a majority, or with `group.`
+/// lines ZooKeeper's hierarchical rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Voters {
+    pub ids: BTreeSet<Sid>,
+    pub groups: Option<std::sync::Arc<crate::ensemble::Groups>>,
+}
+
+impl std::ops::Deref for Voters {
+    type Target = BTreeSet<Sid>;
+    fn deref(&self) -> &BTreeSet<Sid> {
+        &self.ids
+    }
+}
+
+impl From<BTreeSet<Sid>> for Voters {
+    fn from(ids: BTreeSet<Sid>) -> Self {
+        Voters { ids, groups: None }
+    }
+}
+
+/// Do `ids` hold a quorum of `voters`?
+pub fn majority(voters: &Voters, ids: &BTreeSet<Sid>) -> bool {
+    match &voters.groups {
+        Some(g) => g.contains_quorum(ids),
+        None => ids.iter().filter(|s| voters.contains(s)).count() * 2 > voters.len(),
+    }
 }
 
 /// A membership a reconfig names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
-    pub voters: BTreeSet<Sid>,
+    pub voters: Voters,
     pub observers: BTreeSet<Sid>,
     pub version: i64,
     /// Its config text, as `/zookeeper/config` holds it.
@@ -109,18 +133,21 @@ pub struct Membership {
 
 impl Membership {
     pub fn from_text(text: &[u8]) -> Option<Self> {
-        let (members, version) = crate::ensemble::parse_members(text).ok()?;
+        let c = crate::ensemble::parse_config(text).ok()?;
         let role = |observer: bool| -> BTreeSet<Sid> {
-            members
+            c.members
                 .values()
                 .filter(|m| m.observer == observer)
                 .map(|m| m.id)
                 .collect()
         };
         Some(Membership {
-            voters: role(false),
+            voters: Voters {
+                ids: role(false),
+                groups: c.groups,
+            },
             observers: role(true),
-            version: version.unwrap_or(0) as i64,
+            version: c.version.unwrap_or(0) as i64,
             text: text.to_vec(),
         })
     }

@@ -75,7 +75,7 @@ impl Sim {
         for &me in &all {
             let cfg = ZabConfig {
                 me,
-                voters: voter_set.clone(),
+                voters: voter_set.clone().into(),
                 observers: observer_set.clone(),
                 init_limit: 10,
                 sync_limit: 5,
