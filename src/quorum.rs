@@ -66,11 +66,15 @@ impl Wire {
             Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
             None => target,
         };
-        let addr = tokio::net::lookup_host(target)
-            .await?
-            .next()
-            .ok_or_else(|| std::io::Error::other(format!("cannot resolve {target}")))?;
-        self.connect(addr, host).await
+        // Each address the name resolves to in turn, as `TcpStream::connect` tries them.
+        let mut last = std::io::Error::other(format!("cannot resolve {target}"));
+        for addr in tokio::net::lookup_host(target).await? {
+            match self.connect(addr, host).await {
+                Ok(link) => return Ok(link),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     /// Takes an accepted connection: TLS when TLS is on (or, on a unified port, when it
