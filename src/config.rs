@@ -402,20 +402,25 @@ impl Config {
                 if !read || !known {
                     continue;
                 }
-                self.set(0, key, value).map_err(|e| match e {
-                    ConfigError::Invalid {
-                        key, value, reason, ..
-                    } => ConfigError::InvalidEnv {
-                        var: format!("{var} (-D{key})"),
-                        key,
-                        value,
-                        reason,
-                    },
-                    other => other,
-                })?;
+                self.set_from_env(&format!("{var} (-D{key})"), key, value)?;
             }
         }
         Ok(())
+    }
+
+    /// Sets a key an environment variable gave; an invalid value names the variable.
+    fn set_from_env(&mut self, var: &str, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.set(0, key, value).map_err(|e| match e {
+            ConfigError::Invalid {
+                key, value, reason, ..
+            } => ConfigError::InvalidEnv {
+                var: var.to_string(),
+                key,
+                value,
+                reason,
+            },
+            other => other,
+        })
     }
 
     /// ZooKeeper's `setupClientPort`: a member whose own `server.N` line names a client
@@ -562,17 +567,7 @@ impl Config {
                     .push(format!("environment variable {var}: unknown key ignored"));
                 continue;
             };
-            self.set(0, &key, &value).map_err(|e| match e {
-                ConfigError::Invalid {
-                    key, value, reason, ..
-                } => ConfigError::InvalidEnv {
-                    var: var.clone(),
-                    key,
-                    value,
-                    reason,
-                },
-                other => other,
-            })?;
+            self.set_from_env(&var, &key, &value)?;
         }
         self.check()
     }

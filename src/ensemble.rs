@@ -18,6 +18,10 @@ pub struct Groups {
     group_of: BTreeMap<Sid, u64>,
     /// Each grouped server's weight (default 1).
     weight: BTreeMap<Sid, u64>,
+    /// Each group's weight, and how many groups weigh more than 0 (counted once, at parse:
+    /// every acknowledgement is checked against them).
+    group_weight: BTreeMap<u64, u64>,
+    counted: usize,
 }
 
 impl Groups {
@@ -70,6 +74,10 @@ impl Groups {
             }
             g.weight.entry(m.id).or_insert(1);
         }
+        for (&sid, &gid) in &g.group_of {
+            *g.group_weight.entry(gid).or_default() += g.weight.get(&sid).copied().unwrap_or(0);
+        }
+        g.counted = g.group_weight.values().filter(|&&w| w > 0).count();
         Ok(Some(g))
     }
 
@@ -79,20 +87,17 @@ impl Groups {
 
     /// `containsQuorum`.
     pub fn contains_quorum(&self, ids: &BTreeSet<Sid>) -> bool {
-        let mut total: BTreeMap<u64, u64> = BTreeMap::new();
         let mut held: BTreeMap<u64, u64> = BTreeMap::new();
-        for (&sid, &gid) in &self.group_of {
-            *total.entry(gid).or_default() += self.weight(sid);
-            if ids.contains(&sid) {
-                *held.entry(gid).or_default() += self.weight(sid);
+        for sid in ids {
+            if let Some(gid) = self.group_of.get(sid) {
+                *held.entry(*gid).or_default() += self.weight(*sid);
             }
         }
-        let groups = total.values().filter(|&&w| w > 0).count();
         let majorities = held
             .iter()
-            .filter(|(gid, &w)| w > total.get(gid).copied().unwrap_or(0) / 2)
+            .filter(|(gid, &w)| w > self.group_weight.get(gid).copied().unwrap_or(0) / 2)
             .count();
-        !ids.is_empty() && majorities > groups / 2
+        !ids.is_empty() && majorities > self.counted / 2
     }
 
     /// The `group.` and `weight.` lines of the config text.
