@@ -63,6 +63,16 @@ pub struct Config {
     /// `ssl.quorum.hostnameVerification` (default true): a dialed member's certificate must
     /// name the host it is dialed at.
     pub quorum_hostname_verification: bool,
+    /// SASL between members (see [`crate::sasl::QuorumSasl`]): `quorum.auth.enableSasl`,
+    /// `quorum.auth.serverRequireSasl`, `quorum.auth.learnerRequireSasl` and the JAAS
+    /// sections `quorum.auth.server.saslLoginContext` / `quorum.auth.learner.saslLoginContext`.
+    quorum_sasl_enabled: bool,
+    quorum_server_require_sasl: bool,
+    quorum_learner_require_sasl: bool,
+    quorum_server_login_context: String,
+    quorum_learner_login_context: String,
+    /// Read from the JAAS file at load when `quorum.auth.enableSasl` is on in an ensemble.
+    pub quorum_sasl: Option<std::sync::Arc<crate::sasl::QuorumSasl>>,
     /// Per client IP; 0 = unlimited.
     pub max_client_cnxns: usize,
     /// `maxCnxns`: the most connections a client port takes in all (0: no limit).
@@ -240,6 +250,12 @@ impl Default for Config {
             port_unification: false,
             quorum_tls: TlsSettings::quorum(),
             quorum_hostname_verification: true,
+            quorum_sasl_enabled: false,
+            quorum_server_require_sasl: false,
+            quorum_learner_require_sasl: false,
+            quorum_server_login_context: "QuorumServer".into(),
+            quorum_learner_login_context: "QuorumLearner".into(),
+            quorum_sasl: None,
             max_client_cnxns: 60,
             max_cnxns: 0,
             skip_acl: false,
@@ -348,7 +364,37 @@ impl Config {
         cfg.read_myid()?;
         cfg.take_member_client_address()?;
         cfg.sasl_login = cfg.load_sasl_login()?;
+        cfg.quorum_sasl = cfg.load_quorum_sasl()?;
         Ok(cfg)
+    }
+
+    /// The JAAS sections members log in to one another with (`quorum.auth.enableSasl`; a
+    /// standalone server has no use for them, as ZooKeeper's does not).
+    fn load_quorum_sasl(
+        &self,
+    ) -> Result<Option<std::sync::Arc<crate::sasl::QuorumSasl>>, ConfigError> {
+        if !self.quorum_sasl_enabled || self.servers.is_empty() {
+            return Ok(None);
+        }
+        let Some(path) = &self.jaas_file else {
+            return Err(ConfigError::Invalid {
+                line: 0,
+                key: "quorum.auth.enableSasl".into(),
+                value: "true".into(),
+                reason: format!(
+                    "needs a JAAS file (java.security.auth.login.config) with sections {} and {}",
+                    self.quorum_server_login_context, self.quorum_learner_login_context
+                ),
+            });
+        };
+        let mut q = crate::sasl::QuorumSasl::load(
+            path,
+            &self.quorum_server_login_context,
+            &self.quorum_learner_login_context,
+        )?;
+        q.server_required = self.quorum_server_require_sasl;
+        q.learner_required = self.quorum_learner_require_sasl;
+        Ok(Some(std::sync::Arc::new(q)))
     }
 
     /// The JAAS file's server section, with the super settings that go with it.
@@ -652,6 +698,34 @@ impl Config {
                 ),
             });
         }
+        // QuorumPeerConfig's rules: nothing is required of SASL that is not enabled, and a
+        // member that requires it of others must log in itself (or it could not join them).
+        for (wrong, key, needs) in [
+            (
+                !self.quorum_sasl_enabled && self.quorum_server_require_sasl,
+                "quorum.auth.serverRequireSasl",
+                "quorum.auth.enableSasl",
+            ),
+            (
+                !self.quorum_sasl_enabled && self.quorum_learner_require_sasl,
+                "quorum.auth.learnerRequireSasl",
+                "quorum.auth.enableSasl",
+            ),
+            (
+                !self.quorum_learner_require_sasl && self.quorum_server_require_sasl,
+                "quorum.auth.serverRequireSasl",
+                "quorum.auth.learnerRequireSasl",
+            ),
+        ] {
+            if wrong {
+                return Err(ConfigError::Invalid {
+                    line: 0,
+                    key: key.into(),
+                    value: "true".into(),
+                    reason: format!("{needs} is disabled, so {key} cannot be enabled"),
+                });
+            }
+        }
         if self.ssl_quorum || self.port_unification {
             let s = &self.quorum_tls;
             let missing = [
@@ -728,6 +802,15 @@ impl Config {
             k if k.starts_with("ssl.")
                 && self.tls.set(&k["ssl.".len()..], value).map_err(invalid)? => {}
             "sslQuorum" => self.ssl_quorum = boolean(value)?,
+            "quorum.auth.enableSasl" => self.quorum_sasl_enabled = boolean(value)?,
+            "quorum.auth.serverRequireSasl" => self.quorum_server_require_sasl = boolean(value)?,
+            "quorum.auth.learnerRequireSasl" => self.quorum_learner_require_sasl = boolean(value)?,
+            "quorum.auth.server.saslLoginContext" => {
+                self.quorum_server_login_context = value.to_string()
+            }
+            "quorum.auth.learner.saslLoginContext" => {
+                self.quorum_learner_login_context = value.to_string()
+            }
             "portUnification" => self.port_unification = boolean(value)?,
             "ssl.quorum.hostnameVerification" => {
                 self.quorum_hostname_verification = boolean(value)?
@@ -941,6 +1024,11 @@ const KNOWN_KEYS: &[&str] = &[
     "ssl.quorum.hostnameVerification",
     "portUnification",
     "sslQuorum",
+    "quorum.auth.enableSasl",
+    "quorum.auth.serverRequireSasl",
+    "quorum.auth.learnerRequireSasl",
+    "quorum.auth.server.saslLoginContext",
+    "quorum.auth.learner.saslLoginContext",
     "maxClientCnxns",
     "minSessionTimeout",
     "maxSessionTimeout",
@@ -1524,6 +1612,104 @@ mod tests {
             "{:?}",
             other.warnings
         );
+    }
+
+    #[test]
+    fn quorum_sasl_settings_are_checked_and_read_from_the_jaas_file() {
+        // QuorumPeerConfig's rules between the three switches.
+        for (lines, key) in [
+            (
+                "quorum.auth.serverRequireSasl=true\nquorum.auth.learnerRequireSasl=true\n",
+                "quorum.auth.serverRequireSasl",
+            ),
+            (
+                "quorum.auth.learnerRequireSasl=true\n",
+                "quorum.auth.learnerRequireSasl",
+            ),
+            (
+                "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n",
+                "quorum.auth.serverRequireSasl",
+            ),
+        ] {
+            match Config::parse(lines) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{lines}"),
+                other => panic!("{lines}: {other:?}"),
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("myid"), "1\n").unwrap();
+        let jaas = dir.path().join("quorum.jaas");
+        let zoo = dir.path().join("zoo.cfg");
+        let load = |jaas_text: Option<&str>, extra: &str| {
+            let mut text = format!(
+                "dataDir={}\nserver.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n\
+                 quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n\
+                 quorum.auth.serverRequireSasl=true\n{extra}",
+                dir.path().display()
+            );
+            if let Some(j) = jaas_text {
+                std::fs::write(&jaas, j).unwrap();
+                text += &format!("java.security.auth.login.config={}\n", jaas.display());
+            }
+            std::fs::write(&zoo, text).unwrap();
+            Config::load(Some(&zoo), Some(HashMap::new()))
+        };
+        const DIGEST: &str = "org.apache.zookeeper.server.auth.DigestLoginModule required";
+        let good = format!(
+            "QuorumServer {{ {DIGEST} user_test=\"pw\"; }};\n\
+             QuorumLearner {{ {DIGEST} username=\"test\" password=\"pw\"; }};\n"
+        );
+        let cfg = load(Some(&good), "").unwrap();
+        let q = cfg.quorum_sasl.expect("quorum SASL on");
+        assert!(q.server_required && q.learner_required);
+        assert_eq!(
+            (q.learner.user.as_str(), q.learner.password.as_str()),
+            ("test", "pw")
+        );
+        assert_eq!(q.learner.authzid.as_deref(), Some("test"));
+        assert_eq!(q.server.service, crate::sasl::QUORUM);
+        // Other section names.
+        let renamed = good
+            .replace("QuorumServer", "QS")
+            .replace("QuorumLearner", "QL");
+        let cfg = load(
+            Some(&renamed),
+            "quorum.auth.server.saslLoginContext=QS\nquorum.auth.learner.saslLoginContext=QL\n",
+        )
+        .unwrap();
+        assert!(cfg.quorum_sasl.is_some());
+        // Refused at start, as ZooKeeper's login fails: no JAAS file, a missing section, a
+        // learner without a password, Kerberos.
+        let refusals = [
+            (None, "needs a JAAS file"),
+            (Some(renamed.clone()), "section QuorumServer"),
+            (
+                Some(good.replace(" password=\"pw\"", "")),
+                "username and password",
+            ),
+            (
+                Some(good.replace(
+                    &format!("QuorumLearner {{ {DIGEST}"),
+                    "QuorumLearner { com.sun.security.auth.module.Krb5LoginModule required",
+                )),
+                "Krb5LoginModule is not supported",
+            ),
+        ];
+        for (jaas_text, why) in refusals {
+            let err = load(jaas_text.as_deref(), "").unwrap_err().to_string();
+            assert!(err.contains(why), "{why}: {err}");
+        }
+        // A standalone server has no use for the sections, as ZooKeeper's does not.
+        std::fs::write(
+            &zoo,
+            format!(
+                "dataDir={}\nquorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&zoo), Some(HashMap::new())).unwrap();
+        assert!(cfg.quorum_sasl.is_none() && cfg.warnings.is_empty());
     }
 
     #[test]

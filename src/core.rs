@@ -1245,7 +1245,8 @@ impl Core {
         let session = c.session.unwrap_or(0);
         match step {
             Ok(Step::Challenge(t)) => self.send(conn, answer(0, Some(t))),
-            Ok(Step::Done { token, id }) => {
+            // ZooKeeper authorizes any authzid and takes the authenticated name as the id.
+            Ok(Step::Done { token, id, .. }) => {
                 tracing::info!("session {session:#x}: adding SASL authorization for {id}");
                 let ids = Arc::make_mut(&mut c.auth);
                 let is_super = login.is_super(&id);

@@ -4,7 +4,8 @@
 //! dial the leader's quorum port; a continuous stream of QuorumPacket records, no framing).
 //! Inbound messages go to the core as [`CoreMsg::Peer`] (votes, the first packet of a
 //! connection) and [`CoreMsg::Packets`] (each read's packets); the core sends through [`Peers`].
-//! With `sslQuorum`, both kinds of connection are TLS ([`Wire`]).
+//! With `sslQuorum`, both kinds of connection are TLS ([`Wire`]); with `quorum.auth.enableSasl`,
+//! the member that connects logs in first (DIGEST-MD5 in `QuorumAuthPacket`s).
 
 use crate::core::CoreMsg;
 use crate::ensemble::Ensemble;
@@ -34,16 +35,152 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A TLS record's first byte (a handshake): how a unified port tells TLS from plain.
 const TLS_HANDSHAKE: u8 = 0x16;
 
+/// `QuorumAuth.QUORUM_AUTH_MAGIC_NUMBER` (`-0xa0dbcafecafe1234L` in Java, where the
+/// literal is itself negative): the first field of every quorum SASL packet.
+const AUTH_MAGIC: i64 = (0xa0db_cafe_cafe_1234_u64 as i64).wrapping_neg();
+/// `QuorumAuth.Status`.
+const AUTH_IN_PROGRESS: i32 = 0;
+const AUTH_SUCCESS: i32 = 1;
+const AUTH_ERROR: i32 = -1;
+/// The largest SASL token taken from a member (DIGEST-MD5's are a few hundred bytes).
+const MAX_AUTH_TOKEN: usize = 64 * 1024;
+/// How long a member that need not log in may stay silent before its connection is taken
+/// as one that does not (its own traffic may only come later: an election connection
+/// carries nothing until there is a vote to send).
+const LOGIN_OPTIONAL_WAIT: Duration = Duration::from_secs(1);
+
 /// How connections between members are made: plain TCP, or TLS (`sslQuorum`, with
-/// `portUnification` accepting both, as ZooKeeper's UnifiedServerSocket does).
+/// `portUnification` accepting both, as ZooKeeper's UnifiedServerSocket does); and, with
+/// `quorum.auth.enableSasl`, how members log in to one another.
 #[derive(Clone, Default)]
 pub struct Wire {
     tls: Option<Arc<crate::tls::QuorumTls>>,
+    sasl: Option<Arc<crate::sasl::QuorumSasl>>,
 }
 
 impl Wire {
-    pub fn new(tls: Option<Arc<crate::tls::QuorumTls>>) -> Wire {
-        Wire { tls }
+    pub fn new(
+        tls: Option<Arc<crate::tls::QuorumTls>>,
+        sasl: Option<Arc<crate::sasl::QuorumSasl>>,
+    ) -> Wire {
+        Wire { tls, sasl }
+    }
+
+    /// Logs in to the member at the other end of a connection this member made, when it
+    /// requires that of itself (`quorum.auth.learnerRequireSasl`), as ZooKeeper's
+    /// SaslQuorumAuthLearner does: an empty first token, the server's challenge answered,
+    /// then its `rspauth` checked. Any failure fails the connection.
+    async fn log_in(&self, rd: &mut Rd, wr: &mut Wr, to: &str) -> std::io::Result<()> {
+        let Some(sasl) = self.sasl.as_ref().filter(|s| s.learner_required) else {
+            return Ok(());
+        };
+        let exchange = async {
+            send(wr, &auth_packet(AUTH_IN_PROGRESS, Vec::new())).await?;
+            let mut expected = None;
+            loop {
+                let (status, token) = read_auth(rd).await?;
+                match (status, &expected) {
+                    (AUTH_IN_PROGRESS, None) => {
+                        let (response, rspauth) = sasl
+                            .learner
+                            .respond(&token)
+                            .map_err(std::io::Error::other)?;
+                        send(wr, &auth_packet(AUTH_IN_PROGRESS, response)).await?;
+                        expected = Some(rspauth);
+                    }
+                    (AUTH_SUCCESS, Some(rspauth)) => {
+                        return crate::sasl::DigestClient::check_rspauth(&token, rspauth)
+                            .map_err(std::io::Error::other);
+                    }
+                    (AUTH_ERROR, _) => return Err(std::io::Error::other("login refused")),
+                    (s, _) => return Err(std::io::Error::other(format!("unexpected status {s}"))),
+                }
+            }
+        };
+        let done = within(exchange, "quorum SASL").await;
+        match &done {
+            Ok(()) => tracing::debug!("quorum SASL: logged in to {to} as {}", sasl.learner.user),
+            Err(e) => tracing::warn!("quorum SASL: logging in to {to} failed: {e}"),
+        }
+        done
+    }
+
+    /// Checks the login of a member that connected (ZooKeeper's SaslQuorumAuthServer), when
+    /// quorum SASL is on. A member that does not log in is turned away if
+    /// `quorum.auth.serverRequireSasl`, else let through, as is one whose login fails (it
+    /// is told ERROR). Returns the read half to go on with: it still holds what was read
+    /// to see whether the member logs in.
+    async fn check_login(&self, mut rd: Rd, wr: &mut Wr, from: &str) -> std::io::Result<Rd> {
+        let Some(sasl) = &self.sasl else {
+            return Ok(rd);
+        };
+        let required = sasl.server_required;
+        let mut first = [0u8; 8];
+        let wait = if required {
+            HANDSHAKE_TIMEOUT
+        } else {
+            LOGIN_OPTIONAL_WAIT
+        };
+        let n = match tokio::time::timeout(wait, rd.read(&mut first)).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(e),
+            Err(_) if !required => return Ok(rd),
+            Err(_) => return Err(std::io::Error::other("quorum SASL: no login")),
+        };
+        if n < first.len() {
+            within(rd.read_exact(&mut first[n..]), "quorum SASL").await?;
+        }
+        if i64::from_be_bytes(first) != AUTH_MAGIC {
+            if required {
+                tracing::warn!(
+                    "quorum SASL: {from} did not log in, and quorum.auth.serverRequireSasl is set"
+                );
+                return Err(std::io::Error::other("quorum SASL: no login"));
+            }
+            return Ok(Box::new(std::io::Cursor::new(first).chain(rd)));
+        }
+        let exchange = async {
+            let (_, mut token) = read_auth_body(&mut rd).await?;
+            let mut mechanism = crate::sasl::DigestMd5::default();
+            loop {
+                let step = mechanism
+                    .evaluate(&token, &sasl.server)
+                    .map_err(std::io::Error::other)?;
+                match step {
+                    crate::sasl::Step::Challenge(c) => {
+                        send(wr, &auth_packet(AUTH_IN_PROGRESS, c)).await?;
+                        token = read_auth(&mut rd).await?.1;
+                    }
+                    // Java's DIGEST-MD5 client asks to act as itself; any other id is
+                    // refused, as SaslQuorumServerCallbackHandler refuses it.
+                    crate::sasl::Step::Done { token, id, authzid } => {
+                        if let Some(z) = authzid.filter(|z| *z != id) {
+                            return Err(std::io::Error::other(
+                                crate::sasl::SaslError::Unauthorized(id, z),
+                            ));
+                        }
+                        send(wr, &auth_packet(AUTH_SUCCESS, token)).await?;
+                        return Ok(id);
+                    }
+                }
+            }
+        };
+        match within(exchange, "quorum SASL").await {
+            Ok(id) => {
+                tracing::info!("quorum SASL: {from} logged in as {id}");
+                Ok(rd)
+            }
+            Err(e) => {
+                let _ = send(wr, &auth_packet(AUTH_ERROR, Vec::new())).await;
+                tracing::warn!("quorum SASL: the login of {from} failed: {e}");
+                if required {
+                    Err(e)
+                } else {
+                    Ok(rd)
+                }
+            }
+        }
     }
 
     /// Connects to `addr` (`host` names it, for the certificate check).
@@ -97,6 +234,37 @@ impl Wire {
             None => Ok(plain(stream)),
         }
     }
+}
+
+/// A `QuorumAuthPacket`.
+fn auth_packet(status: i32, token: Vec<u8>) -> Vec<u8> {
+    jute::quorum::QuorumAuthPacket {
+        magic: AUTH_MAGIC,
+        status,
+        token: Some(token),
+    }
+    .to_bytes()
+}
+
+/// The status and token of the next `QuorumAuthPacket`.
+async fn read_auth(rd: &mut Rd) -> std::io::Result<(i32, Vec<u8>)> {
+    if rd.read_i64().await? != AUTH_MAGIC {
+        return Err(std::io::Error::other("not a quorum SASL packet"));
+    }
+    read_auth_body(rd).await
+}
+
+/// A `QuorumAuthPacket` after its magic.
+async fn read_auth_body(rd: &mut Rd) -> std::io::Result<(i32, Vec<u8>)> {
+    let status = rd.read_i32().await?;
+    let len = rd.read_i32().await?;
+    let len = usize::try_from(len).unwrap_or(0); // -1: a null token
+    if len > MAX_AUTH_TOKEN {
+        return Err(std::io::Error::other("quorum SASL token too long"));
+    }
+    let mut token = vec![0u8; len];
+    rd.read_exact(&mut token).await?;
+    Ok((status, token))
 }
 
 /// The halves of a plain connection (each its own, no lock between them).
@@ -252,9 +420,12 @@ impl Peers {
             let mut link = None;
             for _ in 0..20 {
                 if let Some(addr) = addr {
-                    if let Ok(l) = parts.wire.connect(addr, &host).await {
-                        link = Some(l);
-                        break;
+                    if let Ok((mut rd, mut wr)) = parts.wire.connect(addr, &host).await {
+                        let to = format!("leader {leader}");
+                        if parts.wire.log_in(&mut rd, &mut wr, &to).await.is_ok() {
+                            link = Some((rd, wr));
+                            break;
+                        }
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -322,10 +493,14 @@ async fn accept_election(listener: TcpListener, parts: Parts) {
         };
         let parts = parts.clone();
         tokio::spawn(async move {
-            let Ok((mut rd, wr)) = parts.wire.accept(stream).await else {
+            let Ok((mut rd, mut wr)) = parts.wire.accept(stream).await else {
                 return;
             };
             let Ok((sid, addr)) = read_initial(&mut rd).await else {
+                return;
+            };
+            let from = format!("server {sid}");
+            let Ok(rd) = parts.wire.check_login(rd, &mut wr, &from).await else {
                 return;
             };
             // Only the connection started by the larger id survives; we dial smaller ids.
@@ -375,8 +550,14 @@ async fn read_initial(rd: &mut Rd) -> std::io::Result<(Sid, Option<String>)> {
 /// Connects to `sid`'s election port at `addr`, says who we are, and runs the connection.
 async fn dial_once(sid: Sid, addr: &str, parts: &Parts) {
     let me = parts.ensemble().me().clone();
-    if let Ok((rd, mut wr)) = parts.wire.dial(addr).await {
-        if send(&mut wr, &initial_message(&me)).await.is_ok() {
+    if let Ok((mut rd, mut wr)) = parts.wire.dial(addr).await {
+        if send(&mut wr, &initial_message(&me)).await.is_ok()
+            && parts
+                .wire
+                .log_in(&mut rd, &mut wr, &format!("server {sid}"))
+                .await
+                .is_ok()
+        {
             election_connection(sid, rd, wr, parts.clone()).await;
         }
     }
@@ -405,8 +586,10 @@ async fn reach(sid: Sid, me: Sid, parts: Parts) {
 /// Our InitialMessage on a connection we close at once: a larger id that does not know us
 /// dials back at the address it names.
 async fn knock(wire: &Wire, addr: &str, me: &crate::ensemble::Member) {
-    if let Ok((_rd, mut wr)) = wire.dial(addr).await {
-        let _ = send(&mut wr, &initial_message(me)).await;
+    if let Ok((mut rd, mut wr)) = wire.dial(addr).await {
+        if send(&mut wr, &initial_message(me)).await.is_ok() {
+            let _ = wire.log_in(&mut rd, &mut wr, addr).await;
+        }
         let _ = wr.shutdown().await;
     }
 }
@@ -479,12 +662,16 @@ async fn election_connection(sid: Sid, mut rd: Rd, mut wr: Wr, parts: Parts) {
 
 async fn accept_quorum(listener: TcpListener, parts: Parts) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let parts = parts.clone();
         tokio::spawn(async move {
-            let Ok((rd, wr)) = parts.wire.accept(stream).await else {
+            let Ok((rd, mut wr)) = parts.wire.accept(stream).await else {
+                return;
+            };
+            let from = format!("learner {peer}");
+            let Ok(rd) = parts.wire.check_login(rd, &mut wr, &from).await else {
                 return;
             };
             let (tx, rx) = mpsc::unbounded_channel();

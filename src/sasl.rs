@@ -20,9 +20,31 @@ use std::path::Path;
 
 /// The login module whose `user_<name>="<password>"` options are the server's users.
 pub const DIGEST_LOGIN_MODULE: &str = "org.apache.zookeeper.server.auth.DigestLoginModule";
-/// ZooKeeper's service name and server name (also the realm) for DIGEST-MD5.
-const SERVICE: &str = "zookeeper";
-const SERVER_NAME: &str = "zk-sasl-md5";
+/// A DIGEST-MD5 service: the protocol and server name a `digest-uri` names (the server name
+/// is also the realm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    pub protocol: &'static str,
+    pub server_name: &'static str,
+}
+
+/// Clients authenticating to a server (`zookeeper/zk-sasl-md5`).
+pub const CLIENTS: Service = Service {
+    protocol: "zookeeper",
+    server_name: "zk-sasl-md5",
+};
+/// A member authenticating to another (`zookeeper-quorum/zk-quorum-sasl-md5`,
+/// `quorum.auth.enableSasl`).
+pub const QUORUM: Service = Service {
+    protocol: "zookeeper-quorum",
+    server_name: "zk-quorum-sasl-md5",
+};
+
+impl Default for Service {
+    fn default() -> Self {
+        CLIENTS
+    }
+}
 /// The longest response a client may send (Java's DIGEST-MD5 server refuses longer ones).
 const MAX_RESPONSE: usize = 4096;
 
@@ -36,12 +58,16 @@ pub enum SaslError {
     Syntax { line: usize, reason: String },
     #[error("DIGEST-MD5: digest response format violation: {0}")]
     Format(String),
-    #[error("DIGEST-MD5: cannot acquire password for {0} in realm zk-sasl-md5")]
+    #[error("DIGEST-MD5: cannot acquire password for {0}")]
     UnknownUser(String),
     #[error("DIGEST-MD5: mismatched response (wrong password)")]
     Mismatch,
     #[error("DIGEST-MD5: authentication already complete")]
     Complete,
+    #[error("DIGEST-MD5: {0} is not authorized as {1}")]
+    Unauthorized(String, String),
+    #[error("DIGEST-MD5: the server's rspauth does not match (it does not know our password)")]
+    ServerMismatch,
 }
 
 impl SaslError {
@@ -222,12 +248,113 @@ impl Jaas {
         Ok(jaas)
     }
 
+    /// Reads and parses the file at `path`.
+    pub fn read(path: &Path) -> Result<Jaas, SaslError> {
+        let text = std::fs::read_to_string(path).map_err(|e| jaas_error(path, e.to_string()))?;
+        Jaas::parse(&text).map_err(|e| jaas_error(path, e.to_string()))
+    }
+
     pub fn section(&self, name: &str) -> Option<&[JaasEntry]> {
         self.sections
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, e)| e.as_slice())
     }
+}
+
+fn jaas_error(path: &Path, reason: String) -> SaslError {
+    SaslError::Jaas {
+        path: path.display().to_string(),
+        reason,
+    }
+}
+
+/// SASL between members (`quorum.auth.enableSasl`), as ZooKeeper's SaslQuorumAuthServer and
+/// SaslQuorumAuthLearner do it with `DigestLoginModule`: a member that connects to another
+/// (an election connection, or a learner's to its leader) logs in with the JAAS
+/// `QuorumLearner` section's `username`/`password`, and the member it reaches checks them
+/// against its `QuorumServer` section's `user_<name>` entries.
+///
+/// ```text
+/// QuorumServer { org.apache.zookeeper.server.auth.DigestLoginModule required user_test="test"; };
+/// QuorumLearner { org.apache.zookeeper.server.auth.DigestLoginModule required
+///                 username="test" password="test"; };
+/// ```
+#[derive(Debug)]
+pub struct QuorumSasl {
+    /// The users members may log in as (`quorum.auth.server.saslLoginContext`).
+    pub server: Login,
+    /// Whom this member logs in as (`quorum.auth.learner.saslLoginContext`).
+    pub learner: DigestClient,
+    /// `quorum.auth.serverRequireSasl`: a member that does not log in, or fails to, is
+    /// turned away (without it, both are let through, for a rolling upgrade).
+    pub server_required: bool,
+    /// `quorum.auth.learnerRequireSasl`: this member logs in when it connects.
+    pub learner_required: bool,
+}
+
+impl QuorumSasl {
+    /// Both sections of the JAAS file at `path`. Either missing, or holding another login
+    /// module (Kerberos), stops the server, as ZooKeeper's failed login does.
+    pub fn load(
+        path: &Path,
+        server_section: &str,
+        learner_section: &str,
+    ) -> Result<QuorumSasl, SaslError> {
+        let jaas = Jaas::read(path)?;
+        let section = |name: &str| {
+            jaas.section(name).filter(|e| !e.is_empty()).ok_or_else(|| {
+                jaas_error(
+                    path,
+                    format!("quorum SASL needs a section {name}, and there is none"),
+                )
+            })
+        };
+        let mut server = Login::from_entries(section(server_section)?)
+            .map_err(|reason| section_error(path, server_section, reason))?;
+        server.service = QUORUM;
+        let entries = section(learner_section)?;
+        let mut user = None;
+        let mut password = None;
+        for e in entries {
+            if e.module != DIGEST_LOGIN_MODULE {
+                return Err(section_error(path, learner_section, unsupported(&e.module)));
+            }
+            for (k, v) in &e.options {
+                match k.as_str() {
+                    "username" => user = Some(v.clone()),
+                    "password" => password = Some(v.clone()),
+                    _ => {}
+                }
+            }
+        }
+        let (Some(user), Some(password)) = (user, password) else {
+            return Err(section_error(
+                path,
+                learner_section,
+                "needs username and password options".into(),
+            ));
+        };
+        Ok(QuorumSasl {
+            server,
+            learner: DigestClient {
+                authzid: Some(user.clone()),
+                user,
+                password,
+                service: QUORUM,
+            },
+            server_required: false,
+            learner_required: false,
+        })
+    }
+}
+
+fn section_error(path: &Path, section: &str, reason: String) -> SaslError {
+    jaas_error(path, format!("section {section}: {reason}"))
+}
+
+fn unsupported(module: &str) -> String {
+    format!("login module {module} is not supported (only {DIGEST_LOGIN_MODULE}: DIGEST-MD5)")
 }
 
 /// The server side of SASL: its users, and who among them is super.
@@ -238,6 +365,8 @@ pub struct Login {
     pub super_password: Option<String>,
     /// `zookeeper.superUser` (and `zookeeper.superUser.*`): authenticated ids that are super.
     pub super_users: Vec<String>,
+    /// Whom the users authenticate to: clients to the server, or members to one another.
+    pub service: Service,
 }
 
 impl Login {
@@ -246,28 +375,20 @@ impl Login {
     /// a section with another login module (Kerberos), stops the server, as ZooKeeper's
     /// failed login does.
     pub fn load(path: &Path, section: &str) -> Result<Option<Login>, SaslError> {
-        let jaas_err = |reason: String| SaslError::Jaas {
-            path: path.display().to_string(),
-            reason,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| jaas_err(e.to_string()))?;
-        let jaas = Jaas::parse(&text).map_err(|e| jaas_err(e.to_string()))?;
+        let jaas = Jaas::read(path)?;
         let Some(entries) = jaas.section(section) else {
             return Ok(None);
         };
         Login::from_entries(entries)
             .map(Some)
-            .map_err(|reason| jaas_err(format!("section {section}: {reason}")))
+            .map_err(|reason| section_error(path, section, reason))
     }
 
     fn from_entries(entries: &[JaasEntry]) -> Result<Login, String> {
         let mut users = HashMap::new();
         for e in entries {
             if e.module != DIGEST_LOGIN_MODULE {
-                return Err(format!(
-                    "login module {} is not supported (only {DIGEST_LOGIN_MODULE}: DIGEST-MD5)",
-                    e.module
-                ));
+                return Err(unsupported(&e.module));
             }
             for (k, v) in &e.options {
                 if let Some(user) = k.strip_prefix("user_") {
@@ -326,8 +447,13 @@ pub enum DigestMd5 {
 pub enum Step {
     /// A token for the client; the exchange goes on.
     Challenge(Vec<u8>),
-    /// The last token (`rspauth=...`) and the id the client authenticated as.
-    Done { token: Vec<u8>, id: String },
+    /// The last token (`rspauth=...`), the id the client authenticated as and the
+    /// authorization id it asked for, if any.
+    Done {
+        token: Vec<u8>,
+        id: String,
+        authzid: Option<String>,
+    },
 }
 
 impl DigestMd5 {
@@ -336,9 +462,9 @@ impl DigestMd5 {
         match std::mem::replace(self, DigestMd5::Complete) {
             DigestMd5::Start => {
                 let nonce = new_nonce();
-                let challenge = format!(
-                    "realm=\"{SERVER_NAME}\",nonce=\"{nonce}\",charset=utf-8,algorithm=md5-sess"
-                );
+                let realm = login.service.server_name;
+                let challenge =
+                    format!("realm=\"{realm}\",nonce=\"{nonce}\",charset=utf-8,algorithm=md5-sess");
                 *self = DigestMd5::Challenged { nonce };
                 Ok(Step::Challenge(challenge.into_bytes()))
             }
@@ -447,8 +573,9 @@ fn verify(token: &[u8], nonce: &str, login: &Login) -> Result<Step, SaslError> {
         return Err(fmt("incompatible charset"));
     }
     let username = get("username").ok_or_else(|| fmt("missing username"))?;
+    let service = login.service;
     let realm = get("realm").unwrap_or("");
-    if !realm.is_empty() && realm != SERVER_NAME {
+    if !realm.is_empty() && realm != service.server_name {
         return Err(fmt(&format!("nonexistent realm {realm}")));
     }
     if get("nonce") != Some(nonce) {
@@ -465,8 +592,9 @@ fn verify(token: &[u8], nonce: &str, login: &Login) -> Result<Step, SaslError> {
     }
     let uri = get("digest-uri").ok_or_else(|| fmt("missing digest-uri"))?;
     match uri.split_once('/') {
-        Some((service, host))
-            if service.eq_ignore_ascii_case(SERVICE) && host.eq_ignore_ascii_case(SERVER_NAME) => {}
+        Some((protocol, host))
+            if protocol.eq_ignore_ascii_case(service.protocol)
+                && host.eq_ignore_ascii_case(service.server_name) => {}
         _ => return Err(fmt("digest-uri mismatch")),
     }
     let response = get("response").ok_or_else(|| fmt("missing response"))?;
@@ -474,40 +602,148 @@ fn verify(token: &[u8], nonce: &str, login: &Login) -> Result<Step, SaslError> {
     let password = login
         .password(username)
         .ok_or_else(|| SaslError::UnknownUser(username.to_string()))?;
-
-    let mut inner = Md5::new();
-    inner.update(latin1_or_utf8(username));
-    inner.update(b":");
-    inner.update(latin1_or_utf8(realm));
-    inner.update(b":");
-    inner.update(latin1_or_utf8(password));
-    let mut a1 = Md5::new();
-    a1.update(inner.finalize());
-    a1.update(format!(":{nonce}:{cnonce}"));
-    if let Some(z) = authzid {
-        a1.update(b":");
-        a1.update(z.as_bytes());
+    let (expected, rspauth) = Digests {
+        username,
+        realm,
+        password,
+        nonce,
+        cnonce,
+        authzid,
+        nc,
+        uri,
     }
-    let ha1 = hex(&a1.finalize());
-    let digest = |a2: &str| {
-        let ha2 = hex(&Md5::digest(a2.as_bytes()));
-        hex(&Md5::digest(
-            format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}").as_bytes(),
-        ))
-    };
-    let expected = digest(&format!("AUTHENTICATE:{uri}"));
+    .compute();
     if !constant_eq(
         expected.as_bytes(),
         response.to_ascii_lowercase().as_bytes(),
     ) {
         return Err(SaslError::Mismatch);
     }
-    let rspauth = digest(&format!(":{uri}"));
-    // ZooKeeper authorizes any authzid and takes the authenticated name as the id.
     Ok(Step::Done {
         token: format!("rspauth={rspauth}").into_bytes(),
         id: username.to_string(),
+        authzid: authzid.map(str::to_string),
     })
+}
+
+/// What RFC 2831's digests are computed from (qop `auth`, algorithm `md5-sess`).
+struct Digests<'a> {
+    username: &'a str,
+    realm: &'a str,
+    password: &'a str,
+    nonce: &'a str,
+    cnonce: &'a str,
+    authzid: Option<&'a str>,
+    nc: &'a str,
+    uri: &'a str,
+}
+
+impl Digests<'_> {
+    /// The client's `response` and the server's `rspauth`, in lower-case hex.
+    fn compute(&self) -> (String, String) {
+        let mut inner = Md5::new();
+        inner.update(latin1_or_utf8(self.username));
+        inner.update(b":");
+        inner.update(latin1_or_utf8(self.realm));
+        inner.update(b":");
+        inner.update(latin1_or_utf8(self.password));
+        let mut a1 = Md5::new();
+        a1.update(inner.finalize());
+        a1.update(format!(":{}:{}", self.nonce, self.cnonce));
+        if let Some(z) = self.authzid {
+            a1.update(b":");
+            a1.update(z.as_bytes());
+        }
+        let ha1 = hex(&a1.finalize());
+        let digest = |a2: &str| {
+            let ha2 = hex(&Md5::digest(a2.as_bytes()));
+            let (nonce, nc, cnonce) = (self.nonce, self.nc, self.cnonce);
+            hex(&Md5::digest(
+                format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}").as_bytes(),
+            ))
+        };
+        (
+            digest(&format!("AUTHENTICATE:{}", self.uri)),
+            digest(&format!(":{}", self.uri)),
+        )
+    }
+}
+
+/// The client side of DIGEST-MD5 (as Java's `SaslClient` does it for ZooKeeper): a user, its
+/// password and the authorization id it asks for (Java's client asks for its own name).
+#[derive(Debug, Clone)]
+pub struct DigestClient {
+    pub user: String,
+    pub password: String,
+    pub authzid: Option<String>,
+    pub service: Service,
+}
+
+impl DigestClient {
+    /// The response to the server's challenge, and the `rspauth` the server must answer with.
+    pub fn respond(&self, challenge: &[u8]) -> Result<(Vec<u8>, String), SaslError> {
+        self.respond_with(challenge, &new_nonce())
+    }
+
+    fn respond_with(&self, challenge: &[u8], cnonce: &str) -> Result<(Vec<u8>, String), SaslError> {
+        let fmt = |s: &str| SaslError::Format(s.to_string());
+        let text = std::str::from_utf8(challenge).map_err(|_| fmt("challenge is not UTF-8"))?;
+        let d = directives(text)?;
+        let get = |k: &str| d.get(k).map(String::as_str);
+        let nonce = get("nonce").ok_or_else(|| fmt("challenge without a nonce"))?;
+        if get("algorithm") != Some("md5-sess") {
+            return Err(fmt("challenge without algorithm=md5-sess"));
+        }
+        if !get("qop")
+            .unwrap_or("auth")
+            .split(',')
+            .any(|q| q.trim() == "auth")
+        {
+            return Err(fmt("the server offers no qop auth"));
+        }
+        let realm = get("realm").unwrap_or(self.service.server_name);
+        let uri = format!("{}/{}", self.service.protocol, self.service.server_name);
+        let nc = "00000001";
+        let authzid = self.authzid.as_deref();
+        let (response, rspauth) = Digests {
+            username: &self.user,
+            realm,
+            password: &self.password,
+            nonce,
+            cnonce,
+            authzid,
+            nc,
+            uri: &uri,
+        }
+        .compute();
+        let quote = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+        let z = authzid
+            .map(|z| format!(",authzid=\"{}\"", quote(z)))
+            .unwrap_or_default();
+        let token = format!(
+            "charset=utf-8,username=\"{}\",realm=\"{}\",nonce=\"{}\",nc={nc},cnonce=\"{}\",\
+             digest-uri=\"{uri}\",maxbuf=65536,response={response},qop=auth{z}",
+            quote(&self.user),
+            quote(realm),
+            quote(nonce),
+            quote(cnonce),
+        );
+        Ok((token.into_bytes(), rspauth))
+    }
+
+    /// Checks the server's last token (`rspauth=...`) against what `respond` expected.
+    pub fn check_rspauth(token: &[u8], expected: &str) -> Result<(), SaslError> {
+        let got = std::str::from_utf8(token)
+            .ok()
+            .and_then(|t| directives(t).ok())
+            .and_then(|d| d.get("rspauth").cloned())
+            .ok_or_else(|| SaslError::Format("no rspauth from the server".into()))?;
+        if constant_eq(got.as_bytes(), expected.as_bytes()) {
+            Ok(())
+        } else {
+            Err(SaslError::ServerMismatch)
+        }
+    }
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
@@ -577,34 +813,96 @@ Client {
         assert!(err.contains("Krb5LoginModule"), "{err}");
     }
 
-    /// The client side of RFC 2831 (as Java's and pure-sasl's clients compute it).
+    /// A client's response to `challenge` (with a fixed cnonce).
     fn client_response(
         challenge: &str,
         user: &str,
         password: &str,
         authzid: Option<&str>,
     ) -> String {
-        let d = directives(challenge).expect("challenge parses");
-        let nonce = &d["nonce"];
-        let (cnonce, nc, uri) = ("OA6MHXh6VqTrRk", "00000001", "zookeeper/zk-sasl-md5");
-        let inner = Md5::digest(format!("{user}:zk-sasl-md5:{password}").as_bytes());
-        let mut a1 = inner.to_vec();
-        a1.extend_from_slice(format!(":{nonce}:{cnonce}").as_bytes());
-        if let Some(z) = authzid {
-            a1.extend_from_slice(format!(":{z}").as_bytes());
+        let client = DigestClient {
+            user: user.into(),
+            password: password.into(),
+            authzid: authzid.map(str::to_string),
+            service: CLIENTS,
+        };
+        let (token, _) = client
+            .respond_with(challenge.as_bytes(), "OA6MHXh6VqTrRk")
+            .expect("responds");
+        String::from_utf8(token).expect("text")
+    }
+
+    /// RFC 2831 section 4's example exchange.
+    #[test]
+    fn digests_match_the_rfc_example() {
+        let (response, rspauth) = Digests {
+            username: "chris",
+            realm: "elwood.innosoft.com",
+            password: "secret",
+            nonce: "OA6MG9tEQGm2hh",
+            cnonce: "OA6MHXh6VqTrRk",
+            authzid: None,
+            nc: "00000001",
+            uri: "imap/elwood.innosoft.com",
         }
-        let ha1 = hex(&Md5::digest(&a1));
-        let ha2 = hex(&Md5::digest(format!("AUTHENTICATE:{uri}").as_bytes()));
-        let resp = hex(&Md5::digest(
-            format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}").as_bytes(),
+        .compute();
+        assert_eq!(response, "d388dad90d4bbd760a152321f2143af7");
+        assert_eq!(rspauth, "ea40f60335c427b5527b84dbabcdfffd");
+    }
+
+    #[test]
+    fn a_client_and_a_quorum_server_complete_and_check_rspauth() {
+        let jaas = Jaas::parse("QuorumServer { org.apache.zookeeper.server.auth.DigestLoginModule required user_test=\"s3\"; };").expect("parses");
+        let mut l =
+            Login::from_entries(jaas.section("QuorumServer").expect("section")).expect("users");
+        l.service = QUORUM;
+        let client = |password: &str| DigestClient {
+            user: "test".into(),
+            password: password.into(),
+            authzid: Some("test".into()),
+            service: QUORUM,
+        };
+        let mut m = DigestMd5::default();
+        let c = challenge(&mut m, &l);
+        assert!(c.starts_with("realm=\"zk-quorum-sasl-md5\""), "{c}");
+        let (resp, rspauth) = client("s3").respond(c.as_bytes()).expect("responds");
+        let text = String::from_utf8(resp.clone()).expect("text");
+        assert!(
+            text.contains("digest-uri=\"zookeeper-quorum/zk-quorum-sasl-md5\""),
+            "{text}"
+        );
+        match m.evaluate(&resp, &l).expect("authenticates") {
+            Step::Done { token, id, authzid } => {
+                assert_eq!((id.as_str(), authzid.as_deref()), ("test", Some("test")));
+                DigestClient::check_rspauth(&token, &rspauth).expect("rspauth matches");
+                let forged = format!("rspauth={}", "0".repeat(32));
+                assert_eq!(
+                    DigestClient::check_rspauth(forged.as_bytes(), &rspauth),
+                    Err(SaslError::ServerMismatch)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // A client's service must be the server's: a quorum client cannot log in to clients'.
+        let mut m = DigestMd5::default();
+        let c = challenge(&mut m, &login());
+        let (resp, _) = DigestClient {
+            user: "bob".into(),
+            password: "bob\"secret".into(),
+            authzid: None,
+            service: QUORUM,
+        }
+        .respond(c.as_bytes())
+        .expect("responds");
+        assert!(matches!(
+            m.evaluate(&resp, &login()),
+            Err(SaslError::Format(_))
         ));
-        let z = authzid
-            .map(|z| format!(",authzid=\"{z}\""))
-            .unwrap_or_default();
-        format!(
-            "charset=utf-8,username=\"{user}\",realm=\"zk-sasl-md5\",nonce=\"{nonce}\",nc={nc},\
-             cnonce=\"{cnonce}\",digest-uri=\"{uri}\",maxbuf=65536,response={resp},qop=auth{z}"
-        )
+        // Wrong password.
+        let mut m = DigestMd5::default();
+        let c = challenge(&mut m, &l);
+        let (resp, _) = client("nope").respond(c.as_bytes()).expect("responds");
+        assert_eq!(m.evaluate(&resp, &l), Err(SaslError::Mismatch));
     }
 
     fn challenge(m: &mut DigestMd5, l: &Login) -> String {
@@ -623,7 +921,7 @@ Client {
         assert!(c.ends_with("\",charset=utf-8,algorithm=md5-sess"), "{c}");
         let resp = client_response(&c, "bob", "bob\"secret", None);
         match m.evaluate(resp.as_bytes(), &l).expect("authenticates") {
-            Step::Done { token, id } => {
+            Step::Done { token, id, .. } => {
                 assert_eq!(id, "bob");
                 let t = String::from_utf8(token).expect("text");
                 assert!(t.starts_with("rspauth=") && t.len() == 8 + 32, "{t}");

@@ -203,7 +203,8 @@ pub async fn run(
             ensemble = saved;
         }
         let ensemble = Arc::new(ensemble);
-        let wire = crate::quorum::Wire::new(crate::tls::QuorumTls::of(&cfg)?);
+        let wire =
+            crate::quorum::Wire::new(crate::tls::QuorumTls::of(&cfg)?, cfg.quorum_sasl.clone());
         let peers = crate::quorum::Peers::start(
             ensemble.clone(),
             core_tx.clone(),

@@ -1424,16 +1424,37 @@ fn quorum_tls_lines(key_store: &str, trust_store: &str) -> String {
     )
 }
 
+/// The beginnings of the zoo.cfg lines about TLS between members.
+const QUORUM_TLS_KEYS: &[&str] = &["ssl.quorum.", "sslQuorum", "portUnification"];
+
 /// Rewrites the member's `ssl.quorum`/`sslQuorum`/`portUnification` lines.
 fn set_quorum_tls(m: &Member, lines: &str) {
+    replace_lines(m, QUORUM_TLS_KEYS, lines);
+}
+
+/// Stops the member, then starts it with each `(what, lines)` in turn, `lines` replacing
+/// its lines that begin with one of `keys`, and checks that it does not join the others.
+/// It is left stopped.
+fn stays_out(m: &mut Member, keys: &[&str], cases: &[(&str, String)]) {
+    m.kill();
+    for (what, lines) in cases {
+        replace_lines(m, keys, lines);
+        m.start();
+        assert_eq!(
+            serving_within(m, Duration::from_secs(4)),
+            None,
+            "a member with {what} joined"
+        );
+        m.kill();
+    }
+}
+
+/// Replaces the member's zoo.cfg lines that begin with one of `prefixes` by `lines`.
+fn replace_lines(m: &Member, prefixes: &[&str], lines: &str) {
     let text = std::fs::read_to_string(&m.cfg).unwrap();
     let kept: String = text
         .lines()
-        .filter(|l| {
-            !l.starts_with("ssl.quorum.")
-                && !l.starts_with("sslQuorum")
-                && !l.starts_with("portUnification")
-        })
+        .filter(|l| !prefixes.iter().any(|p| l.starts_with(p)))
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(&m.cfg, kept + lines).unwrap();
@@ -1468,23 +1489,17 @@ fn with_ssl_quorum_members_speak_tls_and_turn_away_strangers_and_plain_peers() {
 
     // A member whose certificate another CA signed, and one speaking plain TCP, cannot join:
     // the other two go on writing.
-    members[other].kill();
-    for (what, lines) in [
-        (
-            "a certificate from another CA",
-            quorum_tls_lines(&rogue_ks, &rogue_ts),
-        ),
-        ("plain TCP", String::new()),
-    ] {
-        set_quorum_tls(&members[other], &lines);
-        members[other].start();
-        assert_eq!(
-            serving_within(&members[other], Duration::from_secs(4)),
-            None,
-            "a member with {what} joined"
-        );
-        members[other].kill();
-    }
+    stays_out(
+        &mut members[other],
+        QUORUM_TLS_KEYS,
+        &[
+            (
+                "a certificate from another CA",
+                quorum_tls_lines(&rogue_ks, &rogue_ts),
+            ),
+            ("plain TCP", String::new()),
+        ],
+    );
     write_through(members[leader].client, &paths[10..15]);
 
     // Port unification: a member that still dials in the clear joins members that accept both.
@@ -1583,5 +1598,85 @@ fn hierarchical_quorums_need_a_majority_of_group_majorities() {
             members[i].client,
             &["/h-all".to_string(), "/h-two-groups".to_string()],
         );
+    }
+}
+
+/// A JAAS file for SASL between members: the QuorumServer section knows `test` (password
+/// `secret`); the QuorumLearner section logs in as `test` with `password`.
+fn quorum_jaas(dir: &std::path::Path, name: &str, password: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "QuorumServer {{\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  \
+             user_test=\"secret\";\n}};\nQuorumLearner {{\n  \
+             org.apache.zookeeper.server.auth.DigestLoginModule required\n  \
+             username=\"test\"\n  password=\"{password}\";\n}};\n"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// zoo.cfg lines for quorum SASL with `jaas`: whether this member logs in (`learner`) and
+/// whether it requires others to (`server`).
+fn quorum_sasl_lines(jaas: &str, learner: bool, server: bool) -> String {
+    format!(
+        "quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl={learner}\n\
+         quorum.auth.serverRequireSasl={server}\njava.security.auth.login.config={jaas}\n"
+    )
+}
+
+/// The beginnings of the zoo.cfg lines about SASL between members.
+const QUORUM_SASL_KEYS: &[&str] = &["quorum.auth.", "java.security.auth.login.config"];
+
+fn set_quorum_sasl(m: &Member, lines: &str) {
+    replace_lines(m, QUORUM_SASL_KEYS, lines);
+}
+
+#[test]
+fn with_quorum_sasl_members_log_in_and_turn_away_wrong_passwords_and_silent_peers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = quorum_jaas(tmp.path(), "good.jaas", "secret");
+    let wrong = quorum_jaas(tmp.path(), "wrong.jaas", "guess");
+    let mut members = ensemble_configured(3, 0, tmp.path(), &quorum_sasl_lines(&good, true, true));
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let f = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let paths: Vec<String> = (0..20).map(|i| format!("/sasl-{i}")).collect();
+    write_through(members[f].client, &paths[..10]);
+    sync_and_check(members[other].client, &paths[..10]);
+    let log = std::fs::read_to_string(members[leader].cfg.with_file_name("zkrs.log")).unwrap();
+    assert!(
+        log.contains("logged in as test"),
+        "the leader logged no login"
+    );
+
+    // A member with the wrong password, and one that does not log in (though it takes the
+    // others' logins), cannot join members that require it: the other two go on writing.
+    stays_out(
+        &mut members[other],
+        QUORUM_SASL_KEYS,
+        &[
+            ("the wrong password", quorum_sasl_lines(&wrong, true, true)),
+            ("no login", quorum_sasl_lines(&good, false, false)),
+        ],
+    );
+    write_through(members[leader].client, &paths[10..15]);
+
+    // A rolling upgrade, as ZooKeeper's guide has it: members that log in but require it
+    // of no one (its second step) take in one that does not log in yet (its first step),
+    // and log in to it.
+    for i in [leader, f] {
+        members[i].kill();
+        set_quorum_sasl(&members[i], &quorum_sasl_lines(&good, true, false));
+        members[i].start();
+    }
+    set_quorum_sasl(&members[other], &quorum_sasl_lines(&good, false, false));
+    members[other].start();
+    wait_serving(&members, Duration::from_secs(30));
+    write_through(members[other].client, &paths[15..]);
+    for m in &members {
+        sync_and_check(m.client, &paths);
     }
 }
