@@ -130,6 +130,9 @@ pub struct Config {
     pub container_check_interval_ms: u64,
     /// `znodeCacheSizeMB` (zkrs's own): memory for the znodes held beyond the store, in bytes.
     pub znode_cache_bytes: usize,
+    /// `importZooKeeperData` (zkrs's own, default true): at the first start on a data dir
+    /// where Apache ZooKeeper ran, take over its snapshot and logs (see [`crate::import`]).
+    pub import_zookeeper_data: bool,
     /// How long a connection may stay silent before its handshake
     /// (`zookeeper.nio.sessionlessCnxnTimeout`).
     pub sessionless_cnxn_timeout_ms: u64,
@@ -287,6 +290,7 @@ impl Default for Config {
             force_sync: true,
             container_check_interval_ms: 60_000,
             znode_cache_bytes: crate::tree::DEFAULT_CACHE_BYTES,
+            import_zookeeper_data: true,
             sessionless_cnxn_timeout_ms: 10_000,
             init_limit: 10,
             sync_limit: 5,
@@ -890,6 +894,7 @@ impl Config {
                     .filter(|&v: &u64| v > 0)
                     .ok_or_else(|| invalid("expected a positive number of ms"))?
             }
+            "importZooKeeperData" => self.import_zookeeper_data = boolean(value)?,
             "znodeCacheSizeMB" => {
                 self.znode_cache_bytes = num(value)
                     .and_then(|mb: usize| mb.checked_mul(1 << 20))
@@ -1053,6 +1058,7 @@ const KNOWN_KEYS: &[&str] = &[
     "standaloneEnabled",
     "znode.container.checkIntervalMs",
     "znodeCacheSizeMB",
+    "importZooKeeperData",
     "nio.sessionlessCnxnTimeout",
     "initLimit",
     "syncLimit",

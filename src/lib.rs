@@ -17,6 +17,7 @@ pub mod config;
 pub mod core;
 pub mod ensemble;
 pub mod filter;
+pub mod import;
 pub mod net;
 pub mod overlay;
 pub mod path;

@@ -21,6 +21,8 @@ pub enum ServerError {
     Config(String),
     #[error("secure client port: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("importing Apache ZooKeeper's data: {0}")]
+    Import(#[from] crate::import::ImportError),
 }
 
 /// The client ports: plain (`clientPort`) and TLS (`secureClientPort`), either or both.
@@ -183,6 +185,23 @@ pub async fn run(
         cfg.force_sync,
     )?;
     store.set_node_cache(cfg.znode_cache_bytes);
+    if cfg.import_zookeeper_data {
+        let (snaps, logs) =
+            crate::import::zookeeper_dirs(&cfg.data_dir, cfg.data_log_dir.as_deref());
+        if let Some(i) = crate::import::import_if_fresh(&store, &snaps, &logs, cfg.extended_types)?
+        {
+            tracing::info!(
+                "imported Apache ZooKeeper's data: {} ({} znodes, {} sessions at {:#x}) and {} \
+                 logged txns after it, to zxid {:#x}; ZooKeeper's files are left as they are",
+                i.snapshot.display(),
+                i.nodes,
+                i.sessions,
+                i.snapshot_zxid,
+                i.txns,
+                i.last_zxid
+            );
+        }
+    }
     let cfg = Arc::new(cfg);
     let mut core = Core::new(cfg.clone(), store, ensemble.is_none())?;
     let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);

@@ -64,6 +64,8 @@ fn session_key(id: i64) -> Vec<u8> {
 const ACCEPTED_EPOCH: &[u8] = b"accepted_epoch";
 const CURRENT_EPOCH: &[u8] = b"current_epoch";
 const MEMBERSHIP: &[u8] = b"membership";
+/// Present while ZooKeeper's data is being imported (see `crate::import`).
+const IMPORTING: &[u8] = b"importing";
 
 /// How many txns the log keeps behind the newest (for DIFF syncs of learners).
 const LOG_RETAIN: i64 = 100_000;
@@ -675,6 +677,31 @@ impl Store {
             // The rebuild, dropped with the closure, is abandoned: the filter stays.
             Err(e) => tracing::warn!("cannot start rebuilding the path filter: {e}"),
         }
+    }
+
+    /// Nothing applied and nothing logged yet (a data dir zkrs has not served from), or an
+    /// import that did not finish.
+    pub fn is_fresh(&self) -> Result<bool, StoreError> {
+        let never = self.db.get_cf(self.cf(CF_NODES), LAST_ZXID)?.is_none()
+            && self.last_logged()?.is_none();
+        Ok(never || self.db.get_cf(self.cf(CF_META), IMPORTING)?.is_some())
+    }
+
+    /// Marks an import begun (synced): until [`Store::finish_import`], the store counts as
+    /// fresh, so a crash in between redoes the import.
+    pub fn begin_import(&self) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(CF_META), IMPORTING, [1u8], &opts)?;
+        Ok(())
+    }
+
+    pub fn finish_import(&self) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.delete_cf_opt(self.cf(CF_META), IMPORTING, &opts)?;
+        Ok(())
     }
 
     /// Persists the ZAB epochs (synced: they are acted on right after).

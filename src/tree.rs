@@ -907,6 +907,25 @@ impl DataTree {
     }
 
     /// A session read from storage.
+    /// A parent's cversion and pzxid raised to those of a create that found its node there
+    /// already (a fuzzy snapshot's, replayed; ZooKeeper's `setCversionPzxid`): only ever up.
+    pub fn raise_cversion_pzxid(&mut self, p: &str, cversion: i32, zxid: i64) {
+        let Some(node) = self.nodes.get_mut(p) else {
+            return;
+        };
+        let cversion = if cversion == -1 {
+            node.stat.cversion.wrapping_add(1)
+        } else {
+            cversion
+        };
+        if cversion > node.stat.cversion {
+            node.stat.cversion = cversion;
+            node.stat.pzxid = zxid;
+            redigest(&mut self.digest, p, node);
+            self.dirty.insert(p.to_string());
+        }
+    }
+
     pub fn insert_session(&mut self, id: i64, timeout: i32) {
         self.sessions.insert(id, timeout);
     }

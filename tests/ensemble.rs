@@ -1680,3 +1680,40 @@ fn with_quorum_sasl_members_log_in_and_turn_away_wrong_passwords_and_silent_peer
         sync_and_check(m.client, &paths);
     }
 }
+
+#[test]
+fn an_apache_members_data_dir_is_taken_over_and_synced_to_the_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Member 3 starts on the data dir Apache ZooKeeper's server 3 left (epoch 2, zxid
+    // 0x200000009); members 1 and 2 on empty ones.
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/zookeeper-member/version-2");
+    let dst = tmp.path().join("m3/version-2");
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+    let members = ensemble(3, tmp.path());
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    assert_eq!(leader, 2, "the member with ZooKeeper's history leads");
+    let mine = vec!["/q".to_string(), "/q/after".to_string()];
+    for m in &members {
+        sync_and_check(m.client, &mine);
+        let mut c = Client::connect(m.client);
+        let r = c.call(get_data("/q/after", false));
+        let Some(Response::GetData(d)) = r.body else {
+            panic!("{r:?}")
+        };
+        assert_eq!(d.data.as_deref(), Some(&b"2"[..]));
+        assert_eq!(d.stat.czxid, 0x2_0000_0002);
+    }
+    // The history goes on in a later epoch.
+    write_through(members[0].client, &["/new".to_string()]);
+    let mut c = Client::connect(members[1].client);
+    let r = c.call(exists("/new", false));
+    let Some(Response::Exists(e)) = r.body else {
+        panic!("{r:?}")
+    };
+    assert!(e.stat.czxid > 0x3_0000_0000, "{:#x}", e.stat.czxid);
+}

@@ -1,0 +1,599 @@
+//! Taking over an Apache ZooKeeper data directory. At the first start on a `dataDir` (and
+//! `dataLogDir`) where ZooKeeper ran, zkrs reads what ZooKeeper's own restart reads
+//! (`FileTxnSnapLog.restore`): the newest valid snapshot in `dataDir/version-2`, then every
+//! txn of the logs in `dataLogDir/version-2` after it, and the ZAB epochs. The tree, its
+//! sessions and those txns are saved in zkrs's store; ZooKeeper's files are left as they are
+//! (a later start reads zkrs's store, not them).
+//!
+//! The formats (`QUORUM-PROTOCOL.md`; ZooKeeper's FileSnap and FileTxnLog):
+//!
+//! * `snapshot.<zxid hex>`: FileHeader (`ZKSN`, version 2, dbid), the sessions (count, then
+//!   id and timeout each), the ACL cache (count, then id and ACL list each), the nodes in
+//!   pre-order (path, data, ACL id, StatPersisted; the root's path is empty) ended by the path
+//!   `/`, then a seal: the Adler-32 of everything before it and the path `/`. From 3.6 a
+//!   ZxidDigest and a second seal may follow; zkrs recounts its own digest.
+//! * `log.<first zxid hex>`: FileHeader (`ZKLG`, version 2, dbid), then records: the Adler-32
+//!   of the txn, its length, the txn (TxnHeader, record, optional TxnDigest) and the byte `B`;
+//!   zeros (a length of 0) after the last record.
+
+use crate::store::{Store, StoreError};
+use crate::tree::{DataTree, Node};
+use jute::data::{Acl, StatPersisted};
+use jute::{Decode, TxnEntry, TxnRecord};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const SNAP_MAGIC: i32 = 0x5a4b_534e; // "ZKSN"
+const LOG_MAGIC: i32 = 0x5a4b_4c47; // "ZKLG"
+const VERSION: i32 = 2;
+/// The ACL id ZooKeeper's ACL cache gives OPEN_ACL_UNSAFE.
+const OPEN_ACL_ID: i64 = -1;
+/// The end-of-record byte after each logged txn.
+const EOR: u8 = b'B';
+/// How many snapshots are tried, newest first, before giving up (as ZooKeeper's 100).
+const SNAPSHOTS_TRIED: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{file} at byte {offset}: {reason}")]
+    Format {
+        file: String,
+        offset: usize,
+        reason: String,
+    },
+    #[error("{dir}: no snapshot could be read ({reasons})")]
+    NoValidSnapshot { dir: String, reasons: String },
+    #[error(
+        "{dir}: no snapshot found, but there are log entries (ZooKeeper refuses such a data dir too)"
+    )]
+    LogsWithoutSnapshot { dir: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an import took over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub snapshot: PathBuf,
+    pub snapshot_zxid: i64,
+    /// Txns of the logs applied after the snapshot.
+    pub txns: usize,
+    pub last_zxid: i64,
+    pub nodes: usize,
+    pub sessions: usize,
+}
+
+/// Where ZooKeeper keeps its files under `dataDir` and `dataLogDir`.
+pub fn zookeeper_dirs(data_dir: &Path, data_log_dir: Option<&Path>) -> (PathBuf, PathBuf) {
+    (
+        data_dir.join("version-2"),
+        data_log_dir.unwrap_or(data_dir).join("version-2"),
+    )
+}
+
+/// Imports ZooKeeper's data into `store` when the store has never been written and there is
+/// ZooKeeper data to take (`snap_dir`, `log_dir`: the `version-2` directories).
+pub fn import_if_fresh(
+    store: &Store,
+    snap_dir: &Path,
+    log_dir: &Path,
+    extended_types: bool,
+) -> Result<Option<Imported>, ImportError> {
+    if !store.is_fresh()? {
+        return Ok(None);
+    }
+    let snaps = numbered_files(snap_dir, "snapshot.")?;
+    let logs = numbered_files(log_dir, "log.")?;
+    if snaps.is_empty() {
+        if logs.is_empty() {
+            return Ok(None);
+        }
+        return Err(ImportError::LogsWithoutSnapshot {
+            dir: log_dir.display().to_string(),
+        });
+    }
+    let (mut tree, snapshot, snapshot_zxid) =
+        newest_valid_snapshot(snap_dir, &snaps, extended_types)?;
+    let txns = read_logs(&logs, snapshot_zxid)?;
+    for txn in &txns {
+        replay(&mut tree, txn);
+    }
+    let epochs = read_epochs(snap_dir)?;
+    store.begin_import()?;
+    store.replace_all(&tree)?;
+    store.append_log(&txns)?;
+    if let Some(hs) = epochs {
+        store.save_hard_state(hs)?;
+    }
+    store.finish_import()?;
+    Ok(Some(Imported {
+        snapshot,
+        snapshot_zxid,
+        txns: txns.len(),
+        last_zxid: tree.last_zxid,
+        nodes: tree.len(),
+        sessions: tree.sessions.len(),
+    }))
+}
+
+/// Applies one logged txn as ZooKeeper's restart does: a snapshot is fuzzy (written while
+/// the tree changed), so it may hold a node whose create comes after it. Such a create
+/// changes nothing but its parent's cversion and pzxid, raised to the txn's
+/// (`DataTree.setCversionPzxid`).
+fn replay(tree: &mut DataTree, txn: &TxnEntry) {
+    if let TxnRecord::Create(t) = &txn.record {
+        if tree.get(&t.path).is_some() {
+            if let Some(parent) = crate::path::parent(&t.path) {
+                tree.raise_cversion_pzxid(parent, t.parent_c_version, txn.header.zxid);
+            }
+        }
+    }
+    tree.apply(txn);
+}
+
+/// The files of `dir` named `<prefix><hex zxid>`, oldest first. Compressed snapshots
+/// (`.gz`, `.snappy`) are not read.
+fn numbered_files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, ImportError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(hex) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        match i64::from_str_radix(hex, 16) {
+            Ok(zxid) => out.push((zxid, entry.path())),
+            Err(_) if hex.ends_with(".gz") || hex.ends_with(".snappy") => {
+                tracing::warn!("{name}: compressed snapshots are not read")
+            }
+            Err(_) => {}
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> ImportError {
+    ImportError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The newest snapshot that reads whole and whose seal checks, as a tree.
+fn newest_valid_snapshot(
+    dir: &Path,
+    snaps: &[(i64, PathBuf)],
+    extended_types: bool,
+) -> Result<(DataTree, PathBuf, i64), ImportError> {
+    let mut reasons = Vec::new();
+    for (zxid, path) in snaps.iter().rev().take(SNAPSHOTS_TRIED) {
+        let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+        match read_snapshot(&bytes, *zxid, extended_types) {
+            Ok(tree) => return Ok((tree, path.clone(), *zxid)),
+            Err((offset, reason)) => {
+                let name = path.display();
+                tracing::warn!("{name}: not readable at byte {offset}: {reason}");
+                reasons.push(format!("{name} at byte {offset}: {reason}"));
+            }
+        }
+    }
+    Err(ImportError::NoValidSnapshot {
+        dir: dir.display().to_string(),
+        reasons: reasons.join("; "),
+    })
+}
+
+/// Adler-32 (RFC 1950), as `java.util.zip.Adler32`.
+fn adler32(bytes: &[u8]) -> u32 {
+    const MOD: u32 = 65521;
+    let (mut a, mut b) = (1u32, 0u32);
+    // 5552 bytes is the most that can be summed before the u32 sums could overflow.
+    for chunk in bytes.chunks(5552) {
+        for &x in chunk {
+            a += u32::from(x);
+            b += a;
+        }
+        a %= MOD;
+        b %= MOD;
+    }
+    (b << 16) | a
+}
+
+type At<T> = Result<T, (usize, String)>;
+
+/// Reads the field `what` at the reader's position, naming it on failure.
+fn field<T>(
+    r: &mut jute::Reader<'_>,
+    what: &str,
+    read: impl FnOnce(&mut jute::Reader<'_>) -> Result<T, jute::DecodeError>,
+) -> At<T> {
+    let at = r.position();
+    read(r).map_err(|e| (at, format!("{what}: {e}")))
+}
+
+fn file_header(r: &mut jute::Reader<'_>, magic: i32) -> At<()> {
+    let m = field(r, "magic", |r| r.read_i32())?;
+    if m != magic {
+        return Err((0, format!("magic {m:#x}, not {magic:#x}")));
+    }
+    let v = field(r, "version", |r| r.read_i32())?;
+    if v != VERSION {
+        return Err((4, format!("version {v}, not {VERSION}")));
+    }
+    field(r, "dbid", |r| r.read_i64())?;
+    Ok(())
+}
+
+fn read_snapshot(bytes: &[u8], zxid: i64, extended_types: bool) -> At<DataTree> {
+    let mut r = jute::Reader::with_limit(bytes, usize::MAX >> 2);
+    file_header(&mut r, SNAP_MAGIC)?;
+    let mut tree = DataTree::empty(extended_types);
+    let sessions = field(&mut r, "session count", |r| r.read_i32())?;
+    for _ in 0..sessions.max(0) {
+        let id = field(&mut r, "session id", |r| r.read_i64())?;
+        let timeout = field(&mut r, "session timeout", |r| r.read_i32())?;
+        tree.insert_session(id, timeout);
+    }
+    let mut acls: HashMap<i64, Arc<Vec<Acl>>> = HashMap::new();
+    acls.insert(OPEN_ACL_ID, Arc::new(crate::acl::open_acl_unsafe()));
+    let count = field(&mut r, "ACL cache size", |r| r.read_i32())?;
+    for _ in 0..count.max(0) {
+        let id = field(&mut r, "ACL id", |r| r.read_i64())?;
+        let list: Vec<Acl> = field(&mut r, "ACL list", |r| r.read_vector())?.unwrap_or_default();
+        acls.insert(id, Arc::new(list));
+    }
+    let mut nodes: Vec<(String, Node)> = Vec::new();
+    loop {
+        let at = r.position();
+        let path = field(&mut r, "node path", String::decode)?;
+        if path == "/" {
+            break; // the end of the nodes
+        }
+        let data = field(&mut r, "node data", |r| r.read_buffer())?;
+        let acl_id = field(&mut r, "node ACL id", |r| r.read_i64())?;
+        let stat = field(&mut r, "node stat", StatPersisted::decode)?;
+        let acl = acls.get(&acl_id).cloned().ok_or_else(|| {
+            (
+                at,
+                format!("{path}: ACL id {acl_id} is not in the ACL cache"),
+            )
+        })?;
+        let path = if path.is_empty() {
+            "/".to_string()
+        } else {
+            path
+        };
+        if !path.starts_with('/') {
+            return Err((at, format!("node path {path:?} is not absolute")));
+        }
+        nodes.push((path, Node::new(stat, data, acl)));
+    }
+    let sealed = r.position();
+    let seal = field(&mut r, "checksum", |r| r.read_i64())?;
+    let computed = adler32(&bytes[..sealed]);
+    if seal != i64::from(computed) {
+        return Err((
+            sealed,
+            format!("checksum {seal:#x}, computed {computed:#x}"),
+        ));
+    }
+    let end = field(&mut r, "seal", String::decode)?;
+    if end != "/" {
+        return Err((sealed + 8, format!("seal path {end:?}, not \"/\"")));
+    }
+    let mut children: HashMap<&str, u32> = HashMap::new();
+    for (p, _) in &nodes {
+        if let Some(parent) = crate::path::parent(p) {
+            *children.entry(parent).or_default() += 1;
+        }
+    }
+    let counts: Vec<u32> = nodes
+        .iter()
+        .map(|(p, _)| children.get(p.as_str()).copied().unwrap_or(0))
+        .collect();
+    if !nodes.iter().any(|(p, _)| p == "/") {
+        return Err((sealed, "no root node".into()));
+    }
+    for ((p, mut node), n) in nodes.into_iter().zip(counts) {
+        node.num_children = n;
+        tree.insert_loaded(p, node);
+    }
+    tree.last_zxid = zxid;
+    Ok(tree)
+}
+
+/// The txns after `after` in the logs (oldest log first): from the newest log that begins at
+/// or before `after`, as ZooKeeper reads them. A log ends at a length of 0 or at its end; a
+/// record cut short ends it too (a torn write). A checksum that does not match, or a record
+/// that does not decode, stops the import.
+fn read_logs(logs: &[(i64, PathBuf)], after: i64) -> Result<Vec<TxnEntry>, ImportError> {
+    let first = logs
+        .iter()
+        .rposition(|(start, _)| *start <= after)
+        .unwrap_or(0);
+    let mut txns: Vec<TxnEntry> = Vec::new();
+    for (_, path) in &logs[first..] {
+        let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+        let bad = |(offset, reason): (usize, String)| ImportError::Format {
+            file: path.display().to_string(),
+            offset,
+            reason,
+        };
+        let mut r = jute::Reader::with_limit(&bytes, usize::MAX >> 2);
+        file_header(&mut r, LOG_MAGIC).map_err(bad)?;
+        while let Some(txn) = next_logged(&mut r, &bytes).map_err(bad)? {
+            let zxid = txn.header.zxid;
+            if zxid <= after {
+                continue;
+            }
+            if let Some(prev) = txns.last().map(|t| t.header.zxid) {
+                if zxid <= prev {
+                    return Err(bad((
+                        r.position(),
+                        format!("zxid {zxid:#x} after {prev:#x}"),
+                    )));
+                }
+            }
+            txns.push(txn);
+        }
+    }
+    Ok(txns)
+}
+
+/// The next logged txn, or None at the end of the log.
+fn next_logged(r: &mut jute::Reader<'_>, bytes: &[u8]) -> At<Option<TxnEntry>> {
+    let at = r.position();
+    if r.remaining() < 12 {
+        return Ok(None);
+    }
+    let crc = field(r, "checksum", |r| r.read_i64())?;
+    let len = field(r, "length", |r| r.read_i32())?;
+    let Ok(len) = usize::try_from(len) else {
+        return Err((at + 8, format!("length {len}")));
+    };
+    if len == 0 || r.remaining() < len + 1 {
+        return Ok(None); // the zeros after the end, or a record cut short
+    }
+    let start = r.position();
+    let txn = &bytes[start..start + len];
+    let computed = adler32(txn);
+    if crc != i64::from(computed) {
+        return Err((at, format!("checksum {crc:#x}, computed {computed:#x}")));
+    }
+    r.take(len).map_err(|e| (start, e.to_string()))?;
+    let eor = r
+        .take(1)
+        .map_err(|e| (start + len, format!("end of record: {e}")))?;
+    if eor != [EOR] {
+        return Err((start + len, format!("end of record {eor:?}, not 'B'")));
+    }
+    let entry = TxnEntry::from_bytes(txn).map_err(|e| (start, format!("txn: {e}")))?;
+    if let TxnRecord::Multi(m) = &entry.record {
+        for sub in m.txns.as_deref().unwrap_or_default() {
+            let data = sub.data.as_deref().unwrap_or_default();
+            TxnRecord::decode_for(sub.type_, &mut jute::Reader::new(data))
+                .map_err(|e| (start, format!("multi sub-txn of type {}: {e}", sub.type_)))?;
+        }
+    }
+    Ok(Some(entry))
+}
+
+/// ZooKeeper's `currentEpoch` and `acceptedEpoch` files (ASCII numbers), if it kept them
+/// (an ensemble member's data dir).
+fn read_epochs(dir: &Path) -> Result<Option<crate::zab::HardState>, ImportError> {
+    let read = |name: &str| -> Result<Option<i64>, ImportError> {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ImportError::Format {
+                    file: path.display().to_string(),
+                    offset: 0,
+                    reason: format!("{text:?} is not a number"),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    };
+    let (Some(current), accepted) = (read("currentEpoch")?, read("acceptedEpoch")?) else {
+        return Ok(None);
+    };
+    Ok(Some(crate::zab::HardState {
+        current_epoch: current,
+        accepted_epoch: accepted.unwrap_or(current),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(dir: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(dir)
+            .join("version-2")
+    }
+
+    fn snapshot(name: &str) -> DataTree {
+        let bytes = std::fs::read(data("zookeeper-datadir").join(name)).unwrap();
+        let zxid = i64::from_str_radix(name.trim_start_matches("snapshot."), 16).unwrap();
+        read_snapshot(&bytes, zxid, true).unwrap()
+    }
+
+    /// Every node (stat, data, ACL, children, digest) by path.
+    fn listing(tree: &DataTree) -> Vec<(String, Node)> {
+        let mut out = Vec::new();
+        tree.for_each(|p, n| out.push((p.to_string(), n.clone())));
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn adler32_is_javas() {
+        assert_eq!(adler32(b""), 1);
+        assert_eq!(adler32(b"Wikipedia"), 0x11e6_0398);
+        let long = vec![0xffu8; 100_000];
+        // Checked against zlib.adler32 of the same bytes.
+        assert_eq!(adler32(&long), 0x149a_302c);
+    }
+
+    #[test]
+    fn a_snapshot_reads_as_zookeeper_wrote_it() {
+        let tree = snapshot("snapshot.14");
+        assert_eq!(tree.last_zxid, 0x14);
+        assert_eq!(tree.sessions.get(&0x100000ddd700000), Some(&30000));
+        assert_eq!(tree.sessions.len(), 1);
+        let get = |p: &str| tree.get(p).unwrap_or_else(|| panic!("{p} missing"));
+        let app = get("/app");
+        assert_eq!(app.data.as_deref(), Some(&b"v2"[..]));
+        assert_eq!((app.stat.cversion, app.num_children), (10, 8));
+        // As a client sees it: 10 creations and 2 deletions under it.
+        assert_eq!(app.client_stat(true).cversion, 12);
+        assert_eq!(get("/app/eph").stat.ephemeral_owner, 0x100000ddd700000);
+        assert_eq!(
+            get("/app/box").stat.ephemeral_owner as u64,
+            0x8000_0000_0000_0000
+        );
+        assert_eq!(
+            get("/app/ttl").stat.ephemeral_owner as u64,
+            0xff00_0000_0036_ee80
+        );
+        let secret = get("/app/secret");
+        assert_eq!(secret.acl.len(), 2);
+        assert_eq!(secret.acl[0].id.scheme, "digest");
+        assert_eq!(secret.acl[0].id.id, "vec:XxsQ3xTNtXlmlncnyR4aJg/SLWI=");
+        assert_eq!(get("/app/config").stat.aversion, 1);
+        assert_eq!(get("/zookeeper/config").stat.aversion, -1);
+        assert_eq!(tree.len(), 14);
+    }
+
+    /// ZooKeeper's restart from its first snapshot and log ends where its own second
+    /// snapshot says: every node, stat by stat, and the sessions.
+    #[test]
+    fn the_first_snapshot_and_the_log_replay_to_the_second_snapshot() {
+        let mut tree = snapshot("snapshot.0");
+        let logs = numbered_files(&data("zookeeper-datadir"), "log.").unwrap();
+        let txns = read_logs(&logs, 0).unwrap();
+        assert_eq!(txns.len(), 20);
+        assert_eq!(txns.last().map(|t| t.header.zxid), Some(0x14));
+        for t in &txns {
+            replay(&mut tree, t);
+        }
+        let expected = snapshot("snapshot.14");
+        assert_eq!(tree.last_zxid, 0x14);
+        assert_eq!(tree.sessions, expected.sessions);
+        assert_eq!(listing(&tree), listing(&expected));
+        assert_eq!(tree.digest(), expected.digest());
+        // Nothing after the snapshot's zxid: nothing to replay.
+        assert!(read_logs(&logs, 0x14).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_fuzzy_snapshots_nodes_are_not_created_twice() {
+        // The state at 0x14 taken as if it were the snapshot at 0xa: the creates of 0xb,
+        // 0xe (in a multi) and 0x11 meet their nodes there, the delete of 0xd finds none.
+        let mut tree = snapshot("snapshot.14");
+        tree.last_zxid = 0xa;
+        let logs = numbered_files(&data("zookeeper-datadir"), "log.").unwrap();
+        let txns = read_logs(&logs, 0xa).unwrap();
+        for t in &txns {
+            replay(&mut tree, t);
+        }
+        assert_eq!(listing(&tree), listing(&snapshot("snapshot.14")));
+        // A parent written to the snapshot before its child's create: the create that finds
+        // the child raises the parent's cversion and pzxid to its own.
+        let mut tree = snapshot("snapshot.14");
+        tree.last_zxid = 0xa;
+        tree.raise_cversion_pzxid("/app", 6, 0xa); // not lowered: only ever raised
+        assert_eq!(tree.get("/app").unwrap().stat.cversion, 10);
+        let mut stale = tree.get("/app").unwrap().as_ref().clone();
+        stale.stat.cversion = 6;
+        tree.insert_loaded("/app".into(), stale);
+        let secret = txns.iter().find(|t| t.header.zxid == 0xb).unwrap();
+        replay(&mut tree, secret);
+        let app = tree.get("/app").unwrap();
+        assert_eq!((app.stat.cversion, app.stat.pzxid), (7, 0xb));
+    }
+
+    #[test]
+    fn a_damaged_snapshot_gives_way_to_an_older_one_and_a_damaged_log_stops_the_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = data("zookeeper-datadir");
+        for f in ["snapshot.0", "snapshot.14", "log.1"] {
+            std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+        }
+        let mut snap = std::fs::read(dir.path().join("snapshot.14")).unwrap();
+        let i = snap.len() / 2;
+        snap[i] ^= 0x01;
+        std::fs::write(dir.path().join("snapshot.14"), snap).unwrap();
+        let snaps = numbered_files(dir.path(), "snapshot.").unwrap();
+        let (_, path, zxid) = newest_valid_snapshot(dir.path(), &snaps, true).unwrap();
+        assert_eq!(
+            (path.file_name().unwrap().to_str(), zxid),
+            (Some("snapshot.0"), 0)
+        );
+
+        let mut log = std::fs::read(dir.path().join("log.1")).unwrap();
+        log[100] ^= 0x01; // inside the second record's txn
+        std::fs::write(dir.path().join("log.1"), log).unwrap();
+        let logs = numbered_files(dir.path(), "log.").unwrap();
+        match read_logs(&logs, 0) {
+            Err(ImportError::Format { offset, reason, .. }) => {
+                assert_eq!(offset, 77, "the second record starts at byte 77");
+                assert!(reason.contains("checksum"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A log cut inside a record ends there (a torn write).
+        let bytes = std::fs::read(src.join("log.1")).unwrap();
+        std::fs::write(dir.path().join("log.1"), &bytes[..200]).unwrap();
+        assert_eq!(read_logs(&logs, 0).unwrap().len(), 2);
+        // Not ZooKeeper's files at all.
+        std::fs::write(dir.path().join("snapshot.0"), b"not a snapshot").unwrap();
+        std::fs::remove_file(dir.path().join("snapshot.14")).unwrap();
+        let snaps = numbered_files(dir.path(), "snapshot.").unwrap();
+        assert!(matches!(
+            newest_valid_snapshot(dir.path(), &snaps, true),
+            Err(ImportError::NoValidSnapshot { .. })
+        ));
+    }
+
+    #[test]
+    fn a_members_data_dir_brings_its_epochs_and_its_log_after_the_snapshot() {
+        let dir = data("zookeeper-member");
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &store_dir.path().join("db"),
+            &store_dir.path().join("log"),
+            false,
+        )
+        .unwrap();
+        let imported = import_if_fresh(&store, &dir, &dir, false).unwrap().unwrap();
+        assert_eq!(imported.snapshot_zxid, 0x1_0000_0006);
+        assert_eq!(imported.txns, 9);
+        assert_eq!(imported.last_zxid, 0x2_0000_0009);
+        let hs = store.load_hard_state(imported.last_zxid).unwrap();
+        assert_eq!((hs.current_epoch, hs.accepted_epoch), (2, 2));
+        let tree = store.open_tree(false).unwrap();
+        assert_eq!(tree.last_zxid, 0x2_0000_0009);
+        assert!(tree.get("/q/after").is_some());
+        assert_eq!(store.txns_after(0x1_0000_0006).unwrap().len(), 9);
+        // Imported once: the store is no longer fresh.
+        assert_eq!(import_if_fresh(&store, &dir, &dir, false).unwrap(), None);
+    }
+}
