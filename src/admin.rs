@@ -35,6 +35,12 @@ static TRACE_MASK: AtomicI64 = AtomicI64::new(306);
 
 /// `stmk` with its 8-byte big-endian argument: sets the trace mask and answers the new value
 /// (no newline). The connection reads the long after the word and hands it to [`run`].
+/// The node count ZooKeeper reports (`srvr`, `mntr`): the size of its node map, which holds
+/// the root twice, as `""` and as `"/"` (a fresh tree counts 5).
+fn node_count(core: &Core) -> usize {
+    core.tree.len() + 1
+}
+
 fn set_trace_mask(mask: i64) -> String {
     TRACE_MASK.store(mask, Ordering::Relaxed);
     mask.to_string()
@@ -221,7 +227,7 @@ fn server_stats(core: &Core, clients: Option<SocketAddr>) -> String {
     let _ = writeln!(out, "Outstanding: {}", core.stats.outstanding);
     let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_zxid);
     let _ = writeln!(out, "Mode: {}", core.mode());
-    let _ = writeln!(out, "Node count: {}", core.tree.len());
+    let _ = writeln!(out, "Node count: {}", node_count(core));
     out
 }
 
@@ -403,7 +409,7 @@ pub fn json_command(
                 field("read_only", Json::Bool(core.read_only())),
                 field("server_stats", server_stats),
                 field("client_response", response()),
-                field("node_count", Json::int(core.tree.len() as i64)),
+                field("node_count", Json::int(node_count(core) as i64)),
             ];
             // `stats` (`stat`) lists the connections too; `server_stats` (`srvr`) does not.
             if command == "stats" {
@@ -1179,7 +1185,7 @@ fn mntr(core: &Core) -> String {
             "num_alive_connections" => alive_connections(core).to_string(),
             "avg_latency" => java_double(avg),
             "outstanding_requests" => core.stats.outstanding.to_string(),
-            "znode_count" => core.tree.len().to_string(),
+            "znode_count" => node_count(core).to_string(),
             "global_sessions" => core.sessions.len().to_string(),
             "packets_sent" => core.stats.packets_sent.to_string(),
             "packets_received" => core.stats.packets_received.to_string(),

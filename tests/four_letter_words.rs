@@ -608,7 +608,8 @@ fn the_admin_server_answers_zookeepers_json_commands() {
     // Aliases answer with the primary name; numbers stay numbers.
     let wanted = [
         ("/commands/mntr", "\n  \"server_state\" : \"standalone\",\n"),
-        ("/commands/mntr", "\n  \"znode_count\" : 6,\n"),
+        // The six nodes, and the root once more, as ZooKeeper counts it.
+        ("/commands/mntr", "\n  \"znode_count\" : 7,\n"),
         ("/commands/mntr", "\n  \"num_alive_connections\" : 1,\n"),
         (
             "/commands/mntr",
@@ -617,7 +618,7 @@ fn the_admin_server_answers_zookeepers_json_commands() {
         ("/commands/srvr?x=1", "\"server_state\" : \"standalone\""),
         (
             "/commands/srvr",
-            "\n  \"node_count\" : 6,\n  \"command\" : \"server_stats\",",
+            "\n  \"node_count\" : 7,\n  \"command\" : \"server_stats\",",
         ),
         (
             "/commands/stat",
@@ -679,4 +680,13 @@ fn the_admin_server_answers_zookeepers_json_commands() {
         "admin.enableServer=false\nadmin.serverPort={port}\n"
     ));
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn a_fresh_server_counts_five_nodes_as_zookeeper_does() {
+    // ZooKeeper's node map holds the root twice ("" and "/") beside /zookeeper,
+    // /zookeeper/quota and /zookeeper/config: `srvr` says 5 on a fresh 3.8 server.
+    let s = TestServer::start("4lw.commands.whitelist=*");
+    assert!(word(s.addr, "srvr").contains("\nNode count: 5\n"));
+    assert!(word(s.addr, "mntr").contains("\nzk_znode_count\t5\n"));
 }
