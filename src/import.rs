@@ -31,6 +31,8 @@ const VERSION: i32 = 2;
 const OPEN_ACL_ID: i64 = -1;
 /// The end-of-record byte after each logged txn.
 const EOR: u8 = b'B';
+/// Nodes per write of an import.
+const IMPORT_BATCH: usize = 20_000;
 /// How many snapshots are tried, newest first, before giving up (as ZooKeeper's 100).
 const SNAPSHOTS_TRIED: usize = 100;
 
@@ -98,16 +100,45 @@ pub fn import_if_fresh(
             dir: log_dir.display().to_string(),
         });
     }
-    let (mut tree, snapshot, snapshot_zxid) =
-        newest_valid_snapshot(snap_dir, &snaps, extended_types)?;
+    let (snapshot, snapshot_zxid, bytes, snap) = newest_valid_snapshot(snap_dir, &snaps)?;
     let txns = read_logs(&logs, snapshot_zxid)?;
-    for txn in &txns {
-        replay(&mut tree, txn);
-    }
     let epochs = read_epochs(snap_dir)?;
     store.begin_import()?;
-    store.replace_all(&tree)?;
+    // The snapshot's nodes go to the store in batches (a second walk of the file, which
+    // the first one checked whole), never all in memory.
+    store.begin_replace()?;
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    let mut failed = None;
+    let walked = walk_nodes(&bytes, &snap, |path, node| {
+        batch.push((path, node));
+        if batch.len() >= IMPORT_BATCH && failed.is_none() {
+            failed = store.put_nodes(&std::mem::take(&mut batch)).err();
+        }
+    });
+    drop(bytes);
+    walked.map_err(|(offset, reason)| ImportError::Format {
+        file: snapshot.display().to_string(),
+        offset,
+        reason,
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    store.put_nodes(&batch)?;
+    store.finish_replace(&snap.sessions, snapshot_zxid)?;
+    // Then the txns after it, logged first (as every txn is), applied over the stored tree
+    // and saved as they go, as a restart replays its log.
     store.append_log(&txns)?;
+    let mut tree = store.open_tree(extended_types)?;
+    for chunk in txns.chunks(4096) {
+        for txn in chunk {
+            replay(&mut tree, txn);
+        }
+        let (dirty, sessions) = (tree.take_dirty(), tree.take_dirty_sessions());
+        store.save_applied(&tree, &dirty, &sessions)?;
+        tree.recycle_dirty(dirty);
+    }
+    store.flush()?;
     if let Some(hs) = epochs {
         store.save_hard_state(hs)?;
     }
@@ -134,6 +165,9 @@ fn replay(tree: &mut DataTree, txn: &TxnEntry) {
             }
         }
     }
+    // The snapshot may hold what this txn did: with the txn's zxid as the last applied one,
+    // its creates look for their nodes in the store too, not only among those in memory.
+    tree.last_zxid = tree.last_zxid.max(txn.header.zxid);
     tree.apply(txn);
 }
 
@@ -171,17 +205,17 @@ fn io_error(path: &Path, source: std::io::Error) -> ImportError {
     }
 }
 
-/// The newest snapshot that reads whole and whose seal checks, as a tree.
+/// The newest snapshot that reads whole and whose seal checks: its path, zxid, bytes and
+/// what its first walk found.
 fn newest_valid_snapshot(
     dir: &Path,
     snaps: &[(i64, PathBuf)],
-    extended_types: bool,
-) -> Result<(DataTree, PathBuf, i64), ImportError> {
+) -> Result<(PathBuf, i64, Vec<u8>, Snapshot), ImportError> {
     let mut reasons = Vec::new();
     for (zxid, path) in snaps.iter().rev().take(SNAPSHOTS_TRIED) {
         let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
-        match read_snapshot(&bytes, *zxid, extended_types) {
-            Ok(tree) => return Ok((tree, path.clone(), *zxid)),
+        match read_snapshot(&bytes) {
+            Ok(snap) => return Ok((path.clone(), *zxid, bytes, snap)),
             Err((offset, reason)) => {
                 let name = path.display();
                 tracing::warn!("{name}: not readable at byte {offset}: {reason}");
@@ -236,15 +270,26 @@ fn file_header(r: &mut jute::Reader<'_>, magic: i32) -> At<()> {
     Ok(())
 }
 
-fn read_snapshot(bytes: &[u8], zxid: i64, extended_types: bool) -> At<DataTree> {
+/// What the first walk of a snapshot finds: everything but the nodes, where they begin,
+/// and how many children each node has.
+#[derive(Debug)]
+struct Snapshot {
+    sessions: Vec<(i64, i32)>,
+    acls: HashMap<i64, Arc<Vec<Acl>>>,
+    nodes_at: usize,
+    children: HashMap<String, u32>,
+}
+
+/// Reads a snapshot through, checking every record and the seal.
+fn read_snapshot(bytes: &[u8]) -> At<Snapshot> {
     let mut r = jute::Reader::with_limit(bytes, usize::MAX >> 2);
     file_header(&mut r, SNAP_MAGIC)?;
-    let mut tree = DataTree::empty(extended_types);
-    let sessions = field(&mut r, "session count", |r| r.read_i32())?;
-    for _ in 0..sessions.max(0) {
+    let count = field(&mut r, "session count", |r| r.read_i32())?;
+    let mut sessions = Vec::new();
+    for _ in 0..count.max(0) {
         let id = field(&mut r, "session id", |r| r.read_i64())?;
         let timeout = field(&mut r, "session timeout", |r| r.read_i32())?;
-        tree.insert_session(id, timeout);
+        sessions.push((id, timeout));
     }
     let mut acls: HashMap<i64, Arc<Vec<Acl>>> = HashMap::new();
     acls.insert(OPEN_ACL_ID, Arc::new(crate::acl::open_acl_unsafe()));
@@ -254,17 +299,60 @@ fn read_snapshot(bytes: &[u8], zxid: i64, extended_types: bool) -> At<DataTree> 
         let list: Vec<Acl> = field(&mut r, "ACL list", |r| r.read_vector())?.unwrap_or_default();
         acls.insert(id, Arc::new(list));
     }
-    let mut nodes: Vec<(String, Node)> = Vec::new();
+    let mut snap = Snapshot {
+        sessions,
+        acls,
+        nodes_at: r.position(),
+        children: HashMap::new(),
+    };
+    let mut root = false;
+    let mut children: HashMap<String, u32> = HashMap::new();
+    let sealed = walk_nodes(bytes, &snap, |p, _| {
+        root |= p == "/";
+        if let Some(parent) = crate::path::parent(&p) {
+            match children.get_mut(parent) {
+                Some(n) => *n += 1,
+                None => {
+                    children.insert(parent.to_string(), 1);
+                }
+            }
+        }
+    })?;
+    if !root {
+        return Err((sealed, "no root node".into()));
+    }
+    let mut r = jute::Reader::with_limit(&bytes[sealed..], usize::MAX >> 2);
+    let seal = field(&mut r, "checksum", |r| r.read_i64())?;
+    let computed = adler32(&bytes[..sealed]);
+    if seal != i64::from(computed) {
+        return Err((
+            sealed,
+            format!("checksum {seal:#x}, computed {computed:#x}"),
+        ));
+    }
+    let end = field(&mut r, "seal", String::decode)?;
+    if end != "/" {
+        return Err((sealed + 8, format!("seal path {end:?}, not \"/\"")));
+    }
+    snap.children = children;
+    Ok(snap)
+}
+
+/// Walks the snapshot's nodes in the file's order (each with its number of children once
+/// `snap.children` is counted); returns where the nodes end and the seal begins.
+fn walk_nodes(bytes: &[u8], snap: &Snapshot, mut f: impl FnMut(String, Node)) -> At<usize> {
+    let mut r = jute::Reader::with_limit(bytes, usize::MAX >> 2);
+    r.take(snap.nodes_at).map_err(|e| (0, e.to_string()))?;
     loop {
         let at = r.position();
         let path = field(&mut r, "node path", String::decode)?;
         if path == "/" {
-            break; // the end of the nodes
+            return Ok(r.position()); // the end of the nodes
         }
         let data = field(&mut r, "node data", |r| r.read_buffer())?;
         let acl_id = field(&mut r, "node ACL id", |r| r.read_i64())?;
         let stat = field(&mut r, "node stat", StatPersisted::decode)?;
-        let acl = acls.get(&acl_id).cloned().ok_or_else(|| {
+        let acl = snap.acls.get(&acl_id).cloned().ok_or_else(|| {
             (
                 at,
                 format!("{path}: ACL id {acl_id} is not in the ACL cache"),
@@ -278,40 +366,10 @@ fn read_snapshot(bytes: &[u8], zxid: i64, extended_types: bool) -> At<DataTree> 
         if !path.starts_with('/') {
             return Err((at, format!("node path {path:?} is not absolute")));
         }
-        nodes.push((path, Node::new(stat, data, acl)));
+        let mut node = Node::new(stat, data, acl);
+        node.num_children = snap.children.get(&path).copied().unwrap_or(0);
+        f(path, node);
     }
-    let sealed = r.position();
-    let seal = field(&mut r, "checksum", |r| r.read_i64())?;
-    let computed = adler32(&bytes[..sealed]);
-    if seal != i64::from(computed) {
-        return Err((
-            sealed,
-            format!("checksum {seal:#x}, computed {computed:#x}"),
-        ));
-    }
-    let end = field(&mut r, "seal", String::decode)?;
-    if end != "/" {
-        return Err((sealed + 8, format!("seal path {end:?}, not \"/\"")));
-    }
-    let mut children: HashMap<&str, u32> = HashMap::new();
-    for (p, _) in &nodes {
-        if let Some(parent) = crate::path::parent(p) {
-            *children.entry(parent).or_default() += 1;
-        }
-    }
-    let counts: Vec<u32> = nodes
-        .iter()
-        .map(|(p, _)| children.get(p.as_str()).copied().unwrap_or(0))
-        .collect();
-    if !nodes.iter().any(|(p, _)| p == "/") {
-        return Err((sealed, "no root node".into()));
-    }
-    for ((p, mut node), n) in nodes.into_iter().zip(counts) {
-        node.num_children = n;
-        tree.insert_loaded(p, node);
-    }
-    tree.last_zxid = zxid;
-    Ok(tree)
 }
 
 /// The txns after `after` in the logs (oldest log first): from the newest log that begins at
@@ -429,10 +487,17 @@ mod tests {
             .join("version-2")
     }
 
-    fn snapshot(name: &str) -> DataTree {
-        let bytes = std::fs::read(data("zookeeper-datadir").join(name)).unwrap();
-        let zxid = i64::from_str_radix(name.trim_start_matches("snapshot."), 16).unwrap();
-        read_snapshot(&bytes, zxid, true).unwrap()
+    /// A store that imported ZooKeeper's files `(name, named as)` of the standalone data dir.
+    fn imported(files: &[(&str, &str)]) -> (tempfile::TempDir, Store, Imported) {
+        let dir = tempfile::tempdir().unwrap();
+        let zk = dir.path().join("version-2");
+        std::fs::create_dir_all(&zk).unwrap();
+        for (name, as_name) in files {
+            std::fs::copy(data("zookeeper-datadir").join(name), zk.join(as_name)).unwrap();
+        }
+        let store = Store::open(&dir.path().join("db"), &dir.path().join("log"), false).unwrap();
+        let done = import_if_fresh(&store, &zk, &zk, true).unwrap().unwrap();
+        (dir, store, done)
     }
 
     /// Every node (stat, data, ACL, children, digest) by path.
@@ -454,7 +519,9 @@ mod tests {
 
     #[test]
     fn a_snapshot_reads_as_zookeeper_wrote_it() {
-        let tree = snapshot("snapshot.14");
+        let (_dir, store, done) = imported(&[("snapshot.14", "snapshot.14")]);
+        assert_eq!((done.snapshot_zxid, done.txns, done.nodes), (0x14, 0, 14));
+        let tree = store.open_tree(true).unwrap();
         assert_eq!(tree.last_zxid, 0x14);
         assert_eq!(tree.sessions.get(&0x100000ddd700000), Some(&30000));
         assert_eq!(tree.sessions.len(), 1);
@@ -483,51 +550,53 @@ mod tests {
     }
 
     /// ZooKeeper's restart from its first snapshot and log ends where its own second
-    /// snapshot says: every node, stat by stat, and the sessions.
+    /// snapshot says: every node, stat by stat, and the sessions. And a fuzzy snapshot (the
+    /// state at 0x14 taken as the snapshot at 0xa, so that the creates of 0xb, 0xe and 0x11
+    /// meet their nodes and the delete of 0xd finds none) replays to the same.
     #[test]
-    fn the_first_snapshot_and_the_log_replay_to_the_second_snapshot() {
-        let mut tree = snapshot("snapshot.0");
-        let logs = numbered_files(&data("zookeeper-datadir"), "log.").unwrap();
-        let txns = read_logs(&logs, 0).unwrap();
-        assert_eq!(txns.len(), 20);
-        assert_eq!(txns.last().map(|t| t.header.zxid), Some(0x14));
-        for t in &txns {
-            replay(&mut tree, t);
+    fn snapshots_and_logs_replay_to_zookeepers_next_snapshot() {
+        let (_e, expected, _) = imported(&[("snapshot.14", "snapshot.14")]);
+        let expected = expected.open_tree(true).unwrap();
+        for files in [
+            [("snapshot.0", "snapshot.0"), ("log.1", "log.1")],
+            [("snapshot.14", "snapshot.a"), ("log.1", "log.1")],
+        ] {
+            let (_d, store, done) = imported(&files);
+            assert_eq!(done.last_zxid, 0x14, "{files:?}");
+            let tree = store.open_tree(true).unwrap();
+            assert_eq!(tree.last_zxid, 0x14);
+            assert_eq!(tree.sessions, expected.sessions, "{files:?}");
+            assert_eq!(listing(&tree), listing(&expected), "{files:?}");
+            assert_eq!(tree.digest(), expected.digest(), "{files:?}");
+            assert_eq!(tree.len(), expected.len(), "{files:?}");
         }
-        let expected = snapshot("snapshot.14");
-        assert_eq!(tree.last_zxid, 0x14);
-        assert_eq!(tree.sessions, expected.sessions);
-        assert_eq!(listing(&tree), listing(&expected));
-        assert_eq!(tree.digest(), expected.digest());
-        // Nothing after the snapshot's zxid: nothing to replay.
-        assert!(read_logs(&logs, 0x14).unwrap().is_empty());
     }
 
     #[test]
-    fn a_fuzzy_snapshots_nodes_are_not_created_twice() {
-        // The state at 0x14 taken as if it were the snapshot at 0xa: the creates of 0xb,
-        // 0xe (in a multi) and 0x11 meet their nodes there, the delete of 0xd finds none.
-        let mut tree = snapshot("snapshot.14");
-        tree.last_zxid = 0xa;
+    fn a_create_that_finds_its_node_raises_the_parents_cversion() {
+        // A parent written to the snapshot before its child's create: the create that
+        // finds the child raises the parent's cversion and pzxid to its own.
+        let mut tree = DataTree::new(false);
+        let open = Arc::new(crate::acl::open_acl_unsafe());
+        let stat = |cversion| StatPersisted {
+            cversion,
+            ..Default::default()
+        };
+        let mut app = Node::new(stat(6), None, open.clone());
+        app.num_children = 1;
+        tree.insert_loaded("/app".into(), app);
+        tree.insert_loaded("/app/secret".into(), Node::new(stat(0), None, open));
         let logs = numbered_files(&data("zookeeper-datadir"), "log.").unwrap();
         let txns = read_logs(&logs, 0xa).unwrap();
-        for t in &txns {
-            replay(&mut tree, t);
-        }
-        assert_eq!(listing(&tree), listing(&snapshot("snapshot.14")));
-        // A parent written to the snapshot before its child's create: the create that finds
-        // the child raises the parent's cversion and pzxid to its own.
-        let mut tree = snapshot("snapshot.14");
-        tree.last_zxid = 0xa;
-        tree.raise_cversion_pzxid("/app", 6, 0xa); // not lowered: only ever raised
-        assert_eq!(tree.get("/app").unwrap().stat.cversion, 10);
-        let mut stale = tree.get("/app").unwrap().as_ref().clone();
-        stale.stat.cversion = 6;
-        tree.insert_loaded("/app".into(), stale);
         let secret = txns.iter().find(|t| t.header.zxid == 0xb).unwrap();
         replay(&mut tree, secret);
         let app = tree.get("/app").unwrap();
-        assert_eq!((app.stat.cversion, app.stat.pzxid), (7, 0xb));
+        assert_eq!(
+            (app.stat.cversion, app.stat.pzxid, app.num_children),
+            (7, 0xb, 1)
+        );
+        tree.raise_cversion_pzxid("/app", 5, 0xc); // only ever up
+        assert_eq!(tree.get("/app").unwrap().stat.cversion, 7);
     }
 
     #[test]
@@ -542,11 +611,16 @@ mod tests {
         snap[i] ^= 0x01;
         std::fs::write(dir.path().join("snapshot.14"), snap).unwrap();
         let snaps = numbered_files(dir.path(), "snapshot.").unwrap();
-        let (_, path, zxid) = newest_valid_snapshot(dir.path(), &snaps, true).unwrap();
+        let (path, zxid, _, _) = newest_valid_snapshot(dir.path(), &snaps).unwrap();
         assert_eq!(
             (path.file_name().unwrap().to_str(), zxid),
             (Some("snapshot.0"), 0)
         );
+        // Cut short (ZooKeeper stopped while writing it): the same.
+        let whole = std::fs::read(src.join("snapshot.14")).unwrap();
+        std::fs::write(dir.path().join("snapshot.14"), &whole[..whole.len() / 2]).unwrap();
+        let (path, _, _, _) = newest_valid_snapshot(dir.path(), &snaps).unwrap();
+        assert_eq!(path.file_name().unwrap().to_str(), Some("snapshot.0"));
 
         let mut log = std::fs::read(dir.path().join("log.1")).unwrap();
         log[100] ^= 0x01; // inside the second record's txn
@@ -568,7 +642,7 @@ mod tests {
         std::fs::remove_file(dir.path().join("snapshot.14")).unwrap();
         let snaps = numbered_files(dir.path(), "snapshot.").unwrap();
         assert!(matches!(
-            newest_valid_snapshot(dir.path(), &snaps, true),
+            newest_valid_snapshot(dir.path(), &snaps),
             Err(ImportError::NoValidSnapshot { .. })
         ));
     }

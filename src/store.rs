@@ -830,6 +830,52 @@ impl Store {
         Ok(())
     }
 
+    /// Begins replacing everything in batches (an import, whose crash safety is
+    /// [`Store::begin_import`]'s mark): empties the log and the nodes.
+    pub fn begin_replace(&self) -> Result<(), StoreError> {
+        self.txlog().reset()?;
+        let mut batch = WriteBatch::default();
+        let nodes = self.cf(CF_NODES);
+        batch.delete_range_cf(nodes, [0u8; 1].as_slice(), [0xffu8; 8].as_slice());
+        self.db.write(batch)?;
+        // Every key changes: the filter holds all until `open_tree` scans the new ones.
+        self.filter.forget();
+        Ok(())
+    }
+
+    /// Writes one batch of nodes of a replacement.
+    pub fn put_nodes(&self, batch_nodes: &[(String, Node)]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        let nodes = self.cf(CF_NODES);
+        let mut buf = Vec::new();
+        for (p, node) in batch_nodes {
+            buf.clear();
+            encode_node(node, &mut buf);
+            batch.put_cf(nodes, node_key(p), &buf);
+        }
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// Ends a replacement: the sessions and the last applied zxid, then everything flushed
+    /// to disk.
+    pub fn finish_replace(
+        &self,
+        sessions: &[(i64, i32)],
+        last_zxid: i64,
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        let nodes = self.cf(CF_NODES);
+        batch.put_cf(nodes, FORMAT, FORMAT_COUNTS);
+        for (id, timeout) in sessions {
+            batch.put_cf(nodes, session_key(*id), timeout.to_be_bytes());
+        }
+        batch.put_cf(nodes, LAST_ZXID, last_zxid.to_be_bytes());
+        self.db.write(batch)?;
+        self.applied.store(last_zxid, Ordering::Relaxed);
+        self.flush()
+    }
+
     /// Flushes memtables (graceful shutdown).
     pub fn flush(&self) -> Result<(), StoreError> {
         for cf in [CF_LOG, CF_NODES, CF_META] {
