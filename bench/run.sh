@@ -12,7 +12,8 @@
 # Prints ONE markdown table: workload | metric | Apache ZK | zkrs | ratio (zkrs ÷ Apache).
 #
 # Environment: CARGO_TARGET_DIR (default ~/.cache/zkrs-target), SERVER_CPU (0), CLIENT_CPU (1),
-# BENCH_TMP (/tmp), ONLY (apache or zkrs: run one server only, for profiling).
+# BENCH_TMP (/tmp), ONLY (apache or zkrs: run one server only, for profiling; zkrs-ensemble: only
+# zkrs's 3-member runs), ZKRS_BIN (another zkrs binary, for A/B runs).
 set -euo pipefail
 
 QUICK=0
@@ -48,7 +49,7 @@ fi
 log "building zkrs and zkrs-bench (release)"
 (cd "$ROOT" && nice -n 5 cargo build --release --quiet --bin zkrs \
   && nice -n 5 cargo build --release --quiet -p compat-tests --bin zkrs-bench)
-ZKRS=$CARGO_TARGET_DIR/release/zkrs
+ZKRS=${ZKRS_BIN:-$CARGO_TARGET_DIR/release/zkrs}
 BENCH=$CARGO_TARGET_DIR/release/zkrs-bench
 
 NCPU=$(nproc)
@@ -447,6 +448,7 @@ floors
 case ${ONLY:-} in
   apache) bench_server apache ;;
   zkrs) bench_server zkrs ;;
+  zkrs-ensemble) bench_ensemble zkrs ;;
   *)
     bench_server apache
     bench_server zkrs
