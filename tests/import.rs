@@ -158,3 +158,23 @@ fn a_damaged_zookeeper_log_stops_the_server_with_a_message() {
         "{text}"
     );
 }
+
+#[test]
+fn snapshots_in_data_dir_and_logs_in_data_log_dir_are_read_together() {
+    // As the official Docker image lays them out (/data and /datalog): only the log brings
+    // the tree past the empty first snapshot.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/zookeeper-datadir/version-2");
+    let (data, logs) = (tmp.path().join("data"), tmp.path().join("datalog"));
+    for (dir, file) in [(&data, "snapshot.0"), (&logs, "log.1")] {
+        std::fs::create_dir_all(dir.join("version-2")).unwrap();
+        std::fs::copy(src.join(file), dir.join("version-2").join(file)).unwrap();
+    }
+    let server = TestServer::start_in(
+        &data,
+        &format!("dataLogDir={}\nextendedTypesEnabled=true\n", logs.display()),
+    );
+    let mut c = Client::connect(server.addr);
+    assert_eq!(data_of(&mut c, "/app").as_deref(), Some(&b"v2"[..]));
+    assert_eq!(stat_of(&mut c, "/app").unwrap().cversion, 12);
+}
