@@ -131,13 +131,10 @@ impl Core {
             }
         }
         if let Some((zxid, bytes)) = install_snapshot {
-            match crate::store::Store::decode_snapshot(&bytes, self.cfg.extended_types) {
-                Ok(tree) => {
-                    if let Err(e) = self.store.replace_all(&tree) {
-                        fatal("installing a snapshot", e);
-                    }
-                    tracing::info!("installed a snapshot at {zxid:#x} ({} znodes)", tree.len());
-                    drop(tree);
+            match self.store.install_snapshot(&bytes) {
+                Ok((_, nodes)) => {
+                    tracing::info!("installed a snapshot at {zxid:#x} ({nodes} znodes)");
+                    drop(bytes);
                     // Served from the store like any tree: only recent nodes stay in memory.
                     match self.store.open_tree(self.cfg.extended_types) {
                         Ok(tree) => self.tree = tree,
@@ -147,7 +144,7 @@ impl Core {
                     self.sessions
                         .retain(|id, _| self.tree.sessions.contains_key(id));
                 }
-                Err(e) => fatal("decoding a snapshot", e),
+                Err(e) => fatal("installing a snapshot", e),
             }
         }
         if let Some(z) = truncate {
