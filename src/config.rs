@@ -391,13 +391,13 @@ impl Config {
                 ),
             });
         };
-        let mut q = crate::sasl::QuorumSasl::load(
+        let q = crate::sasl::QuorumSasl::load(
             path,
             &self.quorum_server_login_context,
             &self.quorum_learner_login_context,
+            self.quorum_server_require_sasl,
+            self.quorum_learner_require_sasl,
         )?;
-        q.server_required = self.quorum_server_require_sasl;
-        q.learner_required = self.quorum_learner_require_sasl;
         Ok(Some(std::sync::Arc::new(q)))
     }
 

@@ -300,6 +300,8 @@ impl QuorumSasl {
         path: &Path,
         server_section: &str,
         learner_section: &str,
+        server_required: bool,
+        learner_required: bool,
     ) -> Result<QuorumSasl, SaslError> {
         let jaas = Jaas::read(path)?;
         let section = |name: &str| {
@@ -343,8 +345,8 @@ impl QuorumSasl {
                 password,
                 service: QUORUM,
             },
-            server_required: false,
-            learner_required: false,
+            server_required,
+            learner_required,
         })
     }
 }

@@ -1449,6 +1449,28 @@ fn stays_out(m: &mut Member, keys: &[&str], cases: &[(&str, String)]) {
     }
 }
 
+/// Waits for the three members to serve; writes the first 10 of 20 paths `/<name>-<i>`
+/// through a follower and checks them on the other. Returns (leader, that follower, the
+/// other, the paths).
+fn formed_and_written(members: &[Member], name: &str) -> (usize, usize, usize, Vec<String>) {
+    let leader = wait_serving(members, Duration::from_secs(30));
+    let (f, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    let paths: Vec<String> = (0..20).map(|i| format!("/{name}-{i}")).collect();
+    write_through(members[f].client, &paths[..10]);
+    sync_and_check(members[other].client, &paths[..10]);
+    (leader, f, other, paths)
+}
+
+/// Waits for every member to serve, writes the last 5 paths through `writer`, and checks
+/// that every member has all of them.
+fn all_serve_with_every_write(members: &[Member], writer: usize, paths: &[String]) {
+    wait_serving(members, Duration::from_secs(30));
+    write_through(members[writer].client, &paths[15..]);
+    for m in members {
+        sync_and_check(m.client, paths);
+    }
+}
+
 /// Replaces the member's zoo.cfg lines that begin with one of `prefixes` by `lines`.
 fn replace_lines(m: &Member, prefixes: &[&str], lines: &str) {
     let text = std::fs::read_to_string(&m.cfg).unwrap();
@@ -1480,12 +1502,7 @@ fn with_ssl_quorum_members_speak_tls_and_turn_away_strangers_and_plain_peers() {
     let (ks, ts) = certificate(&certs, "member", "IP:127.0.0.1,DNS:localhost");
     let (rogue_ks, rogue_ts) = certificate(&certs, "rogue", "IP:127.0.0.1");
     let mut members = ensemble_configured(3, 0, tmp.path(), &quorum_tls_lines(&ks, &ts));
-    let leader = wait_serving(&members, Duration::from_secs(30));
-    let f = (leader + 1) % 3;
-    let other = (leader + 2) % 3;
-    let paths: Vec<String> = (0..20).map(|i| format!("/tls-{i}")).collect();
-    write_through(members[f].client, &paths[..10]);
-    sync_and_check(members[other].client, &paths[..10]);
+    let (leader, f, other, paths) = formed_and_written(&members, "tls");
 
     // A member whose certificate another CA signed, and one speaking plain TCP, cannot join:
     // the other two go on writing.
@@ -1519,11 +1536,7 @@ fn with_ssl_quorum_members_speak_tls_and_turn_away_strangers_and_plain_peers() {
         members[i].start();
     }
     members[other].start();
-    wait_serving(&members, Duration::from_secs(30));
-    write_through(members[other].client, &paths[15..]);
-    for m in &members {
-        sync_and_check(m.client, &paths);
-    }
+    all_serve_with_every_write(&members, other, &paths);
 }
 
 #[test]
@@ -1640,12 +1653,7 @@ fn with_quorum_sasl_members_log_in_and_turn_away_wrong_passwords_and_silent_peer
     let good = quorum_jaas(tmp.path(), "good.jaas", "secret");
     let wrong = quorum_jaas(tmp.path(), "wrong.jaas", "guess");
     let mut members = ensemble_configured(3, 0, tmp.path(), &quorum_sasl_lines(&good, true, true));
-    let leader = wait_serving(&members, Duration::from_secs(30));
-    let f = (leader + 1) % 3;
-    let other = (leader + 2) % 3;
-    let paths: Vec<String> = (0..20).map(|i| format!("/sasl-{i}")).collect();
-    write_through(members[f].client, &paths[..10]);
-    sync_and_check(members[other].client, &paths[..10]);
+    let (leader, f, other, paths) = formed_and_written(&members, "sasl");
     let log = std::fs::read_to_string(members[leader].cfg.with_file_name("zkrs.log")).unwrap();
     assert!(
         log.contains("logged in as test"),
@@ -1674,11 +1682,7 @@ fn with_quorum_sasl_members_log_in_and_turn_away_wrong_passwords_and_silent_peer
     }
     set_quorum_sasl(&members[other], &quorum_sasl_lines(&good, false, false));
     members[other].start();
-    wait_serving(&members, Duration::from_secs(30));
-    write_through(members[other].client, &paths[15..]);
-    for m in &members {
-        sync_and_check(m.client, &paths);
-    }
+    all_serve_with_every_write(&members, other, &paths);
 }
 
 #[test]
