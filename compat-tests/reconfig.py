@@ -61,19 +61,29 @@ def line(i):
     return f"server.{i}=127.0.0.1:{q}:{e}:participant;127.0.0.1:{c}"
 
 
+originals = {}
+
+
 def start(i, servers):
     d = os.path.join(tmp, f"m{i}")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "myid"), "w") as f:
         f.write(f"{i}\n")
+    originals[i] = (
+        f"tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={d}\nclientPort={ports(i)[0]}\n"
+        "reconfigEnabled=true\nstandaloneEnabled=false\nadmin.enableServer=false\n"
+        f"4lw.commands.whitelist=*\nDigestAuthenticationProvider.superDigest={SUPER}\n"
+        + "".join(line(s) + "\n" for s in servers)
+    )
+    with open(os.path.join(d, "zoo.cfg"), "w") as f:
+        f.write(originals[i])
+    launch(i)
+
+
+def launch(i):
+    """Starts server i from the zoo.cfg in its directory, as it is."""
+    d = os.path.join(tmp, f"m{i}")
     cfg = os.path.join(d, "zoo.cfg")
-    with open(cfg, "w") as f:
-        f.write(
-            f"tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={d}\n"
-            "reconfigEnabled=true\nstandaloneEnabled=false\nadmin.enableServer=false\n"
-            f"4lw.commands.whitelist=*\nDigestAuthenticationProvider.superDigest={SUPER}\n"
-            + "".join(line(s) + "\n" for s in servers)
-        )
     log = open(os.path.join(d, "server.log"), "ab")
     if what == "zkrs":
         cmd = [binary, "--config", cfg]
@@ -130,6 +140,42 @@ def members_of(data):
     return ids, int(version[0], 16) if version else None
 
 
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def config_files(ids, data, version, first=False):
+    """ZooKeeper's rewrite of each member's zoo.cfg for the membership `data` (the config node):
+    zoo.cfg.dynamic.<version> holds its lines but `version=`, sorted, no newline at the end;
+    zoo.cfg keeps its other lines, loses the membership and the client port (each member's
+    line carries its own) and points at the dynamic file; at the first start zoo.cfg.bak
+    kept the file as it was."""
+    want = "\n".join(sorted(ln for ln in data.decode().splitlines()
+                            if ln and not ln.startswith("version=")))
+    for i in ids:
+        cfg = os.path.join(tmp, f"m{i}", "zoo.cfg")
+        dynamic = f"{cfg}.dynamic.{version:x}"
+        t0 = time.time()
+        while read(dynamic) != want and time.time() - t0 < 15:
+            time.sleep(0.2)
+        ok = read(dynamic) == want
+        check(ok, f"m{i}: {os.path.basename(dynamic)} holds the membership"
+              + ("" if ok else f" ({read(dynamic)!r}, wanted {want!r})"))
+        kept = sorted(ln for ln in originals[i].splitlines()
+                      if not ln.startswith(("server.", "clientPort")))
+        now = (read(cfg) or "").splitlines()
+        pointer = f"dynamicConfigFile={os.path.realpath(dynamic)}"
+        ok = pointer in now and sorted(ln for ln in now if ln != pointer) == kept
+        check(ok, f"m{i}: zoo.cfg points at it, its other lines kept"
+              + ("" if ok else f" ({now})"))
+        if first:
+            check(read(cfg + ".bak") == originals[i], f"m{i}: zoo.cfg.bak is the file as written")
+
+
 def zkcli(port, script):
     """Runs zkCli.sh with commands on stdin; its output."""
     r = subprocess.run([ZKCLI, "-server", f"127.0.0.1:{port}"], input=script,
@@ -148,6 +194,8 @@ try:
     ids, v0 = members_of(data)
     check(ids == [1, 2, 3] and v0 is not None and v0 >> 32 > 0 and v0 & 0xffffffff == 0,
           f"the first epoch versions zoo.cfg's membership ({ids}, {v0:#x})")
+
+    config_files((1, 2, 3), data, v0, first=True)
 
     anon = client((1, 2, 3), auth=False)
     try:
@@ -190,6 +238,7 @@ try:
           f"config shows 1 and 2, versioned by the reconfig's zxid ({v1:#x})")
     out = zkcli(ports(2)[0], "config\nquit\n")
     check(f"version={v1:x}" in out and "server.3=" not in out, "zkCli.sh config shows it")
+    config_files((1, 2), data, v1)
     stop(3)
     zk.create("/reconfig-a", b"x")
     check(zk.exists("/reconfig-a") is not None, "writes commit without 3")
@@ -217,6 +266,18 @@ try:
     data, stat = zk.reconfig(joining=None, leaving=None, new_members=line(2) + "," + line(4))
     ids, v3 = members_of(data)
     check(ids == [2, 4] and v3 == stat.mzxid, f"new_members sets the membership ({ids}, {v3:#x})")
+    zk.stop()
+    config_files((2, 4), data, v3)
+
+    # 2 starts again from its rewritten zoo.cfg: the membership comes from the dynamic file.
+    stop(2)
+    launch(2)
+    check(wait_modes((2, 4)), "2 serves again from the rewritten zoo.cfg")
+    zk = client((2,))
+    zk.sync("/")
+    data, _ = zk.get("/zookeeper/config")
+    check(members_of(data) == ([2, 4], v3), f"with membership {v3:#x} ({members_of(data)})")
+    check(zk.exists("/reconfig-b") is not None, "and every write")
     zk.stop()
 finally:
     for i in list(procs):

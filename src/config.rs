@@ -97,6 +97,9 @@ pub struct Config {
     pub admin_url: String,
     /// The config file's text as read at start (the AdminServer's `initial_configuration`).
     pub initial_config: String,
+    /// The zoo.cfg-style file the settings came from (not a TOML one): a member with
+    /// `reconfigEnabled` rewrites it to point at its dynamic config file, as ZooKeeper does.
+    pub config_path: Option<PathBuf>,
     /// `enforceQuota` (`zookeeper.enforceQuota`): a create or setData that would take a
     /// subtree past a hard quota (`setquota -N`/`-B`) fails with QUOTAEXCEEDED.
     pub enforce_quota: bool,
@@ -275,6 +278,7 @@ impl Default for Config {
             admin_port: 8080,
             admin_url: "/commands".to_string(),
             initial_config: String::new(),
+            config_path: None,
             enforce_quota: false,
             enforce_auth_schemes: Vec::new(),
             enforce_auth_enabled: false,
@@ -359,6 +363,7 @@ impl Config {
                 cfg.set_toml(&text)?;
             } else {
                 cfg.set_lines(&text)?;
+                cfg.config_path = Some(path.to_path_buf());
             }
             cfg.initial_config = text;
         }

@@ -14,6 +14,7 @@ pub mod acl;
 pub mod admin;
 pub mod admin_http;
 pub mod config;
+pub mod config_files;
 pub mod core;
 pub mod ensemble;
 pub mod filter;

@@ -271,6 +271,7 @@ impl Core {
                         tracing::error!("saving the membership failed, stopping: {err}");
                         std::process::exit(2);
                     }
+                    self.rewrite_config_files(text, &e);
                 }
                 // A reconfig's txn sets the node as it applies; a membership taken from the
                 // leader (NEWLEADER, or the initial one's version) is shown here.
@@ -282,6 +283,34 @@ impl Core {
                 }
             }
             Err(e) => tracing::error!("a reconfig named an unreadable membership: {e}"),
+        }
+    }
+
+    /// ZooKeeper's `zoo.cfg.dynamic.<version>` for a membership that took effect, and zoo.cfg
+    /// pointed at it. A file that cannot be written is logged, as ZooKeeper logs it: the data
+    /// dir holds the membership all the same.
+    fn rewrite_config_files(&self, text: &[u8], next: &Ensemble) {
+        let Some(path) = self.cfg.config_path.as_deref() else {
+            return;
+        };
+        let written = crate::config_files::rewrite(
+            path,
+            &String::from_utf8_lossy(text),
+            next.version,
+            next.me,
+        );
+        match written {
+            Ok(dynamic) => tracing::info!(
+                "membership {:#x} written to {} ({} points at it)",
+                next.version,
+                dynamic.display(),
+                path.display()
+            ),
+            Err(err) => tracing::error!(
+                "writing the dynamic config file of membership {:#x} beside {} failed: {err}",
+                next.version,
+                path.display()
+            ),
         }
     }
 

@@ -206,6 +206,18 @@ pub async fn run(
     let mut core = Core::new(cfg.clone(), store, ensemble.is_none())?;
     let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
     if let Some(mut ensemble) = ensemble {
+        // ZooKeeper's backupOldConfig: a member that may rewrite a zoo.cfg holding the
+        // membership keeps a copy of it first.
+        if let (true, None, Some(path)) = (
+            cfg.reconfig_enabled,
+            cfg.dynamic_config_file.as_ref(),
+            cfg.config_path.as_deref(),
+        ) {
+            match crate::config_files::back_up(path) {
+                Ok(bak) => tracing::info!("{} copied to {}", path.display(), bak.display()),
+                Err(e) => tracing::warn!("copying {} to .bak failed: {e}", path.display()),
+            }
+        }
         // The membership of the last reconfig this member saw commit outranks zoo.cfg's
         // (ZooKeeper keeps it in the dynamic config file it rewrites).
         let saved = match cfg.reconfig_enabled {

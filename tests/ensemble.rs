@@ -1141,6 +1141,36 @@ fn wait_mode(m: &Member, want: &str, timeout: Duration) {
     }
 }
 
+/// Waits (up to 15 s) until `m`'s zoo.cfg points at `zoo.cfg.dynamic.<version>`, and checks
+/// that file leaves out `absent`.
+fn wait_dynamic_config(m: &Member, version: i64, absent: &str) {
+    let dynamic = m.cfg.with_extension(format!("cfg.dynamic.{version:x}"));
+    let t0 = Instant::now();
+    loop {
+        let written = std::fs::read_to_string(&m.cfg).is_ok_and(|t| {
+            t.lines().any(|l| {
+                l.strip_prefix("dynamicConfigFile=")
+                    .is_some_and(|p| std::fs::canonicalize(p).ok() == dynamic.canonicalize().ok())
+            })
+        });
+        if written {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "{} never pointed at {}",
+            m.cfg.display(),
+            dynamic.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&dynamic).unwrap();
+    assert!(
+        text.starts_with("server.") && !text.contains(absent),
+        "{text}"
+    );
+}
+
 #[test]
 fn reconfig_removes_and_adds_voters_and_the_new_membership_holds_a_quorum() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1213,6 +1243,11 @@ fn reconfig_removes_and_adds_voters_and_the_new_membership_holds_a_quorum() {
     for m in &members[..2] {
         assert_eq!(config_on(m.client), (vec![1, 2], v1));
     }
+    // 3 saw the commit too: as ZooKeeper's, every member writes the new membership to
+    // zoo.cfg.dynamic.<version> and points its zoo.cfg at it.
+    for m in &members {
+        wait_dynamic_config(m, v1, "server.3=");
+    }
     // 3 is out: stopping it leaves a quorum of the new membership.
     members[2].kill();
     let written: Vec<String> = (0..5).map(|i| format!("/after-remove{i}")).collect();
@@ -1281,6 +1316,11 @@ fn reconfig_removes_and_adds_voters_and_the_new_membership_holds_a_quorum() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(config_on(members[1].client).0, [1, 2, 4]);
+    let static_cfg = std::fs::read_to_string(&members[1].cfg).unwrap();
+    assert!(
+        static_cfg.contains(&format!(".dynamic.{v2:x}\n")) && !static_cfg.contains("server."),
+        "{static_cfg}"
+    );
     sync_and_check(members[1].client, &more);
     // `conf` shows the membership in effect, as ZooKeeper's members do.
     let conf = members[1].four_letter("conf").unwrap();
@@ -1290,8 +1330,22 @@ fn reconfig_removes_and_adds_voters_and_the_new_membership_holds_a_quorum() {
     );
     assert!(conf.ends_with(&format!("\nversion={v2:x}")), "{conf}");
     assert!(!conf.contains("server.3="), "{conf}");
-    // Server 3 restarts knowing only an old membership, whose other voters are down or out: it
-    // learns the new one from the notifications of 2 and 4 and follows, without a vote.
+    // Server 3's zoo.cfg names a membership without it: it will not start from it (ZooKeeper:
+    // "My id 3 not in the peer list").
+    let out = Command::new(env!("CARGO_BIN_EXE_zkrs"))
+        .arg("--config")
+        .arg(&members[2].cfg)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("myid 3 has no server.3 line"),
+        "{said}"
+    );
+    // Put back as it was (zoo.cfg.bak), it knows only an old membership, whose other voters
+    // are down or out: it learns the new one from the notifications of 2 and 4 and follows,
+    // without a vote.
+    std::fs::copy(members[2].cfg.with_extension("cfg.bak"), &members[2].cfg).unwrap();
     members[2].start();
     wait_mode(&members[2], "follower", Duration::from_secs(30));
     assert_eq!(config_on(members[2].client), (vec![1, 2, 4], v2));
