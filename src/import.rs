@@ -11,7 +11,8 @@
 //!   id and timeout each), the ACL cache (count, then id and ACL list each), the nodes in
 //!   pre-order (path, data, ACL id, StatPersisted; the root's path is empty) ended by the path
 //!   `/`, then a seal: the Adler-32 of everything before it and the path `/`. From 3.6 a
-//!   ZxidDigest and a second seal may follow; zkrs recounts its own digest.
+//!   ZxidDigest and a second seal may follow; zkrs recounts its own digest. `snapshot.<zxid
+//!   hex>.gz` and `.snappy` hold that stream gzipped or in snappy-java's framing.
 //! * `log.<first zxid hex>`: FileHeader (`ZKLG`, version 2, dbid), then records: the Adler-32
 //!   of the txn, its length, the txn (TxnHeader, record, optional TxnDigest) and the byte `B`;
 //!   zeros (a length of 0) after the last record.
@@ -171,8 +172,8 @@ fn replay(tree: &mut DataTree, txn: &TxnEntry) {
     tree.apply(txn);
 }
 
-/// The files of `dir` named `<prefix><hex zxid>`, oldest first. Compressed snapshots
-/// (`.gz`, `.snappy`) are not read.
+/// The files of `dir` named `<prefix><hex zxid>`, oldest first, whatever follows the zxid
+/// after a dot (ZooKeeper's `getZxidFromName`: `snapshot.14.gz` is the snapshot at 0x14).
 fn numbered_files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, ImportError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -183,15 +184,12 @@ fn numbered_files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, Impor
     for entry in entries {
         let entry = entry.map_err(|e| io_error(dir, e))?;
         let name = entry.file_name().to_string_lossy().to_string();
-        let Some(hex) = name.strip_prefix(prefix) else {
+        let Some(rest) = name.strip_prefix(prefix) else {
             continue;
         };
-        match i64::from_str_radix(hex, 16) {
-            Ok(zxid) => out.push((zxid, entry.path())),
-            Err(_) if hex.ends_with(".gz") || hex.ends_with(".snappy") => {
-                tracing::warn!("{name}: compressed snapshots are not read")
-            }
-            Err(_) => {}
+        let hex = rest.split('.').next().unwrap_or(rest);
+        if let Ok(zxid) = i64::from_str_radix(hex, 16) {
+            out.push((zxid, entry.path()));
         }
     }
     out.sort();
@@ -214,8 +212,12 @@ fn newest_valid_snapshot(
     let mut reasons = Vec::new();
     for (zxid, path) in snaps.iter().rev().take(SNAPSHOTS_TRIED) {
         let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
-        match read_snapshot(&bytes) {
-            Ok(snap) => return Ok((path.clone(), *zxid, bytes, snap)),
+        let read = uncompressed(path, bytes).and_then(|bytes| {
+            let snap = read_snapshot(&bytes)?;
+            Ok((bytes, snap))
+        });
+        match read {
+            Ok((bytes, snap)) => return Ok((path.clone(), *zxid, bytes, snap)),
             Err((offset, reason)) => {
                 let name = path.display();
                 tracing::warn!("{name}: not readable at byte {offset}: {reason}");
@@ -227,6 +229,63 @@ fn newest_valid_snapshot(
         dir: dir.display().to_string(),
         reasons: reasons.join("; "),
     })
+}
+
+/// A snapshot file's stream as ZooKeeper wrote it before compressing it
+/// (`zookeeper.snapshot.compression.method`): by the name's ending, `.gz` is gzip and
+/// `.snappy` snappy-java's stream; any other is the stream itself (`SnapStream`). The seal
+/// is over the uncompressed stream.
+fn uncompressed(path: &Path, bytes: Vec<u8>) -> At<Vec<u8>> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("gz") => {
+            let mut out = Vec::with_capacity(bytes.len() * 4);
+            std::io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+                &mut out,
+            )
+            .map_err(|e| (0, format!("gzip: {e}")))?;
+            Ok(out)
+        }
+        Some("snappy") => snappy_java(&bytes),
+        _ => Ok(bytes),
+    }
+}
+
+/// snappy-java's `SnappyOutputStream`: an 8-byte magic (`\x82SNAPPY\0`) and two version
+/// ints, then blocks of a big-endian length and that many bytes of raw snappy. A stream
+/// appended to another starts again with the header.
+fn snappy_java(bytes: &[u8]) -> At<Vec<u8>> {
+    const MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+    const HEADER: usize = MAGIC.len() + 8;
+    if !bytes.starts_with(&MAGIC) {
+        return Err((0, "not a snappy-java stream (no magic header)".into()));
+    }
+    let mut decoder = snap::raw::Decoder::new();
+    let mut out = Vec::with_capacity(bytes.len() * 4);
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at..].starts_with(&MAGIC) {
+            if bytes.len() - at < HEADER {
+                return Err((at, "snappy: a header cut short".into()));
+            }
+            at += HEADER;
+            continue;
+        }
+        let len = bytes
+            .get(at..at + 4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| (at, "snappy: a block length cut short".to_string()))?;
+        let block = usize::try_from(len)
+            .ok()
+            .and_then(|len| bytes.get(at + 4..at + 4 + len))
+            .ok_or_else(|| (at, format!("snappy: a block of {len} bytes past the end")))?;
+        let plain = decoder
+            .decompress_vec(block)
+            .map_err(|e| (at + 4, format!("snappy: {e}")))?;
+        out.extend_from_slice(&plain);
+        at += 4 + block.len();
+    }
+    Ok(out)
 }
 
 /// Adler-32 (RFC 1950), as `java.util.zip.Adler32`.
@@ -489,11 +548,16 @@ mod tests {
 
     /// A store that imported ZooKeeper's files `(name, named as)` of the standalone data dir.
     fn imported(files: &[(&str, &str)]) -> (tempfile::TempDir, Store, Imported) {
+        imported_from("zookeeper-datadir", files)
+    }
+
+    /// A store that imported files `(name, named as)` of the data dir `from` in tests/data.
+    fn imported_from(from: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, Store, Imported) {
         let dir = tempfile::tempdir().unwrap();
         let zk = dir.path().join("version-2");
         std::fs::create_dir_all(&zk).unwrap();
         for (name, as_name) in files {
-            std::fs::copy(data("zookeeper-datadir").join(name), zk.join(as_name)).unwrap();
+            std::fs::copy(data(from).join(name), zk.join(as_name)).unwrap();
         }
         let store = Store::open(&dir.path().join("db"), &dir.path().join("log"), false).unwrap();
         let done = import_if_fresh(&store, &zk, &zk, true).unwrap().unwrap();
@@ -570,6 +634,55 @@ mod tests {
             assert_eq!(tree.digest(), expected.digest(), "{files:?}");
             assert_eq!(tree.len(), expected.len(), "{files:?}");
         }
+    }
+
+    /// ZooKeeper 3.8 with `zookeeper.snapshot.compression.method` gz, then snappy, wrote the
+    /// tree of snapshot.0 + log.1 as its start-up snapshot: each reads as that tree, and its
+    /// seal (over the uncompressed stream) holds.
+    #[test]
+    fn compressed_snapshots_read_as_zookeeper_wrote_them() {
+        let (_e, expected, _) = imported(&[("snapshot.0", "snapshot.0"), ("log.1", "log.1")]);
+        let expected = expected.open_tree(true).unwrap();
+        for name in ["snapshot.14.gz", "snapshot.14.snappy"] {
+            let (_d, store, done) = imported_from("zookeeper-compressed", &[(name, name)]);
+            assert!(done.snapshot.ends_with(name));
+            assert_eq!((done.snapshot_zxid, done.txns), (0x14, 0), "{name}");
+            let tree = store.open_tree(true).unwrap();
+            assert_eq!(tree.last_zxid, 0x14, "{name}");
+            assert_eq!(listing(&tree), listing(&expected), "{name}");
+            assert_eq!(tree.sessions, expected.sessions, "{name}");
+            assert_eq!(tree.digest(), expected.digest(), "{name}");
+        }
+        // A damaged compressed snapshot gives way to an older one; with none, the reasons.
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["snapshot.14.gz", "snapshot.14.snappy"] {
+            let mut bytes = std::fs::read(data("zookeeper-compressed").join(name)).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0x55;
+            std::fs::write(dir.path().join(name.replace(".14.", ".15.")), &bytes).unwrap();
+            bytes.truncate(mid);
+            std::fs::write(dir.path().join(name.replace(".14.", ".16.")), &bytes).unwrap();
+        }
+        std::fs::copy(
+            data("zookeeper-datadir").join("snapshot.0"),
+            dir.path().join("snapshot.0"),
+        )
+        .unwrap();
+        let snaps = numbered_files(dir.path(), "snapshot.").unwrap();
+        assert_eq!(snaps.len(), 5);
+        let (path, zxid, _, _) = newest_valid_snapshot(dir.path(), &snaps).unwrap();
+        assert_eq!(
+            (path.file_name().unwrap().to_str(), zxid),
+            (Some("snapshot.0"), 0)
+        );
+        std::fs::remove_file(dir.path().join("snapshot.0")).unwrap();
+        let snaps = numbered_files(dir.path(), "snapshot.").unwrap();
+        let err = newest_valid_snapshot(dir.path(), &snaps)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gzip") && err.contains("snappy"), "{err}");
+        // Not snappy-java's stream at all.
+        assert!(snappy_java(b"plain").unwrap_err().1.contains("magic"));
     }
 
     #[test]
