@@ -58,8 +58,8 @@ fi
 # Python packages (kazoo + pytest, pure-sasl for kazoo's SASL). Debian 12's system python is "externally
 # managed" (PEP 668), hence the --break-system-packages fallback.
 PY=${PYTHON:-python3}
-if "$PY" -c 'import kazoo, pytest, puresasl' 2>/dev/null; then
-  echo "kazoo, pytest and pure-sasl already importable by $PY"
+if "$PY" -c 'import kazoo, pytest, puresasl, prometheus_client' 2>/dev/null; then
+  echo "kazoo, pytest, pure-sasl and prometheus-client already importable by $PY"
 else
   if ! "$PY" -m pip install -q -r "$HERE/kazoo/requirements.txt" 2>/dev/null; then
     "$PY" -m pip install -q --break-system-packages -r "$HERE/kazoo/requirements.txt"
@@ -73,5 +73,5 @@ for f in /usr/share/java/zookeeper.jar /usr/share/java/curator-recipes.jar /usr/
 done
 command -v javac >/dev/null || { echo "ERROR: javac missing" >&2; exit 1; }
 command -v nc >/dev/null || { echo "ERROR: nc missing" >&2; exit 1; }
-"$PY" -c 'import kazoo, pytest, puresasl; print("kazoo", kazoo.__version__, "pytest", pytest.__version__)'
+"$PY" -c 'import kazoo, pytest, puresasl, prometheus_client; print("kazoo", kazoo.__version__, "pytest", pytest.__version__)'
 echo "compat-test dependencies OK"

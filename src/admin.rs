@@ -136,7 +136,7 @@ fn store_size(core: &Core, name: &str) -> u64 {
 }
 
 /// Java's `Double.toString`.
-fn java_double(v: f64) -> String {
+pub(crate) fn java_double(v: f64) -> String {
     if v.is_nan() {
         return "NaN".into();
     }
@@ -1067,7 +1067,7 @@ const MNTR_METRICS: &[&str] = &[
 /// Summaries of ZooKeeper 3.8's standalone `mntr`, in its order: (name, ADVANCED). BASIC ones
 /// expand to avg/min/max/cnt/sum, ADVANCED ones add p50/p95/p99/p999. (The per-namespace
 /// summary sets, which depend on the paths requests used, are not tracked.)
-const MNTR_SUMMARIES: &[(&str, bool)] = &[
+pub(crate) const MNTR_SUMMARIES: &[(&str, bool)] = &[
     ("socket_closing_time", false),
     ("proposal_process_time", false),
     ("leader_unavailable_time", false),
@@ -1146,7 +1146,7 @@ struct Summary {
 }
 
 /// (max open files, open files) of the process, from `/proc`; 0 where unknown.
-fn file_descriptors() -> (u64, u64) {
+pub(crate) fn file_descriptors() -> (u64, u64) {
     let max = std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|t| {
@@ -1161,7 +1161,7 @@ fn file_descriptors() -> (u64, u64) {
 }
 
 /// `mntr`: `zk_<key>\t<value>` lines.
-fn mntr(core: &Core) -> String {
+pub(crate) fn mntr(core: &Core) -> String {
     let (min, avg, max) = latency(core);
     let (_, watches) = core.watches.summary();
     let (max_fds, open_fds) = file_descriptors();

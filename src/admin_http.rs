@@ -168,15 +168,24 @@ pub fn run(command: &str, args: &[(String, String)], core: &mut Core) -> String 
     Json::Obj(fields).pretty()
 }
 
-/// Serves the admin commands until the server stops.
-pub async fn serve(listener: TcpListener, url: String, core: mpsc::Sender<CoreMsg>) {
+/// What an HTTP port serves.
+#[derive(Clone, Debug)]
+pub enum Site {
+    /// The AdminServer's commands under its `admin.commandURL`.
+    Admin { url: String },
+    /// Prometheus's `/metrics` (`metricsProvider.className`), with the process metrics or not.
+    Metrics { process: bool },
+}
+
+/// Serves the admin commands (or the metrics) until the server stops.
+pub async fn serve(listener: TcpListener, site: Site, core: mpsc::Sender<CoreMsg>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (url, core) = (url.clone(), core.clone());
+        let (site, core) = (site.clone(), core.clone());
         tokio::spawn(async move {
-            let _ = handle(stream, &url, &core).await;
+            let _ = handle(stream, &site, &core).await;
         });
     }
 }
@@ -186,7 +195,7 @@ const MAX_HEAD: usize = 16 * 1024;
 
 async fn handle(
     mut stream: TcpStream,
-    url: &str,
+    site: &Site,
     core: &mpsc::Sender<CoreMsg>,
 ) -> std::io::Result<()> {
     let mut head = Vec::new();
@@ -217,6 +226,26 @@ async fn handle(
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    let url = match site {
+        Site::Admin { url } => url.as_str(),
+        Site::Metrics { process } => {
+            let (status, kind, body) = if path == "/metrics" {
+                let (tx, rx) = oneshot::channel();
+                let msg = CoreMsg::Metrics {
+                    process: *process,
+                    reply: tx,
+                };
+                if core.send(msg).await.is_err() {
+                    return Ok(());
+                }
+                let Ok(text) = rx.await else { return Ok(()) };
+                ("200 OK", crate::metrics::CONTENT_TYPE, text)
+            } else {
+                ("404 Not Found", "text/plain", "Not Found\n".to_string())
+            };
+            return respond(&mut stream, status, kind, &body).await;
+        }
+    };
     let base = url.trim_end_matches('/');
     let (status, kind, body) = if path == base || path == format!("{base}/") {
         let mut links = String::new();
@@ -243,11 +272,20 @@ async fn handle(
     } else {
         ("404 Not Found", "text/plain", "Not Found\n".to_string())
     };
+    respond(&mut stream, status, kind, &body).await
+}
+
+async fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    kind: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    out.push_str(&body);
+    out.push_str(body);
     stream.write_all(out.as_bytes()).await?;
     stream.shutdown().await
 }

@@ -95,6 +95,15 @@ pub struct Config {
     pub admin_address: IpAddr,
     pub admin_port: u16,
     pub admin_url: String,
+    /// `metricsProvider.className` set to ZooKeeper's PrometheusMetricsProvider: `/metrics`
+    /// served over HTTP at `metricsProvider.httpHost` (default 0.0.0.0) and
+    /// `metricsProvider.httpPort` (default 7000).
+    pub prometheus: bool,
+    pub prometheus_host: String,
+    pub prometheus_port: u16,
+    /// `metricsProvider.exportJvmInfo` (default true): the process metrics
+    /// (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ...) with the others.
+    pub prometheus_process: bool,
     /// The config file's text as read at start (the AdminServer's `initial_configuration`).
     pub initial_config: String,
     /// The zoo.cfg-style file the settings came from (not a TOML one): a member with
@@ -276,6 +285,10 @@ impl Default for Config {
             admin_enabled: true,
             admin_address: IpAddr::from([0, 0, 0, 0]),
             admin_port: 8080,
+            prometheus: false,
+            prometheus_process: true,
+            prometheus_host: "0.0.0.0".into(),
+            prometheus_port: 7000,
             admin_url: "/commands".to_string(),
             initial_config: String::new(),
             config_path: None,
@@ -878,6 +891,20 @@ impl Config {
                 self.admin_port = value.parse().map_err(|_| invalid("expected a port"))?
             }
             "admin.commandURL" => self.admin_url = value.to_string(),
+            // ZooKeeper loads the named class at start and fails when there is none: the
+            // default provider (mntr only) and the Prometheus one are the two it ships.
+            "metricsProvider.className" => match value {
+                PROMETHEUS_PROVIDER => self.prometheus = true,
+                DEFAULT_PROVIDER => self.prometheus = false,
+                _ => return Err(invalid("metrics provider class was not found")),
+            },
+            "metricsProvider.httpHost" => self.prometheus_host = value.to_string(),
+            "metricsProvider.httpPort" => {
+                self.prometheus_port = value.parse().map_err(|_| invalid("expected a port"))?
+            }
+            "metricsProvider.exportJvmInfo" => {
+                self.prometheus_process = value.eq_ignore_ascii_case("true")
+            }
             "enforce.auth.enabled" => {
                 self.enforce_auth_enabled = value.eq_ignore_ascii_case("true")
             }
@@ -1007,6 +1034,11 @@ fn key_values(text: &str) -> Result<Vec<(usize, &str, &str)>, ConfigError> {
     Ok(out)
 }
 
+/// ZooKeeper's metrics providers (`metricsProvider.className`).
+const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+const DEFAULT_PROVIDER: &str = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider";
+
 /// The keys `Config::set` knows by name, to match TOML keys and environment variables whatever
 /// their case and separators.
 const KNOWN_KEYS: &[&str] = &[
@@ -1082,6 +1114,10 @@ const KNOWN_KEYS: &[&str] = &[
     "cnxTimeout",
     "admin.enableServer",
     "admin.serverPort",
+    "metricsProvider.className",
+    "metricsProvider.httpHost",
+    "metricsProvider.httpPort",
+    "metricsProvider.exportJvmInfo",
     "admin.serverAddress",
     "admin.commandURL",
     "autopurge.snapRetainCount",

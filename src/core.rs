@@ -70,6 +70,11 @@ pub enum CoreMsg {
         peer: SocketAddr,
         reply: oneshot::Sender<String>,
     },
+    /// Prometheus's `/metrics` (HTTP): its text.
+    Metrics {
+        process: bool,
+        reply: oneshot::Sender<String>,
+    },
     /// An AdminServer command (HTTP): its JSON.
     Admin {
         command: String,
@@ -677,6 +682,9 @@ impl Core {
                 reply,
             } => {
                 let _ = reply.send(crate::admin_http::run(&command, &args, self));
+            }
+            CoreMsg::Metrics { process, reply } => {
+                let _ = reply.send(crate::metrics::exposition(self, process));
             }
         }
     }

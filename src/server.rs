@@ -308,14 +308,30 @@ pub async fn run(
         match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => {
                 tracing::info!("admin server on http://{addr}{}", cfg.admin_url);
-                tokio::spawn(crate::admin_http::serve(
-                    l,
-                    cfg.admin_url.clone(),
-                    core_tx.clone(),
-                ));
+                let site = crate::admin_http::Site::Admin {
+                    url: cfg.admin_url.clone(),
+                };
+                tokio::spawn(crate::admin_http::serve(l, site, core_tx.clone()));
             }
             Err(e) => tracing::warn!("admin server not started on {addr}: {e}"),
         }
+    }
+    // Prometheus's /metrics: ZooKeeper fails to start when its provider cannot bind.
+    if cfg.prometheus {
+        let host = cfg
+            .prometheus_host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let at = format!("{}:{}", cfg.prometheus_host, cfg.prometheus_port);
+        let l = tokio::net::TcpListener::bind((host, cfg.prometheus_port))
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("metrics on {at}: {e}")))?;
+        let addr = l.local_addr()?;
+        tracing::info!("Prometheus metrics on http://{addr}/metrics");
+        let site = crate::admin_http::Site::Metrics {
+            process: cfg.prometheus_process,
+        };
+        tokio::spawn(crate::admin_http::serve(l, site, core_tx.clone()));
     }
     tokio::pin!(shutdown);
     // The TLS port: a task per connection (the plain port is the reactor's).

@@ -690,3 +690,109 @@ fn a_fresh_server_counts_five_nodes_as_zookeeper_does() {
     assert!(word(s.addr, "srvr").contains("\nNode count: 5\n"));
     assert!(word(s.addr, "mntr").contains("\nzk_znode_count\t5\n"));
 }
+
+/// `GET path` on `port`: (status line, Content-Type, body).
+fn http_get_typed(port: u16, path: &str) -> (String, String, String) {
+    // The server binds its HTTP ports as it starts serving: give it a moment.
+    let t0 = std::time::Instant::now();
+    let mut s = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if t0.elapsed() > std::time::Duration::from_secs(10) => panic!("{port}: {e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    };
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    let kind = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Type: "))
+        .unwrap_or_default();
+    let status = head.lines().next().unwrap_or_default();
+    (status.to_string(), kind.to_string(), body.to_string())
+}
+
+/// The value of the sample `name` (with its labels) in a Prometheus text exposition.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map(|v| v.parse().expect("a number"))
+}
+
+#[test]
+fn prometheus_metrics_are_served_as_zookeepers_provider_serves_them() {
+    let port = free_port();
+    let s = TestServer::start(&format!(
+        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+         metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}\n\
+         4lw.commands.whitelist=*\n"
+    ));
+    let mut c = Client::connect(s.addr);
+    for i in 0..3 {
+        assert_eq!(c.call(create(&format!("/m{i}"), b"x", 0)).err(), 0);
+    }
+    assert_eq!(c.call(create("/eph", b"x", 1)).err(), 0);
+    let (status, kind, text) = http_get_typed(port, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(kind, "text/plain; version=0.0.4; charset=utf-8");
+    // Gauges and counters by mntr's names, typed as ZooKeeper registers them.
+    assert!(text.contains("# HELP znode_count znode_count\n# TYPE znode_count gauge\n"));
+    assert_eq!(metric(&text, "znode_count"), Some(9.0), "5 + 4 created");
+    assert_eq!(metric(&text, "ephemerals_count"), Some(1.0));
+    assert!(metric(&text, "num_alive_connections").unwrap() >= 1.0);
+    assert!(text.contains("# TYPE commit_count counter\ncommit_count 0.0\n"));
+    // mntr and /metrics agree.
+    let mntr = word(s.addr, "mntr");
+    assert!(mntr.contains("\nzk_znode_count\t9\n"), "{mntr}");
+    // Summaries: quantiles (not kept: NaN), count and sum; fsynctime counts group commits.
+    assert!(text
+        .contains("# TYPE fsynctime summary\nfsynctime{quantile=\"0.5\",} NaN\nfsynctime_count "));
+    assert!(metric(&text, "fsynctime_count").unwrap() >= 1.0);
+    assert!(text.contains("readlatency{quantile=\"0.99\",} NaN\n"));
+    assert!(!text.lines().any(|l| l.starts_with("zk_")) && !text.contains("avg_fsynctime"));
+    // Text values are not metrics.
+    assert!(!text.contains("\nversion ") && !text.contains("server_state"));
+    // The process metrics (exportJvmInfo defaults to true).
+    assert!(metric(&text, "process_resident_memory_bytes").unwrap() > 1e6);
+    assert!(metric(&text, "process_open_fds").unwrap() > 0.0);
+    // Every sample line belongs to a family declared before it, and each family once.
+    let mut declared = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let name = rest.split(' ').next().unwrap();
+            assert!(declared.insert(name.to_string()), "{name} twice");
+        } else if !line.starts_with('#') {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let family = ["_count", "_sum"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| declared.contains(*f)))
+                .unwrap_or(name);
+            assert!(declared.contains(family), "{line} undeclared");
+        }
+    }
+    // Only /metrics is served there.
+    assert_eq!(http_get_typed(port, "/other").0, "HTTP/1.1 404 Not Found");
+    drop(s);
+
+    // exportJvmInfo=false: no process metrics.
+    let port = free_port();
+    let _s = TestServer::start(&format!(
+        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+         metricsProvider.httpPort={port}\nmetricsProvider.exportJvmInfo=false\n"
+    ));
+    let (_, _, text) = http_get_typed(port, "/metrics");
+    assert!(text.contains("\nznode_count 5.0\n"), "{text}");
+    assert!(!text.lines().any(|l| l.contains(" process_")), "{text}");
+    // A provider class ZooKeeper would not find stops the config, as it stops ZooKeeper.
+    let err = zkrs::config::Config::parse("metricsProvider.className=com.example.Missing\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("metrics provider class was not found"),
+        "{err}"
+    );
+}

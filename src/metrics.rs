@@ -1,0 +1,278 @@
+//! `/metrics`: ZooKeeper's PrometheusMetricsProvider (`metricsProvider.className=
+//! org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider`), in the text format
+//! its Prometheus client (simpleclient 0.9) writes: for each metric `# HELP name name`,
+//! `# TYPE name gauge|counter|summary`, then its samples, values as Java doubles (`5.0`,
+//! `NaN`), labels ending with a comma (`{quantile="0.5",}`).
+//!
+//! The metrics are `mntr`'s: its gauges and counters by name (without `zk_`), each summary
+//! (`zk_avg_X` ... `zk_sum_X`) as the summary `X` with its quantiles (0.5; with 0.9 and 0.99
+//! for the detailed ones), `X_count` and `X_sum`. With `metricsProvider.exportJvmInfo` (the
+//! default), the process metrics every Prometheus client exports follow (`process_*`, read
+//! from `/proc`); the JVM's own (`jvm_*`) have no equivalent here.
+
+use crate::admin::{file_descriptors, java_double, mntr, MNTR_SUMMARIES};
+use crate::core::Core;
+use std::fmt::Write;
+
+/// The metrics ZooKeeper registers as gauges (callbacks sampled at each scrape): the
+/// server's (`ZooKeeperServer.registerMetrics`) and a leader's. The other plain metrics of
+/// `mntr` are counters.
+const GAUGES: &[&str] = &[
+    "avg_latency",
+    "max_latency",
+    "min_latency",
+    "packets_received",
+    "packets_sent",
+    "num_alive_connections",
+    "outstanding_requests",
+    "uptime",
+    "znode_count",
+    "watch_count",
+    "ephemerals_count",
+    "approximate_data_size",
+    "global_sessions",
+    "local_sessions",
+    "open_file_descriptor_count",
+    "max_file_descriptor_count",
+    "connection_drop_probability",
+    "last_client_response_size",
+    "max_client_response_size",
+    "min_client_response_size",
+    "outstanding_tls_handshake",
+    "auth_failed_count",
+    "non_mtls_remote_conn_count",
+    "non_mtls_local_conn_count",
+    "followers",
+    "learners",
+    "synced_followers",
+    "synced_non_voting_followers",
+    "synced_observers",
+    "pending_syncs",
+    "leader_uptime",
+    "last_proposal_size",
+    "max_proposal_size",
+    "min_proposal_size",
+];
+
+/// `mntr` keys that are text, not numbers: not metrics.
+const TEXT: &[&str] = &["version", "server_state"];
+
+/// The Content-Type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The exposition of `core`'s metrics.
+pub fn exposition(core: &Core, process: bool) -> String {
+    let text = mntr(core);
+    let values: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("zk_")?.split_once('\t'))
+        .collect();
+    let value = |key: &str| values.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let summary_key = |key: &str| {
+        MNTR_SUMMARIES.iter().any(|(name, _)| {
+            [
+                "avg_", "min_", "max_", "cnt_", "sum_", "p50_", "p95_", "p99_", "p999_",
+            ]
+            .iter()
+            .any(|p| key.strip_prefix(p) == Some(name))
+        })
+    };
+    let mut out = String::new();
+    for (key, v) in &values {
+        if TEXT.contains(key) || summary_key(key) {
+            continue;
+        }
+        let kind = if GAUGES.contains(key) {
+            "gauge"
+        } else {
+            "counter"
+        };
+        family(&mut out, key, kind, "");
+        sample(&mut out, key, "", number(v));
+    }
+    for (name, advanced) in MNTR_SUMMARIES {
+        family(&mut out, name, "summary", "");
+        let quantiles: &[&str] = if *advanced {
+            &["0.5", "0.9", "0.99"]
+        } else {
+            &["0.5"]
+        };
+        // zkrs keeps no quantiles: a summary's quantiles read NaN, as an empty one's do.
+        for q in quantiles {
+            sample(&mut out, name, &format!("{{quantile=\"{q}\",}}"), f64::NAN);
+        }
+        let count = value(&format!("cnt_{name}")).map_or(0.0, number);
+        let sum = value(&format!("sum_{name}")).map_or(0.0, number);
+        sample(&mut out, &format!("{name}_count"), "", count);
+        sample(&mut out, &format!("{name}_sum"), "", sum);
+    }
+    if process {
+        process_metrics(&mut out);
+    }
+    out
+}
+
+fn number(v: &str) -> f64 {
+    v.parse().unwrap_or(f64::NAN)
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let help = if help.is_empty() { name } else { help };
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One sample, its value as simpleclient's `doubleToGoString`: Java's `Double.toString`,
+/// with `+Inf`, `-Inf` and `NaN`.
+fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
+    let v = match v {
+        v if v.is_nan() => "NaN".to_string(),
+        v if v == f64::INFINITY => "+Inf".to_string(),
+        v if v == f64::NEG_INFINITY => "-Inf".to_string(),
+        v => java_double(v),
+    };
+    let _ = writeln!(out, "{name}{labels} {v}");
+}
+
+/// The standard process metrics (simpleclient_hotspot's StandardExports), from `/proc`.
+fn process_metrics(out: &mut String) {
+    // /proc/<pid>/stat after the command's closing parenthesis: state is field 3; utime and
+    // stime are 14 and 15, starttime 22 (in clock ticks, USER_HZ = 100 on Linux).
+    const TICKS: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+    if let (Some(u), Some(s)) = (field(14), field(15)) {
+        family(
+            out,
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+        );
+        sample(out, "process_cpu_seconds_total", "", (u + s) / TICKS);
+    }
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    if let (Some(boot), Some(start)) = (boot, field(22)) {
+        family(
+            out,
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+        );
+        sample(out, "process_start_time_seconds", "", boot + start / TICKS);
+    }
+    let (max_fds, open_fds) = file_descriptors();
+    family(
+        out,
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+    );
+    sample(out, "process_open_fds", "", open_fds as f64);
+    family(
+        out,
+        "process_max_fds",
+        "gauge",
+        "Maximum number of open file descriptors.",
+    );
+    sample(out, "process_max_fds", "", max_fds as f64);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| {
+        status.lines().find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    for (key, name, help) in [
+        (
+            "VmSize:",
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+        ),
+        (
+            "VmRSS:",
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+        ),
+    ] {
+        if let Some(v) = kib(key) {
+            family(out, name, "gauge", help);
+            sample(out, name, "", v * 1024.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_print_as_simpleclient_does() {
+        let mut out = String::new();
+        family(&mut out, "fsynctime", "summary", "");
+        sample(&mut out, "fsynctime", "{quantile=\"0.5\",}", f64::NAN);
+        sample(&mut out, "fsynctime_count", "", 3.0);
+        sample(&mut out, "big", "", 1.0e7);
+        sample(&mut out, "inf", "", f64::INFINITY);
+        assert_eq!(
+            out,
+            "# HELP fsynctime fsynctime\n# TYPE fsynctime summary\n\
+             fsynctime{quantile=\"0.5\",} NaN\nfsynctime_count 3.0\nbig 1.0E7\ninf +Inf\n"
+        );
+    }
+
+    #[test]
+    fn process_metrics_read_this_process() {
+        let mut out = String::new();
+        process_metrics(&mut out);
+        for name in [
+            "process_cpu_seconds_total",
+            "process_start_time_seconds",
+            "process_open_fds",
+            "process_max_fds",
+            "process_virtual_memory_bytes",
+            "process_resident_memory_bytes",
+        ] {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("{name} missing: {out}"));
+            let v: f64 = line[name.len() + 1..].parse().unwrap();
+            // A test process may not have used a clock tick of CPU yet.
+            assert!(
+                v > 0.0 || name == "process_cpu_seconds_total" && v == 0.0,
+                "{line}"
+            );
+        }
+        let rss = out
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .unwrap();
+        let start = out
+            .lines()
+            .find_map(|l| l.strip_prefix("process_start_time_seconds "))
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let start: f64 = start.parse().unwrap();
+        assert!(
+            start <= now + 1.0 && start > now - 86_400.0,
+            "{start} {now}"
+        );
+        assert!(rss.parse::<f64>().unwrap() > 1e6);
+    }
+}
