@@ -594,6 +594,76 @@ async fn knock(wire: &Wire, addr: &str, me: &crate::ensemble::Member) {
     }
 }
 
+/// The data length of a packet at the start of `b` that carries at least [`WRITE_DIRECT`]
+/// bytes of data, read from its header (type, zxid, data length).
+fn large_data_len(b: &[u8]) -> Option<usize> {
+    let len = i32::from_be_bytes(b.get(12..16)?.try_into().ok()?);
+    usize::try_from(len).ok().filter(|&l| l >= WRITE_DIRECT)
+}
+
+/// A large packet (a SNAP's snapshot) at `start` of `buf`, once whole, taken with its data
+/// left where it was read: `buf`'s own allocation becomes the data, and `buf` what follows
+/// it. Decoding would copy it (a million znodes: some 200 MB twice). Only a packet without
+/// authinfo, as members send them; others decode as usual.
+fn take_large(buf: &mut Vec<u8>, start: usize) -> Option<QuorumPacket> {
+    let b = buf.get(start..)?;
+    let len = large_data_len(b)?;
+    let end = 16 + len;
+    if b.get(end..end + 4)? != (-1i32).to_be_bytes() {
+        return None;
+    }
+    let type_ = i32::from_be_bytes(b[0..4].try_into().ok()?);
+    let zxid = i64::from_be_bytes(b[4..12].try_into().ok()?);
+    let rest = buf.split_off(start + end + 4);
+    buf.truncate(start + end);
+    buf.drain(..start + 16);
+    let data = std::mem::replace(buf, rest);
+    Some(QuorumPacket {
+        type_,
+        zxid,
+        data: Some(data),
+        authinfo: None,
+    })
+}
+
+/// After a read's whole packets left `buf`: room for all of a large packet whose start it
+/// holds, in one allocation (growing by doubling would hold two copies while it moves);
+/// else, once done with one, no more than a read's worth kept.
+fn size_read_buffer(buf: &mut Vec<u8>) {
+    const KEEP: usize = 1 << 20;
+    match large_data_len(buf) {
+        Some(len) => {
+            let whole = 16 + len + 4;
+            if buf.capacity() < whole {
+                buf.reserve_exact(whole - buf.len());
+            }
+        }
+        None if buf.capacity() > KEEP && buf.len() <= KEEP => buf.shrink_to(KEEP),
+        None => {}
+    }
+}
+
+/// A packet carrying at least this much data (a SNAP's snapshot) is written from its own
+/// buffer rather than copied into the batch's.
+const WRITE_DIRECT: usize = 1 << 20;
+
+/// Writes the batch so far, then `p` with its data written from where it is (a snapshot
+/// of a million znodes is some 200 MB: copying it would double what the leader holds);
+/// `batch` is left holding the packet's tail, for the packets after it.
+async fn send_large(wr: &mut Wr, batch: &mut Vec<u8>, p: QuorumPacket) -> std::io::Result<()> {
+    let data = p.data.as_deref().unwrap_or_default();
+    p.type_.encode(batch);
+    p.zxid.encode(batch);
+    i32::try_from(data.len())
+        .map_err(|_| std::io::Error::other("a packet of 2 GiB or more"))?
+        .encode(batch);
+    wr.write_all(batch).await?;
+    wr.write_all(data).await?;
+    batch.clear();
+    jute::codec::write_vector(batch, p.authinfo.as_deref());
+    Ok(())
+}
+
 /// Writes `bytes` and flushes them (TLS holds what is written until flushed).
 async fn send(wr: &mut Wr, bytes: &[u8]) -> std::io::Result<()> {
     wr.write_all(bytes).await?;
@@ -758,9 +828,16 @@ async fn pump(
             out = rx.recv() => {
                 let Some(p) = out else { break };
                 bytes.clear();
-                p.encode(&mut bytes);
-                while let Ok(more) = rx.try_recv() {
-                    more.encode(&mut bytes);
+                let mut next = Some(p);
+                while let Some(p) = next.take() {
+                    if p.data.as_ref().is_some_and(|d| d.len() >= WRITE_DIRECT) {
+                        if send_large(&mut wr, &mut bytes, p).await.is_err() {
+                            break 'conn;
+                        }
+                    } else {
+                        p.encode(&mut bytes);
+                    }
+                    next = rx.try_recv().ok();
                 }
                 if send(&mut wr, &bytes).await.is_err() {
                     break;
@@ -779,6 +856,11 @@ async fn pump(
                 let mut start = 0;
                 let mut packets = Vec::new();
                 let broken = loop {
+                    if let Some(p) = take_large(&mut buf, start) {
+                        packets.push(p);
+                        start = 0;
+                        continue;
+                    }
                     match next_packet(&buf, &mut start) {
                         Ok(Some(p)) => packets.push(p),
                         Ok(None) => break false,
@@ -794,8 +876,87 @@ async fn pump(
                     break 'conn;
                 }
                 buf.drain(..start);
+                size_read_buffer(&mut buf);
             }
         }
     }
     parts.quorum_closed(sid, gen).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(type_: i32, zxid: i64, data: Option<Vec<u8>>) -> QuorumPacket {
+        QuorumPacket {
+            type_,
+            zxid,
+            data,
+            authinfo: None,
+        }
+    }
+
+    /// What the read loop does with the bytes it has: the whole packets, in order.
+    fn read_all(buf: &mut Vec<u8>) -> Vec<QuorumPacket> {
+        let mut start = 0;
+        let mut out = Vec::new();
+        loop {
+            if let Some(p) = take_large(buf, start) {
+                out.push(p);
+                start = 0;
+                continue;
+            }
+            match next_packet(buf, &mut start) {
+                Ok(Some(p)) => out.push(p),
+                Ok(None) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        buf.drain(..start);
+        size_read_buffer(buf);
+        out
+    }
+
+    #[test]
+    fn a_large_packet_is_taken_whole_without_a_copy_and_the_stream_goes_on() {
+        let big: Vec<u8> = (0..WRITE_DIRECT + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let sent = [
+            packet(3, 7, Some(b"small".to_vec())),
+            packet(15, 0x1_0000_0002, Some(big.clone())),
+            packet(5, 8, None),
+            packet(2, 9, Some(vec![1; 10])),
+        ];
+        let mut wire = Vec::new();
+        for p in &sent {
+            p.encode(&mut wire);
+        }
+        // Arriving in pieces of every size around the packets' edges.
+        for piece in [1, 7, 4096, 65_536, 1 << 20, wire.len()] {
+            let mut buf = Vec::new();
+            let mut got = Vec::new();
+            for chunk in wire.chunks(piece) {
+                buf.extend_from_slice(chunk);
+                got.extend(read_all(&mut buf));
+            }
+            assert!(buf.is_empty(), "piece {piece}");
+            assert_eq!(got, sent, "piece {piece}");
+            // Done with the large one, the buffer lets its room go.
+            assert!(buf.capacity() <= 1 << 20, "piece {piece}");
+        }
+        // With the large packet's start read, there is room for all of it at once.
+        let mut buf = wire[..25 + 16].to_vec();
+        assert_eq!(read_all(&mut buf).len(), 1);
+        assert!(buf.capacity() >= 16 + big.len() + 4);
+        // A large packet with authinfo decodes as any other.
+        let mut with_auth = packet(15, 1, Some(big));
+        with_auth.authinfo = Some(vec![jute::data::Id {
+            scheme: "digest".into(),
+            id: "a".into(),
+        }]);
+        let mut buf = Vec::new();
+        with_auth.encode(&mut buf);
+        assert_eq!(read_all(&mut buf), vec![with_auth]);
+    }
 }

@@ -110,6 +110,11 @@ fn write_node_key(path: &str, key: &mut Vec<u8>) {
     key.extend_from_slice(path.as_bytes());
 }
 
+/// A SNAP record's bytes besides its path and data: the path's and the record's lengths
+/// (8), the stat (60), a one-entry ACL such as world:anyone (23), the data's length and the
+/// child count (8).
+const SNAPSHOT_NODE_OVERHEAD: usize = 8 + 60 + 23 + 8;
+
 fn encode_node(node: &Node, out: &mut Vec<u8>) {
     node.stat.encode(out);
     jute::codec::write_vector(out, Some(node.acl.as_slice()));
@@ -753,26 +758,33 @@ impl Store {
     }
 
     /// The applied state as SNAP sends it: last zxid, sessions, then every node, parents first.
+    /// Records are written as the store's scan yields them (the changed nodes merged in),
+    /// into one buffer sized up front: a million znodes never sit in memory twice.
     pub fn encode_snapshot(tree: &DataTree) -> Vec<u8> {
-        let mut out = Vec::new();
+        // Sized up front, so that growing it does not hold two copies at once: paths and
+        // data, and each node's lengths, stat, a one-entry ACL and child count.
+        let estimate = tree.approximate_data_size() + tree.len() * SNAPSHOT_NODE_OVERHEAD;
+        let mut out = Vec::with_capacity(estimate + 16 * tree.sessions.len() + 16);
         tree.last_zxid.encode(&mut out);
         (tree.sessions.len() as i32).encode(&mut out);
         for (id, timeout) in &tree.sessions {
             id.encode(&mut out);
             timeout.encode(&mut out);
         }
-        let mut nodes = Vec::new();
-        tree.for_each(|p, node| {
-            let mut buf = Vec::new();
+        // The count goes before the records: written once they are.
+        let count_at = out.len();
+        0i32.encode(&mut out);
+        let mut count = 0i32;
+        let mut buf = Vec::new();
+        // In the store's key order (parents first), each record written as it comes.
+        tree.for_each_ordered(|p, node| {
+            buf.clear();
             encode_node(node, &mut buf);
-            nodes.push((p.to_string(), buf));
-        });
-        nodes.sort_by(|(a, _), (b, _)| (crate::path::depth(a), a).cmp(&(crate::path::depth(b), b)));
-        (nodes.len() as i32).encode(&mut out);
-        for (p, node) in nodes {
             p.encode(&mut out);
-            jute::codec::write_buffer(&mut out, Some(&node));
-        }
+            jute::codec::write_buffer(&mut out, Some(&buf));
+            count += 1;
+        });
+        out[count_at..count_at + 4].copy_from_slice(&count.to_be_bytes());
         out
     }
 
@@ -1307,6 +1319,13 @@ mod tests {
                 for p in ["/", pick.as_str()] {
                     assert_eq!(paged.descendants(p), held.descendants(p), "{p} at {zxid}");
                 }
+                // SNAP's encoding merges the changed nodes into the store's scan: the same
+                // bytes as the tree held whole, sorted.
+                assert_eq!(
+                    Store::encode_snapshot(&paged),
+                    Store::encode_snapshot(&held),
+                    "at {zxid}"
+                );
             }
             if next(3) == 0 {
                 let (dirty, sessions) = (paged.take_dirty(), paged.take_dirty_sessions());

@@ -954,6 +954,47 @@ impl DataTree {
         }
     }
 
+    /// Every node in the store's key order (depth, then path bytes; parents before
+    /// children), as [`DataTree::for_each`] finds them. A paged tree merges its changed
+    /// nodes, sorted, into the store's scan, so that the whole tree is never listed at once;
+    /// a tree held in memory only is sorted whole.
+    pub fn for_each_ordered(&self, mut f: impl FnMut(&str, &Node)) {
+        fn key(p: &str) -> (usize, &str) {
+            (crate::path::depth(p), p)
+        }
+        let Some(pages) = &self.nodes.pages else {
+            let map = self.nodes.map.borrow();
+            let mut all: Vec<(&str, &Node)> = map
+                .iter()
+                .filter_map(|(p, slot)| Some((p, slot.node.as_deref()?)))
+                .collect();
+            all.sort_unstable_by(|a, b| key(a.0).cmp(&key(b.0)));
+            for (p, n) in all {
+                f(p, n);
+            }
+            return;
+        };
+        let mut changed: Vec<(&str, Arc<Node>)> = self
+            .dirty
+            .iter()
+            .filter_map(|p| Some((p.as_str(), self.peek(p)?)))
+            .collect();
+        changed.sort_unstable_by(|a, b| key(a.0).cmp(&key(b.0)));
+        let mut changed = changed.into_iter().peekable();
+        pages.scan(&mut |p, n| {
+            if self.dirty.contains(p) {
+                return;
+            }
+            while let Some((cp, cn)) = changed.next_if(|(cp, _)| key(cp) < key(p)) {
+                f(cp, &cn);
+            }
+            f(p, n);
+        });
+        for (cp, cn) in changed {
+            f(cp, &cn);
+        }
+    }
+
     /// Applies a committed txn.
     pub fn apply(&mut self, txn: &TxnEntry) -> Applied {
         let mut applied = Applied::default();
