@@ -66,6 +66,10 @@ const CURRENT_EPOCH: &[u8] = b"current_epoch";
 const MEMBERSHIP: &[u8] = b"membership";
 /// Present while ZooKeeper's data is being imported (see `crate::import`).
 const IMPORTING: &[u8] = b"importing";
+/// In the meta family while a snapshot is being installed in batches.
+const INSTALLING: &[u8] = b"installing";
+/// Node records per write batch of a snapshot's install.
+const INSTALL_BATCH: usize = 20_000;
 
 /// How many txns the log keeps behind the newest (for DIFF syncs of learners).
 const LOG_RETAIN: i64 = 100_000;
@@ -382,6 +386,7 @@ impl Store {
         };
         store.move_old_log()?;
         store.move_old_applied_state()?;
+        store.finish_broken_install()?;
         Ok(store)
     }
 
@@ -806,10 +811,13 @@ impl Store {
     }
 
     /// Installs a snapshot as SNAP carries it ([`Store::encode_snapshot`]) as
-    /// [`Store::replace_all`] would, straight from its bytes: each node's record is checked
-    /// and stored as it comes, never built into a tree (a million znodes built into one took
-    /// a follower to 1.2 GiB). Returns the snapshot's zxid and number of nodes. A snapshot
-    /// that does not decode leaves the store as it was.
+    /// [`Store::replace_all`] would, straight from its bytes, never built into a tree (a
+    /// million znodes built into one took a follower to 1.2 GiB). Every record is checked
+    /// first: a snapshot that does not decode leaves the store as it was. Then the nodes are
+    /// written in batches (one batch of a million took as much memory again, in it and in
+    /// the memtable it filled), under a mark: a crash before the end leaves the initial tree
+    /// at zxid 0 at the next start ([`Store::open`]), as a new member's, and the leader sends
+    /// a snapshot again. Returns the snapshot's zxid and number of nodes.
     pub fn install_snapshot(&self, bytes: &[u8]) -> Result<(i64, usize), StoreError> {
         let corrupt = |e: jute::DecodeError| StoreError::Corrupt {
             what: "snapshot",
@@ -825,22 +833,67 @@ impl Store {
             sessions.push((id, timeout));
         }
         let n = i32::decode(&mut r).map_err(corrupt)?;
-        let nodes = self.cf(CF_NODES);
+        let records = &bytes[r.position()..];
         let mut acls = AclCache::default();
-        let mut count = 0;
-        self.replace_with(&sessions, last_zxid, |batch| {
+        // The records, each checked (`put` false) or written (true), in batches.
+        let mut walk = |put: bool| -> Result<usize, StoreError> {
+            let mut r = Reader::with_limit(records, usize::MAX >> 2);
+            let nodes = self.cf(CF_NODES);
+            let mut batch = WriteBatch::default();
             let mut key = Vec::new();
             for _ in 0..n.max(0) {
                 let p = String::decode(&mut r).map_err(corrupt)?;
                 let node = r.read_buffer_ref().map_err(corrupt)?.unwrap_or_default();
-                decode_node(node, &mut acls).map_err(corrupt)?;
+                if !put {
+                    decode_node(node, &mut acls).map_err(corrupt)?;
+                    continue;
+                }
                 write_node_key(&p, &mut key);
                 batch.put_cf(nodes, &key, node);
-                count += 1;
+                if batch.len() >= INSTALL_BATCH {
+                    self.db.write(std::mem::take(&mut batch))?;
+                }
             }
-            Ok(())
-        })?;
+            if r.position() != records.len() {
+                return Err(StoreError::Corrupt {
+                    what: "snapshot",
+                    detail: format!("{} bytes after its last node", records.len() - r.position()),
+                });
+            }
+            self.db.write(batch)?;
+            Ok(n.max(0) as usize)
+        };
+        walk(false)?;
+        self.mark(INSTALLING, true)?;
+        self.begin_replace()?;
+        let count = walk(true)?;
+        self.finish_replace(&sessions, last_zxid)?;
+        self.mark(INSTALLING, false)?;
         Ok((last_zxid, count))
+    }
+
+    /// Sets or clears a mark in the meta family, synced.
+    fn mark(&self, mark: &[u8], on: bool) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        match on {
+            true => self.db.put_cf_opt(self.cf(CF_META), mark, [1u8], &opts)?,
+            false => self.db.delete_cf_opt(self.cf(CF_META), mark, &opts)?,
+        }
+        Ok(())
+    }
+
+    /// A snapshot's install that did not finish (a crash): its nodes are partial, so the
+    /// store starts over from the initial tree at zxid 0, with an empty log, as a member
+    /// that never served; its epochs stay. The leader sends it a snapshot again.
+    fn finish_broken_install(&self) -> Result<(), StoreError> {
+        if self.db.get_cf(self.cf(CF_META), INSTALLING)?.is_none() {
+            return Ok(());
+        }
+        tracing::warn!("a snapshot's install did not finish: starting over from the initial tree");
+        self.replace_all(&DataTree::new(false))?;
+        self.flush()?;
+        self.mark(INSTALLING, false)
     }
 
     /// Replaces everything in one batch: the nodes `fill` puts, the sessions and the last
@@ -1523,23 +1576,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = stored(dir.path(), 3);
         let mut snapshot = DataTree::new(false);
-        for z in 1..=5 {
+        // More nodes than two write batches hold.
+        let last = (2 * INSTALL_BATCH + 5) as i64;
+        for z in 1..=last {
             snapshot.apply(&create(z, &format!("/m{z}")));
         }
         snapshot.insert_session(0x77, 4000);
         let bytes = Store::encode_snapshot(&snapshot);
-        // Cut short, or announcing a node more than it holds: refused, the old tree stays.
-        let mut garbled = bytes.clone();
+        // Cut short (its last record), or announcing a node more than it holds: refused
+        // before anything is written, the old tree stays.
+        let count = last as i32 + 4;
+        let mut more = bytes.clone();
         // After the zxid, the session count and the one session: the number of nodes.
-        garbled[24..28].copy_from_slice(&10i32.to_be_bytes());
-        for broken in [&bytes[..bytes.len() - 10], &garbled[..]] {
+        more[24..28].copy_from_slice(&(count + 1).to_be_bytes());
+        // Or fewer than it holds: a record left over.
+        let mut fewer = bytes.clone();
+        fewer[24..28].copy_from_slice(&(count - 1).to_be_bytes());
+        for broken in [&bytes[..bytes.len() - 10], &more[..], &fewer[..]] {
             assert!(store.install_snapshot(broken).is_err());
             let tree = store.open_tree(false).unwrap();
             assert!(tree.get("/n2").is_some() && tree.get("/m2").is_none());
         }
-        assert_eq!(store.install_snapshot(&bytes).unwrap(), (5, 5 + 4));
+        assert_eq!(
+            store.install_snapshot(&bytes).unwrap(),
+            (last, last as usize + 4)
+        );
         let tree = store.open_tree(false).unwrap();
-        assert_eq!(tree.last_zxid, 5);
+        assert_eq!(tree.last_zxid, last);
         assert_eq!(tree.sessions.get(&0x77), Some(&4000));
         assert!(tree.get("/n2").is_none());
         // Every node as it was (the per-node digest is a cache, recounted when needed).
@@ -1557,6 +1620,49 @@ mod tests {
         want.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(got, want);
         assert_eq!(tree.digest(), snapshot.digest());
+        assert!(store
+            .db
+            .get_cf(store.cf(CF_META), INSTALLING)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn an_install_cut_by_a_crash_starts_over_from_the_initial_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = stored(dir.path(), 3);
+        let hs = crate::zab::HardState {
+            accepted_epoch: 4,
+            current_epoch: 4,
+        };
+        store.save_hard_state(hs).unwrap();
+        // What a crash midway leaves: the mark, the old nodes gone, some of the new ones.
+        store.mark(INSTALLING, true).unwrap();
+        store.begin_replace().unwrap();
+        let mut part = DataTree::new(false);
+        part.apply(&create(1, "/half"));
+        let half: Vec<(String, Node)> =
+            vec![("/half".into(), (*part.get("/half").unwrap()).clone())];
+        store.put_nodes(&half).unwrap();
+        drop(store);
+        let db = dir.path().join("db");
+        let store = Store::open(&db, &dir.path().join("log"), false).unwrap();
+        let tree = store.recover(false, true).unwrap().tree;
+        let fresh = DataTree::new(false);
+        assert_eq!((tree.last_zxid, tree.len()), (0, fresh.len()));
+        assert!(tree.get("/zookeeper/quota").is_some() && tree.get("/half").is_none());
+        assert!(tree.get("/n1").is_none(), "the old tree is gone too");
+        assert_eq!(store.txns_after(0).unwrap().len(), 0);
+        assert_eq!(store.load_hard_state(0).unwrap(), hs, "the epochs stay");
+        assert!(store
+            .db
+            .get_cf(store.cf(CF_META), INSTALLING)
+            .unwrap()
+            .is_none());
+        assert!(
+            !store.is_fresh().unwrap(),
+            "not taken for a data dir to import"
+        );
     }
 
     #[test]
