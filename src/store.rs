@@ -700,18 +700,11 @@ impl Store {
     /// Marks an import begun (synced): until [`Store::finish_import`], the store counts as
     /// fresh, so a crash in between redoes the import.
     pub fn begin_import(&self) -> Result<(), StoreError> {
-        let mut opts = WriteOptions::default();
-        opts.set_sync(true);
-        self.db
-            .put_cf_opt(self.cf(CF_META), IMPORTING, [1u8], &opts)?;
-        Ok(())
+        self.mark(IMPORTING, true)
     }
 
     pub fn finish_import(&self) -> Result<(), StoreError> {
-        let mut opts = WriteOptions::default();
-        opts.set_sync(true);
-        self.db.delete_cf_opt(self.cf(CF_META), IMPORTING, &opts)?;
-        Ok(())
+        self.mark(IMPORTING, false)
     }
 
     /// Persists the ZAB epochs (synced: they are acted on right after).
@@ -793,21 +786,16 @@ impl Store {
         out
     }
 
-    /// Replaces everything with `tree`; the log is emptied first, so that a crash in between
-    /// leaves the old tree with no log after it, never the new tree with txns of the history
-    /// it replaced.
+    /// Replaces everything with `tree`, a small one (the initial tree after an install a
+    /// crash cut short): the log emptied, the nodes written, the sessions and last zxid
+    /// saved, all flushed. The caller's mark covers a crash in between.
     pub fn replace_all(&self, tree: &DataTree) -> Result<(), StoreError> {
-        let nodes = self.cf(CF_NODES);
+        self.begin_replace()?;
+        let mut nodes = Vec::new();
+        tree.for_each(|p, node| nodes.push((p.to_string(), node.clone())));
+        self.put_nodes(&nodes)?;
         let sessions: Vec<(i64, i32)> = tree.sessions.iter().map(|(i, t)| (*i, *t)).collect();
-        self.replace_with(&sessions, tree.last_zxid, |batch| {
-            let mut buf = Vec::new();
-            tree.for_each(|p, node| {
-                buf.clear();
-                encode_node(node, &mut buf);
-                batch.put_cf(nodes, node_key(p), &buf);
-            });
-            Ok(())
-        })
+        self.finish_replace(&sessions, tree.last_zxid)
     }
 
     /// Installs a snapshot as SNAP carries it ([`Store::encode_snapshot`]) as
@@ -892,41 +880,12 @@ impl Store {
         }
         tracing::warn!("a snapshot's install did not finish: starting over from the initial tree");
         self.replace_all(&DataTree::new(false))?;
-        self.flush()?;
         self.mark(INSTALLING, false)
     }
 
-    /// Replaces everything in one batch: the nodes `fill` puts, the sessions and the last
-    /// applied zxid. Nothing is written when `fill` fails.
-    fn replace_with(
-        &self,
-        sessions: &[(i64, i32)],
-        last_zxid: i64,
-        fill: impl FnOnce(&mut WriteBatch) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        // Everything in `nodes`, the applied state's keys included. Through the write-ahead
-        // log and synced: durable at once, unlike the saves that follow it.
-        let nodes = self.cf(CF_NODES);
-        batch.delete_range_cf(nodes, [0u8; 1].as_slice(), [0xffu8; 8].as_slice());
-        fill(&mut batch)?;
-        batch.put_cf(nodes, FORMAT, FORMAT_COUNTS);
-        for (id, timeout) in sessions {
-            batch.put_cf(nodes, session_key(*id), timeout.to_be_bytes());
-        }
-        batch.put_cf(nodes, LAST_ZXID, last_zxid.to_be_bytes());
-        self.txlog().reset()?;
-        let mut opts = WriteOptions::default();
-        opts.set_sync(self.sync);
-        // Every key changed: the filter holds all until `open_tree` scans the new ones.
-        self.filter.forget();
-        self.db.write_opt(batch, &opts)?;
-        self.applied.store(last_zxid, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Begins replacing everything in batches (an import, whose crash safety is
-    /// [`Store::begin_import`]'s mark): empties the log and the nodes.
+    /// Begins replacing everything in batches (an import or a snapshot's install, whose
+    /// crash safety is a mark: [`Store::begin_import`], `INSTALLING`): empties the log and
+    /// the nodes.
     pub fn begin_replace(&self) -> Result<(), StoreError> {
         self.txlog().reset()?;
         let mut batch = WriteBatch::default();
