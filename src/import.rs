@@ -16,6 +16,11 @@
 //! * `log.<first zxid hex>`: FileHeader (`ZKLG`, version 2, dbid), then records: the Adler-32
 //!   of the txn, its length, the txn (TxnHeader, record, optional TxnDigest) and the byte `B`;
 //!   zeros (a length of 0) after the last record.
+//!
+//! A member's SNAP carries the same serialized tree (`SerializeUtils.serializeSnapshot`,
+//! no file header or seal) on the quorum stream after the packet, ended by the signature
+//! `BenWasHere`: [`SnapScan`] finds its end as it arrives and [`snap_from_zookeeper`] turns
+//! it into zkrs's SNAP data, and [`snap_for_zookeeper`] writes one for a ZooKeeper learner.
 
 use crate::store::{Store, StoreError};
 use crate::tree::{DataTree, Node};
@@ -343,6 +348,29 @@ struct Snapshot {
 fn read_snapshot(bytes: &[u8]) -> At<Snapshot> {
     let mut r = jute::Reader::with_limit(bytes, usize::MAX >> 2);
     file_header(&mut r, SNAP_MAGIC)?;
+    let (snap, sealed) = read_tree(bytes, r.position())?;
+    let mut r = jute::Reader::with_limit(&bytes[sealed..], usize::MAX >> 2);
+    let seal = field(&mut r, "checksum", |r| r.read_i64())?;
+    let computed = adler32(&bytes[..sealed]);
+    if seal != i64::from(computed) {
+        return Err((
+            sealed,
+            format!("checksum {seal:#x}, computed {computed:#x}"),
+        ));
+    }
+    let end = field(&mut r, "seal", String::decode)?;
+    if end != "/" {
+        return Err((sealed + 8, format!("seal path {end:?}, not \"/\"")));
+    }
+    Ok(snap)
+}
+
+/// Reads ZooKeeper's serialized tree at `bytes[at..]` (`SerializeUtils.serializeSnapshot`:
+/// the sessions, the ACL cache, the nodes through the path `/`), checking every record:
+/// what it holds, its children counted, and where the nodes end.
+fn read_tree(bytes: &[u8], at: usize) -> At<(Snapshot, usize)> {
+    let mut r = jute::Reader::with_limit(bytes, usize::MAX >> 2);
+    r.take(at).map_err(|e| (0, e.to_string()))?;
     let count = field(&mut r, "session count", |r| r.read_i32())?;
     let mut sessions = Vec::new();
     for _ in 0..count.max(0) {
@@ -380,21 +408,151 @@ fn read_snapshot(bytes: &[u8]) -> At<Snapshot> {
     if !root {
         return Err((sealed, "no root node".into()));
     }
-    let mut r = jute::Reader::with_limit(&bytes[sealed..], usize::MAX >> 2);
-    let seal = field(&mut r, "checksum", |r| r.read_i64())?;
-    let computed = adler32(&bytes[..sealed]);
-    if seal != i64::from(computed) {
-        return Err((
-            sealed,
-            format!("checksum {seal:#x}, computed {computed:#x}"),
-        ));
-    }
-    let end = field(&mut r, "seal", String::decode)?;
-    if end != "/" {
-        return Err((sealed + 8, format!("seal path {end:?}, not \"/\"")));
-    }
     snap.children = children;
-    Ok(snap)
+    Ok((snap, sealed))
+}
+
+/// The signature that ends a SNAP's snapshot on a quorum connection (`LearnerHandler`).
+const SNAP_SIGNATURE: &str = "BenWasHere";
+
+/// A snapshot as ZooKeeper's leader sends it after SNAP (the serialized tree, then the
+/// signature) turned into zkrs's SNAP data ([`Store::encode_snapshot`]'s format) at `zxid`.
+pub fn snap_from_zookeeper(zxid: i64, bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let at = |(offset, reason): (usize, String)| format!("byte {offset}: {reason}");
+    let (snap, end) = read_tree(bytes, 0).map_err(at)?;
+    let mut r = jute::Reader::with_limit(&bytes[end..], usize::MAX >> 2);
+    let signature = field(&mut r, "signature", String::decode).map_err(at)?;
+    if signature != SNAP_SIGNATURE {
+        return Err(format!("signature {signature:?}, not {SNAP_SIGNATURE:?}"));
+    }
+    if !r.is_empty() {
+        return Err(format!("{} bytes after the signature", r.remaining()));
+    }
+    let mut out = crate::store::SnapshotEncoder::new(zxid, &snap.sessions, bytes.len());
+    walk_nodes(bytes, &snap, |p, node| out.push(&p, &node)).map_err(at)?;
+    Ok(out.finish())
+}
+
+/// The applied state as ZooKeeper's leader sends it after SNAP, for a ZooKeeper learner:
+/// the sessions, the ACL cache, every node parents first (the root's path empty) ended by
+/// the path `/`, then the signature. The ACL cache goes before the nodes, so a first walk
+/// of the tree numbers the distinct ACLs and a second writes the nodes.
+pub fn snap_for_zookeeper(tree: &DataTree) -> Vec<u8> {
+    use jute::Encode;
+    let mut ids: HashMap<Vec<u8>, i64> = HashMap::new();
+    let mut acl = Vec::new();
+    let mut acls = Vec::new();
+    tree.for_each_ordered(|_, node| {
+        acl.clear();
+        jute::codec::write_vector(&mut acl, Some(node.acl.as_slice()));
+        if !ids.contains_key(&acl) {
+            ids.insert(acl.clone(), ids.len() as i64 + 1);
+            acls.push(node.acl.clone());
+        }
+    });
+    let room = tree.approximate_data_size() + tree.len() * 100 + 12 * tree.sessions.len();
+    let mut out = Vec::with_capacity(room);
+    (tree.sessions.len() as i32).encode(&mut out);
+    for (id, timeout) in &tree.sessions {
+        id.encode(&mut out);
+        timeout.encode(&mut out);
+    }
+    (acls.len() as i32).encode(&mut out);
+    for (n, list) in acls.iter().enumerate() {
+        (n as i64 + 1).encode(&mut out);
+        jute::codec::write_vector(&mut out, Some(list.as_slice()));
+    }
+    tree.for_each_ordered(|p, node| {
+        acl.clear();
+        jute::codec::write_vector(&mut acl, Some(node.acl.as_slice()));
+        let path = if p == "/" { "" } else { p };
+        path.encode(&mut out);
+        jute::codec::write_buffer(&mut out, node.data.as_deref());
+        ids.get(&acl)
+            .copied()
+            .unwrap_or(OPEN_ACL_ID)
+            .encode(&mut out);
+        node.stat.encode(&mut out);
+    });
+    "/".encode(&mut out);
+    SNAP_SIGNATURE.encode(&mut out);
+    out
+}
+
+/// How far a SNAP's snapshot from ZooKeeper's leader has arrived: the stream has no length,
+/// so it is followed record by record as reads bring it ([`SnapScan::scan`]).
+#[derive(Debug, Default)]
+pub struct SnapScan {
+    /// Where the next record begins.
+    at: usize,
+    stage: ScanStage,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+enum ScanStage {
+    #[default]
+    SessionCount,
+    Sessions(i32),
+    AclCount,
+    Acls(i32),
+    Nodes,
+    Signature,
+    Done,
+}
+
+impl SnapScan {
+    /// Follows the snapshot at the start of `bytes` (all of it so far) from where the last
+    /// call stopped: its length once it is whole, `None` while it is not; an error for a
+    /// record that cannot be one.
+    pub fn scan(&mut self, bytes: &[u8]) -> Result<Option<usize>, jute::DecodeError> {
+        loop {
+            if let ScanStage::Done = self.stage {
+                return Ok(Some(self.at));
+            }
+            let mut r = jute::Reader::with_limit(&bytes[self.at..], usize::MAX >> 2);
+            let next = match self.step(&mut r) {
+                Ok(next) => next,
+                Err(jute::DecodeError::Incomplete { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            self.at += r.position();
+            self.stage = next;
+        }
+    }
+
+    /// Reads the record the stage is at; the stage after it.
+    fn step(&self, r: &mut jute::Reader<'_>) -> Result<ScanStage, jute::DecodeError> {
+        Ok(match self.stage {
+            ScanStage::SessionCount => ScanStage::Sessions(r.read_i32()?),
+            ScanStage::Sessions(n) if n <= 0 => ScanStage::AclCount,
+            ScanStage::Sessions(n) => {
+                r.take(12)?; // id, timeout
+                ScanStage::Sessions(n - 1)
+            }
+            ScanStage::AclCount => ScanStage::Acls(r.read_i32()?),
+            ScanStage::Acls(n) if n <= 0 => ScanStage::Nodes,
+            ScanStage::Acls(n) => {
+                r.read_i64()?;
+                let _: Option<Vec<Acl>> = r.read_vector()?;
+                ScanStage::Acls(n - 1)
+            }
+            ScanStage::Nodes => {
+                if String::decode(r)? == "/" {
+                    ScanStage::Signature
+                } else {
+                    r.read_buffer_ref()?; // data
+                    r.read_i64()?; // ACL id
+                    StatPersisted::decode(r)?;
+                    ScanStage::Nodes
+                }
+            }
+            ScanStage::Signature => {
+                String::decode(r)?;
+                ScanStage::Done
+            }
+            ScanStage::Done => ScanStage::Done,
+        })
+    }
 }
 
 /// Walks the snapshot's nodes in the file's order (each with its number of children once
@@ -455,12 +613,17 @@ fn read_logs(logs: &[(i64, PathBuf)], after: i64) -> Result<Vec<TxnEntry>, Impor
             if zxid <= after {
                 continue;
             }
+            // A txn logged again (a ZooKeeper follower whose sync broke off and began
+            // again logs the leader's txns a second time): ZooKeeper's restart applies it
+            // again, over its own effects, and logs an error; the same txn is taken once.
             if let Some(prev) = txns.last().map(|t| t.header.zxid) {
                 if zxid <= prev {
-                    return Err(bad((
-                        r.position(),
-                        format!("zxid {zxid:#x} after {prev:#x}"),
-                    )));
+                    tracing::warn!(
+                        "{} at byte {}: zxid {zxid:#x} after {prev:#x}, logged before: skipped",
+                        path.display(),
+                        r.position()
+                    );
+                    continue;
                 }
             }
             txns.push(txn);
@@ -579,6 +742,116 @@ mod tests {
         let long = vec![0xffu8; 100_000];
         // Checked against zlib.adler32 of the same bytes.
         assert_eq!(adler32(&long), 0x149a_302c);
+    }
+
+    /// ZooKeeper's snapshot file as its leader sends the same tree after SNAP: without the
+    /// file header and the seal, ended by the signature.
+    fn as_snap_stream(file: &[u8]) -> Vec<u8> {
+        use jute::Encode;
+        let (_, sealed) = read_tree(file, 16).unwrap();
+        let mut out = file[16..sealed].to_vec();
+        SNAP_SIGNATURE.encode(&mut out);
+        out
+    }
+
+    /// A fresh store that installed SNAP data.
+    fn installed(data: &[u8]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), &dir.path().join("log"), true).unwrap();
+        store.install_snapshot(data).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_snap_stream_from_zookeeper_is_found_whole_and_installs_as_its_file_imports() {
+        let file = std::fs::read(data("zookeeper-datadir").join("snapshot.14")).unwrap();
+        let stream = as_snap_stream(&file);
+        // The packets after it come on the same stream.
+        let mut more = stream.clone();
+        more.extend_from_slice(&[0, 0, 0, 12, 0xff, 0xff]);
+        // However the reads cut it, its end is found once all of it has come, not before.
+        for piece in [1, 2, 7, 64, 1000, more.len()] {
+            let mut scan = SnapScan::default();
+            let mut found = None;
+            let mut have = 0;
+            while found.is_none() && have < more.len() {
+                have = (have + piece).min(more.len());
+                found = scan.scan(&more[..have]).unwrap();
+                assert!(found.is_none() || have >= stream.len(), "piece {piece}");
+            }
+            assert_eq!(found, Some(stream.len()), "piece {piece}");
+        }
+        let ours = snap_from_zookeeper(0x14, &stream).unwrap();
+        let (_dir, store) = installed(&ours);
+        let tree = store.open_tree(true).unwrap();
+        let (_dir2, imported_store, _) = imported(&[("snapshot.14", "snapshot.14")]);
+        let imported_tree = imported_store.open_tree(true).unwrap();
+        assert_eq!(tree.last_zxid, 0x14);
+        assert_eq!(tree.sessions, imported_tree.sessions);
+        assert_eq!(listing(&tree), listing(&imported_tree));
+        assert_eq!(tree.digest(), imported_tree.digest());
+    }
+
+    #[test]
+    fn a_snap_stream_for_zookeeper_reads_back_as_the_same_tree() {
+        let (_dir, store, _) = imported(&[("snapshot.0", "snapshot.0"), ("log.1", "log.1")]);
+        let tree = store.open_tree(true).unwrap();
+        let stream = snap_for_zookeeper(&tree);
+        assert_eq!(
+            SnapScan::default().scan(&stream).unwrap(),
+            Some(stream.len())
+        );
+        // The root's path is empty, as ZooKeeper writes it (a `/` would end the nodes).
+        let (snap, _) = read_tree(&stream, 0).unwrap();
+        let mut r = jute::Reader::new(&stream[snap.nodes_at..]);
+        assert_eq!(String::decode(&mut r).unwrap(), "");
+        // Nodes sharing an ACL share its id: the cache holds each distinct ACL once.
+        let distinct: std::collections::HashSet<Vec<u8>> = listing(&tree)
+            .iter()
+            .map(|(_, n)| {
+                let mut b = Vec::new();
+                jute::codec::write_vector(&mut b, Some(n.acl.as_slice()));
+                b
+            })
+            .collect();
+        assert_eq!(snap.acls.len(), distinct.len() + 1); // and OPEN_ACL_UNSAFE's -1
+        let (_dir2, again) = installed(&snap_from_zookeeper(tree.last_zxid, &stream).unwrap());
+        let again = again.open_tree(true).unwrap();
+        assert_eq!(listing(&again), listing(&tree));
+        assert_eq!(again.sessions, tree.sessions);
+        assert_eq!(again.digest(), tree.digest());
+    }
+
+    #[test]
+    fn a_snap_stream_that_is_not_one_is_refused() {
+        use jute::Encode;
+        let file = std::fs::read(data("zookeeper-datadir").join("snapshot.14")).unwrap();
+        let stream = as_snap_stream(&file);
+        let (_, end) = read_tree(&stream, 0).unwrap();
+        let mut signed = stream[..end].to_vec();
+        "BenWasThere".encode(&mut signed);
+        let e = snap_from_zookeeper(0x14, &signed).unwrap_err();
+        assert!(e.contains("BenWasThere"), "{e}");
+        let mut longer = stream.clone();
+        longer.push(0);
+        let e = snap_from_zookeeper(0x14, &longer).unwrap_err();
+        assert!(e.contains("1 bytes after the signature"), "{e}");
+        assert!(snap_from_zookeeper(0x14, &stream[..stream.len() - 3]).is_err());
+        // A node naming an ACL the cache does not hold.
+        let mut r = jute::Reader::new(&stream);
+        let (snap, _) = read_tree(&stream, 0).unwrap();
+        r.take(snap.nodes_at).unwrap();
+        String::decode(&mut r).unwrap();
+        r.read_buffer().unwrap();
+        let at = r.position();
+        let mut foreign = stream.clone();
+        foreign[at..at + 8].copy_from_slice(&77i64.to_be_bytes());
+        let e = snap_from_zookeeper(0x14, &foreign).unwrap_err();
+        assert!(e.contains("ACL id 77"), "{e}");
+        // A record that cannot be one (a path of negative length) stops the scan.
+        let mut scan = SnapScan::default();
+        let e = scan.scan(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xf0]);
+        assert!(matches!(e, Err(jute::DecodeError::Invalid { .. })), "{e:?}");
     }
 
     #[test]

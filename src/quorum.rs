@@ -9,7 +9,7 @@
 
 use crate::core::CoreMsg;
 use crate::ensemble::Ensemble;
-use crate::zab::{Msg, Sid};
+use crate::zab::{packet, Msg, Sid};
 use jute::quorum::{InitialMessage, Notification, QuorumPacket};
 use jute::{Decode, DecodeError, Encode, Reader};
 use std::collections::HashMap;
@@ -664,6 +664,44 @@ async fn send_large(wr: &mut Wr, batch: &mut Vec<u8>, p: QuorumPacket) -> std::i
     Ok(())
 }
 
+/// Writes the batch so far, then a SNAP as ZooKeeper's leader writes it: the packet without
+/// data, then the snapshot on the stream (`p`'s data, written from where it is).
+async fn send_streamed(wr: &mut Wr, batch: &mut Vec<u8>, p: QuorumPacket) -> std::io::Result<()> {
+    QuorumPacket {
+        type_: packet::SNAP,
+        zxid: p.zxid,
+        data: None,
+        authinfo: None,
+    }
+    .encode(batch);
+    wr.write_all(batch).await?;
+    wr.write_all(p.data.as_deref().unwrap_or_default()).await?;
+    batch.clear();
+    Ok(())
+}
+
+/// A ZooKeeper leader's snapshot at the start of `bytes`, once whole: the SNAP packet the
+/// core takes (zkrs's encoding as data) and how many bytes it took on the stream.
+fn streamed_snapshot(
+    bytes: &[u8],
+    zxid: i64,
+    scan: &mut crate::import::SnapScan,
+) -> Result<Option<(QuorumPacket, usize)>, String> {
+    let Some(len) = scan.scan(bytes).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let data = crate::import::snap_from_zookeeper(zxid, &bytes[..len])?;
+    Ok(Some((
+        QuorumPacket {
+            type_: packet::SNAP,
+            zxid,
+            data: Some(data),
+            authinfo: None,
+        },
+        len,
+    )))
+}
+
 /// Writes `bytes` and flushes them (TLS holds what is written until flushed).
 async fn send(wr: &mut Wr, bytes: &[u8]) -> std::io::Result<()> {
     wr.write_all(bytes).await?;
@@ -823,6 +861,8 @@ async fn pump(
     let mut chunk = vec![0u8; 256 * 1024];
     // One buffer for every batch of outgoing packets (grown once, not per batch).
     let mut bytes = Vec::new();
+    // A ZooKeeper leader's snapshot being read: the SNAP's zxid, and how far it has come.
+    let mut streamed: Option<(i64, crate::import::SnapScan)> = None;
     'conn: loop {
         tokio::select! {
             out = rx.recv() => {
@@ -830,7 +870,11 @@ async fn pump(
                 bytes.clear();
                 let mut next = Some(p);
                 while let Some(p) = next.take() {
-                    if p.data.as_ref().is_some_and(|d| d.len() >= WRITE_DIRECT) {
+                    if p.type_ == packet::SNAP_STREAMED {
+                        if send_streamed(&mut wr, &mut bytes, p).await.is_err() {
+                            break 'conn;
+                        }
+                    } else if p.data.as_ref().is_some_and(|d| d.len() >= WRITE_DIRECT) {
                         if send_large(&mut wr, &mut bytes, p).await.is_err() {
                             break 'conn;
                         }
@@ -856,12 +900,30 @@ async fn pump(
                 let mut start = 0;
                 let mut packets = Vec::new();
                 let broken = loop {
+                    if let Some((zxid, scan)) = streamed.as_mut() {
+                        match streamed_snapshot(&buf[start..], *zxid, scan) {
+                            Ok(Some((p, len))) => {
+                                packets.push(p);
+                                start += len;
+                                streamed = None;
+                            }
+                            Ok(None) => break false,
+                            Err(e) => {
+                                tracing::warn!("member {sid}'s snapshot: {e}");
+                                break true;
+                            }
+                        }
+                    }
                     if let Some(p) = take_large(&mut buf, start) {
                         packets.push(p);
                         start = 0;
                         continue;
                     }
                     match next_packet(&buf, &mut start) {
+                        // ZooKeeper's leader: its snapshot follows on the stream.
+                        Ok(Some(p)) if p.type_ == packet::SNAP && p.data.is_none() => {
+                            streamed = Some((p.zxid, crate::import::SnapScan::default()));
+                        }
                         Ok(Some(p)) => packets.push(p),
                         Ok(None) => break false,
                         Err(_) => break true,
@@ -876,7 +938,9 @@ async fn pump(
                     break 'conn;
                 }
                 buf.drain(..start);
-                size_read_buffer(&mut buf);
+                if streamed.is_none() {
+                    size_read_buffer(&mut buf);
+                }
             }
         }
     }

@@ -65,6 +65,7 @@ impl Replica {
             version: ensemble.version as i64,
             next: None,
             max_log: 10_000,
+            reconfig_enabled: cfg.reconfig_enabled,
         };
         Replica {
             zab: Zab::new(zcfg, hs, tail, applied),
@@ -248,7 +249,14 @@ impl Core {
             }
         }
         for sid in snapshot_for {
-            let bytes = crate::store::Store::encode_snapshot(&self.tree);
+            let zkrs = self
+                .replica
+                .as_ref()
+                .is_some_and(|r| r.zab.learner_is_zkrs(sid));
+            let bytes = match zkrs {
+                true => crate::store::Store::encode_snapshot(&self.tree),
+                false => crate::import::snap_for_zookeeper(&self.tree),
+            };
             let zxid = self.tree.last_zxid;
             if let Some(r) = self.replica.as_mut() {
                 r.zab.snapshot_ready(sid, zxid, bytes);

@@ -126,6 +126,52 @@ fn encode_node(node: &Node, out: &mut Vec<u8>) {
     (node.num_children as i32).encode(out);
 }
 
+/// Writes a snapshot as SNAP carries it between zkrs members: last zxid, sessions, the
+/// number of nodes, then each node (path, then its stored record), parents first.
+pub struct SnapshotEncoder {
+    out: Vec<u8>,
+    count_at: usize,
+    count: i32,
+    record: Vec<u8>,
+}
+
+impl SnapshotEncoder {
+    /// `room`: about how many bytes the nodes will take (reserved up front).
+    pub fn new(last_zxid: i64, sessions: &[(i64, i32)], room: usize) -> Self {
+        let mut out = Vec::with_capacity(room + 16 * sessions.len() + 16);
+        last_zxid.encode(&mut out);
+        (sessions.len() as i32).encode(&mut out);
+        for (id, timeout) in sessions {
+            id.encode(&mut out);
+            timeout.encode(&mut out);
+        }
+        // The count goes before the records: written once they are.
+        let count_at = out.len();
+        0i32.encode(&mut out);
+        SnapshotEncoder {
+            out,
+            count_at,
+            count: 0,
+            record: Vec::new(),
+        }
+    }
+
+    /// The next node, after its parent.
+    pub fn push(&mut self, path: &str, node: &Node) {
+        self.record.clear();
+        encode_node(node, &mut self.record);
+        path.encode(&mut self.out);
+        jute::codec::write_buffer(&mut self.out, Some(&self.record));
+        self.count += 1;
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        let at = self.count_at;
+        self.out[at..at + 4].copy_from_slice(&self.count.to_be_bytes());
+        self.out
+    }
+}
+
 /// Decoded ACLs by their encoding: most nodes share a handful of ACLs.
 type AclCache = crate::FastMap<Vec<u8>, Arc<Vec<Acl>>>;
 
@@ -762,28 +808,11 @@ impl Store {
         // Sized up front, so that growing it does not hold two copies at once: paths and
         // data, and each node's lengths, stat, a one-entry ACL and child count.
         let estimate = tree.approximate_data_size() + tree.len() * SNAPSHOT_NODE_OVERHEAD;
-        let mut out = Vec::with_capacity(estimate + 16 * tree.sessions.len() + 16);
-        tree.last_zxid.encode(&mut out);
-        (tree.sessions.len() as i32).encode(&mut out);
-        for (id, timeout) in &tree.sessions {
-            id.encode(&mut out);
-            timeout.encode(&mut out);
-        }
-        // The count goes before the records: written once they are.
-        let count_at = out.len();
-        0i32.encode(&mut out);
-        let mut count = 0i32;
-        let mut buf = Vec::new();
+        let sessions: Vec<(i64, i32)> = tree.sessions.iter().map(|(i, t)| (*i, *t)).collect();
+        let mut out = SnapshotEncoder::new(tree.last_zxid, &sessions, estimate);
         // In the store's key order (parents first), each record written as it comes.
-        tree.for_each_ordered(|p, node| {
-            buf.clear();
-            encode_node(node, &mut buf);
-            p.encode(&mut out);
-            jute::codec::write_buffer(&mut out, Some(&buf));
-            count += 1;
-        });
-        out[count_at..count_at + 4].copy_from_slice(&count.to_be_bytes());
-        out
+        tree.for_each_ordered(|p, node| out.push(p, node));
+        out.finish()
     }
 
     /// Replaces everything with `tree`, a small one (the initial tree after an install a
@@ -1528,6 +1557,44 @@ mod tests {
             assert!(again.get(&format!("/m{z}")).is_some());
             assert!(again.get(&format!("/n{z}")).is_none());
         }
+    }
+
+    #[test]
+    fn txns_a_fuzzy_snapshot_holds_already_change_nothing_when_applied_over_it() {
+        // A ZooKeeper leader's snapshot is written while its tree changes: at zxid 10 it
+        // may hold /b, created at 12. The txns after 10 come again after it.
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = stored(dir.path(), 3);
+        let mut leader = DataTree::new(false);
+        for (z, p) in [(9, "/a"), (12, "/b"), (13, "/b/c")] {
+            leader.apply(&create(z, p));
+        }
+        let mut fuzzy = Store::encode_snapshot(&leader);
+        fuzzy[..8].copy_from_slice(&10i64.to_be_bytes());
+        store.install_snapshot(&fuzzy).unwrap();
+        let mut tree = store.open_tree(false).unwrap();
+        assert_eq!(tree.last_zxid, 10);
+        let before = (
+            tree.len(),
+            tree.get("/").unwrap().num_children,
+            tree.digest(),
+        );
+        for (z, p) in [(12, "/b"), (13, "/b/c")] {
+            tree.apply(&create(z, p));
+        }
+        assert_eq!(
+            (
+                tree.len(),
+                tree.get("/").unwrap().num_children,
+                tree.digest()
+            ),
+            before
+        );
+        assert_eq!(tree.get("/b").unwrap().num_children, 1);
+        // Past the newest zxid the snapshot holds, creates are new nodes again.
+        tree.apply(&create(14, "/d"));
+        assert_eq!(tree.len(), before.0 + 1);
+        assert_eq!(tree.get("/").unwrap().num_children, before.1 + 1);
     }
 
     #[test]

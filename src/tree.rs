@@ -594,6 +594,11 @@ pub struct DataTree {
     /// Paths with a quota (`/zookeeper/quota/<path>/zookeeper_limits` exists).
     quota_paths: BTreeSet<String>,
     pub last_zxid: i64,
+    /// The newest zxid a stored node's stat names. Past `last_zxid` only after a snapshot
+    /// written while its tree changed (a ZooKeeper leader's SNAP is such a fuzzy one): the
+    /// txns up to it may be in the tree already, so until they are applied a create looks
+    /// for its node in the store too (and finding it changes nothing, as in ZooKeeper).
+    fuzzy_until: i64,
     pub extended_types: bool,
     /// Paths changed since the last `take_dirty`.
     dirty: crate::FastSet<String>,
@@ -653,6 +658,7 @@ impl DataTree {
             acls: crate::FastSet::default(),
             quota_paths: BTreeSet::new(),
             last_zxid: 0,
+            fuzzy_until: 0,
             extended_types,
             dirty: crate::FastSet::default(),
             digest: 0,
@@ -694,6 +700,8 @@ impl DataTree {
     /// Returns the node's digest.
     pub fn index_stored(&mut self, p: &str, node: &Node) -> u32 {
         self.index_kind(p, node.stat.ephemeral_owner);
+        let st = &node.stat;
+        self.fuzzy_until = self.fuzzy_until.max(st.czxid).max(st.mzxid).max(st.pzxid);
         if let Some(target) = quota_target(p, QUOTA_LIMITS) {
             self.quota_paths.insert(target.to_string());
         }
@@ -1146,7 +1154,7 @@ impl DataTree {
         // A txn past the last applied zxid cannot find its node stored (a valid create never
         // meets an existing node, and the store holds only txns up to that zxid): only the
         // nodes held in memory need a look, which spares a follower a store lookup per create.
-        let there = if h.zxid > self.last_zxid {
+        let there = if h.zxid > self.last_zxid.max(self.fuzzy_until) {
             debug_assert!(
                 self.nodes.holds_live(&t.path) || self.nodes.fetch_for_write(&t.path).is_none(),
                 "a create of the existing {} logged at {:#x}",

@@ -36,8 +36,14 @@ pub(super) struct Learner {
     current_epoch: i64,
     /// Ticks since we heard from it.
     silent: u32,
-    /// It announced [`PRIOR_VERSION`]: proposals go to it as PROPOSAL_WITH_PRIOR.
+    /// It announced [`PRIOR_VERSION`] (a zkrs member): proposals go to it as
+    /// PROPOSAL_WITH_PRIOR, and a snapshot in zkrs's encoding. A learner announcing less is
+    /// taken for ZooKeeper's: PROPOSAL, and ZooKeeper's snapshot stream.
     takes_prior: bool,
+    /// COMMITs for a ZooKeeper learner between NEWLEADER and UPTODATE, sent after UPTODATE:
+    /// its sync takes a COMMIT only for a proposal received since NEWLEADER (one for a
+    /// proposal before it stops the sync, ZOOKEEPER-4394).
+    held_commits: Vec<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -201,6 +207,15 @@ impl Zab {
         self.ready.snapshot_for.push(sid);
     }
 
+    /// Whether `sid` is a zkrs learner (it takes zkrs's snapshot encoding) rather than a
+    /// ZooKeeper one (ZooKeeper's snapshot stream, [`crate::import::snap_for_zookeeper`]).
+    pub fn learner_is_zkrs(&self, sid: Sid) -> bool {
+        self.leader
+            .as_ref()
+            .and_then(|l| l.learners.get(&sid))
+            .is_some_and(|x| x.takes_prior)
+    }
+
     /// The shell's snapshot for `sid`, of the applied state at `zxid` (our last committed).
     pub fn snapshot_ready(&mut self, sid: Sid, zxid: i64, bytes: Vec<u8>) {
         let awaiting = self
@@ -217,7 +232,11 @@ impl Zab {
             self.ready.snapshot_for.push(sid);
             return;
         }
-        self.send(sid, Msg::Packet(qp(packet::SNAP, zxid, Some(bytes))));
+        let type_ = match self.learner_is_zkrs(sid) {
+            true => packet::SNAP,
+            false => packet::SNAP_STREAMED,
+        };
+        self.send(sid, Msg::Packet(qp(type_, zxid, Some(bytes))));
         self.send_txns_and_newleader(sid, zxid);
     }
 
@@ -234,7 +253,10 @@ impl Zab {
                 self.send(sid, Msg::Packet(qp(packet::COMMIT, z, None)));
             }
         }
-        if committed > 0 {
+        // What the learner logged itself and we committed (a zkrs learner commits it at
+        // UPTODATE). A ZooKeeper learner takes each COMMIT for the PROPOSAL before it (its
+        // own log it applies as it loads it): a COMMIT without one stops its sync.
+        if committed > 0 && self.learner_is_zkrs(sid) {
             self.send(sid, Msg::Packet(qp(packet::COMMIT, committed, None)));
         }
         let epoch = self
@@ -295,10 +317,17 @@ impl Zab {
     }
 
     fn send_uptodate(&mut self, sid: Sid) {
-        if let Some(x) = self.leader_state().learners.get_mut(&sid) {
-            x.phase = Phase::UpToDate;
-        }
+        let held = match self.leader_state().learners.get_mut(&sid) {
+            Some(x) => {
+                x.phase = Phase::UpToDate;
+                std::mem::take(&mut x.held_commits)
+            }
+            None => Vec::new(),
+        };
         self.send(sid, Msg::Packet(qp(packet::UPTODATE, -1, None)));
+        for z in held {
+            self.send(sid, Msg::Packet(qp(packet::COMMIT, z, None)));
+        }
     }
 
     /// Forwarded syncs waiting for what was proposed before them (`zk_pending_syncs`).
@@ -446,11 +475,11 @@ impl Zab {
             .iter()
             .map(|e| (e.header.zxid, informs.then(|| e.bytes().to_vec())))
             .collect();
-        let learners: Vec<(Sid, bool)> = l
+        let learners: Vec<(Sid, bool, bool)> = l
             .learners
             .iter()
             .filter(|(_, x)| x.phase >= Phase::NewLeaderSent)
-            .map(|(s, x)| (*s, x.observer))
+            .map(|(s, x)| (*s, x.observer, x.takes_prior))
             .collect();
         let due: Vec<Sid> = l
             .pending_syncs
@@ -459,15 +488,29 @@ impl Zab {
             .map(|(s, _)| *s)
             .collect();
         l.pending_syncs.retain(|(_, z)| *z > zxid);
-        // A follower commits everything up to a COMMIT's zxid (it holds those proposals, in
-        // order), so one COMMIT covers the whole run; observers need each txn.
-        for &(sid, observer) in &learners {
+        // A zkrs follower commits everything up to a COMMIT's zxid (it holds those
+        // proposals, in order), so one COMMIT covers the whole run; a ZooKeeper follower
+        // commits one pending txn per COMMIT, which must name it; observers need each txn.
+        for &(sid, observer, zkrs) in &learners {
             if observer {
                 for (z, bytes) in &newly {
                     self.send(sid, Msg::Packet(qp(packet::INFORM, *z, bytes.clone())));
                 }
-            } else if let Some((z, _)) = newly.last() {
-                self.send(sid, Msg::Packet(qp(packet::COMMIT, *z, None)));
+            } else if zkrs {
+                if let Some((z, _)) = newly.last() {
+                    self.send(sid, Msg::Packet(qp(packet::COMMIT, *z, None)));
+                }
+            } else if let Some(x) = self
+                .leader_state()
+                .learners
+                .get_mut(&sid)
+                .filter(|x| x.phase < Phase::UpToDate)
+            {
+                x.held_commits.extend(newly.iter().map(|(z, _)| *z));
+            } else {
+                for (z, _) in &newly {
+                    self.send(sid, Msg::Packet(qp(packet::COMMIT, *z, None)));
+                }
             }
         }
         for sid in due {
@@ -497,6 +540,7 @@ impl Zab {
                     current_epoch: 0,
                     silent: 0,
                     takes_prior: info.protocol_version >= PRIOR_VERSION,
+                    held_commits: Vec::new(),
                 };
                 self.leader_state().learners.insert(from, learner);
                 if self.leader.as_ref().is_some_and(|l| l.new_epoch.is_some()) {

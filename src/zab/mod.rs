@@ -47,6 +47,10 @@ pub mod packet {
     /// whose data is the txn's length (i32), the txn (the log record), then the node it changes
     /// as it was before ([`crate::txlog::Txn::prior`]).
     pub const PROPOSAL_WITH_PRIOR: i32 = 102;
+    /// zkrs's own, between the core and the shell only: a SNAP for a ZooKeeper learner. It
+    /// goes out as ZooKeeper's leader sends one, a SNAP without data followed by its data on
+    /// the stream (ZooKeeper's snapshot, [`crate::import::snap_for_zookeeper`]).
+    pub const SNAP_STREAMED: i32 = -15;
 }
 
 /// The protocol version a zkrs leader announces in LEADERINFO: ZooKeeper's (0x10000), plus "an ACK
@@ -90,6 +94,11 @@ pub struct ZabConfig {
     pub next: Option<Membership>,
     /// Committed txns kept in memory for DIFF syncs; older learners get a SNAP.
     pub max_log: usize,
+    /// `reconfigEnabled`: the membership is versioned once established and a newer one
+    /// another member runs is taken up. Without it, as in ZooKeeper, the membership stays
+    /// zoo.cfg's at version 0 (a ZooKeeper member with reconfig disabled that heard of a
+    /// version it does not run would restart its election at each notification).
+    pub reconfig_enabled: bool,
 }
 
 /// The voting members, and what counts as a quorum of them: a majority, or with `group.`
@@ -560,9 +569,10 @@ impl Zab {
 
     /// ZOOKEEPER-1783: a membership still at version 0 (zoo.cfg's, never established) takes
     /// the zxid of the first epoch established with it as its version, on the leader when a
-    /// quorum acknowledged NEWLEADER and on each learner at UPTODATE, as ZooKeeper's does.
+    /// quorum acknowledged NEWLEADER and on each learner at UPTODATE, as ZooKeeper's does
+    /// with reconfig enabled (without, its processReconfig changes nothing).
     fn version_initial_membership(&mut self, epoch: i64) {
-        if self.cfg.version != 0 || self.cfg.next.is_some() {
+        if !self.cfg.reconfig_enabled || self.cfg.version != 0 || self.cfg.next.is_some() {
             return;
         }
         let m = Membership {
@@ -580,7 +590,7 @@ impl Zab {
     /// stay: the addresses we reach them at are ours to configure (a member's own line may
     /// name 0.0.0.0, as in Docker setups).
     fn adopt(&mut self, mut m: Membership) -> bool {
-        if m.version <= self.cfg.version {
+        if !self.cfg.reconfig_enabled || m.version <= self.cfg.version {
             return false;
         }
         if (&m.voters, &m.observers) == (&self.cfg.voters, &self.cfg.observers) {

@@ -85,6 +85,7 @@ impl Sim {
                 version: 0,
                 next: None,
                 max_log: 20,
+                reconfig_enabled: true,
             };
             cfgs.push(cfg.clone());
             nodes.insert(
@@ -311,6 +312,21 @@ impl Sim {
         };
         self.hand(key, msg);
         self.take(key.1);
+    }
+
+    /// Takes what members sent to `to`, a peer outside the simulation (a ZooKeeper
+    /// learner modelled by a test), from `from`.
+    pub fn inbox(&mut self, from: Sid, to: Sid) -> Vec<Msg> {
+        self.channels
+            .get_mut(&(from, to))
+            .map(|q| q.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// `msg` from a peer outside the simulation stepped into member `to`.
+    pub fn send_from_outside(&mut self, from: Sid, to: Sid, msg: Msg) {
+        self.hand((from, to), msg);
+        self.take(to);
     }
 
     /// `msg` from `key.0` stepped into `key.1` (counted if a quorum packet); its Ready not
