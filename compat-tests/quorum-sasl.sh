@@ -2,8 +2,8 @@
 # SASL between members, against Apache ZooKeeper 3.8: one Apache member and one zkrs member,
 # both with quorum.auth.enableSasl and both requirements on, log in to each other (each id
 # order: the larger id dials the election port, and the follower the leader's quorum port),
-# and each refuses the other's wrong password. Only the logins are checked: mixing Apache and
-# zkrs members in one ensemble is not supported beyond them.
+# and each refuses the other's wrong password. Only the logins are checked here; mixed
+# ensembles themselves are compat-tests/mixed.py's.
 #
 #   compat-tests/quorum-sasl.sh <zkrs-binary> [base port]
 set -u
