@@ -170,6 +170,13 @@ def same_trees(ids, what):
         print(f"  member {i} ({kinds.get(i)}) differs at {sorted(diff)[:5]}")
     check(not differ and len(first) > 1, f"{what}: members {ids} hold the same "
           f"{len(first)} nodes (kinds {[kinds.get(i) for i in ids]})")
+    # ZooKeeper members check the tree digest a txn carries against their own.
+    for i in ids:
+        if kinds.get(i) == "apache":
+            mntr = dict(ln.split("\t", 1) for ln in four(i, "mntr").splitlines() if "\t" in ln)
+            check(mntr.get("zk_digest_mismatches_count") == "0",
+                  f"{what}: Apache member {i} counts no digest mismatch "
+                  f"({mntr.get('zk_digest_mismatches_count')})")
 
 
 def writes_everywhere(ids, tag):
@@ -349,7 +356,7 @@ try:
     # cannot take only by starting over: a COMMIT it cannot match, a snapshot it cannot read).
     broken = ['because "pif" is null', "but next pending txn", "without seeing txn",
               "Missing signature", "Invalid Datatree", "Got unexpected packet",
-              "snapshot: ", "ERROR"]
+              "snapshot: ", "Digests are not matching", "ERROR"]
     for i in (1, 2, 3):
         for kind in ("apache", "zkrs"):
             p = os.path.join(data_dir(i), f"{kind}.log")
