@@ -202,6 +202,33 @@ def writes_everywhere(ids, tag):
     check(seen, f"{tag}: a write through each of {ids} is read through each")
 
 
+def session_outlives_its_timeout(i, leader_id, tag):
+    """A session connected to member i only, idle past its timeout while member
+    `leader_id` (of the other kind) leads: i's pings to the leader keep it alive; closed,
+    its ephemeral goes everywhere."""
+    zk = KazooClient(hosts=f"127.0.0.1:{ports(i)[0]}", timeout=3)
+    zk.start(timeout=30)
+    path = f"/mixed/{tag}-ephemeral"
+    zk.create(path, b"e", ephemeral=True)
+    session = zk.client_id[0]
+    time.sleep(7)  # more than twice the negotiated timeout
+    other = client(leader_id)
+    other.sync("/")
+    stat = other.exists(path)
+    check(stat is not None and stat.ephemeralOwner == session and zk.connected,
+          f"{tag}: a session on member {i} ({kinds[i]}) outlives its timeout under "
+          f"leader {leader_id} ({kinds[leader_id]})")
+    zk.stop()
+    zk.close()
+    deadline = time.time() + 10
+    while other.exists(path) and time.time() < deadline:
+        time.sleep(0.1)
+    check(other.exists(path) is None, f"{tag}: closed on member {i}, its ephemeral is gone "
+          f"from member {leader_id}")
+    other.stop()
+    other.close()
+
+
 class Writer(threading.Thread):
     """Writes while members come and go; counts what was acknowledged."""
 
@@ -295,6 +322,7 @@ try:
     zk.stop()
     zk.close()
     writes_everywhere([1, 2, 3], "apache-leader")
+    session_outlives_its_timeout(a, lead, "apache-leader")
 
     # 3. The other follower becomes zkrs on ZooKeeper's own data dir (import, then sync).
     stop(b)
@@ -322,6 +350,7 @@ try:
     check(wait_serving([1, 2, 3]), f"Apache member {lead} follows zkrs leader {new}")
     same_trees([1, 2, 3], "Apache synced from a zkrs leader (its data dir)")
     writes_everywhere([1, 2, 3], "zkrs-leader")
+    session_outlives_its_timeout(lead, new, "zkrs-leader")
     acked = restart_under_load(lead, "apache", new, "apache-snap",
                                f"Apache member {lead} takes zkrs leader {new}'s SNAP")
     same_trees([1, 2, 3], "Apache synced from a zkrs leader (SNAP)")
