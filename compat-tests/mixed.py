@@ -72,13 +72,16 @@ def start(i, kind, wipe=False):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "myid"), "w") as f:
         f.write(f"{i}\n")
+    # Member 4 is an observer.
     servers = "".join(
-        f"server.{s}=127.0.0.1:{ports(s)[1]}:{ports(s)[2]}\n" for s in (1, 2, 3))
+        f"server.{s}=127.0.0.1:{ports(s)[1]}:{ports(s)[2]}{':observer' if s == 4 else ''}\n"
+        for s in (1, 2, 3, 4))
     cfg = os.path.join(d, "zoo.cfg")
     with open(cfg, "w") as f:
         f.write(f"tickTime=500\ninitLimit=20\nsyncLimit=5\ndataDir={d}\n"
                 f"clientPort={ports(i)[0]}\nclientPortAddress=127.0.0.1\n"
-                "admin.enableServer=false\n4lw.commands.whitelist=*\n" + servers)
+                "admin.enableServer=false\n4lw.commands.whitelist=*\n"
+                + ("peerType=observer\n" if i == 4 else "") + servers)
     log = open(os.path.join(d, f"{kind}.log"), "ab")
     if kind == "zkrs":
         cmd = [binary, "--config", cfg]
@@ -121,7 +124,8 @@ def wait_serving(ids, timeout=90):
     t0 = time.time()
     while time.time() - t0 < timeout:
         modes = [mode(i) for i in ids]
-        if all(m in ("leader", "follower") for m in modes) and modes.count("leader") <= 1:
+        if all(m in ("leader", "follower", "observer") for m in modes) and \
+                modes.count("leader") <= 1:
             return True
         time.sleep(0.2)
     return False
@@ -333,6 +337,12 @@ try:
     start(b, "zkrs")
     check(wait_serving([1, 2, 3]), f"zkrs member {b} imports its data dir and follows")
     same_trees([1, 2, 3], "after the import and sync")
+    # A zkrs observer of the Apache leader (SNAP, then INFORMs).
+    start(4, "zkrs")
+    check(wait_serving([4]) and mode(4) == "observer", "a zkrs observer observes Apache leader")
+    writes_everywhere([1, 2, 3, 4], "zkrs-observer")
+    same_trees([1, 2, 3, 4], "with a zkrs observer")
+    stop(4)
     writes_everywhere([1, 2, 3], "two-zkrs")
 
     # 4. The Apache leader goes: a zkrs member leads; the Apache member follows it.
@@ -354,6 +364,12 @@ try:
     acked = restart_under_load(lead, "apache", new, "apache-snap",
                                f"Apache member {lead} takes zkrs leader {new}'s SNAP")
     same_trees([1, 2, 3], "Apache synced from a zkrs leader (SNAP)")
+    # An Apache observer of the zkrs leader (its SNAP in ZooKeeper's format, then INFORMs).
+    start(4, "apache", wipe=True)
+    check(wait_serving([4]) and mode(4) == "observer", "an Apache observer observes zkrs leader")
+    writes_everywhere([1, 2, 3, 4], "apache-observer")
+    same_trees([1, 2, 3, 4], "with an Apache observer")
+    stop(4)
     zk = client(lead)
     zk.sync("/")
     check(all(zk.exists(p) for p in acked),
@@ -386,7 +402,7 @@ try:
     broken = ['because "pif" is null', "but next pending txn", "without seeing txn",
               "Missing signature", "Invalid Datatree", "Got unexpected packet",
               "snapshot: ", "Digests are not matching", "ERROR"]
-    for i in (1, 2, 3):
+    for i in (1, 2, 3, 4):
         for kind in ("apache", "zkrs"):
             p = os.path.join(data_dir(i), f"{kind}.log")
             if os.path.exists(p):
@@ -399,7 +415,7 @@ finally:
     for i in list(procs):
         stop(i)
     if failed:
-        for i in (1, 2, 3):
+        for i in (1, 2, 3, 4):
             for kind in ("apache", "zkrs"):
                 p = os.path.join(data_dir(i), f"{kind}.log")
                 if os.path.exists(p):
