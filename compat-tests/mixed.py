@@ -36,6 +36,11 @@ from kazoo.security import make_digest_acl
 
 JARS = ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-simple.jar"]
 
+SUPER = "super:D/InIHSb7yEEbrWz8b9l71RjZJU="  # super:test
+# MIXED_RECONFIG=1: every member with reconfigEnabled, and reconfigs along the way (one
+# committed by the Apache leader, one by a zkrs leader).
+RECONFIG = os.environ.get("MIXED_RECONFIG") == "1"
+
 binary = sys.argv[1]
 base = int(sys.argv[2]) if len(sys.argv) > 2 else 24600
 tmp = tempfile.mkdtemp()
@@ -81,7 +86,10 @@ def start(i, kind, wipe=False):
         f.write(f"tickTime=500\ninitLimit=20\nsyncLimit=5\ndataDir={d}\n"
                 f"clientPort={ports(i)[0]}\nclientPortAddress=127.0.0.1\n"
                 "admin.enableServer=false\n4lw.commands.whitelist=*\n"
-                + ("peerType=observer\n" if i == 4 else "") + servers)
+                + ("peerType=observer\n" if i == 4 else "")
+                + (f"reconfigEnabled=true\nDigestAuthenticationProvider.superDigest={SUPER}\n"
+                   if RECONFIG else "")
+                + servers)
     log = open(os.path.join(d, f"{kind}.log"), "ab")
     if kind == "zkrs":
         cmd = [binary, "--config", cfg]
@@ -233,6 +241,42 @@ def session_outlives_its_timeout(i, leader_id, tag):
     other.close()
 
 
+def reconfig_everywhere(ids, via, what, **change):
+    """A reconfig through member `via` (the super user); every member of `ids` then runs
+    the membership it made: the same /zookeeper/config, the reconfig's zxid as version."""
+    zk = KazooClient(hosts=f"127.0.0.1:{ports(via)[0]}", timeout=10,
+                     auth_data=[("digest", "super:test")])
+    zk.start(timeout=30)
+    args = {"joining": None, "leaving": None, "new_members": None, **change}
+    data, stat = zk.reconfig(from_config=-1, **args)
+    zk.stop()
+    zk.close()
+    want = sorted(ln for ln in data.decode().splitlines() if ln.startswith("server."))
+    version = [ln for ln in data.decode().splitlines() if ln.startswith("version=")]
+    ok = True
+    for i in ids:
+        deadline = time.time() + 20
+        while True:
+            zk = client(i)
+            zk.sync("/zookeeper/config")
+            text = zk.get("/zookeeper/config")[0].decode()
+            zk.stop()
+            zk.close()
+            have = sorted(ln for ln in text.splitlines() if ln.startswith("server."))
+            conf = four(i, "conf")
+            if have == want and version[0] in text and version[0] in conf or \
+                    time.time() > deadline:
+                break
+            time.sleep(0.2)
+        if not (have == want and version[0] in text and version[0] in conf):
+            print(f"  member {i} ({kinds[i]}): {have} {text.splitlines()[-1:]}, conf "
+                  f"{[ln for ln in conf.splitlines() if 'version' in ln]}; want {want} {version}")
+            ok = False
+    check(ok and stat.mzxid == int(version[0][8:], 16),
+          f"{what}: members {ids} ({[kinds[i] for i in ids]}) run the new membership")
+    writes_everywhere(ids, what.split(":")[0])
+
+
 class Writer(threading.Thread):
     """Writes while members come and go; counts what was acknowledged."""
 
@@ -343,6 +387,9 @@ try:
     writes_everywhere([1, 2, 3, 4], "zkrs-observer")
     same_trees([1, 2, 3, 4], "with a zkrs observer")
     stop(4)
+    if RECONFIG:
+        reconfig_everywhere([1, 2, 3], lead, "apache-reconfig: the Apache leader removes 4",
+                            leaving="4")
     writes_everywhere([1, 2, 3], "two-zkrs")
 
     # 4. The Apache leader goes: a zkrs member leads; the Apache member follows it.
@@ -364,6 +411,10 @@ try:
     acked = restart_under_load(lead, "apache", new, "apache-snap",
                                f"Apache member {lead} takes zkrs leader {new}'s SNAP")
     same_trees([1, 2, 3], "Apache synced from a zkrs leader (SNAP)")
+    if RECONFIG:
+        c, q, e = ports(4)
+        reconfig_everywhere([1, 2, 3], new, "zkrs-reconfig: a zkrs leader adds 4 back",
+                            joining=f"server.4=127.0.0.1:{q}:{e}:observer;127.0.0.1:{c}")
     # An Apache observer of the zkrs leader (its SNAP in ZooKeeper's format, then INFORMs).
     start(4, "apache", wipe=True)
     check(wait_serving([4]) and mode(4) == "observer", "an Apache observer observes zkrs leader")

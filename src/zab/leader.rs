@@ -43,7 +43,7 @@ pub(super) struct Learner {
     /// COMMITs for a ZooKeeper learner between NEWLEADER and UPTODATE, sent after UPTODATE:
     /// its sync takes a COMMIT only for a proposal received since NEWLEADER (one for a
     /// proposal before it stops the sync, ZOOKEEPER-4394).
-    held_commits: Vec<i64>,
+    held_commits: Vec<QuorumPacket>,
 }
 
 #[derive(Debug, Default)]
@@ -207,6 +207,45 @@ impl Zab {
         self.ready.snapshot_for.push(sid);
     }
 
+    /// The leader a reconfig's membership is to have (ZooKeeper's designated leader): this
+    /// one while it stays a voter; else, as this one steps down, the lowest voter (the
+    /// election that follows decides).
+    fn designated_leader(&self, m: &Membership) -> i64 {
+        let me = self.cfg.me;
+        let id = match m.voters.contains(&me) {
+            true => me,
+            false => m.voters.iter().next().copied().unwrap_or(me),
+        };
+        id as i64
+    }
+
+    /// A ZooKeeper follower's COMMIT of `e`: COMMITANDACTIVATE for a reconfig (its
+    /// membership takes effect there only so).
+    fn commit_for_zookeeper(&self, e: &Txn) -> QuorumPacket {
+        let z = e.header.zxid;
+        match Membership::of_txn(e) {
+            Some(m) => qp(
+                packet::COMMITANDACTIVATE,
+                z,
+                Some(self.designated_leader(&m).to_be_bytes().to_vec()),
+            ),
+            None => qp(packet::COMMIT, z, None),
+        }
+    }
+
+    /// A ZooKeeper observer's INFORM of `e`: INFORMANDACTIVATE for a reconfig.
+    fn inform_for_zookeeper(&self, e: &Txn) -> QuorumPacket {
+        let z = e.header.zxid;
+        match Membership::of_txn(e) {
+            Some(m) => {
+                let mut data = self.designated_leader(&m).to_be_bytes().to_vec();
+                data.extend_from_slice(e.bytes());
+                qp(packet::INFORMANDACTIVATE, z, Some(data))
+            }
+            None => qp(packet::INFORM, z, Some(e.bytes().to_vec())),
+        }
+    }
+
     /// Whether `sid` is a zkrs learner (it takes zkrs's snapshot encoding) rather than a
     /// ZooKeeper one (ZooKeeper's snapshot stream, [`crate::import::snap_for_zookeeper`]).
     pub fn learner_is_zkrs(&self, sid: Sid) -> bool {
@@ -250,7 +289,11 @@ impl Zab {
                 Msg::Packet(qp(packet::PROPOSAL, z, Some(t.bytes().to_vec()))),
             );
             if z <= committed {
-                self.send(sid, Msg::Packet(qp(packet::COMMIT, z, None)));
+                let p = match self.learner_is_zkrs(sid) {
+                    true => qp(packet::COMMIT, z, None),
+                    false => self.commit_for_zookeeper(&t),
+                };
+                self.send(sid, Msg::Packet(p));
             }
         }
         // What the learner logged itself and we committed (a zkrs learner commits it at
@@ -325,8 +368,8 @@ impl Zab {
             None => Vec::new(),
         };
         self.send(sid, Msg::Packet(qp(packet::UPTODATE, -1, None)));
-        for z in held {
-            self.send(sid, Msg::Packet(qp(packet::COMMIT, z, None)));
+        for p in held {
+            self.send(sid, Msg::Packet(p));
         }
     }
 
@@ -471,7 +514,8 @@ impl Zab {
         };
         // Observers get the txns themselves (INFORM); followers only their zxids (COMMIT).
         let informs = l.learners.values().any(|x| x.observer);
-        let newly: Vec<(i64, Option<Vec<u8>>)> = self.ready.committed[first_new..]
+        let entries: Vec<Arc<Txn>> = self.ready.committed[first_new..].to_vec();
+        let newly: Vec<(i64, Option<Vec<u8>>)> = entries
             .iter()
             .map(|e| (e.header.zxid, informs.then(|| e.bytes().to_vec())))
             .collect();
@@ -492,24 +536,36 @@ impl Zab {
         // proposals, in order), so one COMMIT covers the whole run; a ZooKeeper follower
         // commits one pending txn per COMMIT, which must name it; observers need each txn.
         for &(sid, observer, zkrs) in &learners {
-            if observer {
+            if observer && zkrs {
                 for (z, bytes) in &newly {
                     self.send(sid, Msg::Packet(qp(packet::INFORM, *z, bytes.clone())));
+                }
+            } else if observer {
+                for e in &entries {
+                    let p = self.inform_for_zookeeper(e);
+                    self.send(sid, Msg::Packet(p));
                 }
             } else if zkrs {
                 if let Some((z, _)) = newly.last() {
                     self.send(sid, Msg::Packet(qp(packet::COMMIT, *z, None)));
                 }
-            } else if let Some(x) = self
-                .leader_state()
-                .learners
-                .get_mut(&sid)
-                .filter(|x| x.phase < Phase::UpToDate)
-            {
-                x.held_commits.extend(newly.iter().map(|(z, _)| *z));
             } else {
-                for (z, _) in &newly {
-                    self.send(sid, Msg::Packet(qp(packet::COMMIT, *z, None)));
+                let commits: Vec<QuorumPacket> = entries
+                    .iter()
+                    .map(|e| self.commit_for_zookeeper(e))
+                    .collect();
+                match self
+                    .leader_state()
+                    .learners
+                    .get_mut(&sid)
+                    .filter(|x| x.phase < Phase::UpToDate)
+                {
+                    Some(x) => x.held_commits.extend(commits),
+                    None => {
+                        for p in commits {
+                            self.send(sid, Msg::Packet(p));
+                        }
+                    }
                 }
             }
         }

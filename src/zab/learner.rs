@@ -179,7 +179,9 @@ impl Zab {
                 }
                 self.append(std::sync::Arc::new(entry));
             }
-            packet::COMMIT => {
+            // ZooKeeper's leader commits a reconfig so; its membership takes effect at the
+            // commit here in any case (the suggested leader is left to the election).
+            packet::COMMIT | packet::COMMITANDACTIVATE => {
                 if phase == Phase::Broadcast {
                     if p.zxid > self.last_logged {
                         return self.start_election();
@@ -189,8 +191,12 @@ impl Zab {
                     st.sync_commit = st.sync_commit.max(p.zxid);
                 }
             }
-            packet::INFORM => {
-                let Some(entry) = p.data.and_then(|d| Txn::decode(d).ok()) else {
+            packet::INFORM | packet::INFORMANDACTIVATE => {
+                let data = match p.type_ {
+                    packet::INFORM => p.data,
+                    _ => p.data.and_then(|d| d.get(8..).map(<[u8]>::to_vec)),
+                };
+                let Some(entry) = data.and_then(|d| Txn::decode(d).ok()) else {
                     return;
                 };
                 let z = entry.header.zxid;

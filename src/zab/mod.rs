@@ -34,6 +34,8 @@ pub mod packet {
     pub const REVALIDATE: i32 = 6;
     pub const SYNC: i32 = 7;
     pub const INFORM: i32 = 8;
+    /// A COMMIT of a reconfig, with the leader the new membership is to have (a long).
+    pub const COMMITANDACTIVATE: i32 = 9;
     pub const NEWLEADER: i32 = 10;
     pub const FOLLOWERINFO: i32 = 11;
     pub const UPTODATE: i32 = 12;
@@ -43,6 +45,9 @@ pub mod packet {
     pub const OBSERVERINFO: i32 = 16;
     pub const LEADERINFO: i32 = 17;
     pub const ACKEPOCH: i32 = 18;
+    /// An INFORM of a reconfig: the leader the new membership is to have (a long), then
+    /// the txn.
+    pub const INFORMANDACTIVATE: i32 = 19;
     /// zkrs's own, sent only to learners that announced [`super::PRIOR_VERSION`]: a PROPOSAL
     /// whose data is the txn's length (i32), the txn (the log record), then the node it changes
     /// as it was before ([`crate::txlog::Txn::prior`]).
