@@ -182,13 +182,13 @@ def same_trees(ids, what):
         print(f"  member {i} ({kinds.get(i)}) differs at {sorted(diff)[:5]}")
     check(not differ and len(first) > 1, f"{what}: members {ids} hold the same "
           f"{len(first)} nodes (kinds {[kinds.get(i) for i in ids]})")
-    # ZooKeeper members check the tree digest a txn carries against their own.
+    # Members of both kinds check the tree digest an Apache leader's txns carry against
+    # their own tree's.
     for i in ids:
-        if kinds.get(i) == "apache":
-            mntr = dict(ln.split("\t", 1) for ln in four(i, "mntr").splitlines() if "\t" in ln)
-            check(mntr.get("zk_digest_mismatches_count") == "0",
-                  f"{what}: Apache member {i} counts no digest mismatch "
-                  f"({mntr.get('zk_digest_mismatches_count')})")
+        mntr = dict(ln.split("\t", 1) for ln in four(i, "mntr").splitlines() if "\t" in ln)
+        check(mntr.get("zk_digest_mismatches_count") == "0",
+              f"{what}: {kinds.get(i)} member {i} counts no digest mismatch "
+              f"({mntr.get('zk_digest_mismatches_count')})")
 
 
 def writes_everywhere(ids, tag):

@@ -579,7 +579,10 @@ pub fn json_command(
                 .map(|(zxid, digest)| {
                     Json::Obj(vec![
                         field("zxid", Json::int(*zxid)),
-                        field("digest_version", Json::int(2)),
+                        field(
+                            "digest_version",
+                            Json::int(i64::from(crate::tree::DIGEST_VERSION)),
+                        ),
                         field("digest", Json::int(*digest)),
                     ])
                 })
@@ -1197,6 +1200,7 @@ pub(crate) fn mntr(core: &Core) -> String {
             "open_file_descriptor_count" => open_fds.to_string(),
             "uptime" => core.started.elapsed().as_millis().to_string(),
             "max_latency" => max.to_string(),
+            "digest_mismatches_count" => core.stats.digest_mismatches.to_string(),
             _ => "0".to_string(),
         };
         let _ = writeln!(out, "zk_{key}\t{value}");

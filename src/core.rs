@@ -252,6 +252,9 @@ pub struct Stats {
     pub outstanding: usize,
     pub commits: u64,
     pub fsync_total_us: u64,
+    /// Committed txns whose TxnDigest (a ZooKeeper leader's) differs from the tree's digest
+    /// after applying them (`digest_mismatches_count`).
+    pub digest_mismatches: u64,
 }
 
 /// Who is waiting for a txn, and for what answer.
@@ -1462,9 +1465,34 @@ impl Core {
         }
     }
 
+    /// A txn from a ZooKeeper leader carries the tree's digest after it (TxnDigest): this
+    /// tree must have the same, as ZooKeeper's DataTree.compareDigest checks. Not while txns
+    /// a fuzzy snapshot may already hold are applied again, nor for another digest version.
+    fn compare_digest(&mut self, entry: &TxnEntry) {
+        let Some(d) = entry.digest.as_ref() else {
+            return;
+        };
+        let z = entry.header.zxid;
+        if d.version != crate::tree::DIGEST_VERSION || !self.tree.digest_comparable(z) {
+            return;
+        }
+        let ours = self.tree.digest();
+        if d.tree_digest != ours {
+            self.stats.digest_mismatches += 1;
+            if self.stats.digest_mismatches == 1 {
+                tracing::error!(
+                    "first digest mismatch on txn {z:#x}: the leader's digest is {:#x}, this \
+                     tree's {ours:#x}",
+                    d.tree_digest
+                );
+            }
+        }
+    }
+
     /// Applies one committed txn, fires its watches and answers whoever waits for it.
     pub(crate) fn commit_entry(&mut self, entry: &TxnEntry, origin: Option<Origin>) {
         let applied = self.tree.apply(entry);
+        self.compare_digest(entry);
         self.overlay.committed(entry.header.zxid);
         self.fire(&applied.events);
         let sid = entry.header.client_id;

@@ -131,6 +131,8 @@ fn redigest(digest: &mut i64, p: &str, n: &mut Node) {
 }
 
 /// How often (in zxids) and how many tree digests the digest log keeps, as ZooKeeper does.
+/// The version of ZooKeeper's digest this tree keeps (`DigestCalculator`'s 2).
+pub const DIGEST_VERSION: i32 = 2;
 const DIGEST_LOG_INTERVAL: i64 = 128;
 const DIGEST_LOG_LIMIT: usize = 1024;
 
@@ -1055,6 +1057,12 @@ impl DataTree {
     }
 
     /// ZooKeeper's tree digest of the current state.
+    /// Whether the tree's digest after txn `zxid` is the one the txn's leader computed:
+    /// not while txns a fuzzy snapshot may already hold are applied again.
+    pub fn digest_comparable(&self, zxid: i64) -> bool {
+        zxid > self.fuzzy_until
+    }
+
     pub fn digest(&self) -> i64 {
         self.digest
     }
