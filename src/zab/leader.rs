@@ -281,6 +281,7 @@ impl Zab {
 
     fn send_txns_and_newleader(&mut self, sid: Sid, from: i64) {
         let committed = self.last_committed;
+        let zkrs = self.learner_is_zkrs(sid);
         let txns: Vec<std::sync::Arc<Txn>> = self.log_after(from).cloned().collect();
         for t in txns {
             let z = t.header.zxid;
@@ -289,7 +290,7 @@ impl Zab {
                 Msg::Packet(qp(packet::PROPOSAL, z, Some(t.bytes().to_vec()))),
             );
             if z <= committed {
-                let p = match self.learner_is_zkrs(sid) {
+                let p = match zkrs {
                     true => qp(packet::COMMIT, z, None),
                     false => self.commit_for_zookeeper(&t),
                 };
@@ -299,7 +300,7 @@ impl Zab {
         // What the learner logged itself and we committed (a zkrs learner commits it at
         // UPTODATE). A ZooKeeper learner takes each COMMIT for the PROPOSAL before it (its
         // own log it applies as it loads it): a COMMIT without one stops its sync.
-        if committed > 0 && self.learner_is_zkrs(sid) {
+        if committed > 0 && zkrs {
             self.send(sid, Msg::Packet(qp(packet::COMMIT, committed, None)));
         }
         let epoch = self
@@ -514,8 +515,12 @@ impl Zab {
         };
         // Observers get the txns themselves (INFORM); followers only their zxids (COMMIT).
         let informs = l.learners.values().any(|x| x.observer);
-        let entries: Vec<Arc<Txn>> = self.ready.committed[first_new..].to_vec();
-        let newly: Vec<(i64, Option<Vec<u8>>)> = entries
+        // The txns themselves only for ZooKeeper learners (a packet per txn, by its kind).
+        let entries: Vec<Arc<Txn>> = match l.learners.values().any(|x| !x.takes_prior) {
+            true => self.ready.committed[first_new..].to_vec(),
+            false => Vec::new(),
+        };
+        let newly: Vec<(i64, Option<Vec<u8>>)> = self.ready.committed[first_new..]
             .iter()
             .map(|e| (e.header.zxid, informs.then(|| e.bytes().to_vec())))
             .collect();
