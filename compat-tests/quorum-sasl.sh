@@ -19,7 +19,8 @@ check() { # name file pattern
   if grep -q "$3" "$2"; then echo "PASS: $1"; else echo "FAIL: $1 (no \"$3\" in $2)"; failed=1; fi
 }
 
-# pair <apache id> <zkrs id> <learner password>: starts both, waits (up to 20 s) until both
+# pair <apache id> <zkrs id> <learner password>: starts both, waits (up to 60 s: an Apache
+# member whose first notifications found no peer backs off before sending again) until both
 # logs say what the checks look for, stops them.
 pair() {
   local a=$1 z=$2 pw=$3 who id
@@ -54,7 +55,7 @@ C
   RUST_LOG=info "$BIN" --config "$D/z/zoo.cfg" > "$D/z.log" 2>&1 &
   local zp=$!
   pids=($ap $zp)
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 600); do
     if [ "$pw" = secret ]; then
       grep -q "Successfully authenticated learner" "$D/a.log" &&
         grep -q "server $a logged in as test" "$D/z.log" && break
