@@ -19,9 +19,9 @@ check() { # name file pattern
   if grep -q "$3" "$2"; then echo "PASS: $1"; else echo "FAIL: $1 (no \"$3\" in $2)"; failed=1; fi
 }
 
-# pair <apache id> <zkrs id> <learner password>: starts both, waits (up to 60 s: an Apache
-# member whose first notifications found no peer backs off before sending again) until both
-# logs say what the checks look for, stops them.
+# pair <apache id> <zkrs id> <learner password>: starts both, waits (up to 60 s: once on a
+# busy CI machine the pair had not elected within 20 s) until both logs say what the checks
+# look for, stops them.
 pair() {
   local a=$1 z=$2 pw=$3 who id
   rm -rf "$D/a" "$D/z"
