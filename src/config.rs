@@ -82,6 +82,10 @@ pub struct Config {
     min_session_timeout_ms: Option<i32>,
     max_session_timeout_ms: Option<i32>,
     pub global_outstanding_limit: usize,
+    /// `commitLogCount` (ZooKeeper's `zookeeper.commitLogCount`): how many committed txns a
+    /// leader keeps to bring a learner up to date with DIFF; one further behind gets a
+    /// snapshot. zkrs keeps 10,000 unless told; as in ZooKeeper, no fewer than 500.
+    pub commit_log_count: usize,
     /// `None`: the default set; `Some(["*"])`: everything.
     pub four_letter_whitelist: Option<Vec<String>>,
     pub jute_max_buffer: usize,
@@ -277,6 +281,7 @@ impl Default for Config {
             min_session_timeout_ms: None,
             max_session_timeout_ms: None,
             global_outstanding_limit: 1000,
+            commit_log_count: 10_000,
             four_letter_whitelist: None,
             jute_max_buffer: jute::DEFAULT_MAX_BUFFER,
             extended_types: false,
@@ -852,6 +857,16 @@ impl Config {
                 let v: i32 = num(value).ok_or_else(|| invalid("expected a number of ms"))?;
                 self.max_session_timeout_ms = (v >= 0).then_some(v);
             }
+            "commitLogCount" => {
+                let n: usize = num(value).ok_or_else(|| invalid("expected a number"))?;
+                if n < MIN_COMMIT_LOG_COUNT {
+                    self.warnings.push(format!(
+                        "line {line}: commitLogCount {n} is less than the recommended \
+                         {MIN_COMMIT_LOG_COUNT}, going to use the recommended one"
+                    ));
+                }
+                self.commit_log_count = n.max(MIN_COMMIT_LOG_COUNT);
+            }
             "globalOutstandingLimit" => {
                 self.global_outstanding_limit =
                     num(value).ok_or_else(|| invalid("expected a number"))?
@@ -1075,6 +1090,7 @@ const KNOWN_KEYS: &[&str] = &[
     "minSessionTimeout",
     "maxSessionTimeout",
     "globalOutstandingLimit",
+    "commitLogCount",
     "4lw.commands.whitelist",
     "jute.maxbuffer",
     "extendedTypesEnabled",
@@ -1123,6 +1139,10 @@ const KNOWN_KEYS: &[&str] = &[
     "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
 ];
+
+/// The fewest committed txns a leader keeps for DIFF (ZooKeeper's floor for
+/// `zookeeper.commitLogCount`).
+const MIN_COMMIT_LOG_COUNT: usize = 500;
 
 /// Lower case, letters and digits only: `tick_time`, `TICKTIME` and `tickTime` all match.
 fn normalize(key: &str) -> String {

@@ -501,6 +501,8 @@ impl Core {
             }
         }
         self.tree.recycle_dirty(dirty);
+        // Snapshots read the store: only now does it hold the whole tree.
+        self.start_snapshots();
         if self.stats.latency_count == 0 || elapsed < self.stats.latency_min_us {
             self.stats.latency_min_us = elapsed;
         }

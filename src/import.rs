@@ -433,50 +433,70 @@ pub fn snap_from_zookeeper(zxid: i64, bytes: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out.finish())
 }
 
-/// The applied state as ZooKeeper's leader sends it after SNAP, for a ZooKeeper learner:
-/// the sessions, the ACL cache, every node parents first (the root's path empty) ended by
-/// the path `/`, then the signature. The ACL cache goes before the nodes, so a first walk
-/// of the tree numbers the distinct ACLs and a second writes the nodes.
+/// The applied state as ZooKeeper's leader sends it after SNAP, for a ZooKeeper learner,
+/// in one buffer ([`write_snap_for_zookeeper`]).
 pub fn snap_for_zookeeper(tree: &DataTree) -> Vec<u8> {
+    let sessions: Vec<(i64, i32)> = tree.sessions.iter().map(|(i, t)| (*i, *t)).collect();
+    let mut walk = |f: &mut dyn FnMut(&str, &Node) -> bool| crate::snapshot::walk_tree(tree, f);
+    let mut out = Vec::with_capacity(tree.approximate_data_size() + tree.len() * 100);
+    let mut emit = |piece: Vec<u8>| {
+        out.extend_from_slice(&piece);
+        true
+    };
+    let mut sink = crate::snapshot::Sink::new(&mut emit);
+    // A tree's walk cannot fail, and the pieces are always taken.
+    let _ = write_snap_for_zookeeper(&sessions, &mut walk, &mut sink);
+    sink.finish();
+    out
+}
+
+/// ZooKeeper's serialized tree, as its leader writes it after SNAP: the sessions, the ACL
+/// cache, every node parents first (the root's path empty) ended by the path `/`, then the
+/// signature. The ACL cache goes before the nodes, so a first walk numbers the distinct ACLs
+/// and a second writes the nodes. Ok(false) when the walk was stopped.
+pub fn write_snap_for_zookeeper(
+    sessions: &[(i64, i32)],
+    walk: &mut crate::snapshot::Walk,
+    sink: &mut crate::snapshot::Sink,
+) -> Result<bool, crate::store::StoreError> {
     use jute::Encode;
     let mut ids: HashMap<Vec<u8>, i64> = HashMap::new();
     let mut acl = Vec::new();
     let mut acls = Vec::new();
-    tree.for_each_ordered(|_, node| {
+    walk(&mut |_, node| {
         acl.clear();
         jute::codec::write_vector(&mut acl, Some(node.acl.as_slice()));
         if !ids.contains_key(&acl) {
             ids.insert(acl.clone(), ids.len() as i64 + 1);
             acls.push(node.acl.clone());
         }
-    });
-    let room = tree.approximate_data_size() + tree.len() * 100 + 12 * tree.sessions.len();
-    let mut out = Vec::with_capacity(room);
-    (tree.sessions.len() as i32).encode(&mut out);
-    for (id, timeout) in &tree.sessions {
-        id.encode(&mut out);
-        timeout.encode(&mut out);
+        true
+    })?;
+    let out = &mut sink.out;
+    (sessions.len() as i32).encode(out);
+    for (id, timeout) in sessions {
+        id.encode(out);
+        timeout.encode(out);
     }
-    (acls.len() as i32).encode(&mut out);
+    (acls.len() as i32).encode(out);
     for (n, list) in acls.iter().enumerate() {
-        (n as i64 + 1).encode(&mut out);
-        jute::codec::write_vector(&mut out, Some(list.as_slice()));
+        (n as i64 + 1).encode(out);
+        jute::codec::write_vector(out, Some(list.as_slice()));
     }
-    tree.for_each_ordered(|p, node| {
+    let whole = walk(&mut |p, node| {
         acl.clear();
         jute::codec::write_vector(&mut acl, Some(node.acl.as_slice()));
+        let out = &mut sink.out;
         let path = if p == "/" { "" } else { p };
-        path.encode(&mut out);
-        jute::codec::write_buffer(&mut out, node.data.as_deref());
-        ids.get(&acl)
-            .copied()
-            .unwrap_or(OPEN_ACL_ID)
-            .encode(&mut out);
-        node.stat.encode(&mut out);
-    });
-    "/".encode(&mut out);
-    SNAP_SIGNATURE.encode(&mut out);
-    out
+        path.encode(out);
+        jute::codec::write_buffer(out, node.data.as_deref());
+        ids.get(&acl).copied().unwrap_or(OPEN_ACL_ID).encode(out);
+        node.stat.encode(out);
+        sink.record_done()
+    })?;
+    "/".encode(&mut sink.out);
+    SNAP_SIGNATURE.encode(&mut sink.out);
+    Ok(whole)
 }
 
 /// How far a SNAP's snapshot from ZooKeeper's leader has arrived: the stream has no length,

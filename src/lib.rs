@@ -32,6 +32,7 @@ pub mod replica;
 pub mod sasl;
 pub mod server;
 pub mod session;
+pub mod snapshot;
 pub mod store;
 pub mod tls;
 pub mod tree;

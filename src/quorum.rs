@@ -297,6 +297,17 @@ fn rustls_name(
         .map_err(|e| std::io::Error::other(format!("{host}: {e}")))
 }
 
+/// What goes out on a quorum connection, in order.
+pub enum Outgoing {
+    Packet(QuorumPacket),
+    /// A SNAP (`head`: SNAP for zkrs's snapshot in frames, SNAP_STREAMED for ZooKeeper's on
+    /// the stream) and its snapshot, written as its pieces come.
+    Snapshot {
+        head: QuorumPacket,
+        pieces: crate::snapshot::SnapChunks,
+    },
+}
+
 type Senders<T> = Arc<Mutex<HashMap<Sid, (u64, mpsc::UnboundedSender<T>)>>>;
 /// The membership in effect: a reconfig replaces it.
 type Membership = Arc<Mutex<Arc<Ensemble>>>;
@@ -310,7 +321,7 @@ pub struct Peers {
     wire: Wire,
     ensemble: Membership,
     election: Senders<Notification>,
-    quorum: Senders<QuorumPacket>,
+    quorum: Senders<Outgoing>,
     core: mpsc::Sender<CoreMsg>,
     rt: tokio::runtime::Handle,
     generation: Arc<AtomicU64>,
@@ -388,9 +399,17 @@ impl Peers {
             }
             Msg::Packet(p) => {
                 if let Some((_, tx)) = lock(&self.quorum).get(&to) {
-                    let _ = tx.send(p);
+                    let _ = tx.send(Outgoing::Packet(p));
                 }
             }
+        }
+    }
+
+    /// Sends a SNAP (see [`Outgoing::Snapshot`]); the packets sent after it wait for its
+    /// last piece.
+    pub fn send_snapshot(&self, to: Sid, head: QuorumPacket, pieces: crate::snapshot::SnapChunks) {
+        if let Some((_, tx)) = lock(&self.quorum).get(&to) {
+            let _ = tx.send(Outgoing::Snapshot { head, pieces });
         }
     }
 
@@ -443,7 +462,7 @@ struct Parts {
     wire: Wire,
     ensemble: Membership,
     election: Senders<Notification>,
-    quorum: Senders<QuorumPacket>,
+    quorum: Senders<Outgoing>,
     core: mpsc::Sender<CoreMsg>,
     generation: Arc<AtomicU64>,
 }
@@ -664,20 +683,118 @@ async fn send_large(wr: &mut Wr, batch: &mut Vec<u8>, p: QuorumPacket) -> std::i
     Ok(())
 }
 
-/// Writes the batch so far, then a SNAP as ZooKeeper's leader writes it: the packet without
-/// data, then the snapshot on the stream (`p`'s data, written from where it is).
-async fn send_streamed(wr: &mut Wr, batch: &mut Vec<u8>, p: QuorumPacket) -> std::io::Result<()> {
+/// Writes the batch so far, then a SNAP and its snapshot as its pieces come: for a zkrs
+/// learner (`head` a SNAP) the packet tagged [`crate::zab::CHUNKED_SNAP_TAG`], then each
+/// piece as a frame (its length, then it), then a frame of length 0; for a ZooKeeper one
+/// (SNAP_STREAMED), as ZooKeeper's leader writes it: the packet without data, then the
+/// snapshot on the stream. An error when the snapshot broke off before its end.
+async fn send_snapshot(
+    wr: &mut Wr,
+    batch: &mut Vec<u8>,
+    head: QuorumPacket,
+    mut pieces: crate::snapshot::SnapChunks,
+) -> std::io::Result<(usize, usize)> {
+    let framed = head.type_ == packet::SNAP;
     QuorumPacket {
         type_: packet::SNAP,
-        zxid: p.zxid,
-        data: None,
+        zxid: head.zxid,
+        // The tag, then the leader's estimate of the snapshot's size (the head's data).
+        data: framed.then(|| {
+            let mut tag = crate::zab::CHUNKED_SNAP_TAG.to_vec();
+            tag.extend_from_slice(head.data.as_deref().unwrap_or_default());
+            tag
+        }),
         authinfo: None,
     }
     .encode(batch);
     wr.write_all(batch).await?;
-    wr.write_all(p.data.as_deref().unwrap_or_default()).await?;
     batch.clear();
-    Ok(())
+    let (mut bytes, mut count) = (0, 0);
+    loop {
+        match pieces.recv().await {
+            Some(Some(piece)) => {
+                bytes += piece.len();
+                count += 1;
+                if framed {
+                    let len = i32::try_from(piece.len())
+                        .map_err(|_| std::io::Error::other("a snapshot piece of 2 GiB"))?;
+                    wr.write_all(&len.to_be_bytes()).await?;
+                }
+                wr.write_all(&piece).await?;
+            }
+            Some(None) => break,
+            None => return Err(std::io::Error::other("the snapshot broke off")),
+        }
+    }
+    if framed {
+        wr.write_all(&0i32.to_be_bytes()).await?;
+    }
+    Ok((bytes, count))
+}
+
+/// Largest frame of a snapshot in pieces a learner takes (the leader's are about
+/// [`crate::snapshot::PIECE`]).
+const MAX_SNAP_FRAME: usize = 64 << 20;
+
+/// A zkrs leader's snapshot arriving in frames after its SNAP ([`send_snapshot`]): their
+/// bytes gathered into the SNAP's data for the core.
+struct Frames {
+    zxid: i64,
+    data: Vec<u8>,
+}
+
+impl Frames {
+    /// Is `p` (a SNAP) a zkrs leader's, its snapshot in frames?
+    fn tagged(p: &QuorumPacket) -> bool {
+        p.data
+            .as_deref()
+            .is_some_and(|d| d.starts_with(crate::zab::CHUNKED_SNAP_TAG))
+    }
+
+    /// Ready for the frames after `p`, with room for the size the leader expects (up to
+    /// 16 GiB; beyond, or where that much cannot be had, the data grows as it comes).
+    fn new(p: &QuorumPacket) -> Self {
+        let hint = p
+            .data
+            .as_deref()
+            .and_then(|d| d.get(crate::zab::CHUNKED_SNAP_TAG.len()..)?.try_into().ok())
+            .map(u64::from_be_bytes)
+            .and_then(|n| usize::try_from(n.min(16 << 30)).ok())
+            .unwrap_or(0);
+        let mut data = Vec::new();
+        let _ = data.try_reserve_exact(hint);
+        Frames { zxid: p.zxid, data }
+    }
+
+    /// Takes the whole frames at the start of `bytes`: how many bytes they took, and the
+    /// SNAP once the frame of length 0 ended it.
+    fn take(&mut self, bytes: &[u8]) -> Result<(usize, Option<QuorumPacket>), String> {
+        let mut at = 0;
+        loop {
+            let Some(len) = bytes.get(at..at + 4) else {
+                return Ok((at, None));
+            };
+            let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+            if len == 0 {
+                let snap = QuorumPacket {
+                    type_: packet::SNAP,
+                    zxid: self.zxid,
+                    data: Some(std::mem::take(&mut self.data)),
+                    authinfo: None,
+                };
+                return Ok((at + 4, Some(snap)));
+            }
+            let len = usize::try_from(len)
+                .ok()
+                .filter(|l| *l <= MAX_SNAP_FRAME)
+                .ok_or_else(|| format!("a snapshot frame of length {len}"))?;
+            let Some(piece) = bytes.get(at + 4..at + 4 + len) else {
+                return Ok((at, None));
+            };
+            self.data.extend_from_slice(piece);
+            at += 4 + len;
+        }
+    }
 }
 
 /// A ZooKeeper leader's snapshot at the start of `bytes`, once whole: the SNAP packet the
@@ -808,8 +925,8 @@ fn next_packet(buf: &[u8], start: &mut usize) -> Result<Option<QuorumPacket>, De
 async fn learner_connection(
     mut rd: Rd,
     wr: Wr,
-    tx: mpsc::UnboundedSender<QuorumPacket>,
-    rx: mpsc::UnboundedReceiver<QuorumPacket>,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
     parts: Parts,
 ) {
     let mut buf = Vec::new();
@@ -855,7 +972,7 @@ async fn pump(
     mut rd: Rd,
     mut wr: Wr,
     mut buf: Vec<u8>,
-    mut rx: mpsc::UnboundedReceiver<QuorumPacket>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
     parts: Parts,
 ) {
     let mut chunk = vec![0u8; 256 * 1024];
@@ -863,18 +980,37 @@ async fn pump(
     let mut bytes = Vec::new();
     // A ZooKeeper leader's snapshot being read: the SNAP's zxid, and how far it has come.
     let mut streamed: Option<(i64, crate::import::SnapScan)> = None;
+    // A zkrs leader's snapshot being read in frames.
+    let mut framed: Option<Frames> = None;
     'conn: loop {
         tokio::select! {
             out = rx.recv() => {
                 let Some(p) = out else { break };
                 bytes.clear();
                 let mut next = Some(p);
-                while let Some(p) = next.take() {
-                    if p.type_ == packet::SNAP_STREAMED {
-                        if send_streamed(&mut wr, &mut bytes, p).await.is_err() {
-                            break 'conn;
+                while let Some(out) = next.take() {
+                    let p = match out {
+                        Outgoing::Packet(p) => p,
+                        Outgoing::Snapshot { head, pieces } => {
+                            let (zxid, kind) = match head.type_ == packet::SNAP {
+                                true => (head.zxid, "zkrs's"),
+                                false => (head.zxid, "ZooKeeper's"),
+                            };
+                            match send_snapshot(&mut wr, &mut bytes, head, pieces).await {
+                                Ok((size, count)) => tracing::info!(
+                                    "sent member {sid} a snapshot at {zxid:#x} in {kind} format: \
+                                     {size} bytes in {count} pieces"
+                                ),
+                                Err(e) => {
+                                    tracing::warn!("sending member {sid} a snapshot: {e}");
+                                    break 'conn;
+                                }
+                            }
+                            next = rx.try_recv().ok();
+                            continue;
                         }
-                    } else if p.data.as_ref().is_some_and(|d| d.len() >= WRITE_DIRECT) {
+                    };
+                    if p.data.as_ref().is_some_and(|d| d.len() >= WRITE_DIRECT) {
                         if send_large(&mut wr, &mut bytes, p).await.is_err() {
                             break 'conn;
                         }
@@ -900,6 +1036,20 @@ async fn pump(
                 let mut start = 0;
                 let mut packets = Vec::new();
                 let broken = loop {
+                    if let Some(frames) = framed.as_mut() {
+                        match frames.take(&buf[start..]) {
+                            Ok((len, snap)) => {
+                                start += len;
+                                let Some(snap) = snap else { break false };
+                                packets.push(snap);
+                                framed = None;
+                            }
+                            Err(e) => {
+                                tracing::warn!("member {sid}'s snapshot: {e}");
+                                break true;
+                            }
+                        }
+                    }
                     if let Some((zxid, scan)) = streamed.as_mut() {
                         match streamed_snapshot(&buf[start..], *zxid, scan) {
                             Ok(Some((p, len))) => {
@@ -924,6 +1074,10 @@ async fn pump(
                         Ok(Some(p)) if p.type_ == packet::SNAP && p.data.is_none() => {
                             streamed = Some((p.zxid, crate::import::SnapScan::default()));
                         }
+                        // A zkrs leader's: its snapshot follows in frames.
+                        Ok(Some(p)) if p.type_ == packet::SNAP && Frames::tagged(&p) => {
+                            framed = Some(Frames::new(&p));
+                        }
                         Ok(Some(p)) => packets.push(p),
                         Ok(None) => break false,
                         Err(_) => break true,
@@ -938,7 +1092,7 @@ async fn pump(
                     break 'conn;
                 }
                 buf.drain(..start);
-                if streamed.is_none() {
+                if streamed.is_none() && framed.is_none() {
                     size_read_buffer(&mut buf);
                 }
             }
@@ -1022,5 +1176,52 @@ mod tests {
         let mut buf = Vec::new();
         with_auth.encode(&mut buf);
         assert_eq!(read_all(&mut buf), vec![with_auth]);
+    }
+
+    #[test]
+    fn a_snapshot_in_frames_is_gathered_from_every_cut_and_the_stream_goes_on() {
+        let snapshot: Vec<u8> = (0..300_000).map(|i| (i % 253) as u8).collect();
+        let mut hint = crate::zab::CHUNKED_SNAP_TAG.to_vec();
+        hint.extend_from_slice(&(snapshot.len() as u64).to_be_bytes());
+        let head = packet(packet::SNAP, 0x2_0000_0007, Some(hint));
+        assert!(Frames::tagged(&head));
+        assert!(!Frames::tagged(&packet(packet::SNAP, 1, Some(vec![0; 40]))));
+        // Frames of uneven sizes, the end frame, then a packet.
+        let mut wire = Vec::new();
+        for piece in snapshot.chunks(70_001) {
+            wire.extend_from_slice(&(piece.len() as i32).to_be_bytes());
+            wire.extend_from_slice(piece);
+        }
+        wire.extend_from_slice(&0i32.to_be_bytes());
+        let after = packet(packet::PROPOSAL, 0x2_0000_0008, Some(b"txn".to_vec()));
+        after.encode(&mut wire);
+        for cut in [1, 3, 4, 5, 1000, 70_005, wire.len()] {
+            let mut frames = Frames::new(&head);
+            assert!(frames.data.capacity() >= snapshot.len());
+            let mut buf = Vec::new();
+            let mut got = None;
+            for piece in wire.chunks(cut) {
+                buf.extend_from_slice(piece);
+                if got.is_none() {
+                    let (took, snap) = frames.take(&buf).unwrap();
+                    buf.drain(..took);
+                    got = snap;
+                }
+            }
+            let got = got.expect("whole");
+            assert_eq!(got.zxid, 0x2_0000_0007);
+            assert_eq!(got.data.as_deref(), Some(&snapshot[..]), "cut {cut}");
+            assert_eq!(read_all(&mut buf), vec![after.clone()]);
+        }
+        // A frame longer than any leader writes, or negative: the connection is broken.
+        for bad in [(MAX_SNAP_FRAME as i32) + 1, -5] {
+            let mut frames = Frames::new(&head);
+            assert!(frames.take(&bad.to_be_bytes()).is_err());
+        }
+        // A size hint past what can be had is not taken at its word.
+        let mut huge = crate::zab::CHUNKED_SNAP_TAG.to_vec();
+        huge.extend_from_slice(&u64::MAX.to_be_bytes());
+        let frames = Frames::new(&packet(packet::SNAP, 1, Some(huge)));
+        assert!(frames.data.capacity() <= 16 << 30);
     }
 }

@@ -8,8 +8,9 @@ use crate::acl::AuthIds;
 use crate::core::{Core, Origin};
 use crate::ensemble::Ensemble;
 use crate::quorum::Peers;
+use crate::snapshot::SnapFormat;
 use crate::watches::ConnId;
-use crate::zab::{Forwarded, HardState, Ready, Role, Sid, Zab, ZabConfig};
+use crate::zab::{packet, Forwarded, HardState, Msg, Ready, Role, Sid, Zab, ZabConfig};
 use jute::proto::{SyncRequest, SyncResponse};
 use jute::txn::{CreateSessionTxn, ErrorTxn};
 use jute::{Encode, OpCode, Reader, Request, Response, TxnRecord, ZkError};
@@ -39,6 +40,11 @@ pub struct Replica {
     /// Since when this member has not served (its start, or its quorum's loss): read-only
     /// mode begins a grace period after it.
     pub(crate) not_serving_since: Instant,
+    /// Learners that asked for a snapshot this turn: written once the turn's changes are
+    /// saved (see [`Core::start_snapshots`]).
+    snapshots_wanted: Vec<Sid>,
+    /// Snapshots being written, by learner, until their SNAP goes out.
+    snapshot_pieces: HashMap<Sid, crate::snapshot::SnapChunks>,
 }
 
 impl Replica {
@@ -64,7 +70,7 @@ impl Replica {
             config_text: ensemble.config_text().into_bytes(),
             version: ensemble.version as i64,
             next: None,
-            max_log: 10_000,
+            max_log: cfg.commit_log_count,
             reconfig_enabled: cfg.reconfig_enabled,
         };
         Replica {
@@ -76,6 +82,8 @@ impl Replica {
             revalidating: HashMap::new(),
             was_serving: false,
             not_serving_since: Instant::now(),
+            snapshots_wanted: Vec::new(),
+            snapshot_pieces: HashMap::new(),
         }
     }
 }
@@ -174,9 +182,23 @@ impl Core {
         if role_changed {
             self.role_changed();
         }
-        if let Some(r) = self.replica.as_ref() {
+        if let Some(r) = self.replica.as_mut() {
             for (to, msg) in messages {
-                r.peers.send(to, msg);
+                match msg {
+                    Msg::Packet(p)
+                        if p.type_ == packet::SNAP || p.type_ == packet::SNAP_STREAMED =>
+                    {
+                        match r.snapshot_pieces.remove(&to) {
+                            Some(pieces) => r.peers.send_snapshot(to, p, pieces),
+                            None => {
+                                // Never without its pieces; the learner syncs again.
+                                tracing::error!("a SNAP for member {to} without its snapshot");
+                                r.peers.disconnect(to);
+                            }
+                        }
+                    }
+                    msg => r.peers.send(to, msg),
+                }
             }
         }
         // 3. Apply.
@@ -248,19 +270,45 @@ impl Core {
                 self.finish_reconnect(conn, id, timeout, read_only, valid);
             }
         }
-        for sid in snapshot_for {
-            let zkrs = self
-                .replica
-                .as_ref()
-                .is_some_and(|r| r.zab.learner_is_zkrs(sid));
-            let bytes = match zkrs {
-                true => crate::store::Store::encode_snapshot(&self.tree),
-                false => crate::import::snap_for_zookeeper(&self.tree),
+        if let Some(r) = self.replica.as_mut() {
+            r.snapshots_wanted.extend(snapshot_for);
+        }
+    }
+
+    /// Starts the snapshots learners asked for, at the end of a turn, its changes saved: each
+    /// is written by a thread of its own from a view of the store taken now
+    /// ([`crate::store::Store::stream_snapshot`]), and its SNAP, the txns after it and
+    /// NEWLEADER go out at once, the snapshot's pieces following the SNAP as they come.
+    pub(crate) fn start_snapshots(&mut self) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        if r.snapshots_wanted.is_empty() {
+            return;
+        }
+        let sessions: Vec<(i64, i32)> = self.tree.sessions.iter().map(|(i, t)| (*i, *t)).collect();
+        let zxid = self.tree.last_zxid;
+        for sid in std::mem::take(&mut r.snapshots_wanted) {
+            let (format, hint) = match r.zab.learner_takes_chunks(sid) {
+                true => {
+                    // The size zkrs's encoding will have, about: the learner makes room.
+                    let size = self.tree.approximate_data_size()
+                        + self.tree.len() * crate::store::SNAPSHOT_NODE_OVERHEAD;
+                    (SnapFormat::Zkrs, (size as u64).to_be_bytes().to_vec())
+                }
+                false => (SnapFormat::ZooKeeper, Vec::new()),
             };
-            let zxid = self.tree.last_zxid;
-            if let Some(r) = self.replica.as_mut() {
-                r.zab.snapshot_ready(sid, zxid, bytes);
-            }
+            let pieces = match self.tree.is_paged() {
+                true => self.store.stream_snapshot(format, zxid, sessions.clone()),
+                false => crate::snapshot::from_tree(&self.tree, format),
+            };
+            r.snapshot_pieces.insert(sid, pieces);
+            r.zab.snapshot_ready(sid, zxid, hint);
+        }
+        self.run_ready();
+        // A snapshot the state machine did not send (the learner left meanwhile) stops.
+        if let Some(r) = self.replica.as_mut() {
+            r.snapshot_pieces.clear();
         }
     }
 

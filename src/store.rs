@@ -117,13 +117,37 @@ fn write_node_key(path: &str, key: &mut Vec<u8>) {
 /// A SNAP record's bytes besides its path and data: the path's and the record's lengths
 /// (8), the stat (60), a one-entry ACL such as world:anyone (23), the data's length and the
 /// child count (8).
-const SNAPSHOT_NODE_OVERHEAD: usize = 8 + 60 + 23 + 8;
+pub const SNAPSHOT_NODE_OVERHEAD: usize = 8 + 60 + 23 + 8;
 
 fn encode_node(node: &Node, out: &mut Vec<u8>) {
     node.stat.encode(out);
     jute::codec::write_vector(out, Some(node.acl.as_slice()));
     jute::codec::write_buffer(out, node.data.as_deref());
     (node.num_children as i32).encode(out);
+}
+
+/// The start of a snapshot as SNAP carries it between zkrs members: last zxid, sessions, the
+/// number of nodes (-1: not known before they are written, see [`END_MARK`]).
+pub fn write_snapshot_head(out: &mut Vec<u8>, last_zxid: i64, sessions: &[(i64, i32)], count: i32) {
+    last_zxid.encode(out);
+    (sessions.len() as i32).encode(out);
+    for (id, timeout) in sessions {
+        id.encode(out);
+        timeout.encode(out);
+    }
+    count.encode(out);
+}
+
+/// After the last node of a snapshot written as it streamed (its count -1): a path of
+/// length -1, then the number of nodes.
+pub const END_MARK: [u8; 4] = (-1i32).to_be_bytes();
+
+/// A node of such a snapshot: its path, then its stored record (`record` is scratch room).
+pub fn write_snapshot_record(out: &mut Vec<u8>, path: &str, node: &Node, record: &mut Vec<u8>) {
+    record.clear();
+    encode_node(node, record);
+    path.encode(out);
+    jute::codec::write_buffer(out, Some(record));
 }
 
 /// Writes a snapshot as SNAP carries it between zkrs members: last zxid, sessions, the
@@ -139,15 +163,9 @@ impl SnapshotEncoder {
     /// `room`: about how many bytes the nodes will take (reserved up front).
     pub fn new(last_zxid: i64, sessions: &[(i64, i32)], room: usize) -> Self {
         let mut out = Vec::with_capacity(room + 16 * sessions.len() + 16);
-        last_zxid.encode(&mut out);
-        (sessions.len() as i32).encode(&mut out);
-        for (id, timeout) in sessions {
-            id.encode(&mut out);
-            timeout.encode(&mut out);
-        }
         // The count goes before the records: written once they are.
-        let count_at = out.len();
-        0i32.encode(&mut out);
+        write_snapshot_head(&mut out, last_zxid, sessions, 0);
+        let count_at = out.len() - 4;
         SnapshotEncoder {
             out,
             count_at,
@@ -158,10 +176,7 @@ impl SnapshotEncoder {
 
     /// The next node, after its parent.
     pub fn push(&mut self, path: &str, node: &Node) {
-        self.record.clear();
-        encode_node(node, &mut self.record);
-        path.encode(&mut self.out);
-        jute::codec::write_buffer(&mut self.out, Some(&self.record));
+        write_snapshot_record(&mut self.out, path, node, &mut self.record);
         self.count += 1;
     }
 
@@ -333,6 +348,50 @@ fn whole_family<'a>(db: &'a DB, cf: &rocksdb::ColumnFamily) -> rocksdb::DBRawIte
     it
 }
 
+/// Every node of the point-in-time `view`, as [`scan_nodes`]; stops (Ok(false)) when `f`
+/// answers false.
+fn scan_view(
+    db: &DB,
+    view: &rocksdb::Snapshot,
+    f: &mut dyn FnMut(&str, &Node) -> bool,
+) -> Result<bool, StoreError> {
+    let mut read = rocksdb::ReadOptions::default();
+    read.fill_cache(false);
+    read.set_readahead_size(2 << 20);
+    let mut it = view.raw_iterator_cf_opt(family(db, CF_NODES), read);
+    it.seek_to_first();
+    let mut acls = AclCache::default();
+    while let (Some(key), Some(value)) = (it.key(), it.value()) {
+        if !key.starts_with(&APPLIED) {
+            let (path, node) = decode_entry(key, value, &mut acls)?;
+            if !f(path, &node) {
+                return Ok(false);
+            }
+        }
+        it.next();
+    }
+    it.status()?;
+    Ok(true)
+}
+
+/// A stored node's path (its key less the depth) and node.
+fn decode_entry<'k>(
+    key: &'k [u8],
+    value: &[u8],
+    acls: &mut AclCache,
+) -> Result<(&'k str, Node), StoreError> {
+    let path =
+        std::str::from_utf8(key.get(2..).unwrap_or_default()).map_err(|e| StoreError::Corrupt {
+            what: "node key",
+            detail: e.to_string(),
+        })?;
+    let node = decode_node(value, acls).map_err(|e| StoreError::Corrupt {
+        what: "node",
+        detail: format!("{path}: {e}"),
+    })?;
+    Ok((path, node))
+}
+
 /// Reads every node in key order (parents first) with one raw iterator (no boxed copy of
 /// each key and value), ACLs decoded once per distinct encoding; the applied state's keys
 /// are skipped.
@@ -348,16 +407,7 @@ fn scan_nodes(
             it.next();
             continue;
         }
-        let path = std::str::from_utf8(key.get(2..).unwrap_or_default()).map_err(|e| {
-            StoreError::Corrupt {
-                what: "node key",
-                detail: e.to_string(),
-            }
-        })?;
-        let node = decode_node(value, acls).map_err(|e| StoreError::Corrupt {
-            what: "node",
-            detail: format!("{path}: {e}"),
-        })?;
+        let (path, node) = decode_entry(key, value, acls)?;
         f(path, node)?;
         it.next();
     }
@@ -815,6 +865,47 @@ impl Store {
         out.finish()
     }
 
+    /// The applied state as it is now, for a learner's SNAP in `format`, written by a
+    /// thread of its own from a point-in-time view of the store taken before this returns:
+    /// the caller's tree must be saved whole (nothing changed and not saved), and `zxid` and
+    /// `sessions` are its own. The pieces wait for the connection (a few at most), so the
+    /// snapshot is never held whole; dropping the receiver stops the thread.
+    pub fn stream_snapshot(
+        &self,
+        format: crate::snapshot::SnapFormat,
+        zxid: i64,
+        sessions: Vec<(i64, i32)>,
+    ) -> crate::snapshot::SnapChunks {
+        let (tx, rx) = crate::snapshot::channel();
+        let (taken, view_taken) = std::sync::mpsc::sync_channel(0);
+        let db = self.db.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                let view = db.snapshot();
+                let _ = taken.send(());
+                let mut walk = |f: &mut dyn FnMut(&str, &Node) -> bool| scan_view(&db, &view, f);
+                let mut emit = |piece| tx.blocking_send(Some(piece)).is_ok();
+                match crate::snapshot::write(format, zxid, &sessions, &mut walk, &mut emit) {
+                    Ok(true) => {
+                        let _ = tx.blocking_send(None);
+                    }
+                    // The learner's connection is gone.
+                    Ok(false) => {}
+                    // Dropping `tx` without the end breaks the learner's connection off.
+                    Err(e) => tracing::error!("writing a snapshot at {zxid:#x} failed: {e}"),
+                }
+            });
+        match spawned {
+            // The view is taken before the caller's tree moves on.
+            Ok(_) => {
+                let _ = view_taken.recv();
+            }
+            Err(e) => tracing::error!("cannot start a thread for a snapshot: {e}"),
+        }
+        rx
+    }
+
     /// Replaces everything with `tree`, a small one (the initial tree after an install a
     /// crash cut short): the log emptied, the nodes written, the sessions and last zxid
     /// saved, all flushed. The caller's mark covers a crash in between.
@@ -849,6 +940,7 @@ impl Store {
             let timeout = i32::decode(&mut r).map_err(corrupt)?;
             sessions.push((id, timeout));
         }
+        // -1: as many as there are to the end (a snapshot written as it streamed).
         let n = i32::decode(&mut r).map_err(corrupt)?;
         let records = &bytes[r.position()..];
         let mut acls = AclCache::default();
@@ -858,7 +950,24 @@ impl Store {
             let nodes = self.cf(CF_NODES);
             let mut batch = WriteBatch::default();
             let mut key = Vec::new();
-            for _ in 0..n.max(0) {
+            let mut count = 0usize;
+            loop {
+                if n != -1 && count == n.max(0) as usize {
+                    break;
+                }
+                // Written as it streamed: an end mark (a path of length -1), then the count.
+                if n == -1 && records.get(r.position()..r.position() + 4) == Some(&END_MARK[..]) {
+                    r.take(4).map_err(corrupt)?;
+                    let written = i32::decode(&mut r).map_err(corrupt)?;
+                    if usize::try_from(written).ok() != Some(count) {
+                        return Err(StoreError::Corrupt {
+                            what: "snapshot",
+                            detail: format!("{count} nodes, its end says {written}"),
+                        });
+                    }
+                    break;
+                }
+                count += 1;
                 let p = String::decode(&mut r).map_err(corrupt)?;
                 let node = r.read_buffer_ref().map_err(corrupt)?.unwrap_or_default();
                 if !put {
@@ -878,7 +987,7 @@ impl Store {
                 });
             }
             self.db.write(batch)?;
-            Ok(n.max(0) as usize)
+            Ok(count)
         };
         walk(false)?;
         self.mark(INSTALLING, true)?;
@@ -1044,6 +1153,11 @@ mod tests {
             ephemeral: false,
             parent_c_version: 1,
         });
+        entry(zxid, record)
+    }
+
+    /// `record` as a txn of session 1 at `zxid`.
+    fn entry(zxid: i64, record: TxnRecord) -> TxnEntry {
         TxnEntry {
             header: TxnHeader {
                 client_id: 1,
@@ -1772,5 +1886,99 @@ mod tests {
             store.db.get_cf(nodes, FORMAT).unwrap().as_deref(),
             Some(FORMAT_COUNTS)
         );
+    }
+    use crate::snapshot::{SnapChunks, SnapFormat, PIECE};
+
+    fn delete(zxid: i64, path: &str) -> TxnEntry {
+        entry(zxid, TxnRecord::Delete(jute::txn::DeleteTxn { path: path.into() }))
+    }
+
+    /// The pieces until the end; None if the stream broke off.
+    fn gather(mut rx: SnapChunks) -> Option<(Vec<u8>, usize)> {
+        let (mut all, mut pieces) = (Vec::new(), 0);
+        loop {
+            match rx.blocking_recv()? {
+                Some(piece) => {
+                    assert!(
+                        piece.len() < PIECE + PIECE / 4,
+                        "a piece of {}",
+                        piece.len()
+                    );
+                    all.extend_from_slice(&piece);
+                    pieces += 1;
+                }
+                None => return Some((all, pieces)),
+            }
+        }
+    }
+
+    #[test]
+    fn a_snapshot_streams_in_pieces_from_the_store_as_it_was_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        // Records of some 140 bytes: several pieces' worth.
+        let (store, mut tree) = stored(dir.path(), 40_000);
+        tree.insert_session(0x51, 6000);
+        save_all(&store, &mut tree);
+        let sessions: Vec<(i64, i32)> = tree.sessions.iter().map(|(i, t)| (*i, *t)).collect();
+        let zxid = tree.last_zxid;
+        // What SNAP carried whole, its count left open and given at the end; and
+        // ZooKeeper's format.
+        let mut whole = Store::encode_snapshot(&tree);
+        whole[24..28].copy_from_slice(&(-1i32).to_be_bytes());
+        whole.extend_from_slice(&END_MARK);
+        whole.extend_from_slice(&(tree.len() as i32).to_be_bytes());
+        let zookeeper = crate::import::snap_for_zookeeper(&tree);
+        let zkrs = store.stream_snapshot(SnapFormat::Zkrs, zxid, sessions.clone());
+        let zk = store.stream_snapshot(SnapFormat::ZooKeeper, zxid, sessions.clone());
+        // The tree moves on (nodes added, one deleted, all saved) while they are written: the
+        // snapshots keep the view taken when they were asked for.
+        for z in zxid + 1..=zxid + 3000 {
+            tree.apply(&create(z, &format!("/later{z}")));
+        }
+        tree.apply(&delete(zxid + 3001, "/n7"));
+        save_all(&store, &mut tree);
+        let (bytes, pieces) = gather(zkrs).expect("whole");
+        assert!(pieces >= 3, "{pieces} pieces");
+        assert_eq!(bytes, whole);
+        assert_eq!(gather(zk).expect("whole").0, zookeeper);
+        // Installed elsewhere, the node count read to the end: the tree as it was.
+        let other = tempfile::tempdir().unwrap();
+        let (target, _) = unbudgeted(other.path());
+        assert_eq!(target.install_snapshot(&bytes).unwrap(), (zxid, 40_000 + 4));
+        let installed = target.open_tree(false).unwrap();
+        assert_eq!(installed.len(), 40_000 + 4);
+        assert!(installed.get("/n7").is_some() && installed.get("/later40001").is_none());
+        assert_eq!(installed.sessions.get(&0x51), Some(&6000));
+        // A stream nobody reads any more stops its thread (the sender sees it gone).
+        drop(store.stream_snapshot(SnapFormat::Zkrs, zxid, sessions));
+    }
+
+    #[test]
+    fn a_streamed_snapshot_cut_short_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, tree) = stored(dir.path(), 3000);
+        let sessions: Vec<(i64, i32)> = Vec::new();
+        let (bytes, _) =
+            gather(store.stream_snapshot(SnapFormat::Zkrs, tree.last_zxid, sessions)).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let (target, _) = stored(other.path(), 5);
+        // Cut anywhere (at the end mark, inside the last record, inside the first), or with
+        // a wrong count at the end.
+        let mut miscounted = bytes.clone();
+        let at = miscounted.len() - 4;
+        miscounted[at..].copy_from_slice(&2999i32.to_be_bytes());
+        let broken = [
+            &bytes[..bytes.len() - 8],
+            &bytes[..bytes.len() - 1],
+            &bytes[..bytes.len() - 40],
+            &bytes[..30],
+            &miscounted[..],
+        ];
+        for cut in broken {
+            assert!(target.install_snapshot(cut).is_err(), "{} bytes", cut.len());
+            let t = target.open_tree(false).unwrap();
+            assert!(t.get("/n5").is_some() && t.get("/n6").is_none());
+        }
+        assert_eq!(target.install_snapshot(&bytes).unwrap().1, 3000 + 4);
     }
 }

@@ -780,6 +780,11 @@ impl DataTree {
         self.count
     }
 
+    /// Is the tree over a store (its nodes read from it when not held), or held whole?
+    pub fn is_paged(&self) -> bool {
+        self.nodes.pages.is_some()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }

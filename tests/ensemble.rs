@@ -1775,3 +1775,107 @@ fn an_apache_members_data_dir_is_taken_over_and_synced_to_the_others() {
     };
     assert!(e.stat.czxid > 0x3_0000_0000, "{:#x}", e.stat.czxid);
 }
+
+/// `key`'s value in a member's `mntr`.
+fn mntr_value(m: &Member, key: &str) -> i64 {
+    let mntr = m.four_letter("mntr").unwrap_or_default();
+    mntr.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}\t")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{key} missing in mntr:\n{mntr}"))
+}
+
+#[test]
+fn a_member_far_behind_syncs_from_a_snapshot_sent_in_pieces_while_writes_go_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The leader keeps 500 committed txns for DIFF: a member missing more takes a snapshot.
+    let mut members = ensemble_configured(3, 0, tmp.path(), "commitLogCount=500\n");
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let behind = (leader + 1) % 3;
+    members[behind].kill();
+    // 800 txns and some 3 MB of data: more than the leader keeps, several pieces' worth.
+    let data = vec![b'x'; 4000];
+    let mut paths: Vec<String> = (0..800).map(|i| format!("/far{i}")).collect();
+    let mut c = Client::connect(members[leader].client);
+    for p in &paths {
+        assert_eq!(c.call(create(p, &data, 0)).err(), 0);
+    }
+    // Restarted while a client writes through the leader all along.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, addr) = (stop.clone(), members[leader].client);
+        std::thread::spawn(move || {
+            let mut c = Client::connect(addr);
+            let mut written = Vec::new();
+            for i in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let p = format!("/during{i}");
+                if c.call(create(&p, b"d", 0)).err() == 0 {
+                    written.push(p);
+                }
+            }
+            written
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    members[behind].start();
+    wait_serving(&members, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let during = writer.join().unwrap();
+    assert!(!during.is_empty());
+    paths.extend(during);
+    // More txns after it, so that every member logs digests at the same zxids.
+    for i in 0..300 {
+        assert_eq!(
+            c.call(set_data("/far0", format!("{i}").as_bytes(), -1))
+                .err(),
+            0
+        );
+    }
+    for m in &members {
+        sync_and_check(m.client, &paths);
+    }
+    let log = |i: usize| {
+        std::fs::read_to_string(members[i].cfg.with_file_name("zkrs.log")).unwrap_or_default()
+    };
+    assert!(
+        log(behind).contains("installed a snapshot"),
+        "no snapshot:\n{}",
+        log(behind)
+    );
+    // Sent in zkrs's format, in pieces.
+    let sent = log(leader);
+    let line = sent
+        .lines()
+        .find(|l| l.contains("a snapshot at") && l.contains("zkrs's format"))
+        .unwrap_or_else(|| panic!("no snapshot sent:\n{sent}"));
+    let pieces: usize = line
+        .rsplit(" in ")
+        .next()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(pieces >= 3, "{line}");
+    // The same tree everywhere: counts, sizes and the digests at every zxid in common.
+    for key in ["zk_znode_count", "zk_approximate_data_size"] {
+        let values: Vec<i64> = members.iter().map(|m| mntr_value(m, key)).collect();
+        assert!(values.iter().all(|v| *v == values[0]), "{key}: {values:?}");
+    }
+    let mut d = Client::connect(members[behind].client);
+    let r = d.call(get_data("/far799", false));
+    let Some(Response::GetData(got)) = r.body else {
+        panic!("{r:?}")
+    };
+    assert_eq!(got.data.as_deref(), Some(&data[..]));
+    let logs: Vec<_> = members.iter().map(|m| m.digests()).collect();
+    let common: Vec<_> = logs[behind]
+        .keys()
+        .filter(|z| logs[leader].contains_key(z))
+        .collect();
+    assert!(!common.is_empty(), "no digest in common");
+    for z in common {
+        assert_eq!(logs[behind][z], logs[leader][z], "differs at {z:#x}");
+    }
+}

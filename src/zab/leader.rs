@@ -40,6 +40,9 @@ pub(super) struct Learner {
     /// PROPOSAL_WITH_PRIOR, and a snapshot in zkrs's encoding. A learner announcing less is
     /// taken for ZooKeeper's: PROPOSAL, and ZooKeeper's snapshot stream.
     takes_prior: bool,
+    /// Announced [`CHUNKED_SNAP_VERSION`]: takes zkrs's snapshot in pieces (others get
+    /// ZooKeeper's).
+    takes_chunks: bool,
     /// COMMITs for a ZooKeeper learner between NEWLEADER and UPTODATE, sent after UPTODATE:
     /// its sync takes a COMMIT only for a proposal received since NEWLEADER (one for a
     /// proposal before it stops the sync, ZOOKEEPER-4394).
@@ -246,13 +249,21 @@ impl Zab {
         }
     }
 
-    /// Whether `sid` is a zkrs learner (it takes zkrs's snapshot encoding) rather than a
-    /// ZooKeeper one (ZooKeeper's snapshot stream, [`crate::import::snap_for_zookeeper`]).
+    /// Whether `sid` is a zkrs learner (it takes PROPOSAL_WITH_PRIOR and one COMMIT per
+    /// batch) rather than a ZooKeeper one.
     pub fn learner_is_zkrs(&self, sid: Sid) -> bool {
         self.leader
             .as_ref()
             .and_then(|l| l.learners.get(&sid))
             .is_some_and(|x| x.takes_prior)
+    }
+
+    /// Does learner `sid` take zkrs's snapshot (in pieces), or ZooKeeper's?
+    pub fn learner_takes_chunks(&self, sid: Sid) -> bool {
+        self.leader
+            .as_ref()
+            .and_then(|l| l.learners.get(&sid))
+            .is_some_and(|x| x.takes_chunks)
     }
 
     /// The shell's snapshot for `sid`, of the applied state at `zxid` (our last committed).
@@ -271,7 +282,7 @@ impl Zab {
             self.ready.snapshot_for.push(sid);
             return;
         }
-        let type_ = match self.learner_is_zkrs(sid) {
+        let type_ = match self.learner_takes_chunks(sid) {
             true => packet::SNAP,
             false => packet::SNAP_STREAMED,
         };
@@ -601,6 +612,7 @@ impl Zab {
                     current_epoch: 0,
                     silent: 0,
                     takes_prior: info.protocol_version >= PRIOR_VERSION,
+                    takes_chunks: info.protocol_version >= CHUNKED_SNAP_VERSION,
                     held_commits: Vec::new(),
                 };
                 self.leader_state().learners.insert(from, learner);

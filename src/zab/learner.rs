@@ -47,7 +47,7 @@ impl Zab {
         });
         let info = LearnerInfo {
             serverid: self.cfg.me as i64,
-            protocol_version: PRIOR_VERSION,
+            protocol_version: CHUNKED_SNAP_VERSION,
             config_version: 0,
         };
         let kind = if observer {

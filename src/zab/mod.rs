@@ -52,9 +52,9 @@ pub mod packet {
     /// whose data is the txn's length (i32), the txn (the log record), then the node it changes
     /// as it was before ([`crate::txlog::Txn::prior`]).
     pub const PROPOSAL_WITH_PRIOR: i32 = 102;
-    /// zkrs's own, between the core and the shell only: a SNAP for a ZooKeeper learner. It
-    /// goes out as ZooKeeper's leader sends one, a SNAP without data followed by its data on
-    /// the stream (ZooKeeper's snapshot, [`crate::import::snap_for_zookeeper`]).
+    /// zkrs's own, between the core and the shell only: a SNAP for a learner that takes
+    /// ZooKeeper's snapshot. It goes out as ZooKeeper's leader sends one, a SNAP without data
+    /// followed by the snapshot on the stream ([`crate::import::write_snap_for_zookeeper`]).
     pub const SNAP_STREAMED: i32 = -15;
 }
 
@@ -66,6 +66,14 @@ pub const CUMULATIVE_ACK_VERSION: i32 = 0x10001;
 /// The protocol version a zkrs learner announces in FOLLOWERINFO: ZooKeeper's (0x10000), plus
 /// "takes PROPOSAL_WITH_PRIOR". A leader sends a learner announcing less ZooKeeper's PROPOSAL.
 pub const PRIOR_VERSION: i32 = 0x10001;
+/// The protocol version a zkrs learner announces since it also takes its snapshot in pieces:
+/// a SNAP whose data is [`CHUNKED_SNAP_TAG`], then frames on the stream, each a length (i32)
+/// and that many bytes of zkrs's SNAP data, ended by a frame of length 0 (see
+/// [`crate::snapshot`]). A leader sends a learner announcing less ZooKeeper's snapshot.
+pub const CHUNKED_SNAP_VERSION: i32 = 0x10002;
+/// The data of a SNAP whose snapshot follows in frames ([`CHUNKED_SNAP_VERSION`]): no
+/// snapshot in zkrs's format is this short.
+pub const CHUNKED_SNAP_TAG: &[u8] = b"zkrs/frames";
 
 pub fn epoch_of(zxid: i64) -> i64 {
     zxid >> 32
