@@ -321,9 +321,11 @@ fn reset_connection_stats(core: &mut Core) {
 
 /// `srst`: ServerStats.reset.
 fn reset_server_stats(core: &mut Core) {
-    // ServerStats.reset: latency and packet counters; gauges stay.
+    // ServerStats.reset: latency and packet counters; gauges stay, and so does the last
+    // save of the tree (`last_snapshot`), which ZooKeeper keeps outside its ServerStats.
     core.stats = crate::core::Stats {
         outstanding: core.stats.outstanding,
+        last_saved: core.stats.last_saved,
         ..Default::default()
     };
 }
@@ -345,6 +347,7 @@ pub fn json_command(
             | "zabstate"
             | "voting_view"
             | "set_trace_mask"
+            | "system_properties"
     );
     if needs_server && !core.serving() && !core.read_only() {
         return Err("This ZooKeeper instance is not currently serving requests".into());
@@ -473,12 +476,25 @@ pub fn json_command(
             ]
         }
         "is_read_only" => vec![field("read_only", Json::Bool(core.read_only()))],
-        "environment" => envi()
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| field(k, Json::str(v)))
+        "environment" => environment()
+            .into_iter()
+            .map(|(k, v)| field(k, Json::Str(v)))
             .collect(),
+        "system_properties" => system_properties(core),
+        "observers" => observers(core),
+        "observer_connection_stat_reset" => {
+            reset_observer_stats(core);
+            vec![]
+        }
+        // LastSnapshotCommand: the zxid in hex (Long.toHexString, no 0x) and the time in
+        // seconds. See `Stats::last_saved` for what stands for ZooKeeper's snapshot here.
+        "last_snapshot" => {
+            let (zxid, secs) = core.stats.last_saved;
+            vec![
+                field("zxid", Json::str(format!("{zxid:x}"))),
+                field("timestamp", Json::int(secs)),
+            ]
+        }
         "dirs" => vec![
             field("datadir_size", Json::int(store_size(core, DB_DIR) as i64)),
             field("logdir_size", Json::int(store_size(core, LOG_DIR) as i64)),
@@ -667,6 +683,171 @@ fn own_client_address(core: &Core) -> String {
     format!("{ip}:{}", core.cfg.client_port)
 }
 
+/// `observers` (`obsr`, SyncedObserverConsCommand): the observers a leader forwards to (from
+/// the start of their sync), each as ZooKeeper's LearnerHandler shows itself, from the
+/// counters of its quorum connection. Any other server answers none: ZooKeeper's follower
+/// lists the observers it serves as an observer master (`observerMasterPort`, which zkrs
+/// has not), and without one answers as an observer or a standalone server does.
+fn observers(core: &Core) -> Vec<(String, Json)> {
+    let infos: Vec<Json> = match core.replica.as_ref().filter(|r| r.zab.is_leader()) {
+        Some(r) => r
+            .zab
+            .observing_learners()
+            .into_iter()
+            .filter_map(|sid| Some(observer_info(sid, &*r.peers.link_stats(sid)?)))
+            .collect(),
+        None => Vec::new(),
+    };
+    vec![
+        (
+            "synced_observers".to_string(),
+            Json::int(infos.len() as i64),
+        ),
+        ("observers".to_string(), Json::Arr(infos)),
+    ]
+}
+
+/// `observer_connection_stat_reset` (`orst`): a leader's observers' counters start again.
+fn reset_observer_stats(core: &Core) {
+    if let Some(r) = core.replica.as_ref().filter(|r| r.zab.is_leader()) {
+        for sid in r.zab.observing_learners() {
+            if let Some(stats) = r.peers.link_stats(sid) {
+                stats.reset();
+            }
+        }
+    }
+}
+
+/// One observer as `LearnerHandler.getLearnerHandlerInfo` shows it, in its order.
+fn observer_info(sid: crate::zab::Sid, s: &crate::quorum::LinkStats) -> Json {
+    use std::sync::atomic::Ordering::Relaxed;
+    let field = |k: &str, v: Json| (k.to_string(), v);
+    let remote = s.remote.map_or_else(|| "<null>".to_string(), java_addr);
+    let count = |n: u64| Json::int(i64::try_from(n).unwrap_or(i64::MAX));
+    Json::Obj(vec![
+        field("remote_socket_address", Json::str(remote)),
+        field("sid", Json::int(sid as i64)),
+        field("established", Json::int(s.established_ms)),
+        field("queued_packets", Json::int(s.queued.load(Relaxed).max(0))),
+        field(
+            "queued_packets_size",
+            Json::int(s.queued_bytes.load(Relaxed).max(0)),
+        ),
+        field("packets_received", count(s.received.load(Relaxed))),
+        field("packets_sent", count(s.sent.load(Relaxed))),
+        field("requests", count(s.requests.load(Relaxed))),
+        field("last_zxid", Json::int(s.last_zxid.load(Relaxed))),
+    ])
+}
+
+/// The platform's separators, as a JVM's `file.separator`, `line.separator` and
+/// `path.separator` give them.
+const SEPARATORS: [(&str, &str); 3] = [
+    ("file.separator", std::path::MAIN_SEPARATOR_STR),
+    ("line.separator", if cfg!(windows) { "\r\n" } else { "\n" }),
+    ("path.separator", if cfg!(windows) { ";" } else { ":" }),
+];
+
+/// The [`environment`] rows that are JVM system properties with a meaning here.
+const OS_PROPERTIES: &[&str] = &[
+    "os.arch",
+    "os.name",
+    "os.version",
+    "user.dir",
+    "user.home",
+    "user.name",
+];
+
+/// `system_properties` (`sysp`, SystemPropertiesCommand): ZooKeeper lists every system
+/// property of its JVM, sorted by name, each a string. zkrs is no JVM, so it lists those
+/// that mean something here: the process's OS and user (as `environment` reports them) with
+/// the platform's separators, and the ZooKeeper properties zkrs honours
+/// ([`zookeeper_properties`]). The JVM's own (`java.version`, `java.home`,
+/// `java.class.path`, ...) are left out rather than invented.
+fn system_properties(core: &Core) -> Vec<(String, Json)> {
+    let mut props: BTreeMap<String, String> = environment()
+        .into_iter()
+        .filter(|(k, _)| OS_PROPERTIES.contains(k))
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    for (k, v) in SEPARATORS {
+        props.insert(k.to_string(), v.to_string());
+    }
+    for (k, v) in zookeeper_properties(&core.cfg) {
+        props.insert(k.to_string(), v);
+    }
+    props.into_iter().map(|(k, v)| (k, Json::Str(v))).collect()
+}
+
+/// The system properties ZooKeeper 3.8 reads whose settings zkrs honours, under
+/// ZooKeeper's names, with the values in effect. A JVM lists only the properties it was
+/// given; zkrs does not record which settings were given (zoo.cfg, TOML, `ZKRS_*`,
+/// `SERVER_JVMFLAGS`), so its defaults are listed too. Secrets ZooKeeper would list
+/// (`DigestAuthenticationProvider.superDigest`, `SASLAuthenticationProvider.superPassword`,
+/// key store passwords) are not.
+fn zookeeper_properties(cfg: &crate::config::Config) -> Vec<(&'static str, String)> {
+    // The `yes`/`no` ZooKeeper reads forceSync and skipACL as (other booleans: `true`/`false`).
+    let yes_no = |b: bool| String::from(if b { "yes" } else { "no" });
+    // The words `4lw.commands.whitelist` lets through (without one, the default set).
+    let whitelist = match &cfg.four_letter_whitelist {
+        Some(words) => words.join(","),
+        None => KNOWN
+            .iter()
+            .filter(|w| cfg.four_letter_enabled(w))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    let mut props = vec![
+        ("jute.maxbuffer", cfg.jute_max_buffer.to_string()),
+        ("readonlymode.enabled", cfg.read_only_mode.to_string()),
+        (
+            "znode.container.checkIntervalMs",
+            cfg.container_check_interval_ms.to_string(),
+        ),
+        ("zookeeper.4lw.commands.whitelist", whitelist),
+        ("zookeeper.admin.commandURL", cfg.admin_url.clone()),
+        (
+            "zookeeper.admin.enableServer",
+            cfg.admin_enabled.to_string(),
+        ),
+        (
+            "zookeeper.admin.serverAddress",
+            cfg.admin_address.to_string(),
+        ),
+        ("zookeeper.admin.serverPort", cfg.admin_port.to_string()),
+        (
+            "zookeeper.allowSaslFailedClients",
+            cfg.allow_sasl_failed_clients.to_string(),
+        ),
+        ("zookeeper.enforceQuota", cfg.enforce_quota.to_string()),
+        (
+            "zookeeper.extendedTypesEnabled",
+            cfg.extended_types.to_string(),
+        ),
+        ("zookeeper.forceSync", yes_no(cfg.force_sync)),
+        ("zookeeper.commitLogCount", cfg.commit_log_count.to_string()),
+        (
+            "zookeeper.globalOutstandingLimit",
+            cfg.global_outstanding_limit.to_string(),
+        ),
+        (
+            "zookeeper.nio.sessionlessCnxnTimeout",
+            cfg.sessionless_cnxn_timeout_ms.to_string(),
+        ),
+        ("zookeeper.sasl.serverconfig", cfg.sasl_section.clone()),
+        ("zookeeper.skipACL", yes_no(cfg.skip_acl)),
+    ];
+    // Only when given: without it there is no such property (and SASL is off).
+    if let Some(jaas) = &cfg.jaas_file {
+        props.push((
+            "java.security.auth.login.config",
+            jaas.display().to_string(),
+        ));
+    }
+    props
+}
+
 /// `connections` and `secure_connections`: each connection's `getConnectionInfo(false)`.
 fn connections(core: &Core) -> Vec<(String, Json)> {
     let field = |k: &str, v: Json| (k.to_string(), v);
@@ -746,8 +927,9 @@ fn user() -> (String, String) {
 /// `envi` (`Environment.list`): every key ZooKeeper prints, in its order. zkrs is no JVM:
 /// the JVM-only keys say `n/a`; `java.io.tmpdir` is the temp dir the process would use; the
 /// `os.memory.*` lines are the process's resident memory (`total`), the machine's available
-/// memory (`free`) and its total memory (`max`).
-fn envi() -> String {
+/// memory (`free`) and its total memory (`max`). Shared by `envi`, `environment` and
+/// `system_properties`.
+fn environment() -> Vec<(&'static str, String)> {
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .ok()
@@ -778,7 +960,7 @@ fn envi() -> String {
     let status = read("/proc/self/status").unwrap_or_default();
     let mb = |b: Option<u64>| format!("{}MB", b.unwrap_or(0) / (1024 * 1024));
     let na = || "n/a".to_string();
-    let rows = [
+    vec![
         ("zookeeper.version", version()),
         ("host.name", host),
         ("java.version", na()),
@@ -797,9 +979,13 @@ fn envi() -> String {
         ("os.memory.free", mb(proc_kb(&meminfo, "MemAvailable"))),
         ("os.memory.max", mb(proc_kb(&meminfo, "MemTotal"))),
         ("os.memory.total", mb(proc_kb(&status, "VmRSS"))),
-    ];
+    ]
+}
+
+/// `envi`: [`environment`] as `key=value` lines after a title.
+fn envi() -> String {
     let mut out = String::from("Environment:\n");
-    for (k, v) in rows {
+    for (k, v) in environment() {
         let _ = writeln!(out, "{k}={v}");
     }
     out
@@ -1266,5 +1452,83 @@ mod tests {
         assert_eq!(java_addr(mapped), "/10.0.0.1:7");
         let v6: SocketAddr = "[::1]:2181".parse().expect("address");
         assert_eq!(java_addr(v6), "/[0:0:0:0:0:0:0:1]:2181");
+    }
+
+    #[test]
+    fn an_observer_shows_the_learner_handlers_fields_in_its_order() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = crate::quorum::LinkStats::new(Some("127.0.0.1:40123".parse().unwrap()));
+        stats.last_zxid.store(0x1_0000_0003, Relaxed);
+        stats.requests.fetch_add(2, Relaxed);
+        let Json::Obj(fields) = observer_info(4, &stats) else {
+            panic!("not an object");
+        };
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "remote_socket_address",
+                "sid",
+                "established",
+                "queued_packets",
+                "queued_packets_size",
+                "packets_received",
+                "packets_sent",
+                "requests",
+                "last_zxid"
+            ]
+        );
+        // The address as Java's InetSocketAddress.toString() gives an accepted socket's.
+        assert_eq!(fields[0].1, Json::str("/127.0.0.1:40123"));
+        assert_eq!(fields[1].1, Json::int(4));
+        assert_eq!(fields[2].1, Json::int(stats.established_ms));
+        assert_eq!(fields[7].1, Json::int(2));
+        assert_eq!(fields[8].1, Json::int(0x1_0000_0003_i64));
+        // observer_connection_stat_reset: counters and last zxid start again.
+        stats.reset();
+        let Json::Obj(fields) = observer_info(4, &stats) else {
+            panic!("not an object");
+        };
+        assert_eq!(fields[7].1, Json::int(0));
+        assert_eq!(fields[8].1, Json::int(-1));
+    }
+
+    #[test]
+    fn system_properties_are_the_ones_with_a_meaning_here() {
+        let mut cfg = crate::config::Config::default();
+        cfg.force_sync = false;
+        let props: BTreeMap<&str, String> = zookeeper_properties(&cfg).into_iter().collect();
+        assert_eq!(
+            props.get("jute.maxbuffer"),
+            Some(&jute::DEFAULT_MAX_BUFFER.to_string())
+        );
+        assert_eq!(
+            props.get("zookeeper.forceSync").map(String::as_str),
+            Some("no")
+        );
+        assert_eq!(
+            props.get("zookeeper.skipACL").map(String::as_str),
+            Some("no")
+        );
+        // The default whitelist, as the words it lets through.
+        let whitelist = props
+            .get("zookeeper.4lw.commands.whitelist")
+            .expect("whitelist");
+        assert!(whitelist.split(',').any(|w| w == "srvr"), "{whitelist}");
+        assert!(!props.contains_key("java.security.auth.login.config"));
+        assert!(props
+            .keys()
+            .all(|k| !k.starts_with("java.") || k.contains("auth")));
+        // Every OS property comes from the environment rows, none invented.
+        let env: Vec<&str> = environment().into_iter().map(|(k, _)| k).collect();
+        for k in OS_PROPERTIES {
+            assert!(env.contains(k), "{k}");
+        }
+        let seps: BTreeMap<&str, &str> = SEPARATORS.into_iter().collect();
+        if cfg!(unix) {
+            assert_eq!(seps["file.separator"], "/");
+            assert_eq!(seps["line.separator"], "\n");
+            assert_eq!(seps["path.separator"], ":");
+        }
     }
 }

@@ -115,13 +115,18 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     ("hash", &[]),
     ("initial_configuration", &["icfg"]),
     ("is_read_only", &["isro"]),
+    ("last_snapshot", &["lsnp"]),
     ("leader", &["lead"]),
     ("monitor", &["mntr"]),
+    // ZooKeeper 3.8's alias is `orst` (ObserverCnxnStatResetCommand).
+    ("observer_connection_stat_reset", &["orst"]),
+    ("observers", &["obsr"]),
     ("ruok", &[]),
     ("server_stats", &["srvr"]),
     ("set_trace_mask", &["stmk"]),
     ("stat_reset", &["srst"]),
     ("stats", &["stat"]),
+    ("system_properties", &["sysp"]),
     ("voting_view", &[]),
     ("watch_summary", &["wchs"]),
     ("watches", &["wchc"]),
@@ -319,6 +324,10 @@ mod tests {
         assert_eq!(primary("mntr"), Some("monitor"));
         assert_eq!(primary("stat"), Some("stats"));
         assert_eq!(primary("srvr"), Some("server_stats"));
+        assert_eq!(primary("obsr"), Some("observers"));
+        assert_eq!(primary("orst"), Some("observer_connection_stat_reset"));
+        assert_eq!(primary("sysp"), Some("system_properties"));
+        assert_eq!(primary("lsnp"), Some("last_snapshot"));
         assert_eq!(primary("nosuch"), None);
     }
 }

@@ -255,6 +255,12 @@ pub struct Stats {
     /// Committed txns whose TxnDigest (a ZooKeeper leader's) differs from the tree's digest
     /// after applying them (`digest_mismatches_count`).
     pub digest_mismatches: u64,
+    /// What `last_snapshot` reports for ZooKeeper's last snapshot: (the zxid the tree in the
+    /// store is up to date with, wall-clock seconds since when). zkrs takes no snapshots: it
+    /// saves the applied tree (nodes, sessions, last applied zxid) at the end of every turn
+    /// that changed it, recoverable with the fsynced log. Set at start to the tree recovered,
+    /// as ZooKeeper snapshots what it loads at start.
+    pub last_saved: (i64, i64),
 }
 
 /// Who is waiting for a txn, and for what answer.
@@ -356,6 +362,7 @@ impl Core {
         let next_zxid = tree.last_zxid.max(recovered.last_logged) + 1;
         let enforce_auth = cfg.enforced_auth_schemes();
         let acl_policy = Arc::new(acl::Policy::of(&cfg));
+        let last_saved = (tree.last_zxid, now_ms() / 1000);
         Ok(Core {
             next_container_check: now + Duration::from_millis(cfg.container_check_interval_ms),
             cfg,
@@ -370,7 +377,10 @@ impl Core {
             overlay: Overlay::default(),
             next_session_id,
             next_zxid,
-            stats: Stats::default(),
+            stats: Stats {
+                last_saved,
+                ..Stats::default()
+            },
             started: now,
             inflight: VecDeque::new(),
             outbox: Vec::new(),
@@ -503,6 +513,12 @@ impl Core {
         self.tree.recycle_dirty(dirty);
         // Snapshots read the store: only now does it hold the whole tree.
         self.start_snapshots();
+        // `last_snapshot`: the stored tree now holds this zxid. Also when nothing was saved:
+        // txns that change no node (error txns) leave the stored nodes those of this zxid,
+        // and an installed snapshot was saved whole by the store.
+        if self.stats.last_saved.0 != self.tree.last_zxid {
+            self.stats.last_saved = (self.tree.last_zxid, now_ms() / 1000);
+        }
         if self.stats.latency_count == 0 || elapsed < self.stats.latency_min_us {
             self.stats.latency_min_us = elapsed;
         }

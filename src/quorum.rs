@@ -14,7 +14,7 @@ use jute::quorum::{InitialMessage, Notification, QuorumPacket};
 use jute::{Decode, DecodeError, Encode, Reader};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -309,6 +309,73 @@ pub enum Outgoing {
 }
 
 type Senders<T> = Arc<Mutex<HashMap<Sid, (u64, mpsc::UnboundedSender<T>)>>>;
+/// Quorum connections by member: generation, what goes out, and the connection's counters.
+type QuorumLinks = Arc<Mutex<HashMap<Sid, (u64, mpsc::UnboundedSender<Outgoing>, Arc<LinkStats>)>>>;
+
+/// A quorum connection's counters, as ZooKeeper's LearnerHandler keeps them (the AdminServer's
+/// `observers` shows a leader's observers by them).
+#[derive(Debug)]
+pub struct LinkStats {
+    /// The learner's address, on a connection it made to us.
+    pub remote: Option<SocketAddr>,
+    /// When the connection was made (ms since the epoch).
+    pub established_ms: i64,
+    /// Packets waiting to go out, and their size as ZooKeeper counts it.
+    pub queued: AtomicI64,
+    pub queued_bytes: AtomicI64,
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    /// REQUESTs received (writes and syncs a follower forwards).
+    pub requests: AtomicU64,
+    /// The zxid of the last packet sent that carried one (-1: none since the last reset).
+    pub last_zxid: AtomicI64,
+}
+
+impl LinkStats {
+    pub fn new(remote: Option<SocketAddr>) -> Arc<Self> {
+        Arc::new(LinkStats {
+            remote,
+            established_ms: crate::core::now_ms(),
+            queued: AtomicI64::new(0),
+            queued_bytes: AtomicI64::new(0),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            last_zxid: AtomicI64::new(-1),
+        })
+    }
+
+    /// A packet's size as ZooKeeper's LearnerHandler counts its queue: type, zxid, two
+    /// references, and the data.
+    fn size(p: &QuorumPacket) -> i64 {
+        28 + p.data.as_ref().map_or(0, |d| d.len() as i64)
+    }
+
+    fn queued(&self, p: &QuorumPacket) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.queued_bytes
+            .fetch_add(Self::size(p), Ordering::Relaxed);
+    }
+
+    /// `p` left the queue and was written.
+    fn sent(&self, p: &QuorumPacket) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        self.queued_bytes
+            .fetch_sub(Self::size(p), Ordering::Relaxed);
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        if p.zxid > 0 {
+            self.last_zxid.store(p.zxid, Ordering::Relaxed);
+        }
+    }
+
+    /// `observer_connection_stat_reset`: ZooKeeper's resetObserverConnectionStats.
+    pub fn reset(&self) {
+        self.received.store(0, Ordering::Relaxed);
+        self.sent.store(0, Ordering::Relaxed);
+        self.requests.store(0, Ordering::Relaxed);
+        self.last_zxid.store(-1, Ordering::Relaxed);
+    }
+}
 /// The membership in effect: a reconfig replaces it.
 type Membership = Arc<Mutex<Arc<Ensemble>>>;
 
@@ -321,7 +388,7 @@ pub struct Peers {
     wire: Wire,
     ensemble: Membership,
     election: Senders<Notification>,
-    quorum: Senders<Outgoing>,
+    quorum: QuorumLinks,
     core: mpsc::Sender<CoreMsg>,
     rt: tokio::runtime::Handle,
     generation: Arc<AtomicU64>,
@@ -398,7 +465,8 @@ impl Peers {
                 }
             }
             Msg::Packet(p) => {
-                if let Some((_, tx)) = lock(&self.quorum).get(&to) {
+                if let Some((_, tx, stats)) = lock(&self.quorum).get(&to) {
+                    stats.queued(&p);
                     let _ = tx.send(Outgoing::Packet(p));
                 }
             }
@@ -408,9 +476,15 @@ impl Peers {
     /// Sends a SNAP (see [`Outgoing::Snapshot`]); the packets sent after it wait for its
     /// last piece.
     pub fn send_snapshot(&self, to: Sid, head: QuorumPacket, pieces: crate::snapshot::SnapChunks) {
-        if let Some((_, tx)) = lock(&self.quorum).get(&to) {
+        if let Some((_, tx, stats)) = lock(&self.quorum).get(&to) {
+            stats.queued(&head);
             let _ = tx.send(Outgoing::Snapshot { head, pieces });
         }
+    }
+
+    /// The counters of the quorum connection with `sid`, if there is one.
+    pub fn link_stats(&self, sid: Sid) -> Option<Arc<LinkStats>> {
+        lock(&self.quorum).get(&sid).map(|(_, _, s)| s.clone())
     }
 
     /// Is there a quorum connection (or one being made) to `sid`?
@@ -431,7 +505,8 @@ impl Peers {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let gen = self.generation.fetch_add(1, Ordering::Relaxed);
-        lock(&self.quorum).insert(leader, (gen, tx));
+        let stats = LinkStats::new(None);
+        lock(&self.quorum).insert(leader, (gen, tx, stats.clone()));
         let parts = self.clone_parts();
         let addr = m.quorum_addr();
         let host = m.host.clone();
@@ -450,7 +525,14 @@ impl Peers {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             match link {
-                Some((rd, wr)) => pump(leader, gen, rd, wr, Vec::new(), rx, parts).await,
+                Some((rd, wr)) => {
+                    let link = Link {
+                        sid: leader,
+                        gen,
+                        stats,
+                    };
+                    pump(link, rd, wr, Vec::new(), rx, parts).await
+                }
                 None => parts.quorum_closed(leader, gen).await,
             }
         });
@@ -462,7 +544,7 @@ struct Parts {
     wire: Wire,
     ensemble: Membership,
     election: Senders<Notification>,
-    quorum: Senders<Outgoing>,
+    quorum: QuorumLinks,
     core: mpsc::Sender<CoreMsg>,
     generation: Arc<AtomicU64>,
 }
@@ -480,7 +562,7 @@ impl Parts {
         let ours = {
             let mut map = lock(&self.quorum);
             match map.get(&sid) {
-                Some((g, _)) if *g == gen => {
+                Some((g, _, _)) if *g == gen => {
                     map.remove(&sid);
                     true
                 }
@@ -901,7 +983,7 @@ async fn accept_quorum(listener: TcpListener, parts: Parts) {
             };
             let (tx, rx) = mpsc::unbounded_channel();
             // The learner's id comes with its first packet (FOLLOWERINFO / OBSERVERINFO).
-            learner_connection(rd, wr, tx, rx, parts).await;
+            learner_connection(rd, wr, tx, rx, LinkStats::new(Some(peer)), parts).await;
         });
     }
 }
@@ -927,6 +1009,7 @@ async fn learner_connection(
     wr: Wr,
     tx: mpsc::UnboundedSender<Outgoing>,
     rx: mpsc::UnboundedReceiver<Outgoing>,
+    stats: Arc<LinkStats>,
     parts: Parts,
 ) {
     let mut buf = Vec::new();
@@ -958,23 +1041,32 @@ async fn learner_connection(
         return;
     };
     let gen = parts.generation.fetch_add(1, Ordering::Relaxed);
-    lock(&parts.quorum).insert(sid, (gen, tx));
+    stats.received.fetch_add(1, Ordering::Relaxed);
+    lock(&parts.quorum).insert(sid, (gen, tx, stats.clone()));
     if !parts.deliver(sid, Msg::Packet(first)).await {
         return;
     }
-    pump(sid, gen, rd, wr, buf, rx, parts).await;
+    pump(Link { sid, gen, stats }, rd, wr, buf, rx, parts).await;
+}
+
+/// Which quorum connection a [`pump`] moves: the member, the connection's generation (see
+/// [`Parts::quorum_closed`]) and its counters.
+struct Link {
+    sid: Sid,
+    gen: u64,
+    stats: Arc<LinkStats>,
 }
 
 /// Moves packets both ways on a quorum connection until it breaks or is dropped.
 async fn pump(
-    sid: Sid,
-    gen: u64,
+    link: Link,
     mut rd: Rd,
     mut wr: Wr,
     mut buf: Vec<u8>,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     parts: Parts,
 ) {
+    let Link { sid, gen, stats } = link;
     let mut chunk = vec![0u8; 256 * 1024];
     // One buffer for every batch of outgoing packets (grown once, not per batch).
     let mut bytes = Vec::new();
@@ -992,6 +1084,7 @@ async fn pump(
                     let p = match out {
                         Outgoing::Packet(p) => p,
                         Outgoing::Snapshot { head, pieces } => {
+                            stats.sent(&head);
                             let (zxid, kind) = match head.type_ == packet::SNAP {
                                 true => (head.zxid, "zkrs's"),
                                 false => (head.zxid, "ZooKeeper's"),
@@ -1010,6 +1103,7 @@ async fn pump(
                             continue;
                         }
                     };
+                    stats.sent(&p);
                     if p.data.as_ref().is_some_and(|d| d.len() >= WRITE_DIRECT) {
                         if send_large(&mut wr, &mut bytes, p).await.is_err() {
                             break 'conn;
@@ -1083,6 +1177,9 @@ async fn pump(
                         Err(_) => break true,
                     }
                 };
+                stats.received.fetch_add(packets.len() as u64, Ordering::Relaxed);
+                let requests = packets.iter().filter(|p| p.type_ == packet::REQUEST).count();
+                stats.requests.fetch_add(requests as u64, Ordering::Relaxed);
                 if !packets.is_empty()
                     && parts.core.send(CoreMsg::Packets { from: sid, packets }).await.is_err()
                 {

@@ -1890,7 +1890,10 @@ mod tests {
     use crate::snapshot::{SnapChunks, SnapFormat, PIECE};
 
     fn delete(zxid: i64, path: &str) -> TxnEntry {
-        entry(zxid, TxnRecord::Delete(jute::txn::DeleteTxn { path: path.into() }))
+        entry(
+            zxid,
+            TxnRecord::Delete(jute::txn::DeleteTxn { path: path.into() }),
+        )
     }
 
     /// The pieces until the end; None if the stream broke off.

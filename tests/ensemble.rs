@@ -678,6 +678,145 @@ fn an_observer_serves_reads_and_forwards_writes_without_voting() {
     );
 }
 
+/// A top-level field of an AdminServer command's JSON: a number, or a string unquoted.
+fn admin_value(body: &str, key: &str) -> Option<String> {
+    let rest = body.split(&format!("\n  \"{key}\" : ")).nth(1)?;
+    let end = rest.find([',', '\n'])?;
+    Some(rest[..end].trim_matches('"').to_string())
+}
+
+#[test]
+fn the_admin_server_shows_observers_on_the_leader_and_last_snapshots_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut members = ensemble_with_observers(3, 1, tmp.path());
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    // A write through the observer: it forwards it to the leader (a REQUEST).
+    let mut via = Client::connect(members[3].client);
+    let r = via.call(create2("/via-observer", b"v", 0));
+    let Some(Response::Create2(made)) = r.body else {
+        panic!("{r:?}")
+    };
+    sync_and_check(members[3].client, &["/via-observer".to_string()]);
+    // SyncedObserverConsCommand on the leader: its observer, with LearnerHandler's fields.
+    let obsr = members[leader].admin_command("observers").unwrap();
+    let observer = |body: &str, key: &str| -> i64 {
+        let rest = body
+            .split(&format!("\n    \"{key}\" : "))
+            .nth(1)
+            .unwrap_or("");
+        let end = rest.find([',', '\n']).unwrap_or(rest.len());
+        rest[..end]
+            .parse()
+            .unwrap_or_else(|_| panic!("{key} in {body}"))
+    };
+    assert!(
+        obsr.contains("\"remote_socket_address\" : \"/127.0.0.1:"),
+        "{obsr}"
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let established = observer(&obsr, "established");
+    assert!((now_ms - 120_000..=now_ms).contains(&established), "{obsr}");
+    assert!(observer(&obsr, "packets_received") > 0, "{obsr}");
+    // Its sessions' creation, the create and the sync at least.
+    assert!(observer(&obsr, "requests") >= 2, "{obsr}");
+    // The observer was sent the write (INFORM) at least: the last zxid is it or later.
+    assert!(observer(&obsr, "last_zxid") >= made.stat.czxid, "{obsr}");
+    let sent = observer(&obsr, "packets_sent");
+    assert!(sent > 2, "{obsr}");
+    assert!(
+        obsr.starts_with(
+            "{\n  \"synced_observers\" : 1,\n  \"observers\" : [ {\n    \
+             \"remote_socket_address\" : \""
+        ),
+        "{obsr}"
+    );
+    for want in [
+        "\",\n    \"sid\" : 4,\n    \"established\" : ",
+        ",\n    \"queued_packets\" : ",
+        ",\n    \"queued_packets_size\" : ",
+        ",\n    \"packets_received\" : ",
+        ",\n    \"packets_sent\" : ",
+        ",\n    \"requests\" : ",
+        ",\n    \"last_zxid\" : ",
+    ] {
+        assert!(obsr.contains(want), "{want} in {obsr}");
+    }
+    assert!(
+        obsr.ends_with("\n  } ],\n  \"command\" : \"observers\",\n  \"error\" : null\n}"),
+        "{obsr}"
+    );
+    // Followers (without an observer master) and the observer list none.
+    let none = "{\n  \"synced_observers\" : 0,\n  \"observers\" : [ ],\n  \
+                \"command\" : \"observers\",\n  \"error\" : null\n}";
+    for (i, m) in members.iter().enumerate().filter(|(i, _)| *i != leader) {
+        assert_eq!(m.admin_command("obsr").unwrap(), none, "member {}", i + 1);
+    }
+    // ObserverCnxnStatResetCommand answers alike on every member.
+    let reset = "{\n  \"command\" : \"observer_connection_stat_reset\",\n  \"error\" : null\n}";
+    for m in &members {
+        assert_eq!(m.admin_command("orst").unwrap(), reset);
+    }
+    // On the leader it starts the counters again (pings go on meanwhile).
+    let obsr = members[leader].admin_command("observers").unwrap();
+    assert_eq!(observer(&obsr, "requests"), 0, "{obsr}");
+    assert!(observer(&obsr, "packets_sent") < sent, "{obsr}");
+    assert_eq!(observer(&obsr, "established"), established, "{obsr}");
+
+    // last_snapshot: every member's stored tree holds the write.
+    let mut c = Client::connect(members[leader].client);
+    assert_eq!(c.call(create("/lsnp", b"v", 0)).err(), 0);
+    let written = ["/lsnp".to_string()];
+    for m in &members {
+        sync_and_check(m.client, &written);
+    }
+    for (i, m) in members.iter().enumerate() {
+        // Against zabstate's last_zxid, read before and after it (sessions come and go).
+        let steady = (0..50).find_map(|_| {
+            let before = admin_value(&m.admin_command("zabstate")?, "last_zxid")?;
+            let lsnp = m.admin_command("last_snapshot")?;
+            let after = admin_value(&m.admin_command("zabstate")?, "last_zxid")?;
+            if before == after {
+                return Some((before, lsnp));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            None
+        });
+        let (zxid, lsnp) = steady.unwrap_or_else(|| panic!("member {}: no steady zxid", i + 1));
+        assert_eq!(
+            admin_value(&lsnp, "zxid").as_deref(),
+            zxid.strip_prefix("0x"),
+            "member {}: {lsnp}",
+            i + 1
+        );
+        let secs: i64 = admin_value(&lsnp, "timestamp")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{lsnp}"));
+        assert!(secs > 1_600_000_000, "seconds since 1970: {lsnp}");
+        assert!(
+            lsnp.ends_with("\n  \"command\" : \"last_snapshot\",\n  \"error\" : null\n}"),
+            "{lsnp}"
+        );
+    }
+
+    // An observer gone is no longer listed.
+    members[3].kill();
+    let t0 = Instant::now();
+    loop {
+        let obsr = members[leader].admin_command("obsr").unwrap_or_default();
+        if obsr == none {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "still listed: {obsr}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn the_leader_expires_sessions_kept_alive_through_followers() {
     let tmp = tempfile::tempdir().unwrap();

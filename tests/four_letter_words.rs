@@ -682,6 +682,142 @@ fn the_admin_server_answers_zookeepers_json_commands() {
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
 
+/// The value of `key` in a command's JSON (a top-level number, or a string without its
+/// quotes).
+fn json_value<'a>(body: &'a str, key: &str) -> Option<&'a str> {
+    let at = body.find(&format!("\n  \"{key}\" : "))? + key.len() + 8;
+    let rest = &body[at..];
+    let end = rest.find(['\n', ','])?;
+    Some(rest[..end].trim_matches('"'))
+}
+
+fn unix_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `last_snapshot`'s (zxid, timestamp), checked against LastSnapshotCommand's layout.
+fn last_snapshot(port: u16) -> (i64, i64) {
+    let (status, body) = http_get(port, "/commands/lsnp").unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let hex = json_value(&body, "zxid").unwrap().to_string();
+    let secs: i64 = json_value(&body, "timestamp").unwrap().parse().unwrap();
+    assert_eq!(
+        body,
+        format!(
+            "{{\n  \"zxid\" : \"{hex}\",\n  \"timestamp\" : {secs},\n  \
+             \"command\" : \"last_snapshot\",\n  \"error\" : null\n}}"
+        )
+    );
+    // Long.toHexString: two's complement, so a u64 in hex.
+    (u64::from_str_radix(&hex, 16).unwrap() as i64, secs)
+}
+
+/// `server_stats`' last processed zxid.
+fn last_processed_zxid(port: u16) -> i64 {
+    let (_, body) = http_get(port, "/commands/srvr").unwrap();
+    let rest = body.split("\"last_processed_zxid\" : ").nth(1).unwrap();
+    rest.split(',').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_admin_server_answers_observers_system_properties_and_last_snapshot() {
+    let port = free_port();
+    let cfg = format!(
+        "admin.serverPort={port}\nadmin.serverAddress=127.0.0.1\n4lw.commands.whitelist=*\n\
+         jute.maxbuffer=2000000\n"
+    );
+    let before = unix_secs();
+    let s = TestServer::start(&cfg);
+    // The admin port is bound as the server starts serving: this waits for it.
+    http_get_typed(port, "/commands/ruok");
+    let json = |path: &str| {
+        let (status, body) = http_get(port, path).unwrap();
+        assert_eq!(status, "HTTP/1.1 200 OK", "{path}");
+        body
+    };
+    // A standalone server has no observers and nothing to reset, as ZooKeeper's
+    // SyncedObserverConsCommand and ObserverCnxnStatResetCommand answer on one.
+    let none = "{\n  \"synced_observers\" : 0,\n  \"observers\" : [ ],\n  \
+                \"command\" : \"observers\",\n  \"error\" : null\n}";
+    assert_eq!(json("/commands/observers"), none);
+    assert_eq!(json("/commands/obsr"), none);
+    let reset = "{\n  \"command\" : \"observer_connection_stat_reset\",\n  \"error\" : null\n}";
+    assert_eq!(json("/commands/observer_connection_stat_reset"), reset);
+    assert_eq!(json("/commands/orst"), reset);
+
+    // last_snapshot: the tree saved, at its zxid, since a time after the start.
+    let mut c = Client::connect(s.addr);
+    assert_eq!(c.call(create("/snap", b"x", 0)).err(), 0);
+    assert_eq!(c.call(set_data("/snap", b"y", 0)).err(), 0);
+    let (zxid, secs) = last_snapshot(port);
+    assert_eq!(zxid, last_processed_zxid(port));
+    assert!(zxid > 0);
+    assert!((before..=unix_secs()).contains(&secs), "{secs}");
+    // srst resets the server's counters, not the last save.
+    assert!(json("/commands/srst").contains("\"command\" : \"stat_reset\""));
+    assert_eq!(last_snapshot(port), (zxid, secs));
+    drop(c);
+
+    // system_properties: sorted by name, every value a string; the platform's and
+    // ZooKeeper's properties zkrs has, none of the JVM's own.
+    let sysp = json("/commands/sysp");
+    assert!(
+        sysp.starts_with("{\n  \"file.separator\" : \"/\",\n"),
+        "{sysp}"
+    );
+    for want in [
+        "\n  \"jute.maxbuffer\" : \"2000000\",\n",
+        "\n  \"line.separator\" : \"\\n\",\n",
+        "\n  \"os.name\" : \"Linux\",\n",
+        "\n  \"path.separator\" : \":\",\n",
+        "\n  \"zookeeper.4lw.commands.whitelist\" : \"*\",\n",
+        "\n  \"zookeeper.admin.enableServer\" : \"true\",\n",
+        "\n  \"zookeeper.forceSync\" : \"yes\",\n",
+    ] {
+        assert!(sysp.contains(want), "{want} in {sysp}");
+    }
+    assert!(
+        sysp.ends_with("\n  \"command\" : \"system_properties\",\n  \"error\" : null\n}"),
+        "{sysp}"
+    );
+    assert!(!sysp.contains("java.version"), "{sysp}");
+    let keys: Vec<&str> = sysp
+        .lines()
+        .filter_map(|l| l.strip_prefix("  \"")?.split_once("\" : "))
+        .filter(|(k, _)| !["command", "error"].contains(k))
+        .map(|(k, v)| {
+            assert!(v.starts_with('"'), "{k} is not a string: {v}");
+            k
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(keys, sorted, "sorted, once each");
+    assert_eq!(json("/commands/system_properties"), sysp);
+
+    // In 3.8 these are AdminServer commands only: no four-letter word answers.
+    for w in ["obsr", "orst", "sysp", "lsnp"] {
+        assert_eq!(word(s.addr, w), "", "{w}");
+    }
+
+    // A restart recovers the saved tree, as ZooKeeper snapshots what it loads at start.
+    let dir = s.dir.clone();
+    let tmp = s.stop();
+    let restarted = unix_secs();
+    let s = TestServer::start_in(&dir, &cfg);
+    http_get_typed(port, "/commands/ruok");
+    let (again, secs) = last_snapshot(port);
+    assert!(again >= zxid, "{again:x} < {zxid:x}");
+    assert_eq!(again, last_processed_zxid(port));
+    assert!(secs >= restarted, "{secs} < {restarted}");
+    drop(s);
+    drop(tmp);
+}
+
 #[test]
 fn a_fresh_server_counts_five_nodes_as_zookeeper_does() {
     // ZooKeeper's node map holds the root twice ("" and "/") beside /zookeeper,

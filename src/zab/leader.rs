@@ -258,6 +258,29 @@ impl Zab {
             .is_some_and(|x| x.takes_prior)
     }
 
+    /// The observers this leader forwards to, in id order: from the start of their sync on,
+    /// as ZooKeeper's leader adds an observer's handler to its observing learners.
+    pub fn observing_learners(&self) -> Vec<Sid> {
+        let mut sids: Vec<Sid> = self
+            .leader
+            .iter()
+            .flat_map(|l| l.learners.iter())
+            .filter(|(_, x)| {
+                x.observer
+                    && matches!(
+                        x.phase,
+                        Phase::AwaitingSnapshot
+                            | Phase::NewLeaderSent
+                            | Phase::NewLeaderAcked
+                            | Phase::UpToDate
+                    )
+            })
+            .map(|(s, _)| *s)
+            .collect();
+        sids.sort_unstable();
+        sids
+    }
+
     /// Does learner `sid` take zkrs's snapshot (in pieces), or ZooKeeper's?
     pub fn learner_takes_chunks(&self, sid: Sid) -> bool {
         self.leader
