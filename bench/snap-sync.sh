@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# A zkrs member joining two zkrs members that hold N znodes, on an empty data dir (SNAP from
+# the leader), while one client reads from the leader one request at a time. Prints, for each
+# zkrs binary given (default: this tree's release build), the time from the member's start to
+# `Mode: follower`, the leader's and the new member's peak resident memory (VmHWM) during
+# the join, and the reading client's latencies (p99.9 and max: a leader that stops to write
+# the snapshot shows in the max).
+#
+#   bench/snap-sync.sh [znodes] [base-port] [zkrs binary ...]   # default 1000000, 25700
+set -euo pipefail
+N=${1:-1000000}
+BASE=${2:-25700}
+shift 2 2>/dev/null || shift $#
+: "${CARGO_TARGET_DIR:=$HOME/.cache/zkrs-target}"
+BINARIES=("$@")
+[ ${#BINARIES[@]} -gt 0 ] || BINARIES=("$CARGO_TARGET_DIR/release/zkrs")
+BENCH=$CARGO_TARGET_DIR/release/zkrs-bench
+D=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; [ -n "${SNAP_KEEP:-}" ] || rm -rf "$D"' EXIT
+
+config() { # id
+  local i=$1 d=$D/m$1
+  mkdir -p "$d"
+  echo "$i" > "$d/myid"
+  {
+    echo "tickTime=2000"; echo "initLimit=30"; echo "syncLimit=5"; echo "dataDir=$d"
+    echo "clientPort=$((BASE + i))"; echo "clientPortAddress=127.0.0.1"
+    echo "admin.enableServer=false"; echo "4lw.commands.whitelist=*"; echo "maxClientCnxns=0"
+    for s in 1 2 3; do echo "server.$s=127.0.0.1:$((BASE + 10 + s)):$((BASE + 20 + s))"; done
+  } > "$d/zoo.cfg"
+}
+
+start() { # binary id
+  "$1" --config "$D/m$2/zoo.cfg" > "$D/m$2/server.log" 2>&1 &
+  pids+=($!)
+  SPID=$!
+}
+
+mode() { # port
+  { echo srvr | nc -q 1 127.0.0.1 "$1" 2>/dev/null || true; } | sed -n 's/^Mode: //p'
+}
+
+wait_mode() { # port
+  for _ in $(seq 1 1200); do
+    case "$(mode "$1")" in leader | follower) return 0 ;; esac
+    sleep 0.05
+  done
+  echo "port $1 did not serve" >&2
+  exit 1
+}
+
+mib() { # pid field
+  awk -v f="$2:" '$1 == f {printf "%.0f", $2 / 1024}' "/proc/$1/status"
+}
+
+echo "| binary | start to follower s | leader peak RSS MiB | member 3 peak RSS MiB | reads p99.9 ms | reads max ms |"
+echo "|---|---:|---:|---:|---:|---:|"
+for bin in "${BINARIES[@]}"; do
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  pids=()
+  rm -rf "$D"/m*
+  config 1
+  config 2
+  start "$bin" 1
+  p1=$SPID
+  start "$bin" 2
+  p2=$SPID
+  wait_mode $((BASE + 1))
+  wait_mode $((BASE + 2))
+  lead=$((BASE + 1)) lpid=$p1
+  [ "$(mode $((BASE + 2)))" = leader ] && lead=$((BASE + 2)) lpid=$p2
+  "$BENCH" bulk --addr "127.0.0.1:$lead" -s 16 -o 64 -n "$N" -d 1200 --label bulk > "$D/bulk.out"
+  # One reader on the leader all along the join.
+  "$BENCH" get --addr "127.0.0.1:$lead" -s 1 -o 1 -n 100000000 -d 25 --label reads > "$D/get.out" &
+  reader=$!
+  sleep 4
+  echo 5 > "/proc/$lpid/clear_refs" # the leader's peak RSS from here on
+  config 3
+  t0=$(date +%s.%N)
+  start "$bin" 3
+  p3=$SPID
+  wait_mode $((BASE + 3))
+  t1=$(date +%s.%N)
+  sleep 2
+  lhwm=$(mib "$lpid" VmHWM)
+  hwm3=$(mib "$p3" VmHWM)
+  wait "$reader"
+  p999=$(sed -n 's/.* p999_ms=\([0-9.,]*\).*/\1/p' "$D/get.out" | head -1)
+  max=$(sed -n 's/.* max_ms=\([0-9.,]*\).*/\1/p' "$D/get.out" | head -1)
+  printf '| %s | %.2f | %s | %s | %s | %s |\n' "$bin" "$(echo "$t1 - $t0" | bc)" "$lhwm" "$hwm3" "$p999" "$max"
+done
