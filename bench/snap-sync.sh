@@ -7,6 +7,9 @@
 # the snapshot shows in the max).
 #
 #   bench/snap-sync.sh [znodes] [base-port] [zkrs binary ...]   # default 1000000, 25700
+#
+# A binary given as `A+B` runs members 1 and 2 with A and the joining member with B (two
+# builds syncing each other).
 set -euo pipefail
 N=${1:-1000000}
 BASE=${2:-25700}
@@ -56,7 +59,9 @@ mib() { # pid field
 
 echo "| binary | start to follower s | leader peak RSS MiB | member 3 peak RSS MiB | reads p99.9 ms | reads max ms |"
 echo "|---|---:|---:|---:|---:|---:|"
-for bin in "${BINARIES[@]}"; do
+for given in "${BINARIES[@]}"; do
+  bin=${given%%+*}
+  joiner=${given#*+}
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   pids=()
   rm -rf "$D"/m*
@@ -78,7 +83,7 @@ for bin in "${BINARIES[@]}"; do
   echo 5 > "/proc/$lpid/clear_refs" # the leader's peak RSS from here on
   config 3
   t0=$(date +%s.%N)
-  start "$bin" 3
+  start "$joiner" 3
   p3=$SPID
   wait_mode $((BASE + 3))
   t1=$(date +%s.%N)
@@ -88,5 +93,5 @@ for bin in "${BINARIES[@]}"; do
   wait "$reader"
   p999=$(sed -n 's/.* p999_ms=\([0-9.,]*\).*/\1/p' "$D/get.out" | head -1)
   max=$(sed -n 's/.* max_ms=\([0-9.,]*\).*/\1/p' "$D/get.out" | head -1)
-  printf '| %s | %.2f | %s | %s | %s | %s |\n' "$bin" "$(echo "$t1 - $t0" | bc)" "$lhwm" "$hwm3" "$p999" "$max"
+  printf '| %s | %.2f | %s | %s | %s | %s |\n' "$given" "$(echo "$t1 - $t0" | bc)" "$lhwm" "$hwm3" "$p999" "$max"
 done

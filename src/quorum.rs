@@ -14,6 +14,7 @@ use jute::quorum::{InitialMessage, Notification, QuorumPacket};
 use jute::{Decode, DecodeError, Encode, Reader};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -392,6 +393,7 @@ pub struct Peers {
     core: mpsc::Sender<CoreMsg>,
     rt: tokio::runtime::Handle,
     generation: Arc<AtomicU64>,
+    incoming: Arc<Incoming>,
 }
 
 impl Peers {
@@ -401,6 +403,7 @@ impl Peers {
         core: mpsc::Sender<CoreMsg>,
         listen_all: bool,
         wire: Wire,
+        incoming: Arc<Incoming>,
     ) -> std::io::Result<Self> {
         let me = ensemble.me().clone();
         let bind = |port: u16| -> std::io::Result<SocketAddr> {
@@ -424,6 +427,7 @@ impl Peers {
             core,
             rt: tokio::runtime::Handle::current(),
             generation: Arc::default(),
+            incoming,
         };
         tokio::spawn(accept_election(election_listener, peers.clone_parts()));
         tokio::spawn(accept_quorum(quorum_listener, peers.clone_parts()));
@@ -441,6 +445,7 @@ impl Peers {
             quorum: self.quorum.clone(),
             core: self.core.clone(),
             generation: self.generation.clone(),
+            incoming: self.incoming.clone(),
         }
     }
 
@@ -480,6 +485,11 @@ impl Peers {
             stats.queued(&head);
             let _ = tx.send(Outgoing::Snapshot { head, pieces });
         }
+    }
+
+    /// The file a SNAP's data stands for ([`Incoming`]), if it does.
+    pub fn incoming_file(&self, data: &[u8]) -> Option<&Path> {
+        self.incoming.file_of(data)
     }
 
     /// The counters of the quorum connection with `sid`, if there is one.
@@ -547,6 +557,7 @@ struct Parts {
     quorum: QuorumLinks,
     core: mpsc::Sender<CoreMsg>,
     generation: Arc<AtomicU64>,
+    incoming: Arc<Incoming>,
 }
 
 impl Parts {
@@ -818,34 +829,61 @@ async fn send_snapshot(
 /// [`crate::snapshot::PIECE`]).
 const MAX_SNAP_FRAME: usize = 64 << 20;
 
+/// Where a learner writes a zkrs leader's snapshot in frames as it arrives (the learner
+/// never holds it whole), and the token its SNAP then goes to the core with: the core
+/// installs from the file only a SNAP whose data is the token, which no peer knows.
+pub struct Incoming {
+    path: PathBuf,
+    token: [u8; 16],
+}
+
+impl Incoming {
+    pub fn new(path: PathBuf) -> Arc<Self> {
+        let mut token = [0u8; 16];
+        if getrandom::getrandom(&mut token).is_err() {
+            // No OS randomness: the clock's nanoseconds, which a peer does not see either.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            token = nanos.to_le_bytes();
+        }
+        Arc::new(Incoming { path, token })
+    }
+
+    /// The file a SNAP's data stands for, if it is the token.
+    pub fn file_of(&self, data: &[u8]) -> Option<&Path> {
+        (data == self.token).then_some(self.path.as_path())
+    }
+}
+
 /// A zkrs leader's snapshot arriving in frames after its SNAP ([`send_snapshot`]): their
-/// bytes gathered into the SNAP's data for the core.
+/// bytes written to the [`Incoming`] file; a snapshot cut short is removed.
 struct Frames {
     zxid: i64,
-    data: Vec<u8>,
+    file: std::fs::File,
+    incoming: Arc<Incoming>,
+    whole: bool,
 }
 
 impl Frames {
-    /// Is `p` (a SNAP) a zkrs leader's, its snapshot in frames?
+    /// Is `p` (a SNAP) a zkrs leader's, its snapshot in frames? (Its data: the tag, then the
+    /// size the leader expects, which a learner writing to a file has no use for.)
     fn tagged(p: &QuorumPacket) -> bool {
         p.data
             .as_deref()
             .is_some_and(|d| d.starts_with(crate::zab::CHUNKED_SNAP_TAG))
     }
 
-    /// Ready for the frames after `p`, with room for the size the leader expects (up to
-    /// 16 GiB; beyond, or where that much cannot be had, the data grows as it comes).
-    fn new(p: &QuorumPacket) -> Self {
-        let hint = p
-            .data
-            .as_deref()
-            .and_then(|d| d.get(crate::zab::CHUNKED_SNAP_TAG.len()..)?.try_into().ok())
-            .map(u64::from_be_bytes)
-            .and_then(|n| usize::try_from(n.min(16 << 30)).ok())
-            .unwrap_or(0);
-        let mut data = Vec::new();
-        let _ = data.try_reserve_exact(hint);
-        Frames { zxid: p.zxid, data }
+    /// Ready for the frames after `p`, in a fresh file.
+    fn new(p: &QuorumPacket, incoming: &Arc<Incoming>) -> Result<Self, String> {
+        let file = std::fs::File::create(&incoming.path)
+            .map_err(|e| format!("{}: {e}", incoming.path.display()))?;
+        Ok(Frames {
+            zxid: p.zxid,
+            file,
+            incoming: incoming.clone(),
+            whole: false,
+        })
     }
 
     /// Takes the whole frames at the start of `bytes`: how many bytes they took, and the
@@ -858,10 +896,11 @@ impl Frames {
             };
             let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
             if len == 0 {
+                self.whole = true;
                 let snap = QuorumPacket {
                     type_: packet::SNAP,
                     zxid: self.zxid,
-                    data: Some(std::mem::take(&mut self.data)),
+                    data: Some(self.incoming.token.to_vec()),
                     authinfo: None,
                 };
                 return Ok((at + 4, Some(snap)));
@@ -873,8 +912,17 @@ impl Frames {
             let Some(piece) = bytes.get(at + 4..at + 4 + len) else {
                 return Ok((at, None));
             };
-            self.data.extend_from_slice(piece);
+            std::io::Write::write_all(&mut self.file, piece)
+                .map_err(|e| format!("{}: {e}", self.incoming.path.display()))?;
             at += 4 + len;
+        }
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        if !self.whole {
+            let _ = std::fs::remove_file(&self.incoming.path);
         }
     }
 }
@@ -1170,7 +1218,13 @@ async fn pump(
                         }
                         // A zkrs leader's: its snapshot follows in frames.
                         Ok(Some(p)) if p.type_ == packet::SNAP && Frames::tagged(&p) => {
-                            framed = Some(Frames::new(&p));
+                            match Frames::new(&p, &parts.incoming) {
+                                Ok(frames) => framed = Some(frames),
+                                Err(e) => {
+                                    tracing::warn!("member {sid}'s snapshot: {e}");
+                                    break true;
+                                }
+                            }
                         }
                         Ok(Some(p)) => packets.push(p),
                         Ok(None) => break false,
@@ -1276,7 +1330,9 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_in_frames_is_gathered_from_every_cut_and_the_stream_goes_on() {
+    fn a_snapshot_in_frames_is_written_to_its_file_from_every_cut_and_the_stream_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let incoming = Incoming::new(dir.path().join("incoming"));
         let snapshot: Vec<u8> = (0..300_000).map(|i| (i % 253) as u8).collect();
         let mut hint = crate::zab::CHUNKED_SNAP_TAG.to_vec();
         hint.extend_from_slice(&(snapshot.len() as u64).to_be_bytes());
@@ -1293,8 +1349,7 @@ mod tests {
         let after = packet(packet::PROPOSAL, 0x2_0000_0008, Some(b"txn".to_vec()));
         after.encode(&mut wire);
         for cut in [1, 3, 4, 5, 1000, 70_005, wire.len()] {
-            let mut frames = Frames::new(&head);
-            assert!(frames.data.capacity() >= snapshot.len());
+            let mut frames = Frames::new(&head, &incoming).unwrap();
             let mut buf = Vec::new();
             let mut got = None;
             for piece in wire.chunks(cut) {
@@ -1305,20 +1360,26 @@ mod tests {
                     got = snap;
                 }
             }
+            drop(frames);
             let got = got.expect("whole");
             assert_eq!(got.zxid, 0x2_0000_0007);
-            assert_eq!(got.data.as_deref(), Some(&snapshot[..]), "cut {cut}");
+            // The SNAP stands for the file, which holds the snapshot; nothing else does.
+            let data = got.data.unwrap();
+            let path = incoming.file_of(&data).expect("the token");
+            assert_eq!(std::fs::read(path).unwrap(), snapshot, "cut {cut}");
+            assert!(incoming.file_of(&snapshot[..16]).is_none());
+            assert!(incoming.file_of(b"").is_none());
             assert_eq!(read_all(&mut buf), vec![after.clone()]);
         }
+        // Cut short (the connection broke): its file goes.
+        let mut frames = Frames::new(&head, &incoming).unwrap();
+        frames.take(&wire[..100_000]).unwrap();
+        drop(frames);
+        assert!(!incoming.path.exists());
         // A frame longer than any leader writes, or negative: the connection is broken.
         for bad in [(MAX_SNAP_FRAME as i32) + 1, -5] {
-            let mut frames = Frames::new(&head);
+            let mut frames = Frames::new(&head, &incoming).unwrap();
             assert!(frames.take(&bad.to_be_bytes()).is_err());
         }
-        // A size hint past what can be had is not taken at its word.
-        let mut huge = crate::zab::CHUNKED_SNAP_TAG.to_vec();
-        huge.extend_from_slice(&u64::MAX.to_be_bytes());
-        let frames = Frames::new(&packet(packet::SNAP, 1, Some(huge)));
-        assert!(frames.data.capacity() <= 16 << 30);
     }
 }

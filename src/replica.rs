@@ -140,7 +140,21 @@ impl Core {
             }
         }
         if let Some((zxid, bytes)) = install_snapshot {
-            match self.store.install_snapshot(&bytes) {
+            // A zkrs leader's snapshot in frames waits in a file; others come as the data.
+            let file = self
+                .replica
+                .as_ref()
+                .and_then(|r| r.peers.incoming_file(&bytes))
+                .map(std::path::Path::to_path_buf);
+            let installed = match &file {
+                Some(path) => {
+                    let installed = self.store.install_snapshot_file(path);
+                    let _ = std::fs::remove_file(path);
+                    installed
+                }
+                None => self.store.install_snapshot(&bytes),
+            };
+            match installed {
                 Ok((_, nodes)) => {
                     tracing::info!("installed a snapshot at {zxid:#x} ({nodes} znodes)");
                     drop(bytes);
@@ -291,10 +305,13 @@ impl Core {
         for sid in std::mem::take(&mut r.snapshots_wanted) {
             let (format, hint) = match r.zab.learner_takes_chunks(sid) {
                 true => {
-                    // The size zkrs's encoding will have, about: the learner makes room.
+                    // The size zkrs's encoding will have, with room to spare: the learner
+                    // reserves it (room never written costs no memory; too little, and the
+                    // buffer grows by copying, holding both copies a while).
                     let size = self.tree.approximate_data_size()
                         + self.tree.len() * crate::store::SNAPSHOT_NODE_OVERHEAD;
-                    (SnapFormat::Zkrs, (size as u64).to_be_bytes().to_vec())
+                    let room = size + size / 4;
+                    (SnapFormat::Zkrs, (room as u64).to_be_bytes().to_vec())
                 }
                 false => (SnapFormat::ZooKeeper, Vec::new()),
             };

@@ -236,16 +236,20 @@ pub async fn run(
         let ensemble = Arc::new(ensemble);
         let wire =
             crate::quorum::Wire::new(crate::tls::QuorumTls::of(&cfg)?, cfg.quorum_sasl.clone());
+        // A leader's snapshot in frames is written here as it arrives, then installed.
+        let store_dir = cfg.data_log_dir.as_ref().unwrap_or(&cfg.data_dir);
+        let incoming = crate::quorum::Incoming::new(store_dir.join("zkrs-snapshot.incoming"));
         let peers = crate::quorum::Peers::start(
             ensemble.clone(),
             core_tx.clone(),
             cfg.quorum_listen_on_all_ips,
             wire,
+            incoming,
         )
         .await?;
         let applied = core.tree.last_zxid;
         // The log's newest txns: the committed window for DIFFs, then the unapplied tail.
-        let tail = core.store.member_tail(applied, 10_000)?;
+        let tail = core.store.member_tail(applied, cfg.commit_log_count)?;
         let last_logged = tail.last().map_or(applied, |e| e.header.zxid.max(applied));
         let hs = core.store.load_hard_state(last_logged)?;
         tracing::info!(

@@ -415,6 +415,115 @@ fn scan_nodes(
     Ok(())
 }
 
+/// A snapshot as SNAP carries it between zkrs members ([`write_snapshot_head`]), read one
+/// record at a time from any reader: last zxid, sessions, the node count (or -1: records up
+/// to [`END_MARK`] and the count after it), each node's path and record, and nothing after.
+struct SnapRecords<'a> {
+    rd: Box<dyn std::io::Read + 'a>,
+    zxid: i64,
+    sessions: Vec<(i64, i32)>,
+    /// The node count the head gives (-1: see [`END_MARK`]).
+    expected: i32,
+    count: usize,
+    path: String,
+    record: Vec<u8>,
+}
+
+fn snapshot_corrupt(detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what: "snapshot",
+        detail: detail.to_string(),
+    }
+}
+
+impl<'a> SnapRecords<'a> {
+    fn open(mut rd: Box<dyn std::io::Read + 'a>) -> Result<Self, StoreError> {
+        let zxid = i64::from_be_bytes(read_array(&mut rd)?);
+        let n = i32::from_be_bytes(read_array(&mut rd)?);
+        let mut sessions = Vec::new();
+        for _ in 0..n.max(0) {
+            let id = i64::from_be_bytes(read_array(&mut rd)?);
+            let timeout = i32::from_be_bytes(read_array(&mut rd)?);
+            sessions.push((id, timeout));
+        }
+        let expected = i32::from_be_bytes(read_array(&mut rd)?);
+        Ok(SnapRecords {
+            rd,
+            zxid,
+            sessions,
+            expected,
+            count: 0,
+            path: String::new(),
+            record: Vec::new(),
+        })
+    }
+
+    /// The next node's path and record; None after the last, once nothing follows it.
+    fn next_record(&mut self) -> Result<Option<(&str, &[u8])>, StoreError> {
+        if self.expected != -1 && self.count == self.expected.max(0) as usize {
+            return self.end();
+        }
+        let len = i32::from_be_bytes(read_array(&mut self.rd)?);
+        // Written as it streamed: an end mark (a path of length -1), then the count.
+        if self.expected == -1 && len == -1 {
+            let written = i32::from_be_bytes(read_array(&mut self.rd)?);
+            if usize::try_from(written).ok() != Some(self.count) {
+                return Err(snapshot_corrupt(format!(
+                    "{} nodes, its end says {written}",
+                    self.count
+                )));
+            }
+            return self.end();
+        }
+        let mut path = std::mem::take(&mut self.path).into_bytes();
+        read_len_bytes(&mut self.rd, len, &mut path)?;
+        self.path = String::from_utf8(path).map_err(snapshot_corrupt)?;
+        let len = i32::from_be_bytes(read_array(&mut self.rd)?);
+        read_len_bytes(&mut self.rd, len, &mut self.record)?;
+        self.count += 1;
+        Ok(Some((&self.path, &self.record)))
+    }
+
+    /// Past the last node: nothing may follow.
+    fn end(&mut self) -> Result<Option<(&str, &[u8])>, StoreError> {
+        let mut rest = Vec::new();
+        let extra =
+            std::io::Read::read_to_end(&mut self.rd, &mut rest).map_err(snapshot_corrupt)?;
+        if extra > 0 {
+            return Err(snapshot_corrupt(format!(
+                "{extra} bytes after its last node"
+            )));
+        }
+        Ok(None)
+    }
+}
+
+fn read_array<const N: usize>(rd: &mut dyn std::io::Read) -> Result<[u8; N], StoreError> {
+    let mut b = [0u8; N];
+    rd.read_exact(&mut b).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => snapshot_corrupt("cut short"),
+        _ => snapshot_corrupt(e),
+    })?;
+    Ok(b)
+}
+
+/// `len` bytes into `out` (cleared first); a negative length or fewer bytes than it says
+/// are an error. Read as they come: a wrong length never allocates what it claims.
+fn read_len_bytes(
+    rd: &mut dyn std::io::Read,
+    len: i32,
+    out: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    let len = u64::try_from(len).map_err(|_| snapshot_corrupt(format!("a length of {len}")))?;
+    out.clear();
+    let got = std::io::Read::read_to_end(&mut std::io::Read::take(rd, len), out)
+        .map_err(snapshot_corrupt)?;
+    if got as u64 != len {
+        return Err(snapshot_corrupt("cut short"));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the database under `dir` and the transaction log under `log_dir`.
     /// `sync`: fsync each commit (`forceSync`).
@@ -927,75 +1036,58 @@ impl Store {
     /// at zxid 0 at the next start ([`Store::open`]), as a new member's, and the leader sends
     /// a snapshot again. Returns the snapshot's zxid and number of nodes.
     pub fn install_snapshot(&self, bytes: &[u8]) -> Result<(i64, usize), StoreError> {
-        let corrupt = |e: jute::DecodeError| StoreError::Corrupt {
-            what: "snapshot",
-            detail: e.to_string(),
-        };
-        let mut r = Reader::with_limit(bytes, usize::MAX >> 2);
-        let last_zxid = i64::decode(&mut r).map_err(corrupt)?;
-        let n = i32::decode(&mut r).map_err(corrupt)?;
-        let mut sessions = Vec::new();
-        for _ in 0..n.max(0) {
-            let id = i64::decode(&mut r).map_err(corrupt)?;
-            let timeout = i32::decode(&mut r).map_err(corrupt)?;
-            sessions.push((id, timeout));
-        }
-        // -1: as many as there are to the end (a snapshot written as it streamed).
-        let n = i32::decode(&mut r).map_err(corrupt)?;
-        let records = &bytes[r.position()..];
+        self.install_from(&mut || Ok(Box::new(bytes)))
+    }
+
+    /// [`Store::install_snapshot`] from a file that holds the snapshot's bytes (a leader's
+    /// snapshot in frames, written there as it arrived): read twice, never held whole.
+    pub fn install_snapshot_file(&self, path: &Path) -> Result<(i64, usize), StoreError> {
+        self.install_from(&mut || {
+            let file = std::fs::File::open(path).map_err(|e| StoreError::Corrupt {
+                what: "snapshot file",
+                detail: format!("{}: {e}", path.display()),
+            })?;
+            Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
+        })
+    }
+
+    /// Installs the snapshot `open` reads (each call from its start): checked whole, then
+    /// written in batches under the `INSTALLING` mark.
+    fn install_from<'a>(
+        &self,
+        open: &mut dyn FnMut() -> Result<Box<dyn std::io::Read + 'a>, StoreError>,
+    ) -> Result<(i64, usize), StoreError> {
         let mut acls = AclCache::default();
         // The records, each checked (`put` false) or written (true), in batches.
-        let mut walk = |put: bool| -> Result<usize, StoreError> {
-            let mut r = Reader::with_limit(records, usize::MAX >> 2);
+        let mut walk = |put: bool| -> Result<SnapRecords<'a>, StoreError> {
+            let mut snap = SnapRecords::open(open()?)?;
             let nodes = self.cf(CF_NODES);
             let mut batch = WriteBatch::default();
             let mut key = Vec::new();
-            let mut count = 0usize;
-            loop {
-                if n != -1 && count == n.max(0) as usize {
-                    break;
-                }
-                // Written as it streamed: an end mark (a path of length -1), then the count.
-                if n == -1 && records.get(r.position()..r.position() + 4) == Some(&END_MARK[..]) {
-                    r.take(4).map_err(corrupt)?;
-                    let written = i32::decode(&mut r).map_err(corrupt)?;
-                    if usize::try_from(written).ok() != Some(count) {
-                        return Err(StoreError::Corrupt {
-                            what: "snapshot",
-                            detail: format!("{count} nodes, its end says {written}"),
-                        });
-                    }
-                    break;
-                }
-                count += 1;
-                let p = String::decode(&mut r).map_err(corrupt)?;
-                let node = r.read_buffer_ref().map_err(corrupt)?.unwrap_or_default();
+            while let Some((p, node)) = snap.next_record()? {
                 if !put {
-                    decode_node(node, &mut acls).map_err(corrupt)?;
+                    decode_node(node, &mut acls).map_err(|e| StoreError::Corrupt {
+                        what: "snapshot",
+                        detail: format!("{p}: {e}"),
+                    })?;
                     continue;
                 }
-                write_node_key(&p, &mut key);
+                write_node_key(p, &mut key);
                 batch.put_cf(nodes, &key, node);
                 if batch.len() >= INSTALL_BATCH {
                     self.db.write(std::mem::take(&mut batch))?;
                 }
             }
-            if r.position() != records.len() {
-                return Err(StoreError::Corrupt {
-                    what: "snapshot",
-                    detail: format!("{} bytes after its last node", records.len() - r.position()),
-                });
-            }
             self.db.write(batch)?;
-            Ok(count)
+            Ok(snap)
         };
         walk(false)?;
         self.mark(INSTALLING, true)?;
         self.begin_replace()?;
-        let count = walk(true)?;
-        self.finish_replace(&sessions, last_zxid)?;
+        let snap = walk(true)?;
+        self.finish_replace(&snap.sessions, snap.zxid)?;
         self.mark(INSTALLING, false)?;
-        Ok((last_zxid, count))
+        Ok((snap.zxid, snap.count))
     }
 
     /// Sets or clears a mark in the meta family, synced.
@@ -1944,10 +2036,16 @@ mod tests {
         assert!(pieces >= 3, "{pieces} pieces");
         assert_eq!(bytes, whole);
         assert_eq!(gather(zk).expect("whole").0, zookeeper);
-        // Installed elsewhere, the node count read to the end: the tree as it was.
+        // Installed elsewhere from a file (as a learner keeps it), the node count read to
+        // the end: the tree as it was.
         let other = tempfile::tempdir().unwrap();
         let (target, _) = unbudgeted(other.path());
-        assert_eq!(target.install_snapshot(&bytes).unwrap(), (zxid, 40_000 + 4));
+        let file = other.path().join("incoming");
+        std::fs::write(&file, &bytes).unwrap();
+        assert_eq!(
+            target.install_snapshot_file(&file).unwrap(),
+            (zxid, 40_000 + 4)
+        );
         let installed = target.open_tree(false).unwrap();
         assert_eq!(installed.len(), 40_000 + 4);
         assert!(installed.get("/n7").is_some() && installed.get("/later40001").is_none());
@@ -1977,11 +2075,21 @@ mod tests {
             &bytes[..30],
             &miscounted[..],
         ];
+        let file = other.path().join("incoming");
         for cut in broken {
             assert!(target.install_snapshot(cut).is_err(), "{} bytes", cut.len());
+            std::fs::write(&file, cut).unwrap();
+            assert!(
+                target.install_snapshot_file(&file).is_err(),
+                "{} bytes",
+                cut.len()
+            );
             let t = target.open_tree(false).unwrap();
             assert!(t.get("/n5").is_some() && t.get("/n6").is_none());
         }
+        assert!(target
+            .install_snapshot_file(&other.path().join("none"))
+            .is_err());
         assert_eq!(target.install_snapshot(&bytes).unwrap().1, 3000 + 4);
     }
 }
