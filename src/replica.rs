@@ -305,13 +305,11 @@ impl Core {
         for sid in std::mem::take(&mut r.snapshots_wanted) {
             let (format, hint) = match r.zab.learner_takes_chunks(sid) {
                 true => {
-                    // The size zkrs's encoding will have, with room to spare: the learner
-                    // reserves it (room never written costs no memory; too little, and the
-                    // buffer grows by copying, holding both copies a while).
+                    // About the size zkrs's encoding will have, for the learner to know
+                    // (it writes the frames to a file as they come, and needs no room).
                     let size = self.tree.approximate_data_size()
                         + self.tree.len() * crate::store::SNAPSHOT_NODE_OVERHEAD;
-                    let room = size + size / 4;
-                    (SnapFormat::Zkrs, (room as u64).to_be_bytes().to_vec())
+                    (SnapFormat::Zkrs, (size as u64).to_be_bytes().to_vec())
                 }
                 false => (SnapFormat::ZooKeeper, Vec::new()),
             };

@@ -71,8 +71,9 @@ pub const PRIOR_VERSION: i32 = 0x10001;
 /// and that many bytes of zkrs's SNAP data, ended by a frame of length 0 (see
 /// [`crate::snapshot`]). A leader sends a learner announcing less ZooKeeper's snapshot.
 pub const CHUNKED_SNAP_VERSION: i32 = 0x10002;
-/// The data of a SNAP whose snapshot follows in frames ([`CHUNKED_SNAP_VERSION`]): no
-/// snapshot in zkrs's format is this short.
+/// How the data of a SNAP whose snapshot follows in frames begins ([`CHUNKED_SNAP_VERSION`]);
+/// the leader's estimate of the snapshot's size (u64) follows. A snapshot in zkrs's format
+/// begins with its zxid, which these bytes would make an epoch of some two billion.
 pub const CHUNKED_SNAP_TAG: &[u8] = b"zkrs/frames";
 
 pub fn epoch_of(zxid: i64) -> i64 {
