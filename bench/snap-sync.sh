@@ -9,7 +9,8 @@
 #   bench/snap-sync.sh [znodes] [base-port] [zkrs binary ...]   # default 1000000, 25700
 #
 # A binary given as `A+B` runs members 1 and 2 with A and the joining member with B (two
-# builds syncing each other).
+# builds syncing each other); B may be `apache`: Apache ZooKeeper 3.8 joins (ZooKeeper's
+# snapshot stream from the zkrs leader).
 set -euo pipefail
 N=${1:-1000000}
 BASE=${2:-25700}
@@ -34,7 +35,16 @@ config() { # id
   } > "$d/zoo.cfg"
 }
 
+CP=/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-simple.jar
+
 start() { # binary id
+  if [ "$1" = apache ]; then
+    java "-Dzookeeper.log.dir=$D/m$2" -cp "$CP" org.apache.zookeeper.server.quorum.QuorumPeerMain \
+      "$D/m$2/zoo.cfg" > "$D/m$2/server.log" 2>&1 &
+    pids+=($!)
+    SPID=$!
+    return
+  fi
   "$1" --config "$D/m$2/zoo.cfg" > "$D/m$2/server.log" 2>&1 &
   pids+=($!)
   SPID=$!
