@@ -838,7 +838,14 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// At start: a file left there is a transfer or an install that a crash cut short (the
+    /// store's own mark covers the install), so it goes; it may be as large as a snapshot.
     pub fn new(path: PathBuf) -> Arc<Self> {
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!("removed {}, left by a snapshot cut short", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("cannot remove {}: {e}", path.display()),
+        }
         let mut token = [0u8; 16];
         if getrandom::getrandom(&mut token).is_err() {
             // No OS randomness: the clock's nanoseconds, which a peer does not see either.
