@@ -11,47 +11,12 @@ BASE=${2:-25600}
 : "${CARGO_TARGET_DIR:=$HOME/.cache/zkrs-target}"
 ZKRS=$CARGO_TARGET_DIR/release/zkrs
 BENCH=$CARGO_TARGET_DIR/release/zkrs-bench
-CP=/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-simple.jar
-D=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$D"' EXIT
-
-config() { # id
-  local i=$1 d=$D/m$1
-  mkdir -p "$d"
-  echo "$i" > "$d/myid"
-  {
-    echo "tickTime=2000"; echo "initLimit=30"; echo "syncLimit=5"; echo "dataDir=$d"
-    echo "clientPort=$((BASE + i))"; echo "clientPortAddress=127.0.0.1"
-    echo "admin.enableServer=false"; echo "4lw.commands.whitelist=*"; echo "maxClientCnxns=0"
-    for s in 1 2 3; do echo "server.$s=127.0.0.1:$((BASE + 10 + s)):$((BASE + 20 + s))"; done
-  } > "$d/zoo.cfg"
-}
-
-apache() { # id
-  java "-Dzookeeper.log.dir=$D/m$1" -cp "$CP" org.apache.zookeeper.server.quorum.QuorumPeerMain \
-    "$D/m$1/zoo.cfg" > "$D/m$1/server.log" 2>&1 &
-  pids+=($!)
-  SPID=$!
-}
-
-mode() { # port
-  { echo srvr | nc -q 1 127.0.0.1 "$1" 2>/dev/null || true; } | sed -n 's/^Mode: //p'
-}
-
-wait_mode() { # port
-  for _ in $(seq 1 1200); do
-    case "$(mode "$1")" in leader | follower) return 0 ;; esac
-    sleep 0.05
-  done
-  echo "port $1 did not serve" >&2
-  exit 1
-}
+. "$(dirname "$0")/ensemble-lib.sh"
 
 config 1
 config 2
-apache 1
-apache 2
+member apache 1
+member apache 2
 wait_mode $((BASE + 1))
 wait_mode $((BASE + 2))
 lead=$BASE
@@ -65,13 +30,7 @@ join() { # kind
   config 3
   local t0 t1
   t0=$(date +%s.%N)
-  if [ "$1" = zkrs ]; then
-    "$ZKRS" --config "$D/m3/zoo.cfg" > "$D/m3/server.log" 2>&1 &
-    pids+=($!)
-    SPID=$!
-  else
-    apache 3
-  fi
+  if [ "$1" = zkrs ]; then member "$ZKRS" 3; else member apache 3; fi
   local pid=$SPID
   wait_mode $((BASE + 3))
   t1=$(date +%s.%N)

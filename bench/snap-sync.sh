@@ -19,49 +19,7 @@ shift 2 2>/dev/null || shift $#
 BINARIES=("$@")
 [ ${#BINARIES[@]} -gt 0 ] || BINARIES=("$CARGO_TARGET_DIR/release/zkrs")
 BENCH=$CARGO_TARGET_DIR/release/zkrs-bench
-D=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; [ -n "${SNAP_KEEP:-}" ] || rm -rf "$D"' EXIT
-
-config() { # id
-  local i=$1 d=$D/m$1
-  mkdir -p "$d"
-  echo "$i" > "$d/myid"
-  {
-    echo "tickTime=2000"; echo "initLimit=30"; echo "syncLimit=5"; echo "dataDir=$d"
-    echo "clientPort=$((BASE + i))"; echo "clientPortAddress=127.0.0.1"
-    echo "admin.enableServer=false"; echo "4lw.commands.whitelist=*"; echo "maxClientCnxns=0"
-    for s in 1 2 3; do echo "server.$s=127.0.0.1:$((BASE + 10 + s)):$((BASE + 20 + s))"; done
-  } > "$d/zoo.cfg"
-}
-
-CP=/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-simple.jar
-
-start() { # binary id
-  if [ "$1" = apache ]; then
-    java "-Dzookeeper.log.dir=$D/m$2" -cp "$CP" org.apache.zookeeper.server.quorum.QuorumPeerMain \
-      "$D/m$2/zoo.cfg" > "$D/m$2/server.log" 2>&1 &
-    pids+=($!)
-    SPID=$!
-    return
-  fi
-  "$1" --config "$D/m$2/zoo.cfg" > "$D/m$2/server.log" 2>&1 &
-  pids+=($!)
-  SPID=$!
-}
-
-mode() { # port
-  { echo srvr | nc -q 1 127.0.0.1 "$1" 2>/dev/null || true; } | sed -n 's/^Mode: //p'
-}
-
-wait_mode() { # port
-  for _ in $(seq 1 1200); do
-    case "$(mode "$1")" in leader | follower) return 0 ;; esac
-    sleep 0.05
-  done
-  echo "port $1 did not serve" >&2
-  exit 1
-}
+. "$(dirname "$0")/ensemble-lib.sh"
 
 mib() { # pid field
   awk -v f="$2:" '$1 == f {printf "%.0f", $2 / 1024}' "/proc/$1/status"
@@ -77,9 +35,9 @@ for given in "${BINARIES[@]}"; do
   rm -rf "$D"/m*
   config 1
   config 2
-  start "$bin" 1
+  member "$bin" 1
   p1=$SPID
-  start "$bin" 2
+  member "$bin" 2
   p2=$SPID
   wait_mode $((BASE + 1))
   wait_mode $((BASE + 2))
@@ -93,7 +51,7 @@ for given in "${BINARIES[@]}"; do
   echo 5 > "/proc/$lpid/clear_refs" # the leader's peak RSS from here on
   config 3
   t0=$(date +%s.%N)
-  start "$joiner" 3
+  member "$joiner" 3
   p3=$SPID
   wait_mode $((BASE + 3))
   t1=$(date +%s.%N)
