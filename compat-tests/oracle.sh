@@ -14,7 +14,7 @@
 #
 # ORACLE_EXTENDED_TYPES=1 starts it with zookeeper.extendedTypesEnabled=true
 # (TTL nodes), which makes the TTL checks of the C and Java suites run instead
-# of being skipped.
+# of being skipped. ORACLE_JAVA_OPTS adds more -D settings.
 set -euo pipefail
 
 usage() { echo "usage: $0 start|stop|status [port]" >&2; exit 2; }
@@ -97,6 +97,11 @@ CFG
   local extra=()
   if [[ ${ORACLE_EXTENDED_TYPES:-0} == 1 ]]; then
     extra+=(-Dzookeeper.extendedTypesEnabled=true)
+  fi
+  # More -D settings, e.g. ORACLE_JAVA_OPTS=-Dznode.container.checkIntervalMs=3600000.
+  if [[ -n ${ORACLE_JAVA_OPTS:-} ]]; then
+    read -r -a more <<<"$ORACLE_JAVA_OPTS"
+    extra+=("${more[@]}")
   fi
 
   # Same main class as Debian's zkServer.sh; with no server.N lines it runs standalone.

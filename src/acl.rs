@@ -43,6 +43,8 @@ pub fn digest(auth: &str) -> String {
 /// What a connection has authenticated as.
 #[derive(Debug, Clone, Default)]
 pub struct AuthIds {
+    /// In the order ZooKeeper iterates its connection's ids (a `ConcurrentHashMap` set): the
+    /// order `whoAmI` lists them and an `auth` ACL expands to them.
     pub ids: Vec<Id>,
     /// The server's ACL settings, shared by every connection.
     pub policy: Arc<Policy>,
@@ -81,8 +83,40 @@ impl AuthIds {
             // Vec would give each of them room for four.
             self.ids.reserve_exact(1);
             self.ids.push(id);
+            let table = java_table_size(self.ids.len());
+            self.ids.sort_by_key(|id| java_bucket(id, table));
         }
     }
+}
+
+/// Java's `String.hashCode` (over UTF-16 code units).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The bucket of a jute `Id` (hashCode `37 * (37 * 17 + scheme) + id`) in a
+/// `ConcurrentHashMap` of `table` buckets: iteration goes bucket by bucket, and within a
+/// bucket in the order of insertion (a stable sort by bucket gives that order).
+fn java_bucket(id: &Id, table: u32) -> u32 {
+    let h = 37i32
+        .wrapping_mul(
+            37i32
+                .wrapping_mul(17)
+                .wrapping_add(java_string_hash(&id.scheme)),
+        )
+        .wrapping_add(java_string_hash(&id.id)) as u32;
+    ((h ^ (h >> 16)) & 0x7fff_ffff) & (table - 1)
+}
+
+/// The table size of a default `ConcurrentHashMap` holding `n` keys: 16, doubled each time
+/// the count reaches three quarters of it.
+fn java_table_size(n: usize) -> u32 {
+    let mut table = 16u32;
+    while n >= (table as usize) * 3 / 4 {
+        table *= 2;
+    }
+    table
 }
 
 /// Does the ACL grant `perm` to a connection holding `ids`?
@@ -239,6 +273,25 @@ mod tests {
                 .collect(),
             policy: Arc::default(),
         }
+    }
+
+    #[test]
+    fn ids_keep_zookeepers_iteration_order() {
+        // Apache ZooKeeper 3.8 answers whoAmI on a connection from 127.0.0.1 that added
+        // digest u1 with the digest first; a second add changes nothing.
+        let mut mine = ids(&[]);
+        let id = |s: &str, i: &str| Id {
+            scheme: s.into(),
+            id: i.into(),
+        };
+        mine.add(id("ip", "127.0.0.1"));
+        let u1 = id("digest", "u1:fpT/y03U+EjItKZOSLGvjnJlyng=");
+        mine.add(u1.clone());
+        mine.add(u1.clone());
+        assert_eq!(mine.ids, vec![u1, id("ip", "127.0.0.1")]);
+        assert_eq!(java_string_hash("ip"), 3367);
+        assert_eq!(java_string_hash("zß€"), 132_519);
+        assert_eq!((java_table_size(11), java_table_size(12)), (16, 32));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use crate::admin_http::Json;
 use crate::core::{now_ms, Core};
-use crate::watches::{ConnId, Kind};
+use crate::watches::ConnId;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -1106,7 +1106,7 @@ fn data_watches(core: &Core) -> BTreeMap<String, Vec<i64>> {
     for (p, conns) in core.watches.by_path() {
         let mut sids: Vec<i64> = conns
             .into_iter()
-            .filter(|c| core.watches.has(&p, *c, Some(Kind::Data)))
+            .filter(|c| core.watches.in_data_table(&p, *c))
             .map(|c| core.conns.get(&c).and_then(|c| c.session).unwrap_or(0))
             .collect();
         if !sids.is_empty() {
@@ -1131,7 +1131,7 @@ fn watch_summary(core: &Core) -> (usize, usize, usize) {
     // One watcher per connection, as ZooKeeper's watchers are its connections.
     for (p, conns) in core.watches.by_path() {
         for c in conns {
-            if core.watches.has(&p, c, Some(Kind::Data)) {
+            if core.watches.in_data_table(&p, c) {
                 watchers.insert(c);
                 total += 1;
             }

@@ -22,7 +22,7 @@ use jute::data::Id;
 use jute::proto::*;
 use jute::txn::*;
 use jute::{frame, xid, Connect, ConnectReply, Encode, KeeperState, MultiOp, MultiResponse};
-use jute::{MultiResult, OpCode, Request, Response, TxnEntry, TxnRecord, ZkError};
+use jute::{perms, MultiResult, OpCode, Request, Response, TxnEntry, TxnRecord, ZkError};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -1431,10 +1431,13 @@ impl Core {
                 vec![],
             ),
             Request::Check(r) => (prep::check(&ctx, &r.path, r.version), vec![]),
-            Request::Multi(m) => (
-                Ok(prep_multi(&ctx, &m.ops)),
-                m.ops.iter().map(MultiOp::op).collect(),
-            ),
+            Request::Multi(m) => {
+                let ops = prep::multi_ops_as_zookeeper(&m.ops);
+                (
+                    prep_multi(&ctx, &ops),
+                    ops.iter().map(MultiOp::op).collect(),
+                )
+            }
             Request::Reconfig(_) if !self.cfg.reconfig_enabled => {
                 (Err(ZkError::ReconfigDisabled), vec![])
             }
@@ -1578,11 +1581,12 @@ impl Core {
         let path = first.map(|r| r.path.clone()).unwrap_or_default();
         let stat = first.and_then(|r| r.stat.clone()).unwrap_or_default();
         let result = match (&entry.record, op) {
-            // A bare check: ZooKeeper consumes the zxid and sends nothing.
-            (_, OpCode::Check) => return,
             (TxnRecord::Error(e), _) => {
                 Err(ZkError::try_from(e.err).unwrap_or(ZkError::SystemError))
             }
+            // A bare check that passed: ZooKeeper consumes the zxid and sends nothing (its
+            // answer would carry a Stat it does not have). A failed one gets its error.
+            (_, OpCode::Check) => return,
             (TxnRecord::Multi(m), _) => Ok(Response::Multi(MultiResponse {
                 results: multi_results(m, ops, &applied),
             })),
@@ -1613,7 +1617,15 @@ impl Core {
             }
             let frame = notification(ev.kind.code(), &ev.path);
             for c in conns {
-                self.send(c, frame.clone());
+                // Only to connections that may read the node (ZooKeeper's
+                // `ServerCnxn.process` since 3.8.4 / 3.9.2, CVE-2024-23944).
+                let may_read = self
+                    .conns
+                    .get(&c)
+                    .is_some_and(|conn| acl::check(&ev.acl, perms::READ, &conn.auth).is_ok());
+                if may_read {
+                    self.send(c, frame.clone());
+                }
             }
         }
     }
@@ -1697,8 +1709,9 @@ impl Core {
 }
 
 /// Prepares a multi: each op sees the ones before it; the first failure makes the whole txn
-/// the prepared ops followed by an error sub-txn (nothing of it is applied).
-fn prep_multi(ctx: &Ctx<'_>, ops: &[MultiOp]) -> TxnRecord {
+/// the prepared ops followed by an error sub-txn (nothing of it is applied). Err: the whole
+/// multi fails ([`prep::fails_whole_multi`]).
+fn prep_multi(ctx: &Ctx<'_>, ops: &[MultiOp]) -> Result<TxnRecord, ZkError> {
     let mut scratch = Overlay::default();
     let mut subs: Vec<TxnRecord> = Vec::new();
     let header_for = |zxid| TxnHeader {
@@ -1709,6 +1722,9 @@ fn prep_multi(ctx: &Ctx<'_>, ops: &[MultiOp]) -> TxnRecord {
         type_: 0,
     };
     for op in ops {
+        if prep::fails_whole_multi(op) {
+            return Err(ZkError::MarshallingError);
+        }
         let result = {
             let view = Layered {
                 top: &scratch,
@@ -1744,7 +1760,7 @@ fn prep_multi(ctx: &Ctx<'_>, ops: &[MultiOp]) -> TxnRecord {
             data: Some(r.to_bytes()),
         })
         .collect();
-    TxnRecord::Multi(MultiTxn { txns: Some(txns) })
+    Ok(TxnRecord::Multi(MultiTxn { txns: Some(txns) }))
 }
 
 /// Per-op results of a committed multi.

@@ -8,6 +8,7 @@ use crate::overlay::{NodeView, View};
 use crate::path;
 use crate::tree::{node_kind, NodeKind};
 use jute::data::Acl;
+use jute::proto::CreateRequest;
 use jute::txn::*;
 use jute::{perms, CreateMode, MultiOp, OpCode, TxnRecord, ZkError, MAX_TTL_MS};
 
@@ -77,7 +78,10 @@ pub fn create(
         if ttl <= 0 || ttl > MAX_TTL_MS {
             return Err(ZkError::BadArguments);
         }
-    } else if ttl >= 0 {
+    } else if ttl >= 0 || op == OpCode::CreateTtl {
+        // A createTTL of another mode: ZooKeeper refuses a TTL given with it, and with a
+        // negative one its prep lets the txn through and applying it throws, which stops the
+        // server (3.8). Refused here either way.
         return Err(ZkError::BadArguments);
     }
     let parent_path = parent_of(p)?;
@@ -192,6 +196,45 @@ pub fn check(ctx: &Ctx<'_>, p: &str, version: i32) -> Result<TxnRecord, ZkError>
         path: p.to_string(),
         version,
     }))
+}
+
+/// A multi's ops as ZooKeeper takes them (`MultiOperationRecord` builds each create with
+/// `Op.create`): the kind of create follows the flags, not the op's type. A create, create2 or
+/// createContainer op is a container create with container flags and a plain create
+/// otherwise; a createTTL op is a TTL create with TTL flags, and without them a create of
+/// what the flags say, its TTL dropped. Unknown flags make a plain create (refused when
+/// prepared). TTL flags on an op without a TTL stay as they are: see
+/// [`fails_whole_multi`].
+pub fn multi_ops_as_zookeeper(ops: &[MultiOp]) -> Vec<MultiOp> {
+    let by_flags = |r: &CreateRequest| match lenient_mode(r.flags) {
+        CreateMode::Container => MultiOp::CreateContainer(r.clone()),
+        _ => MultiOp::Create(r.clone()),
+    };
+    ops.iter()
+        .map(|op| match op {
+            MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => by_flags(r),
+            MultiOp::CreateTtl(r) if lenient_mode(r.flags).is_ttl() => op.clone(),
+            MultiOp::CreateTtl(r) => by_flags(&CreateRequest {
+                path: r.path.clone(),
+                data: r.data.clone(),
+                acl: r.acl.clone(),
+                flags: r.flags,
+            }),
+            other => other.clone(),
+        })
+        .collect()
+}
+
+/// `CreateMode.fromFlag(flags, PERSISTENT)`.
+fn lenient_mode(flags: i32) -> CreateMode {
+    CreateMode::from_flags(flags).unwrap_or(CreateMode::Persistent)
+}
+
+/// A create op with TTL flags and no TTL: when ZooKeeper's prep reaches it (no op before it
+/// failed), it casts the request to one with a TTL and throws, and the whole multi is answered
+/// MarshallingError.
+pub fn fails_whole_multi(op: &MultiOp) -> bool {
+    matches!(op, MultiOp::Create(r) if lenient_mode(r.flags).is_ttl())
 }
 
 /// One op of a multi.

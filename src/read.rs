@@ -5,7 +5,7 @@
 
 use crate::acl::{self, AuthIds};
 use crate::core::{reply_frame, Core, PendingNode};
-use crate::watches::{ConnId, Kind};
+use crate::watches::{ConnId, Kind, Target};
 use jute::data::{ClientInfo, Stat};
 use jute::proto::*;
 use jute::{perms, Encode, EventType, MultiOp, MultiResponse, MultiResult};
@@ -51,7 +51,7 @@ impl Core {
                 if r.watch {
                     self.watches.add(Kind::Data, &r.path, conn);
                 }
-                match self.tree.get(&r.path) {
+                match self.tree.get(node_key(&r.path)) {
                     Some(n) => Ok(Response::Exists(ExistsResponse {
                         stat: n.client_stat(ext),
                     })),
@@ -72,7 +72,7 @@ impl Core {
                 let with_stat = matches!(op, jute::OpCode::GetChildren2);
                 let watch = watch.then_some(Kind::Child);
                 self.reply_from_node(conn, xid, &auth, &path, watch, |tree, _, s, out| {
-                    let names = tree.children(&path);
+                    let names = tree.children(node_key(&path));
                     out.extend_from_slice(&(names.len() as i32).to_be_bytes());
                     for c in names.iter() {
                         jute::codec::write_ustring(out, c);
@@ -82,7 +82,7 @@ impl Core {
                     }
                 })?
             }
-            Request::GetAcl(r) => match self.tree.get(&r.path) {
+            Request::GetAcl(r) => match self.tree.get(node_key(&r.path)) {
                 None => Err(ZkError::NoNode),
                 Some(n) => {
                     if can(&n.acl, perms::READ | perms::ADMIN).is_err() {
@@ -100,12 +100,17 @@ impl Core {
                     }
                 }
             },
-            Request::GetAllChildrenNumber(r) => match self.tree.get(&r.path) {
+            Request::GetAllChildrenNumber(r) => match self.tree.get(node_key(&r.path)) {
                 None => Err(ZkError::NoNode),
                 Some(n) => can(&n.acl, perms::READ).map(|()| {
                     Response::GetAllChildrenNumber(GetAllChildrenNumberResponse {
-                        total_number: i32::try_from(self.tree.descendants(&r.path))
-                            .unwrap_or(i32::MAX),
+                        // ZooKeeper counts the keys under `path + "/"`: for "", every
+                        // node but the root's second key, one more than for "/".
+                        total_number: i32::try_from(
+                            self.tree.descendants(node_key(&r.path))
+                                + usize::from(r.path.is_empty()),
+                        )
+                        .unwrap_or(i32::MAX),
                     })
                 }),
             },
@@ -164,22 +169,27 @@ impl Core {
                 let recursive = match jute::AddWatchMode::try_from(r.mode) {
                     Ok(jute::AddWatchMode::Persistent) => false,
                     Ok(jute::AddWatchMode::PersistentRecursive) => true,
-                    Err(_) => return Some(Err(ZkError::BadArguments)),
+                    // ZooKeeper's WatcherMode.fromZooDef throws, answered as any exception.
+                    Err(_) => return Some(Err(ZkError::MarshallingError)),
                 };
                 self.watches.add_persistent(&r.path, conn, recursive);
                 Ok(Response::AddWatch(ErrorResponse { err: 0 }))
             }
             Request::CheckWatches(r) => {
-                let kind = watcher_kind(r.type_);
-                if self.watches.has(&r.path, conn, kind) {
+                let Some(target) = watch_target(r.type_) else {
+                    return Some(Err(ZkError::MarshallingError));
+                };
+                if self.watches.has(&r.path, conn, target) {
                     Ok(Response::Empty)
                 } else {
                     Err(ZkError::NoWatcher)
                 }
             }
             Request::RemoveWatches(r) => {
-                let kind = watcher_kind(r.type_);
-                if self.watches.remove(&r.path, conn, kind) {
+                let Some(target) = watch_target(r.type_) else {
+                    return Some(Err(ZkError::MarshallingError));
+                };
+                if self.watches.remove(&r.path, conn, target) {
                     Ok(Response::Empty)
                 } else {
                     Err(ZkError::NoWatcher)
@@ -238,7 +248,7 @@ impl Core {
         body: impl Fn(&crate::tree::DataTree, &crate::tree::Node, &Stat, &mut Vec<u8>),
     ) -> Option<Result<Response, ZkError>> {
         let zxid = self.tree.last_zxid;
-        let Some(n) = self.tree.get(p) else {
+        let Some(n) = self.tree.get(node_key(p)) else {
             return Some(Err(ZkError::NoNode));
         };
         if let Err(e) = acl::check(&n.acl, perms::READ, auth) {
@@ -266,7 +276,7 @@ impl Core {
         p: &str,
         watch: bool,
     ) -> Result<GetDataResponse, ZkError> {
-        let n = self.tree.get(p).ok_or(ZkError::NoNode)?;
+        let n = self.tree.get(node_key(p)).ok_or(ZkError::NoNode)?;
         acl::check(&n.acl, perms::READ, auth)?;
         let resp = GetDataResponse {
             data: n.data.clone(),
@@ -285,11 +295,11 @@ impl Core {
         p: &str,
         watch: bool,
     ) -> Result<(Vec<String>, Stat), ZkError> {
-        let n = self.tree.get(p).ok_or(ZkError::NoNode)?;
+        let n = self.tree.get(node_key(p)).ok_or(ZkError::NoNode)?;
         acl::check(&n.acl, perms::READ, auth)?;
         let children = self
             .tree
-            .children(p)
+            .children(node_key(p))
             .iter()
             .map(|c| c.to_string())
             .collect();
@@ -305,21 +315,21 @@ impl Core {
         let [data, exist, child, persistent, recursive] = lists.map(Option::unwrap_or_default);
         let mut events = Vec::new();
         for p in data {
-            match self.tree.get(&p) {
+            match self.tree.get(node_key(&p)) {
                 None => events.push((EventType::NodeDeleted, p)),
                 Some(n) if n.stat.mzxid > rel => events.push((EventType::NodeDataChanged, p)),
                 Some(_) => self.watches.add(Kind::Data, &p, conn),
             }
         }
         for p in exist {
-            if self.tree.get(&p).is_some() {
+            if self.tree.get(node_key(&p)).is_some() {
                 events.push((EventType::NodeCreated, p));
             } else {
                 self.watches.add(Kind::Data, &p, conn);
             }
         }
         for p in child {
-            match self.tree.get(&p) {
+            match self.tree.get(node_key(&p)) {
                 None => events.push((EventType::NodeDeleted, p)),
                 Some(n) if n.stat.pzxid > rel => events.push((EventType::NodeChildrenChanged, p)),
                 Some(_) => self.watches.add(Kind::Child, &p, conn),
@@ -337,10 +347,25 @@ impl Core {
     }
 }
 
-fn watcher_kind(t: i32) -> Option<Kind> {
-    match WatcherType::try_from(t) {
-        Ok(WatcherType::Children) => Some(Kind::Child),
-        Ok(WatcherType::Data) => Some(Kind::Data),
-        _ => None,
+/// The tree's key for a path a read names. ZooKeeper keeps its root under both "/" and "", and
+/// reads look paths up as given (clients check them; the server does not): "" is the root.
+/// Watches stay on the path as named.
+fn node_key(p: &str) -> &str {
+    if p.is_empty() {
+        "/"
+    } else {
+        p
     }
+}
+
+/// The watches a checkWatches or removeWatches names; `None` for a type ZooKeeper does not
+/// know (its `WatcherType.fromInt` throws: MarshallingError).
+fn watch_target(t: i32) -> Option<Target> {
+    Some(match WatcherType::try_from(t).ok()? {
+        WatcherType::Children => Target::Child,
+        WatcherType::Data => Target::Data,
+        WatcherType::Any => Target::Any,
+        WatcherType::Persistent => Target::Persistent,
+        WatcherType::PersistentRecursive => Target::Recursive,
+    })
 }

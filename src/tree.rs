@@ -199,6 +199,10 @@ impl Node {
 pub struct Event {
     pub kind: EventType,
     pub path: String,
+    /// The ACL of the node the event names as the change left it (a deleted node's last
+    /// one): only connections that may read it are told (ZooKeeper 3.8.4 and 3.9.2 on,
+    /// CVE-2024-23944).
+    pub acl: Arc<Vec<Acl>>,
 }
 
 /// What one record did, for the reply: the path and the node's Stat right after it.
@@ -1109,6 +1113,7 @@ impl DataTree {
                     out.events.push(Event {
                         kind: EventType::NodeDataChanged,
                         path: t.path.clone(),
+                        acl: node.acl.clone(),
                     });
                     if quota_target(&t.path, QUOTA_STATS).is_none() {
                         self.update_quota(&t.path, 0, new - old);
@@ -1189,9 +1194,11 @@ impl DataTree {
         parent.stat.cversion = t.parent_c_version;
         parent.stat.pzxid = h.zxid;
         redigest(&mut self.digest, parent_path, parent);
+        let parent_acl = parent.acl.clone();
         let parent_path = parent_path.to_string();
         let stat = created_stat(h, owner);
         let acl = self.intern_txn_acl(t.acl.as_ref());
+        let node_acl = acl.clone();
         let mut node = Node::new(stat, t.data.clone(), acl);
         // Counted as 0 so far: this adds its digest.
         redigest(&mut self.digest, &t.path, &mut node);
@@ -1204,10 +1211,12 @@ impl DataTree {
         out.events.push(Event {
             kind: EventType::NodeCreated,
             path: t.path.clone(),
+            acl: node_acl,
         });
         out.events.push(Event {
             kind: EventType::NodeChildrenChanged,
             path: parent_path,
+            acl: parent_acl,
         });
         if let Some(target) = quota_target(&t.path, QUOTA_LIMITS) {
             self.quota_paths.insert(target.to_string());
@@ -1341,19 +1350,23 @@ impl DataTree {
         }
         let parent_path = path::parent(p).unwrap_or("/").to_string();
         self.nodes.forget_children(&parent_path);
+        let mut parent_acl = Arc::default();
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
             parent.num_children = parent.num_children.saturating_sub(1);
             parent.stat.pzxid = zxid;
             redigest(&mut self.digest, &parent_path, parent);
             self.dirty.insert(parent_path.clone());
+            parent_acl = parent.acl.clone();
         }
         out.events.push(Event {
             kind: EventType::NodeDeleted,
             path: p.to_string(),
+            acl: node.acl.clone(),
         });
         out.events.push(Event {
             kind: EventType::NodeChildrenChanged,
             path: parent_path,
+            acl: parent_acl,
         });
     }
 }

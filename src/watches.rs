@@ -15,6 +15,18 @@ const RECURSIVE: u8 = 4;
 
 type Table = crate::FastMap<String, crate::FastMap<ConnId, u8>>;
 
+/// What a checkWatches or removeWatches names (`Watcher.WatcherType` as 3.9 reads it):
+/// `Child` and `Data` the one-shot watches only, `Persistent` and `Recursive` the watches
+/// `addWatch` made, `Any` every watch on the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Child,
+    Data,
+    Persistent,
+    Recursive,
+    Any,
+}
+
 /// Which table a watch lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -102,29 +114,47 @@ impl Watches {
         }
     }
 
-    /// Does `conn` hold a watch of this type on `p`?
-    pub fn has(&self, p: &str, conn: ConnId, kind: Option<Kind>) -> bool {
-        let in_table = |t: &Table| t.get(p).is_some_and(|m| m.contains_key(&conn));
-        match kind {
-            Some(Kind::Data) => in_table(&self.data),
-            Some(Kind::Child) => in_table(&self.child),
-            None => in_table(&self.data) || in_table(&self.child),
+    /// Is `conn` in the data-watch table at `p` (a data, exists, persistent or recursive
+    /// watch)? What the watch 4lw and admin commands list.
+    pub fn in_data_table(&self, p: &str, conn: ConnId) -> bool {
+        self.data.get(p).is_some_and(|m| m.contains_key(&conn))
+    }
+
+    /// Does `conn` hold a watch of this type on `p`? (`DataTree.containsWatcher`, 3.9.)
+    pub fn has(&self, p: &str, conn: ConnId, target: Target) -> bool {
+        let flags = |t: &Table| t.get(p).and_then(|m| m.get(&conn)).copied().unwrap_or(0);
+        match target {
+            Target::Child => flags(&self.child) & STANDARD != 0,
+            Target::Data => flags(&self.data) & STANDARD != 0,
+            Target::Persistent => flags(&self.data) & PERSISTENT != 0,
+            Target::Recursive => flags(&self.data) & RECURSIVE != 0,
+            Target::Any => flags(&self.child) != 0 || flags(&self.data) != 0,
         }
     }
 
-    /// removeWatches: drops the watches of that type; false if there was none.
-    pub fn remove(&mut self, p: &str, conn: ConnId, kind: Option<Kind>) -> bool {
-        let mut removed = false;
-        if kind != Some(Kind::Child) {
-            if let Some(flags) = take(&mut self.data, p, conn) {
-                if flags & RECURSIVE != 0 {
-                    self.recursive -= 1;
-                }
-                removed = true;
+    /// removeWatches: drops the watches of that type; false if there was none
+    /// (`DataTree.removeWatch`, 3.9).
+    pub fn remove(&mut self, p: &str, conn: ConnId, target: Target) -> bool {
+        let (removed, recursive_gone) = match target {
+            Target::Child => (clear(&mut self.child, p, conn, STANDARD), false),
+            Target::Data => (clear(&mut self.data, p, conn, STANDARD), false),
+            Target::Persistent => {
+                let child = clear(&mut self.child, p, conn, PERSISTENT);
+                (clear(&mut self.data, p, conn, PERSISTENT) | child, false)
             }
-        }
-        if kind != Some(Kind::Data) {
-            removed |= take(&mut self.child, p, conn).is_some();
+            Target::Recursive => {
+                let gone = clear(&mut self.data, p, conn, RECURSIVE);
+                (gone, gone)
+            }
+            Target::Any => {
+                let child = clear(&mut self.child, p, conn, u8::MAX);
+                let data = take(&mut self.data, p, conn);
+                let recursive = data.is_some_and(|f| f & RECURSIVE != 0);
+                (child | data.is_some(), recursive)
+            }
+        };
+        if recursive_gone {
+            self.recursive -= 1;
         }
         removed
     }
@@ -204,6 +234,25 @@ fn fire(table: &mut Table, p: &str, notified: &mut HashSet<ConnId>, recursive_he
     0
 }
 
+/// Clears `flags` of `conn`'s watch on `p`: whether any of them was set.
+fn clear(table: &mut Table, p: &str, conn: ConnId, flags: u8) -> bool {
+    let Some(m) = table.get_mut(p) else {
+        return false;
+    };
+    let Some(have) = m.get_mut(&conn) else {
+        return false;
+    };
+    let had = *have & flags != 0;
+    *have &= !flags;
+    if *have == 0 {
+        m.remove(&conn);
+        if m.is_empty() {
+            table.remove(p);
+        }
+    }
+    had
+}
+
 fn take(table: &mut Table, p: &str, conn: ConnId) -> Option<u8> {
     let m = table.get_mut(p)?;
     let flags = m.remove(&conn);
@@ -221,6 +270,7 @@ mod tests {
         Event {
             kind,
             path: p.into(),
+            acl: Default::default(),
         }
     }
 
@@ -241,8 +291,51 @@ mod tests {
             .trigger(&ev(EventType::NodeChildrenChanged, "/a"))
             .is_empty());
         assert_eq!(w.trigger(&ev(EventType::NodeDeleted, "/a/b/c")), vec![7]);
-        assert!(w.remove("/a", 7, None));
+        assert!(w.remove("/a", 7, Target::Any));
         assert!(w.trigger(&ev(EventType::NodeCreated, "/a/x")).is_empty());
+    }
+
+    #[test]
+    fn checks_and_removals_name_watch_kinds_as_zookeeper_3_9() {
+        // One-shot data and child watches, a persistent and a recursive one, side by side.
+        let mut w = Watches::default();
+        w.add(Kind::Data, "/a", 1);
+        w.add_persistent("/a", 1, false);
+        w.add_persistent("/a", 1, true);
+        assert!(!w.has("/a", 1, Target::Child));
+        assert!([
+            Target::Data,
+            Target::Persistent,
+            Target::Recursive,
+            Target::Any
+        ]
+        .iter()
+        .all(|t| w.has("/a", 1, *t)));
+        // Data names the one-shot watch only: the others stay and fire on.
+        assert!(w.remove("/a", 1, Target::Data));
+        assert!(!w.remove("/a", 1, Target::Data));
+        assert!(!w.remove("/a", 1, Target::Child));
+        assert_eq!(
+            w.trigger(&ev(EventType::NodeChildrenChanged, "/a")),
+            vec![1]
+        );
+        assert_eq!(w.trigger(&ev(EventType::NodeDataChanged, "/a/b")), vec![1]);
+        assert!(w.remove("/a", 1, Target::Recursive));
+        assert!(w
+            .trigger(&ev(EventType::NodeDataChanged, "/a/b"))
+            .is_empty());
+        assert!(w.remove("/a", 1, Target::Persistent));
+        assert!(!w.has("/a", 1, Target::Any));
+        assert_eq!(w.summary(), (0, 0));
+        // Any takes every kind at once; one that holds none is told so.
+        w.add(Kind::Child, "/b", 2);
+        w.add_persistent("/b", 2, true);
+        assert!(w.remove("/b", 2, Target::Any));
+        assert!(!w.remove("/b", 2, Target::Any));
+        assert_eq!(
+            w.trigger(&ev(EventType::NodeCreated, "/b/c")),
+            Vec::<ConnId>::new()
+        );
     }
 
     #[test]

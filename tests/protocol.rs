@@ -1008,7 +1008,7 @@ fn close_session_deletes_ephemerals_and_closes() {
 }
 
 #[test]
-fn bare_check_consumes_a_zxid_and_sends_nothing() {
+fn bare_check_consumes_a_zxid_and_answers_only_a_failure() {
     let s = TestServer::start("");
     let mut c = Client::connect(s.addr);
     let z = c.call(exists("/", false)).header.zxid;
@@ -1019,6 +1019,15 @@ fn bare_check_consumes_a_zxid_and_sends_nothing() {
     let r = c.call(exists("/", false));
     assert_eq!(r.header.zxid, z + 1);
     assert!(c.events.is_empty());
+    // A failed one is answered with its error, as ZooKeeper's (and consumes a zxid too).
+    for (path, version, err) in [("/", 7, -103), ("/nope", -1, -101), ("/a//b", -1, -8)] {
+        let r = c.call(Request::Check(CheckVersionRequest {
+            path: path.into(),
+            version,
+        }));
+        assert_eq!(r.err(), err, "{path}");
+    }
+    assert_eq!(c.call(exists("/", false)).header.zxid, z + 4);
 }
 
 #[test]
@@ -1628,4 +1637,212 @@ fn twenty_thousand_pipelined_requests_are_all_answered_in_order() {
         assert_eq!(r.err(), 0);
     }
     assert_eq!(c.call(exists("/p", false)).err(), 0);
+}
+
+fn digest_only_acl() -> Option<Vec<Acl>> {
+    Some(vec![Acl {
+        perms: 31,
+        id: Id {
+            scheme: "digest".into(),
+            // u1:p1
+            id: "u1:fpT/y03U+EjItKZOSLGvjnJlyng=".into(),
+        },
+    }])
+}
+
+/// Nothing more has arrived for `c`: a round trip, then no event queued.
+fn assert_no_events(c: &mut Client) {
+    assert_eq!(c.call(exists("/", false)).err(), 0);
+    assert!(c.events.is_empty(), "{:?}", c.events);
+}
+
+#[test]
+fn watch_events_reach_only_connections_that_may_read_the_node() {
+    // As Apache ZooKeeper since 3.8.4 / 3.9.2 (CVE-2024-23944), checked against Debian's
+    // 3.8.0, which carries the fix: the event about a node goes to a watcher only if it may
+    // read that node (a NodeChildrenChanged: the parent).
+    let s = TestServer::start("");
+    let (mut a, mut b, mut c) = (
+        Client::connect(s.addr),
+        Client::connect(s.addr),
+        Client::connect(s.addr),
+    );
+    assert_eq!(b.add_digest("u1:p1"), 0);
+    ok_create(&mut c, "/w", b"", 0);
+    for w in [&mut a, &mut b] {
+        let r = w.call(Request::AddWatch(AddWatchRequest {
+            path: "/w".into(),
+            mode: 0,
+        }));
+        assert_eq!(r.err(), 0);
+    }
+    assert_eq!(c.call(delete("/w", -1)).err(), 0);
+    for w in [&mut a, &mut b] {
+        let e = w.next_event().unwrap();
+        assert_eq!((e.type_, e.path.as_str()), (2, "/w"));
+    }
+    let r = c.call(Request::Create(CreateRequest {
+        path: "/w".into(),
+        data: None,
+        acl: digest_only_acl(),
+        flags: 0,
+    }));
+    assert_eq!(r.err(), 0);
+    ok_create(&mut b, "/w/k", b"", 0);
+    let got: Vec<(i32, String)> = (0..2)
+        .map(|_| b.next_event().unwrap())
+        .map(|e| (e.type_, e.path))
+        .collect();
+    assert_eq!(got, vec![(1, "/w".into()), (4, "/w".into())]);
+    assert_no_events(&mut a);
+    // A one-shot watch on a node it may read still fires for the same connection.
+    ok_create(&mut c, "/open", b"", 0);
+    assert_eq!(a.call(exists("/open", true)).err(), 0);
+    assert_eq!(c.call(set_data("/open", b"x", -1)).err(), 0);
+    assert_eq!(a.next_event().unwrap().type_, 3);
+}
+
+#[test]
+fn multi_creates_take_their_kind_from_the_flags_as_zookeeper_does() {
+    // ZooKeeper rebuilds each create of a multi with `Op.create(flags)`: the C client sends
+    // a container create as op 1 with flags 4, and gets a container.
+    let s = TestServer::start("extendedTypesEnabled=true\nznode.container.checkIntervalMs=100");
+    let mut c = Client::connect(s.addr);
+    let op = |path: &str, flags| {
+        MultiOp::Create(CreateRequest {
+            path: path.into(),
+            data: None,
+            acl: open_acl(),
+            flags,
+        })
+    };
+    let r = c.call(Request::Multi(MultiRequest {
+        ops: vec![
+            op("/box", 4),
+            MultiOp::CreateTtl(CreateTTLRequest {
+                path: "/eph".into(),
+                data: None,
+                acl: open_acl(),
+                flags: 1,
+                ttl: 5,
+            }),
+        ],
+    }));
+    let Some(Response::Multi(m)) = r.body else {
+        panic!("{r:?}")
+    };
+    assert!(matches!(&m.results[0], MultiResult::Create2(c) if c.path == "/box"));
+    assert!(matches!(&m.results[1], MultiResult::Create(c) if c.path == "/eph"));
+    let Some(Response::Exists(e)) = c.call(exists("/eph", false)).body else {
+        panic!()
+    };
+    assert_eq!(e.stat.ephemeral_owner, c.session_id, "a plain ephemeral");
+    ok_create(&mut c, "/box/k", b"", 0);
+    assert_eq!(c.call(delete("/box/k", -1)).err(), 0);
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        c.call(exists("/box", false)).err() == -101
+    });
+    assert!(gone, "an emptied container goes away");
+    // TTL flags on a create op: ZooKeeper fails the whole multi (MarshallingError), and only
+    // once its prep reaches that op.
+    let zxid = c.call(exists("/", false)).header.zxid;
+    let r = c.call(Request::Multi(MultiRequest {
+        ops: vec![op("/t1", 0), op("/t2", 5)],
+    }));
+    assert_eq!((r.err(), r.header.zxid), (-5, zxid + 1));
+    assert_eq!(c.call(exists("/t1", false)).err(), -101);
+    let r = c.call(Request::Multi(MultiRequest {
+        ops: vec![op("/nope/t1", 0), op("/t2", 5)],
+    }));
+    let Some(Response::Multi(m)) = r.body else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        m.results,
+        vec![MultiResult::Error(-101), MultiResult::Error(-2)]
+    );
+    // A createTTL of another mode is refused, whatever the TTL (ZooKeeper 3.8 stops on a
+    // negative one).
+    for ttl in [-5, 0, 1000] {
+        let r = c.call(Request::CreateTtl(CreateTTLRequest {
+            path: "/x".into(),
+            data: None,
+            acl: open_acl(),
+            flags: 0,
+            ttl,
+        }));
+        assert_eq!(r.err(), -8, "ttl {ttl}");
+    }
+}
+
+#[test]
+fn unknown_watch_types_and_modes_are_marshalling_errors() {
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    for type_ in [0, 6, -1] {
+        let r = c.call(Request::CheckWatches(CheckWatchesRequest {
+            path: "/".into(),
+            type_,
+        }));
+        assert_eq!(r.err(), -5, "checkWatches type {type_}");
+        let r = c.call(Request::RemoveWatches(RemoveWatchesRequest {
+            path: "/".into(),
+            type_,
+        }));
+        assert_eq!(r.err(), -5, "removeWatches type {type_}");
+    }
+    let r = c.call(Request::AddWatch(AddWatchRequest {
+        path: "/".into(),
+        mode: 2,
+    }));
+    assert_eq!(r.err(), -5);
+    // 3.9's types: 4 names persistent watches, 5 recursive ones, 2 only one-shot data ones.
+    let r = c.call(Request::AddWatch(AddWatchRequest {
+        path: "/".into(),
+        mode: 0,
+    }));
+    assert_eq!(r.err(), 0);
+    let check = |c: &mut Client, type_| {
+        c.call(Request::CheckWatches(CheckWatchesRequest {
+            path: "/".into(),
+            type_,
+        }))
+        .err()
+    };
+    assert_eq!(
+        [1, 2, 3, 4, 5].map(|t| check(&mut c, t)),
+        [-121, -121, 0, 0, -121]
+    );
+    let r = c.call(Request::RemoveWatches(RemoveWatchesRequest {
+        path: "/".into(),
+        type_: 4,
+    }));
+    assert_eq!(r.err(), 0);
+    assert_eq!(check(&mut c, 3), -121);
+}
+
+#[test]
+fn reads_of_the_empty_path_see_the_root_as_zookeepers_do() {
+    // ZooKeeper keeps its root under "" as well as "/", and reads look paths up unchecked.
+    let s = TestServer::start("");
+    let mut c = Client::connect(s.addr);
+    ok_create(&mut c, "/a", b"", 0);
+    let root = c.call(exists("/", false)).body;
+    assert!(root.is_some());
+    assert_eq!(c.call(exists("", false)).body, root);
+    let kids = |c: &mut Client, p: &str| c.call(children2(p, false)).body;
+    assert_eq!(kids(&mut c, ""), kids(&mut c, "/"));
+    let count = |c: &mut Client, p: &str| match c
+        .call(Request::GetAllChildrenNumber(GetAllChildrenNumberRequest {
+            path: p.into(),
+        }))
+        .body
+    {
+        Some(Response::GetAllChildrenNumber(n)) => n.total_number,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(count(&mut c, ""), count(&mut c, "/") + 1);
+    // Writes check their paths.
+    assert_eq!(c.call(set_data("", b"x", -1)).err(), -8);
 }

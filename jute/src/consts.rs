@@ -103,11 +103,13 @@ int_enum! {
 }
 
 int_enum! {
-    /// checkWatches / removeWatches types (`Watcher.WatcherType`).
+    /// checkWatches / removeWatches types (`Watcher.WatcherType`; 4 and 5 since 3.9).
     WatcherType {
         Children = 1,
         Data = 2,
         Any = 3,
+        Persistent = 4,
+        PersistentRecursive = 5,
     }
 }
 
