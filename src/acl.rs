@@ -1,6 +1,7 @@
 //! ACLs: schemes, the permission check (`ZooKeeperServer.checkACL`), the fix-up of ACLs sent
 //! with create/setACL (`PrepRequestProcessor.fixupACL`), digests and ip matching.
 
+use crate::java;
 use base64::Engine;
 use jute::data::{Acl, Id};
 use jute::{perms, ZkError};
@@ -83,16 +84,10 @@ impl AuthIds {
             // Vec would give each of them room for four.
             self.ids.reserve_exact(1);
             self.ids.push(id);
-            let table = java_table_size(self.ids.len());
+            let table = java::concurrent_table(self.ids.len());
             self.ids.sort_by_key(|id| java_bucket(id, table));
         }
     }
-}
-
-/// Java's `String.hashCode` (over UTF-16 code units).
-fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
 }
 
 /// The bucket of a jute `Id` (hashCode `37 * (37 * 17 + scheme) + id`) in a
@@ -103,20 +98,10 @@ fn java_bucket(id: &Id, table: u32) -> u32 {
         .wrapping_mul(
             37i32
                 .wrapping_mul(17)
-                .wrapping_add(java_string_hash(&id.scheme)),
+                .wrapping_add(java::string_hash(&id.scheme)),
         )
-        .wrapping_add(java_string_hash(&id.id)) as u32;
-    ((h ^ (h >> 16)) & 0x7fff_ffff) & (table - 1)
-}
-
-/// The table size of a default `ConcurrentHashMap` holding `n` keys: 16, doubled each time
-/// the count reaches three quarters of it.
-fn java_table_size(n: usize) -> u32 {
-    let mut table = 16u32;
-    while n >= (table as usize) * 3 / 4 {
-        table *= 2;
-    }
-    table
+        .wrapping_add(java::string_hash(&id.id));
+    java::bucket(h, table)
 }
 
 /// Does the ACL grant `perm` to a connection holding `ids`?
@@ -289,9 +274,6 @@ mod tests {
         mine.add(u1.clone());
         mine.add(u1.clone());
         assert_eq!(mine.ids, vec![u1, id("ip", "127.0.0.1")]);
-        assert_eq!(java_string_hash("ip"), 3367);
-        assert_eq!(java_string_hash("zß€"), 132_519);
-        assert_eq!((java_table_size(11), java_table_size(12)), (16, 32));
     }
 
     #[test]

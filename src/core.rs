@@ -1636,9 +1636,8 @@ impl Core {
             top: &self.overlay,
             below: &self.tree,
         };
-        let paths = view.ephemerals(sid);
         TxnRecord::CloseSession(Some(CloseSessionTxn {
-            paths2_delete: Some(paths),
+            paths2_delete: Some(ephemerals_as_zookeeper(&view, sid)),
         }))
     }
 
@@ -1706,6 +1705,18 @@ impl Core {
             }
         }
     }
+}
+
+/// A session's ephemerals in the order a copy of ZooKeeper's `HashSet` of them iterates (the
+/// order its closeSession deletes them in, so the order of the events, and getEphemerals'
+/// order): the set's buckets in creation order, in a table grown for the most the session
+/// held at once (ZooKeeper's tables never shrink; after a restart, for what it holds, as
+/// ZooKeeper's loaded set), copied into a table sized for what it holds now.
+pub(crate) fn ephemerals_as_zookeeper(view: &dyn View, sid: i64) -> Vec<String> {
+    let mut paths = view.ephemerals(sid);
+    paths.sort_by_cached_key(|p| view.view(p).map_or(i64::MAX, |n| n.stat.czxid));
+    let held = view.ephemeral_peak(sid).max(paths.len());
+    crate::java::cloned_hash_set_order(paths, held)
 }
 
 /// Prepares a multi: each op sees the ones before it; the first failure makes the whole txn

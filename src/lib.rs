@@ -19,6 +19,7 @@ pub mod core;
 pub mod ensemble;
 pub mod filter;
 pub mod import;
+pub mod java;
 pub mod metrics;
 pub mod net;
 pub mod overlay;

@@ -25,6 +25,8 @@ pub trait View {
     fn view(&self, p: &str) -> Option<NodeView>;
     /// Ephemeral paths of `session` in this state.
     fn ephemerals(&self, session: i64) -> Vec<String>;
+    /// The most ephemerals `session` held at once, as far as the committed tree knows.
+    fn ephemeral_peak(&self, session: i64) -> usize;
     /// `checkQuota`: whether `count` more nodes and `bytes` more bytes under `p` stay within
     /// the hard quota covering it, by the committed tree's limits and stats (as ZooKeeper
     /// checks them, not counting what pending txns add).
@@ -43,6 +45,10 @@ impl View for DataTree {
 
     fn ephemerals(&self, session: i64) -> Vec<String> {
         self.ephemerals_of(session)
+    }
+
+    fn ephemeral_peak(&self, session: i64) -> usize {
+        DataTree::ephemeral_peak(self, session)
     }
 
     fn check_quota(&self, p: &str, bytes: i64, count: i64) -> Result<(), jute::ZkError> {
@@ -75,6 +81,10 @@ impl View for Layered<'_> {
             Some((node, _)) => node.clone(),
             None => self.below.view(p),
         }
+    }
+
+    fn ephemeral_peak(&self, session: i64) -> usize {
+        self.below.ephemeral_peak(session)
     }
 
     fn ephemerals(&self, session: i64) -> Vec<String> {

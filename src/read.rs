@@ -117,9 +117,7 @@ impl Core {
             Request::GetEphemerals(r) => {
                 let prefix = r.prefix_path.trim();
                 let all = prefix.is_empty() || prefix == "/";
-                let list = self
-                    .tree
-                    .ephemerals_of(sid)
+                let list = crate::core::ephemerals_as_zookeeper(&self.tree, sid)
                     .into_iter()
                     .filter(|p| all || p.starts_with(prefix))
                     .collect();

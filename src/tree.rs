@@ -589,6 +589,9 @@ pub struct DataTree {
     data_size: i64,
     /// Ephemeral paths by owning session.
     ephemerals: HashMap<i64, BTreeSet<String>>,
+    /// The most ephemerals each session held at once since it was loaded: the size
+    /// ZooKeeper's `HashSet` of them grew to, which sets the order it iterates them in.
+    ephemeral_peak: HashMap<i64, usize>,
     pub containers: BTreeSet<String>,
     pub ttls: BTreeSet<String>,
     /// Live sessions and their timeouts, as the txns created and closed them.
@@ -657,6 +660,7 @@ impl DataTree {
             count: 0,
             data_size: 0,
             ephemerals: HashMap::new(),
+            ephemeral_peak: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             sessions: Default::default(),
@@ -722,7 +726,10 @@ impl DataTree {
         match node_kind(owner, self.extended_types) {
             NodeKind::Normal => {}
             NodeKind::Ephemeral(s) => {
-                self.ephemerals.entry(s).or_default().insert(p.to_string());
+                let set = self.ephemerals.entry(s).or_default();
+                set.insert(p.to_string());
+                let peak = self.ephemeral_peak.entry(s).or_default();
+                *peak = (*peak).max(set.len());
             }
             NodeKind::Container => {
                 self.containers.insert(p.to_string());
@@ -850,6 +857,11 @@ impl DataTree {
             .get(&session)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The most ephemerals `session` held at once (see the field).
+    pub fn ephemeral_peak(&self, session: i64) -> usize {
+        self.ephemeral_peak.get(&session).copied().unwrap_or(0)
     }
 
     pub fn ephemeral_count(&self) -> usize {
@@ -1129,14 +1141,18 @@ impl DataTree {
                 }
             }
             TxnRecord::CloseSession(t) => {
-                let mut paths = self.ephemerals_of(h.client_id);
-                if let Some(t) = t {
-                    paths.extend(t.paths2_delete.iter().flatten().cloned());
+                // In the txn's order (ZooKeeper's `killSession`), then any other ephemeral of
+                // the session (none, unless the txn predates it).
+                let mut paths: Vec<String> = t
+                    .as_ref()
+                    .and_then(|t| t.paths2_delete.clone())
+                    .unwrap_or_default();
+                for p in self.ephemerals_of(h.client_id) {
+                    if !paths.contains(&p) {
+                        paths.push(p);
+                    }
                 }
-                paths.sort();
-                paths.dedup();
-                // Deepest first, though ephemerals cannot have children.
-                for p in paths.iter().rev() {
+                for p in &paths {
                     self.delete(h.zxid, p, out);
                 }
             }
@@ -1149,6 +1165,7 @@ impl DataTree {
             TxnRecord::Multi(_) => panic!("nested multi at zxid {:#x}", h.zxid),
         }
         if let TxnRecord::CloseSession(_) = rec {
+            self.ephemeral_peak.remove(&h.client_id);
             if self.sessions.remove(&h.client_id).is_some() {
                 self.dirty_sessions.push((h.client_id, None));
             }

@@ -1846,3 +1846,28 @@ fn reads_of_the_empty_path_see_the_root_as_zookeepers_do() {
     // Writes check their paths.
     assert_eq!(c.call(set_data("", b"x", -1)).err(), -8);
 }
+
+#[test]
+fn a_closed_sessions_ephemerals_go_in_zookeepers_hash_set_order() {
+    // ZooKeeper deletes them (and getEphemerals lists them) as a copy of its HashSet of them
+    // iterates: "/a" and "/b" hash to buckets 2 and 3, "/BB" and "/Aa" collide in bucket 7
+    // (of the copy's 8) and keep their creation order. Path order would be /Aa /BB /a /b.
+    let s = TestServer::start("");
+    let (mut owner, mut watcher) = (Client::connect(s.addr), Client::connect(s.addr));
+    for p in ["/b", "/BB", "/a", "/Aa"] {
+        ok_create(&mut owner, p, b"", 1);
+        assert_eq!(watcher.call(exists(p, true)).err(), 0);
+    }
+    let Some(Response::GetEphemerals(e)) = owner
+        .call(Request::GetEphemerals(GetEphemeralsRequest {
+            prefix_path: "/".into(),
+        }))
+        .body
+    else {
+        panic!()
+    };
+    assert_eq!(e.ephemerals.unwrap(), ["/a", "/b", "/BB", "/Aa"]);
+    assert_eq!(owner.call(Request::CloseSession).err(), 0);
+    let deleted: Vec<String> = (0..4).map(|_| watcher.next_event().unwrap().path).collect();
+    assert_eq!(deleted, ["/a", "/b", "/BB", "/Aa"]);
+}

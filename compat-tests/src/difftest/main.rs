@@ -12,7 +12,8 @@
 //!
 //! What may differ between two servers is masked, nothing else: zxids count from the first
 //! answer of the run (both must use the same number of zxids), times are compared only as
-//! "created = modified", session ids by the order the sessions were made, and lists whose
+//! "not modified before created" (one millisecond holds several txns or not, by timing),
+//! session ids by the order the sessions were made, and lists whose
 //! order ZooKeeper leaves to a hash set (children, ephemerals) are sorted. The first step whose
 //! answers differ ends the run with both transcripts and the steps before it.
 //!
@@ -206,7 +207,7 @@ impl Side {
             self.rel(s.czxid),
             self.rel(s.mzxid),
             self.rel(s.pzxid),
-            if s.ctime == s.mtime { "=" } else { "<" },
+            if s.ctime <= s.mtime { "<=" } else { ">" },
             s.version,
             s.cversion,
             s.aversion,
@@ -262,23 +263,44 @@ impl Side {
     /// Sends one request on session `slot` and reads until its answer; notifications that
     /// come first go to the session's log. The answer as text, zxids and stats masked.
     fn call(&mut self, slot: usize, req: &Request) -> String {
+        match self.send(slot, req) {
+            Ok(xid) => self.answer(slot, xid, req),
+            Err(e) => e,
+        }
+    }
+
+    /// Several requests on session `slot` at once, then their answers in order (a pipelining
+    /// client's view).
+    fn call_pipelined(&mut self, slot: usize, reqs: &[Request]) -> String {
+        let mut sent = Vec::new();
+        for req in reqs {
+            match self.send(slot, req) {
+                Ok(xid) => sent.push((xid, req)),
+                Err(e) => return e,
+            }
+        }
+        sent.into_iter()
+            .map(|(xid, req)| self.answer(slot, xid, req))
+            .collect::<Vec<_>>()
+            .join(" || ")
+    }
+
+    /// Sends one request on session `slot`: its xid, or what went wrong.
+    fn send(&mut self, slot: usize, req: &Request) -> Result<i32, String> {
+        let Some(conn) = self.sessions[slot].conn.as_mut() else {
+            return Err("no connection".into());
+        };
         let xid = match req {
             Request::Auth(_) => jute::xid::AUTH,
             Request::SetWatches(_) | Request::SetWatches2(_) => jute::xid::SET_WATCHES,
             Request::Ping => jute::xid::PING,
             _ => {
-                let Some(conn) = self.sessions[slot].conn.as_mut() else {
-                    return "no connection".into();
-                };
                 conn.xid += 1;
                 conn.xid
             }
         };
         let mut out = Vec::new();
         req.encode_frame(xid, &mut out);
-        let Some(conn) = self.sessions[slot].conn.as_mut() else {
-            return "no connection".into();
-        };
         // A bare check that passes is not answered (ZooKeeper has no Stat to send): wait for
         // it briefly, and take the connection down after it as a client would.
         let wait = if matches!(req, Request::Check(_)) {
@@ -292,8 +314,14 @@ impl Side {
             .and_then(|()| conn.send(&out))
         {
             self.sessions[slot].conn = None;
-            return format!("send failed: {}", e.kind());
+            return Err(format!("send failed: {}", e.kind()));
         }
+        Ok(xid)
+    }
+
+    /// Reads until the answer to `xid`; notifications that come first go to the session's
+    /// log. The answer as text, zxids and stats masked.
+    fn answer(&mut self, slot: usize, xid: i32, req: &Request) -> String {
         loop {
             let Some(conn) = self.sessions[slot].conn.as_mut() else {
                 return "no connection".into();
@@ -474,6 +502,8 @@ enum Step {
     Reattach(usize),
     /// Re-attach with a wrong password, then with the right one.
     ReattachWrongPassword(usize),
+    /// Several requests sent at once on one session, then their answers read.
+    Pipelined(usize, Vec<Request>),
 }
 
 /// The kinds of watch a session may hold on a path.
@@ -773,6 +803,33 @@ impl Gen {
 
     fn step(&mut self) -> Step {
         let s = self.rng.below(self.sessions);
+        if self.rng.chance(8) {
+            // Requests a client may pipeline: anything answered in order (no bare check,
+            // auth or setWatches, which share fixed xids or go unanswered), and no setACL:
+            // ZooKeeper checks the requests after one in flight against the ACL before it
+            // (its prep's change record keeps the old ACL), zkrs against the new one.
+            let n = 2 + self.rng.below(4);
+            let mut reqs = Vec::new();
+            while reqs.len() < n {
+                if let Step::Call(_, req) = self.step_of(s) {
+                    if !matches!(
+                        req,
+                        Request::Check(_)
+                            | Request::SetAcl(_)
+                            | Request::Auth(_)
+                            | Request::SetWatches(_)
+                            | Request::SetWatches2(_)
+                    ) {
+                        reqs.push(req);
+                    }
+                }
+            }
+            return Step::Pipelined(s, reqs);
+        }
+        self.step_of(s)
+    }
+
+    fn step_of(&mut self, s: usize) -> Step {
         let r = self.rng.below(1000);
         let req = match r {
             0..=219 => self.create_request(),
@@ -954,6 +1011,7 @@ fn run_step(side: &mut Side, step: &Step) -> String {
             format!("close: {closed}; {opened}")
         }
         Step::Reattach(s) => side.reattach(*s, false),
+        Step::Pipelined(s, reqs) => side.call_pipelined(*s, reqs),
         Step::ReattachWrongPassword(s) => {
             let wrong = side.reattach(*s, true);
             let right = side.reattach(*s, false);
