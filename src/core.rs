@@ -1097,6 +1097,8 @@ impl Core {
                 if is_write_op(op) && self.sessions.get(&sid).is_some_and(|s| s.local) {
                     // The read-only server turns writes away by opcode, before decoding.
                     self.reply(conn, xid, Err(ZkError::NotReadOnly));
+                } else if is_write_op(op) && !self.is_authority() {
+                    self.forward_undecodable(conn, sid, xid, op);
                 } else if is_write_op(op) {
                     // ZooKeeper logs an error txn for an undecodable write.
                     let rec = TxnRecord::Error(ErrorTxn {

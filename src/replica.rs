@@ -478,7 +478,11 @@ impl Core {
     pub(crate) fn forward_client(&mut self, conn: ConnId, sid: i64, xid: i32, req: Request) {
         let op = req.op();
         let ops = match &req {
-            Request::Multi(m) => m.ops.iter().map(jute::MultiOp::op).collect(),
+            // The kinds of op the leader's prep takes them for (its answer's result types).
+            Request::Multi(m) => crate::prep::multi_ops_as_zookeeper(&m.ops)
+                .iter()
+                .map(jute::MultiOp::op)
+                .collect(),
             _ => vec![],
         };
         let auth = self
@@ -494,6 +498,24 @@ impl Core {
             (*auth).clone(),
             Origin::Client { conn, xid, op, ops },
         );
+    }
+
+    /// Learner: a write the client sent undecodable goes to the leader too, with no body:
+    /// the leader logs the MarshallingError txn ZooKeeper's does, and this member answers it
+    /// at its commit.
+    pub(crate) fn forward_undecodable(&mut self, conn: ConnId, sid: i64, xid: i32, op: OpCode) {
+        let auth = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        let origin = Origin::Client {
+            conn,
+            xid,
+            op,
+            ops: vec![],
+        };
+        self.forward(sid, xid, op, Vec::new(), (*auth).clone(), origin);
     }
 
     /// Learner: sync goes to the leader and is answered when its SYNC comes back.

@@ -2031,3 +2031,72 @@ fn a_member_far_behind_syncs_from_a_snapshot_sent_in_pieces_while_writes_go_on()
     sync_and_check(members[behind].client, &paths);
     assert!(!left.exists(), "{} still there", left.display());
 }
+
+#[test]
+fn a_follower_answers_undecodable_writes_and_multi_results_as_the_leader_prepared_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let members = ensemble(3, tmp.path());
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let follower = members[(leader + 1) % 3].client;
+    let mut c = Client::connect(follower);
+    // A multi with a read op among its writes cannot be decoded: the leader logs a
+    // MarshallingError txn and the follower answers it (ZooKeeper's answer; it used to
+    // go unanswered).
+    use jute::Encode;
+    let zxid = c.call(exists("/", false)).header.zxid;
+    let mut body = Vec::new();
+    jute::proto::MultiHeader {
+        type_: 5,
+        done: false,
+        err: -1,
+    }
+    .encode(&mut body);
+    jute::proto::SetDataRequest {
+        path: "/".into(),
+        data: None,
+        version: -1,
+    }
+    .encode(&mut body);
+    jute::proto::MultiHeader {
+        type_: 4,
+        done: false,
+        err: -1,
+    }
+    .encode(&mut body);
+    jute::proto::GetDataRequest {
+        path: "/".into(),
+        watch: false,
+    }
+    .encode(&mut body);
+    jute::proto::MultiHeader {
+        type_: -1,
+        done: true,
+        err: -1,
+    }
+    .encode(&mut body);
+    let mut frame = Vec::new();
+    jute::frame::write(&mut frame, |out| {
+        jute::proto::RequestHeader { xid: 77, type_: 14 }.encode(out);
+        out.extend_from_slice(&body);
+    });
+    c.send_raw(&frame);
+    let r = c.recv(77, jute::OpCode::Multi).expect("an answer");
+    assert_eq!((r.err(), r.header.zxid), (-5, zxid + 1));
+    // A multi's create with container flags makes a container: the follower's answer has
+    // the leader's result type (create2, with a stat).
+    let r = c.call(Request::Multi(jute::MultiRequest {
+        ops: vec![jute::MultiOp::Create(jute::proto::CreateRequest {
+            path: "/box".into(),
+            data: None,
+            acl: open_acl(),
+            flags: 4,
+        })],
+    }));
+    let Some(Response::Multi(m)) = r.body else {
+        panic!("{r:?}")
+    };
+    assert!(
+        matches!(&m.results[0], jute::MultiResult::Create2(c) if c.path == "/box"),
+        "{m:?}"
+    );
+}

@@ -34,12 +34,13 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(about = "The same random client requests against two ZooKeeper servers, compared")]
 struct Cli {
-    /// The reference server (Apache ZooKeeper).
-    #[arg(long)]
-    a: SocketAddr,
-    /// The server under test.
-    #[arg(long)]
-    b: SocketAddr,
+    /// The reference server (Apache ZooKeeper): one address, or an ensemble's members
+    /// separated by commas (session k connects to member k mod n).
+    #[arg(long, value_delimiter = ',', required = true)]
+    a: Vec<SocketAddr>,
+    /// The server under test, as `--a`.
+    #[arg(long, value_delimiter = ',', required = true)]
+    b: Vec<SocketAddr>,
     /// First seed; run k uses seed + k.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -55,6 +56,11 @@ struct Cli {
     /// Print every step's transcript.
     #[arg(long)]
     verbose: bool,
+    /// Send no bare check (opcode 13 outside a multi). Apache ZooKeeper 3.8 has no Stat to
+    /// answer one that passes with: standalone it sends nothing, in an ensemble the exception
+    /// takes its members down.
+    #[arg(long)]
+    no_bare_check: bool,
 }
 
 const DIGEST_U1: &str = "u1:fpT/y03U+EjItKZOSLGvjnJlyng=";
@@ -127,7 +133,8 @@ struct Sess {
 /// One server and the test's sessions on it.
 struct Side {
     name: &'static str,
-    addr: SocketAddr,
+    /// Session k's server: `addrs[k % addrs.len()]`.
+    addrs: Vec<SocketAddr>,
     sessions: Vec<Sess>,
     /// Session id → label, in the order sessions were made (the same on both sides).
     labels: HashMap<i64, String>,
@@ -166,10 +173,10 @@ fn connect(
 }
 
 impl Side {
-    fn new(name: &'static str, addr: SocketAddr) -> Self {
+    fn new(name: &'static str, addrs: Vec<SocketAddr>) -> Self {
         Side {
             name,
-            addr,
+            addrs,
             sessions: Vec::new(),
             labels: HashMap::new(),
             base: 0,
@@ -219,7 +226,8 @@ impl Side {
 
     /// A new session in slot `slot` (appended, or replacing a closed one).
     fn open(&mut self, slot: usize) -> io::Result<String> {
-        let (conn, r) = connect(self.addr, 0, &[0; 16], self.last_zxid)?;
+        let addr = self.addrs[slot % self.addrs.len()];
+        let (conn, r) = connect(addr, 0, &[0; 16], self.last_zxid)?;
         let label = self.label(r.session_id);
         let sess = Sess {
             id: r.session_id,
@@ -246,7 +254,12 @@ impl Side {
                 *b ^= 0x5a;
             }
         }
-        match connect(self.addr, sess.id, &passwd, self.last_zxid) {
+        match connect(
+            self.addrs[slot % self.addrs.len()],
+            sess.id,
+            &passwd,
+            self.last_zxid,
+        ) {
             Ok((conn, r)) if r.session_id == sess.id => {
                 sess.conn = Some(conn);
                 format!("re-attached timeout={}", r.time_out)
@@ -467,6 +480,15 @@ impl Side {
                 let r = self.reattach(slot, false);
                 self.sessions[slot].log.push(format!("re-attach: {r}"));
             }
+            if self.sessions[slot].conn.is_some() && self.addrs.len() > 1 {
+                // In an ensemble a session's member may not have applied what another
+                // member's session changed yet: a sync waits until it has (and its events
+                // went out before the answer).
+                let synced = self.call(slot, &Request::Sync(SyncRequest { path: "/".into() }));
+                if !synced.starts_with("err=0") {
+                    self.sessions[slot].log.push(format!("sync: {synced}"));
+                }
+            }
             if self.sessions[slot].conn.is_some() {
                 let pong = self.call(slot, &Request::Ping);
                 if pong != "pong" {
@@ -521,6 +543,8 @@ struct Gen {
     sessions: usize,
     /// Paths created with a sequence number (the names side A answered with).
     extra: Vec<String>,
+    /// `--no-bare-check`.
+    no_bare_check: bool,
 }
 
 impl Gen {
@@ -960,6 +984,10 @@ impl Gen {
             925..=944 => return Step::CloseAndOpen(s),
             945..=979 => return Step::Reattach(s),
             980..=989 => return Step::ReattachWrongPassword(s),
+            _ if self.no_bare_check => Request::Exists(ExistsRequest {
+                path: self.path(),
+                watch: false,
+            }),
             _ => Request::Check(CheckVersionRequest {
                 path: self.path(),
                 version: self.version(),
@@ -1062,9 +1090,10 @@ fn run(cli: &Cli, seed: u64) -> Result<(), String> {
         root: root.clone(),
         sessions: cli.sessions,
         extra: Vec::new(),
+        no_bare_check: cli.no_bare_check,
     };
-    let mut a = Side::new("A", cli.a);
-    let mut b = Side::new("B", cli.b);
+    let mut a = Side::new("A", cli.a.clone());
+    let mut b = Side::new("B", cli.b.clone());
     for side in [&mut a, &mut b] {
         for slot in 0..cli.sessions {
             side.open(slot)
@@ -1132,7 +1161,8 @@ fn run(cli: &Cli, seed: u64) -> Result<(), String> {
     }
     for side in [&mut a, &mut b] {
         side.close_all();
-        side.open(0).map_err(|e| e.to_string())?;
+        side.open(0)
+            .map_err(|e| format!("{}: cannot open a session to clean up: {e}", side.name))?;
         remove_tree(side, &root);
         side.close_all();
     }
