@@ -180,11 +180,19 @@ pub struct Conn {
     refused: bool,
     /// Its SASL exchange, once it has begun one.
     sasl: Option<Box<crate::sasl::DigestMd5>>,
+    /// Learner: syncs the leader has answered ahead of this connection's writes before them
+    /// (xid, path, how many of its writes must be answered first): answered in order.
+    syncs_waiting: VecDeque<(i32, String, u64)>,
 }
 
 impl Conn {
     pub(crate) fn pending_writes_inc(&mut self) {
         self.pending_writes += 1;
+    }
+
+    /// How many writes this connection has sent so far (answered or pending).
+    pub(crate) fn writes_sent(&self) -> u64 {
+        self.writes_answered + u64::from(self.pending_writes)
     }
 }
 
@@ -766,6 +774,7 @@ impl Core {
                 sasl: None,
                 writes_answered: 0,
                 queue: VecDeque::new(),
+                syncs_waiting: VecDeque::new(),
             }),
         );
         self.stats.packets_received += 1;
@@ -1565,8 +1574,33 @@ impl Core {
                 c.pending_writes -= 1;
                 c.writes_answered += 1;
             }
+            // A sync answered early waits for the writes sent before it.
+            if c.syncs_waiting
+                .front()
+                .is_some_and(|(_, _, after)| c.writes_answered >= *after)
+            {
+                if let Some((xid, path, _)) = c.syncs_waiting.pop_front() {
+                    self.reply(conn, xid, Ok(Response::Sync(SyncResponse { path })));
+                    return self.answered(conn);
+                }
+            }
         }
         self.drain(conn);
+    }
+
+    /// Learner: the leader answered a sync. Its reply follows the replies to the writes the
+    /// connection sent before it (ZooKeeper answers a session's requests in order; the
+    /// leader may answer the sync before those writes commit).
+    pub(crate) fn sync_done(&mut self, conn: ConnId, xid: i32, path: String, after: u64) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.writes_answered >= after && c.syncs_waiting.is_empty() {
+            self.reply(conn, xid, Ok(Response::Sync(SyncResponse { path })));
+            self.answered(conn);
+        } else {
+            c.syncs_waiting.push_back((xid, path, after));
+        }
     }
 
     /// The reply to a committed write.

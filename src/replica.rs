@@ -11,9 +11,9 @@ use crate::quorum::Peers;
 use crate::snapshot::SnapFormat;
 use crate::watches::ConnId;
 use crate::zab::{packet, Forwarded, HardState, Msg, Ready, Role, Sid, Zab, ZabConfig};
-use jute::proto::{SyncRequest, SyncResponse};
+use jute::proto::SyncRequest;
 use jute::txn::{CreateSessionTxn, ErrorTxn};
-use jute::{Encode, OpCode, Reader, Request, Response, TxnRecord, ZkError};
+use jute::{Encode, OpCode, Reader, Request, TxnRecord, ZkError};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,7 +32,9 @@ pub struct Replica {
     /// Writes this member forwarded, by (session, xid): who waits for their commit.
     remote: HashMap<(i64, i32), Origin>,
     /// Syncs forwarded to the leader, oldest first: (connection, xid, path).
-    syncs: VecDeque<(ConnId, i32, String)>,
+    /// Syncs sent to the leader: connection, xid, path, and how many writes the connection
+    /// had sent before it.
+    syncs: VecDeque<(ConnId, i32, String, u64)>,
     /// Reconnects waiting for the leader's REVALIDATE answer: connection -> (session,
     /// negotiated timeout, read-only flag of the request).
     pub(crate) revalidating: HashMap<ConnId, Reconnect>,
@@ -236,12 +238,12 @@ impl Core {
             self.commit_entry(&entry, origin);
         }
         for _ in 0..syncs_done {
-            let Some((conn, xid, path)) = self.replica.as_mut().and_then(|r| r.syncs.pop_front())
+            let Some((conn, xid, path, after)) =
+                self.replica.as_mut().and_then(|r| r.syncs.pop_front())
             else {
                 break;
             };
-            self.reply(conn, xid, Ok(Response::Sync(SyncResponse { path })));
-            self.answered(conn);
+            self.sync_done(conn, xid, path, after);
         }
         // Leader work.
         // Learners' pings touch the sessions they heard from. Only sessions the leader holds
@@ -534,7 +536,10 @@ impl Core {
             self.close(conn);
             return;
         }
-        rep.syncs.push_back((conn, xid, r.path));
+        let after = self.conns.get(&conn).map_or(0, |c| c.writes_sent());
+        if let Some(rep) = self.replica.as_mut() {
+            rep.syncs.push_back((conn, xid, r.path, after));
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.pending_writes_inc();
         }

@@ -2100,3 +2100,26 @@ fn a_follower_answers_undecodable_writes_and_multi_results_as_the_leader_prepare
         "{m:?}"
     );
 }
+
+#[test]
+fn a_followers_sync_is_answered_after_the_writes_sent_before_it() {
+    // The leader may answer a forwarded sync before the writes the same connection forwarded
+    // ahead of it commit; ZooKeeper answers a session's requests in order all the same.
+    let tmp = tempfile::tempdir().unwrap();
+    let members = ensemble(3, tmp.path());
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let mut c = Client::connect(members[(leader + 1) % 3].client);
+    for round in 0..20 {
+        let mut sent = Vec::new();
+        for i in 0..4 {
+            let req = create(&format!("/s{round}-{i}"), b"", 0);
+            sent.push((c.send(&req), OpCode::Create));
+        }
+        let sync = Request::Sync(jute::proto::SyncRequest { path: "/".into() });
+        sent.push((c.send(&sync), OpCode::Sync));
+        // `recv` asserts that each answer is the next one asked for.
+        for (xid, op) in sent {
+            assert_eq!(c.recv(xid, op).expect("an answer").err(), 0);
+        }
+    }
+}

@@ -128,6 +128,9 @@ struct Sess {
     conn: Option<Conn>,
     /// What reached this session during the current step.
     log: Vec<String>,
+    /// The last zxid this session was answered with: what it says it has seen when it
+    /// re-attaches, as a client does (a member behind it refuses the connection).
+    last_zxid: i64,
 }
 
 /// One server and the test's sessions on it.
@@ -227,13 +230,14 @@ impl Side {
     /// A new session in slot `slot` (appended, or replacing a closed one).
     fn open(&mut self, slot: usize) -> io::Result<String> {
         let addr = self.addrs[slot % self.addrs.len()];
-        let (conn, r) = connect(addr, 0, &[0; 16], self.last_zxid)?;
+        let (conn, r) = connect(addr, 0, &[0; 16], 0)?;
         let label = self.label(r.session_id);
         let sess = Sess {
             id: r.session_id,
             passwd: r.passwd.unwrap_or_default(),
             conn: Some(conn),
             log: Vec::new(),
+            last_zxid: 0,
         };
         if slot == self.sessions.len() {
             self.sessions.push(sess);
@@ -258,7 +262,7 @@ impl Side {
             self.addrs[slot % self.addrs.len()],
             sess.id,
             &passwd,
-            self.last_zxid,
+            sess.last_zxid,
         ) {
             Ok((conn, r)) if r.session_id == sess.id => {
                 sess.conn = Some(conn);
@@ -370,6 +374,8 @@ impl Side {
             }
             if h.zxid > 0 {
                 self.last_zxid = self.last_zxid.max(h.zxid);
+                let seen = &mut self.sessions[slot].last_zxid;
+                *seen = (*seen).max(h.zxid);
             }
             if matches!(req, Request::Ping) {
                 return "pong".into();
