@@ -4,6 +4,7 @@
 //! `"error" : "Unknown command: <name>"`, with status 200, as ZooKeeper's does.
 
 use crate::admin;
+use crate::backup::{AdminReply, Credentials};
 use crate::core::{Core, CoreMsg};
 use std::fmt::Write as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -121,9 +122,11 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     // ZooKeeper 3.8's alias is `orst` (ObserverCnxnStatResetCommand).
     ("observer_connection_stat_reset", &["orst"]),
     ("observers", &["obsr"]),
+    ("restore", &["rest"]),
     ("ruok", &[]),
     ("server_stats", &["srvr"]),
     ("set_trace_mask", &["stmk"]),
+    ("snapshot", &["snap"]),
     ("stat_reset", &["srst"]),
     ("stats", &["stat"]),
     ("system_properties", &["sysp"]),
@@ -173,6 +176,38 @@ pub fn run(command: &str, args: &[(String, String)], core: &mut Core) -> String 
     Json::Obj(fields).pretty()
 }
 
+/// Runs a request on the core's thread: `snapshot` and `restore` go on in
+/// [`crate::backup`], the others answer their JSON.
+pub fn run_request(
+    core: &mut Core,
+    command: &str,
+    args: &[(String, String)],
+    post: bool,
+    creds: &Credentials,
+    reply: oneshot::Sender<AdminReply>,
+) {
+    match primary(command) {
+        Some(p @ ("snapshot" | "restore")) if post == (p == "restore") => {
+            core.backup_command(command, p, args, creds, reply)
+        }
+        Some(p) if post || p == "restore" => {
+            let method = if post { "GET" } else { "POST" };
+            let _ = reply.send(crate::backup::json(
+                405,
+                command,
+                Some(&format!("{p} is run with {method}")),
+                vec![],
+            ));
+        }
+        _ => {
+            let _ = reply.send(AdminReply::Json {
+                status: 200,
+                body: run(command, args, core),
+            });
+        }
+    }
+}
+
 /// What an HTTP port serves.
 #[derive(Clone, Debug)]
 pub enum Site {
@@ -198,6 +233,49 @@ pub async fn serve(listener: TcpListener, site: Site, core: mpsc::Sender<CoreMsg
 /// Largest request head read.
 const MAX_HEAD: usize = 16 * 1024;
 
+/// A request's first line and the headers it is served by.
+struct Head {
+    post: bool,
+    target: String,
+    authorization: Option<String>,
+    forwarded: Option<String>,
+    content_length: Option<u64>,
+    chunked: bool,
+    expect_continue: bool,
+}
+
+fn parse_head(text: &str) -> Head {
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or("");
+    let mut words = first.split_whitespace();
+    let post = words.next().is_some_and(|m| m.eq_ignore_ascii_case("POST"));
+    let target = words.next().unwrap_or("/").to_string();
+    let mut head = Head {
+        post,
+        target,
+        authorization: None,
+        forwarded: None,
+        content_length: None,
+        chunked: false,
+        expect_continue: false,
+    };
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "authorization" => head.authorization = Some(value.to_string()),
+            "x-forwarded-for" => head.forwarded = Some(value.to_string()),
+            "content-length" => head.content_length = value.parse().ok(),
+            "transfer-encoding" => head.chunked = value.eq_ignore_ascii_case("chunked"),
+            "expect" => head.expect_continue = value.eq_ignore_ascii_case("100-continue"),
+            _ => {}
+        }
+    }
+    head
+}
+
 async fn handle(
     mut stream: TcpStream,
     site: &Site,
@@ -218,13 +296,14 @@ async fn handle(
     tokio::time::timeout(std::time::Duration::from_secs(30), read)
         .await
         .map_err(|_| std::io::Error::other("slow request"))??;
-    let text = String::from_utf8_lossy(&head);
-    let target = text
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("/");
-    let target = target.split('#').next().unwrap_or("/");
+    // What came after the head is the body's beginning.
+    let body_start = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(head.len(), |at| at + 4);
+    let early_body = head.split_off(body_start);
+    let request = parse_head(&String::from_utf8_lossy(&head));
+    let target = request.target.split('#').next().unwrap_or("/");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let args: Vec<(String, String)> = query
         .split('&')
@@ -244,52 +323,279 @@ async fn handle(
                     return Ok(());
                 }
                 let Ok(text) = rx.await else { return Ok(()) };
-                ("200 OK", crate::metrics::CONTENT_TYPE, text)
+                (200, crate::metrics::CONTENT_TYPE, text)
             } else {
-                ("404 Not Found", "text/plain", "Not Found\n".to_string())
+                (404, "text/plain", "Not Found\n".to_string())
             };
-            return respond(&mut stream, status, kind, &body).await;
+            return respond(&mut stream, status, kind, &[], &body).await;
         }
     };
     let base = url.trim_end_matches('/');
-    let (status, kind, body) = if path == base || path == format!("{base}/") {
-        let mut links = String::new();
-        for (name, _) in COMMANDS {
-            let _ = write!(links, "<a href=\"{base}/{name}\">{name}</a>\n<br/>\n");
-        }
-        ("200 OK", "text/html", links)
-    } else if let Some(name) = path
+    let name = match path
         .strip_prefix(base)
         .and_then(|p| p.strip_prefix('/'))
         .filter(|n| !n.is_empty() && !n.contains('/'))
     {
-        let (tx, rx) = oneshot::channel();
-        let msg = CoreMsg::Admin {
-            command: name.to_string(),
-            args,
-            reply: tx,
-        };
-        if core.send(msg).await.is_err() {
-            return Ok(());
+        Some(name) => name,
+        None if path == base || path == format!("{base}/") => {
+            let mut links = String::new();
+            for (name, _) in COMMANDS {
+                let _ = write!(links, "<a href=\"{base}/{name}\">{name}</a>\n<br/>\n");
+            }
+            return respond(&mut stream, 200, "text/html", &[], &links).await;
         }
-        let Ok(json) = rx.await else { return Ok(()) };
-        ("200 OK", "application/json", json)
-    } else {
-        ("404 Not Found", "text/plain", "Not Found\n".to_string())
+        None => return respond(&mut stream, 404, "text/plain", &[], "Not Found\n").await,
     };
-    respond(&mut stream, status, kind, &body).await
+    let (tx, rx) = oneshot::channel();
+    let msg = CoreMsg::Admin {
+        command: name.to_string(),
+        args,
+        post: request.post,
+        creds: Credentials {
+            authorization: request.authorization.clone(),
+            peer: stream.peer_addr()?.ip(),
+            forwarded: request.forwarded.clone(),
+        },
+        reply: tx,
+    };
+    if core.send(msg).await.is_err() {
+        return Ok(());
+    }
+    let Ok(reply) = rx.await else { return Ok(()) };
+    match reply {
+        AdminReply::Json { status, body } => {
+            respond(&mut stream, status, "application/json", &[], &body).await
+        }
+        AdminReply::Snapshot(taken) => send_snapshot(&mut stream, taken).await,
+        AdminReply::RestoreGo => {
+            if request.expect_continue {
+                stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+            }
+            let snapshot = match read_body(&mut stream, &request, early_body).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let AdminReply::Json { status, body } =
+                        crate::backup::json(400, "restore", Some(&e.to_string()), vec![])
+                    else {
+                        return Ok(());
+                    };
+                    return respond(&mut stream, status, "application/json", &[], &body).await;
+                }
+            };
+            let (tx, rx) = oneshot::channel();
+            if core
+                .send(CoreMsg::Restore {
+                    snapshot,
+                    reply: tx,
+                })
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+            match rx.await {
+                Ok(AdminReply::Json { status, body }) => {
+                    respond(&mut stream, status, "application/json", &[], &body).await
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// The body of a POST: `Content-Length` bytes, or chunks (`Transfer-Encoding: chunked`).
+async fn read_body(
+    stream: &mut TcpStream,
+    head: &Head,
+    early: Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let mut data = early;
+    let mut buf = vec![0u8; 64 * 1024];
+    if !head.chunked {
+        let Some(len) = head.content_length else {
+            return Err(bad(
+                "a snapshot in the body, with Content-Length or chunked",
+            ));
+        };
+        let len = usize::try_from(len).map_err(|_| bad("body too large"))?;
+        data.reserve(len.saturating_sub(data.len()));
+        while data.len() < len {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Err(bad("the body ended early"));
+            }
+            data.extend_from_slice(&buf[..n]);
+        }
+        data.truncate(len);
+        return Ok(data);
+    }
+    // Chunks: a hex size line, the bytes, CRLF; a size of 0 ends them.
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let line_end = loop {
+            if let Some(i) = data[at..].windows(2).position(|w| w == b"\r\n") {
+                break at + i;
+            }
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Err(bad("the body ended early"));
+            }
+            data.extend_from_slice(&buf[..n]);
+        };
+        let line = String::from_utf8_lossy(&data[at..line_end]);
+        let size = line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size, 16).map_err(|_| bad("a chunk's size"))?;
+        at = line_end + 2;
+        if size == 0 {
+            return Ok(body);
+        }
+        while data.len() < at + size + 2 {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Err(bad("the body ended early"));
+            }
+            data.extend_from_slice(&buf[..n]);
+        }
+        body.extend_from_slice(&data[at..at + size]);
+        at += size + 2;
+        // What was read is dropped now and then, not held twice.
+        if at > (1 << 20) {
+            data.drain(..at);
+            at = 0;
+        }
+    }
+}
+
+/// Writes the snapshot into ZooKeeper's snapshot dir as `snapshot.<zxid>` (a file of
+/// another name until whole), then answers with its zxid and size in headers and the file
+/// as the body (`streaming`) or ZooKeeper's JSON.
+async fn send_snapshot(
+    stream: &mut TcpStream,
+    taken: crate::backup::TakenSnapshot,
+) -> std::io::Result<()> {
+    let crate::backup::TakenSnapshot {
+        zxid,
+        digest,
+        last_processed,
+        mut pieces,
+        dir,
+        streaming,
+    } = taken;
+    let file = dir.join(format!("snapshot.{zxid:x}"));
+    let partial = dir.join(format!(".snapshot.{zxid:x}.partial"));
+    let written = {
+        let (file, partial) = (file.clone(), partial.clone());
+        tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            std::fs::create_dir_all(&dir)?;
+            let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&partial)?);
+            let mut snap = crate::import::SnapshotFile::new(out)?;
+            loop {
+                match pieces.blocking_recv() {
+                    Some(Some(piece)) => snap.write(&piece)?,
+                    Some(None) => break,
+                    None => return Err(std::io::Error::other("the store could not be read")),
+                }
+            }
+            let (_, len) = snap.finish(zxid, digest, last_processed)?;
+            std::fs::rename(&partial, &file)?;
+            Ok(len)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+    };
+    let size = match written {
+        Ok(size) => size,
+        Err(e) => {
+            tracing::warn!("taking a snapshot for the snapshot command failed: {e}");
+            let _ = std::fs::remove_file(&partial);
+            let AdminReply::Json { status, body } =
+                crate::backup::json(500, "snapshot", None, vec![])
+            else {
+                return Ok(());
+            };
+            return respond(stream, status, "application/json", &[], &body).await;
+        }
+    };
+    tracing::info!("snapshot command: wrote {} ({size} bytes)", file.display());
+    let headers = [
+        ("last_zxid", format!("0x{zxid:x}")),
+        ("snapshot_size", size.to_string()),
+    ];
+    if !streaming {
+        let AdminReply::Json { status, body } = crate::backup::json(200, "snapshot", None, vec![])
+        else {
+            return Ok(());
+        };
+        return respond(stream, status, "application/json", &headers, &body).await;
+    }
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\nConnection: close\r\n"
+    );
+    for (k, v) in &headers {
+        let _ = write!(out, "{k}: {v}\r\n");
+    }
+    out.push_str("\r\n");
+    stream.write_all(out.as_bytes()).await?;
+    // Read by a thread of its own (file reads block), a piece at a time.
+    let (tx, mut rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut f = match std::fs::File::open(&file) {
+            Ok(f) => f,
+            Err(e) => return drop(tx.blocking_send(Err(e))),
+        };
+        loop {
+            let mut piece = vec![0u8; 1 << 20];
+            match f.read(&mut piece) {
+                Ok(0) => return,
+                Ok(n) => {
+                    piece.truncate(n);
+                    if tx.blocking_send(Ok(piece)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => return drop(tx.blocking_send(Err(e))),
+            }
+        }
+    });
+    while let Some(piece) = rx.recv().await {
+        stream.write_all(&piece?).await?;
+    }
+    stream.shutdown().await
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    }
 }
 
 async fn respond(
     stream: &mut TcpStream,
-    status: &str,
+    status: u16,
     kind: &str,
+    headers: &[(&str, String)],
     body: &str,
 ) -> std::io::Result<()> {
     let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reason(status),
         body.len()
     );
+    for (k, v) in headers {
+        let _ = write!(out, "{k}: {v}\r\n");
+    }
+    out.push_str("\r\n");
     out.push_str(body);
     stream.write_all(out.as_bytes()).await?;
     stream.shutdown().await

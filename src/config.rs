@@ -99,6 +99,17 @@ pub struct Config {
     pub admin_address: IpAddr,
     pub admin_port: u16,
     pub admin_url: String,
+    /// `admin.snapshot.enabled` and `admin.restore.enabled` (default true): the `snapshot`
+    /// and `restore` admin commands are served.
+    pub admin_snapshot_enabled: bool,
+    pub admin_restore_enabled: bool,
+    /// `admin.rateLimiterIntervalInMS` (default 300000): at most one `restore` per interval,
+    /// and one `snapshot` per a thousandth of it (ZooKeeper 3.9 reads the value in
+    /// microseconds for `snapshot`).
+    pub admin_rate_limit_ms: u64,
+    /// `serializeLastProcessedZxid.enabled` (default true): snapshot files end with the last
+    /// processed zxid, which `snapshot` and `restore` need.
+    pub serialize_last_processed_zxid: bool,
     /// `metricsProvider.className` set to ZooKeeper's PrometheusMetricsProvider: `/metrics`
     /// served over HTTP at `metricsProvider.httpHost` (default 0.0.0.0) and
     /// `metricsProvider.httpPort` (default 7000).
@@ -295,6 +306,10 @@ impl Default for Config {
             prometheus_host: "0.0.0.0".into(),
             prometheus_port: 7000,
             admin_url: "/commands".to_string(),
+            admin_snapshot_enabled: true,
+            admin_restore_enabled: true,
+            admin_rate_limit_ms: 300_000,
+            serialize_last_processed_zxid: true,
             initial_config: String::new(),
             config_path: None,
             enforce_quota: false,
@@ -906,6 +921,23 @@ impl Config {
                 self.admin_port = value.parse().map_err(|_| invalid("expected a port"))?
             }
             "admin.commandURL" => self.admin_url = value.to_string(),
+            "admin.snapshot.enabled" => {
+                self.admin_snapshot_enabled = value.eq_ignore_ascii_case("true")
+            }
+            "admin.restore.enabled" => {
+                self.admin_restore_enabled = value.eq_ignore_ascii_case("true")
+            }
+            // Integer.parseInt: a number of milliseconds that fits an int.
+            "admin.rateLimiterIntervalInMS" => {
+                self.admin_rate_limit_ms = value
+                    .parse::<i32>()
+                    .ok()
+                    .and_then(|v| u64::try_from(v).ok())
+                    .ok_or_else(|| invalid("expected a number of milliseconds"))?
+            }
+            "serializeLastProcessedZxid.enabled" => {
+                self.serialize_last_processed_zxid = value.eq_ignore_ascii_case("true")
+            }
             // ZooKeeper loads the named class at start and fails when there is none: the
             // default provider (mntr only) and the Prometheus one are the two it ships.
             "metricsProvider.className" => match value {
@@ -1094,6 +1126,10 @@ const KNOWN_KEYS: &[&str] = &[
     "4lw.commands.whitelist",
     "jute.maxbuffer",
     "extendedTypesEnabled",
+    "admin.snapshot.enabled",
+    "admin.restore.enabled",
+    "admin.rateLimiterIntervalInMS",
+    "serializeLastProcessedZxid.enabled",
     "DigestAuthenticationProvider.superDigest",
     "reconfigEnabled",
     "enforceQuota",

@@ -75,12 +75,20 @@ pub enum CoreMsg {
         process: bool,
         reply: oneshot::Sender<String>,
     },
-    /// An AdminServer command (HTTP): its JSON.
+    /// An AdminServer command (HTTP): its JSON, or what `snapshot` and `restore` go on with.
     Admin {
         command: String,
         /// The query's `key=value` pairs.
         args: Vec<(String, String)>,
-        reply: oneshot::Sender<String>,
+        /// POST (`restore`), not GET.
+        post: bool,
+        creds: crate::backup::Credentials,
+        reply: oneshot::Sender<crate::backup::AdminReply>,
+    },
+    /// The snapshot file a `restore` POSTed.
+    Restore {
+        snapshot: Vec<u8>,
+        reply: oneshot::Sender<crate::backup::AdminReply>,
     },
     /// A message from another ensemble member.
     Peer {
@@ -177,7 +185,7 @@ pub struct Conn {
     queue: VecDeque<Queued>,
     /// Refused for want of authentication (`enforce.auth`): closed, and what it sends after
     /// is not read.
-    refused: bool,
+    pub(crate) refused: bool,
     /// Its SASL exchange, once it has begun one.
     sasl: Option<Box<crate::sasl::DigestMd5>>,
     /// Learner: syncs the leader has answered ahead of this connection's writes before them
@@ -312,7 +320,9 @@ pub struct Core {
     pub(crate) overlay: Overlay,
     pub(crate) next_session_id: i64,
     /// The zxid the next proposal gets.
-    next_zxid: i64,
+    pub(crate) next_zxid: i64,
+    /// The `snapshot` and `restore` admin commands.
+    pub(crate) backup: crate::backup::Backup,
     pub stats: Stats,
     pub started: Instant,
     /// Proposed and not yet committed, in zxid order.
@@ -372,6 +382,7 @@ impl Core {
         let acl_policy = Arc::new(acl::Policy::of(&cfg));
         let last_saved = (tree.last_zxid, now_ms() / 1000);
         Ok(Core {
+            backup: crate::backup::Backup::new(&cfg),
             next_container_check: now + Duration::from_millis(cfg.container_check_interval_ms),
             cfg,
             tree,
@@ -521,6 +532,7 @@ impl Core {
         self.tree.recycle_dirty(dirty);
         // Snapshots read the store: only now does it hold the whole tree.
         self.start_snapshots();
+        self.finish_backups();
         // `last_snapshot`: the stored tree now holds this zxid. Also when nothing was saved:
         // txns that change no node (error txns) leave the stored nodes those of this zxid,
         // and an installed snapshot was saved whole by the store.
@@ -708,10 +720,11 @@ impl Core {
             CoreMsg::Admin {
                 command,
                 args,
+                post,
+                creds,
                 reply,
-            } => {
-                let _ = reply.send(crate::admin_http::run(&command, &args, self));
-            }
+            } => crate::admin_http::run_request(self, &command, &args, post, &creds, reply),
+            CoreMsg::Restore { snapshot, reply } => self.restore_arrived(snapshot, reply),
             CoreMsg::Metrics { process, reply } => {
                 let _ = reply.send(crate::metrics::exposition(self, process));
             }

@@ -295,18 +295,166 @@ fn snappy_java(bytes: &[u8]) -> At<Vec<u8>> {
 
 /// Adler-32 (RFC 1950), as `java.util.zip.Adler32`.
 fn adler32(bytes: &[u8]) -> u32 {
-    const MOD: u32 = 65521;
-    let (mut a, mut b) = (1u32, 0u32);
-    // 5552 bytes is the most that can be summed before the u32 sums could overflow.
-    for chunk in bytes.chunks(5552) {
-        for &x in chunk {
-            a += u32::from(x);
-            b += a;
-        }
-        a %= MOD;
-        b %= MOD;
+    let mut sum = Adler32::default();
+    sum.update(bytes);
+    sum.value()
+}
+
+/// Adler-32 fed in pieces, as a `CheckedOutputStream` sums what goes through it.
+#[derive(Debug, Clone, Copy)]
+pub struct Adler32 {
+    a: u32,
+    b: u32,
+}
+
+impl Default for Adler32 {
+    fn default() -> Self {
+        Adler32 { a: 1, b: 0 }
     }
-    (b << 16) | a
+}
+
+impl Adler32 {
+    pub fn update(&mut self, bytes: &[u8]) {
+        const MOD: u32 = 65521;
+        // 5552 bytes is the most that can be summed before the u32 sums could overflow.
+        for chunk in bytes.chunks(5552) {
+            for &x in chunk {
+                self.a += u32::from(x);
+                self.b += self.a;
+            }
+            self.a %= MOD;
+            self.b %= MOD;
+        }
+    }
+
+    pub fn value(&self) -> u32 {
+        (self.b << 16) | self.a
+    }
+}
+
+/// ZooKeeper 3.9's snapshot file (`FileSnap.serialize`), as its `snapshot` admin command
+/// writes it: the file header, the serialized tree (given to [`SnapshotFile::write`] in
+/// pieces, without a SNAP's signature), a seal, the ZxidDigest (zxid, digest version, tree
+/// digest) and a seal, the last processed zxid and a seal. A seal is the Adler-32 of
+/// everything before it, then the path `/`.
+pub struct SnapshotFile<W: std::io::Write> {
+    out: W,
+    sum: Adler32,
+    len: u64,
+}
+
+impl<W: std::io::Write> SnapshotFile<W> {
+    /// Writes the file header (dbid -1, as ZooKeeper's FileSnap).
+    pub fn new(out: W) -> std::io::Result<Self> {
+        let mut file = SnapshotFile {
+            out,
+            sum: Adler32::default(),
+            len: 0,
+        };
+        let mut head = Vec::with_capacity(16);
+        head.extend_from_slice(&SNAP_MAGIC.to_be_bytes());
+        head.extend_from_slice(&VERSION.to_be_bytes());
+        head.extend_from_slice(&(-1i64).to_be_bytes());
+        file.write(&head)?;
+        Ok(file)
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.sum.update(bytes);
+        self.len += bytes.len() as u64;
+        self.out.write_all(bytes)
+    }
+
+    fn seal(&mut self) -> std::io::Result<()> {
+        let mut seal = Vec::with_capacity(13);
+        seal.extend_from_slice(&i64::from(self.sum.value()).to_be_bytes());
+        seal.extend_from_slice(&1i32.to_be_bytes());
+        seal.push(b'/');
+        self.write(&seal)
+    }
+
+    /// Seals the tree, then writes the digest of the tree at `zxid` and the last processed
+    /// zxid (`serializeLastProcessedZxid.enabled`), each sealed. The writer and the file's
+    /// length.
+    pub fn finish(
+        mut self,
+        zxid: i64,
+        digest: i64,
+        last_processed: bool,
+    ) -> std::io::Result<(W, u64)> {
+        self.seal()?;
+        let mut zxid_digest = Vec::with_capacity(20);
+        zxid_digest.extend_from_slice(&zxid.to_be_bytes());
+        zxid_digest.extend_from_slice(&crate::tree::DIGEST_VERSION.to_be_bytes());
+        zxid_digest.extend_from_slice(&digest.to_be_bytes());
+        self.write(&zxid_digest)?;
+        self.seal()?;
+        if last_processed {
+            self.write(&zxid.to_be_bytes())?;
+            self.seal()?;
+        }
+        self.out.flush()?;
+        Ok((self.out, self.len))
+    }
+}
+
+/// A snapshot file as the `restore` admin command takes it (ZooKeeper's, not compressed:
+/// [`SnapshotFile`]'s format, or 3.8's without the last processed zxid, or older ones
+/// without a digest), checked whole (every record and every seal), turned into zkrs's SNAP
+/// data. The data's zxid is the later of `at_least` and the snapshot's; the snapshot's is
+/// returned with it: its last processed zxid, or else the latest zxid its nodes name.
+pub fn snap_from_snapshot_file(bytes: &[u8], at_least: i64) -> Result<(Vec<u8>, i64), String> {
+    let at = |(offset, reason): (usize, String)| format!("byte {offset}: {reason}");
+    let mut r = jute::Reader::with_limit(bytes, usize::MAX >> 2);
+    file_header(&mut r, SNAP_MAGIC).map_err(at)?;
+    let (snap, sealed) = read_tree(bytes, r.position()).map_err(at)?;
+    // Each seal sums everything before it; what may follow the first is ZooKeeper's
+    // `deserializeZxidDigest` and `deserializeLastProcessedZxid`, each sealed.
+    let check_seal = |pos: usize| -> At<usize> {
+        let mut r = jute::Reader::with_limit(&bytes[pos..], usize::MAX >> 2);
+        let seal = field(&mut r, "checksum", |r| r.read_i64())?;
+        let computed = adler32(&bytes[..pos]);
+        if seal != i64::from(computed) {
+            return Err((pos, format!("checksum {seal:#x}, computed {computed:#x}")));
+        }
+        field(&mut r, "seal path", String::decode)?;
+        Ok(pos + r.position())
+    };
+    let mut pos = check_seal(sealed).map_err(at)?;
+    const SEAL: usize = 8 + 4 + 1;
+    let mut last_processed = None;
+    let rest = bytes.len() - pos;
+    if rest == 20 + SEAL || rest == 20 + SEAL + 8 + SEAL {
+        // ZxidDigest: zxid, digest version, digest (zkrs counts its own).
+        pos = check_seal(pos + 20).map_err(at)?;
+    }
+    if bytes.len() - pos == 8 + SEAL {
+        let mut r = jute::Reader::with_limit(&bytes[pos..], usize::MAX >> 2);
+        last_processed = Some(field(&mut r, "last processed zxid", |r| r.read_i64()).map_err(at)?);
+        pos = check_seal(pos + 8).map_err(at)?;
+    }
+    if pos != bytes.len() {
+        return Err(format!(
+            "byte {pos}: {} bytes after the snapshot",
+            bytes.len() - pos
+        ));
+    }
+    let zxid = match last_processed {
+        Some(z) => z,
+        None => {
+            let mut latest = 0i64;
+            walk_nodes(bytes, &snap, |_, node| {
+                let s = &node.stat;
+                latest = latest.max(s.czxid).max(s.mzxid).max(s.pzxid);
+            })
+            .map_err(at)?;
+            latest
+        }
+    };
+    let mut out =
+        crate::store::SnapshotEncoder::new(zxid.max(at_least), &snap.sessions, bytes.len());
+    walk_nodes(bytes, &snap, |p, node| out.push(&p, &node)).map_err(at)?;
+    Ok((out.finish(), zxid))
 }
 
 type At<T> = Result<T, (usize, String)>;
@@ -446,13 +594,14 @@ pub fn snap_for_zookeeper(tree: &DataTree) -> Vec<u8> {
     let mut sink = crate::snapshot::Sink::new(&mut emit);
     // A tree's walk cannot fail, and the pieces are always taken.
     let _ = write_snap_for_zookeeper(&sessions, &mut walk, &mut sink);
+    write_snap_signature(&mut sink.out);
     sink.finish();
     out
 }
 
 /// ZooKeeper's serialized tree, as its leader writes it after SNAP: the sessions, the ACL
-/// cache, every node parents first (the root's path empty) ended by the path `/`, then the
-/// signature. The ACL cache goes before the nodes, so a first walk numbers the distinct ACLs
+/// cache, every node parents first (the root's path empty) ended by the path `/` (the
+/// signature is the caller's, [`write_snap_signature`]). The ACL cache goes before the nodes, so a first walk numbers the distinct ACLs
 /// and a second writes the nodes. Ok(false) when the walk was stopped.
 pub fn write_snap_for_zookeeper(
     sessions: &[(i64, i32)],
@@ -495,8 +644,13 @@ pub fn write_snap_for_zookeeper(
         sink.record_done()
     })?;
     "/".encode(&mut sink.out);
-    SNAP_SIGNATURE.encode(&mut sink.out);
     Ok(whole)
+}
+
+/// Ends a SNAP's serialized tree: the signature.
+pub fn write_snap_signature(out: &mut Vec<u8>) {
+    use jute::Encode;
+    SNAP_SIGNATURE.encode(out);
 }
 
 /// How far a SNAP's snapshot from ZooKeeper's leader has arrived: the stream has no length,

@@ -13,6 +13,7 @@ pub type FastSet<T> = std::collections::HashSet<T, ahash::RandomState>;
 pub mod acl;
 pub mod admin;
 pub mod admin_http;
+pub mod backup;
 pub mod config;
 pub mod config_files;
 pub mod core;

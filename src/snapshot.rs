@@ -18,8 +18,11 @@ use jute::Encode;
 pub enum SnapFormat {
     /// zkrs's SNAP data ([`crate::store::Store::install_snapshot`]), its node count -1.
     Zkrs,
-    /// ZooKeeper's serialized tree.
+    /// ZooKeeper's serialized tree, then a SNAP's signature.
     ZooKeeper,
+    /// ZooKeeper's serialized tree alone: a snapshot file's body
+    /// ([`crate::import::SnapshotFile`]).
+    ZooKeeperTree,
 }
 
 /// The pieces of a snapshot as they are written: `Some(bytes)` each, then `None` once it is
@@ -110,6 +113,11 @@ pub fn write(
     let whole = match format {
         SnapFormat::Zkrs => write_zkrs(zxid, sessions, walk, &mut sink)?,
         SnapFormat::ZooKeeper => {
+            let whole = crate::import::write_snap_for_zookeeper(sessions, walk, &mut sink)?;
+            crate::import::write_snap_signature(&mut sink.out);
+            whole
+        }
+        SnapFormat::ZooKeeperTree => {
             crate::import::write_snap_for_zookeeper(sessions, walk, &mut sink)?
         }
     };

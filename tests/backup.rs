@@ -1,0 +1,403 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! ZooKeeper 3.9's `snapshot` and `restore` admin commands over real HTTP: a snapshot file
+//! of a live server, restored into another, which then serves that tree (and keeps it across
+//! a restart); the credentials, rights, rate limits and switches ZooKeeper checks; damaged
+//! snapshots turned away with the tree left as it was.
+
+mod common;
+use common::*;
+use jute::data::{Acl, Id};
+use jute::proto::*;
+use jute::{Request, Response};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// An HTTP answer: status code, headers (names lowercased), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One request on the admin port; `body` makes it a POST.
+fn http(port: u16, path: &str, auth: Option<&str>, body: Option<&[u8]>) -> Answer {
+    let t0 = std::time::Instant::now();
+    let mut s = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if t0.elapsed() > Duration::from_secs(10) => panic!("{port}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let method = if body.is_some() { "POST" } else { "GET" };
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+    if let Some(a) = auth {
+        head.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    if let Some(b) = body {
+        head.push_str(&format!(
+            "Content-Type: application/octet-stream\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    if let Some(b) = body {
+        s.write_all(b).unwrap();
+    }
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let body = out[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let a = Answer {
+        status: status.parse().unwrap(),
+        headers,
+        body,
+    };
+    let length: usize = a.header("content-length").unwrap().parse().unwrap();
+    assert_eq!(a.body.len(), length);
+    a
+}
+
+fn admin_server(extra: &str) -> (TestServer, u16) {
+    let port = free_port();
+    let s = TestServer::start(&format!(
+        "admin.serverPort={port}\nadmin.serverAddress=127.0.0.1\n{extra}"
+    ));
+    (s, port)
+}
+
+fn digest_acl(user_password: &str, perms: i32) -> Acl {
+    Acl {
+        perms,
+        id: Id {
+            scheme: "digest".into(),
+            id: zkrs::acl::digest(user_password),
+        },
+    }
+}
+
+/// Every node under `path` (itself included): path, data, stat, ACL, children sorted.
+fn tree_of(c: &mut Client, path: &str, out: &mut Vec<String>) {
+    let r = c.call(get_data(path, false));
+    let Some(Response::GetData(d)) = r.body else {
+        panic!("getData {path}: {}", r.err())
+    };
+    let r = c.call(Request::GetAcl(GetACLRequest { path: path.into() }));
+    let Some(Response::GetAcl(a)) = r.body else {
+        panic!("getACL {path}: {}", r.err())
+    };
+    let r = c.call(Request::GetChildren(GetChildrenRequest {
+        path: path.into(),
+        watch: false,
+    }));
+    let Some(Response::GetChildren(ch)) = r.body else {
+        panic!("getChildren {path}: {}", r.err())
+    };
+    let mut children = ch.children.unwrap_or_default();
+    children.sort();
+    out.push(format!("{path} {:?} {:?} {:?}", d.data, d.stat, a.acl));
+    for child in children {
+        let p = if path == "/" {
+            format!("/{child}")
+        } else {
+            format!("{path}/{child}")
+        };
+        tree_of(c, &p, out);
+    }
+}
+
+fn whole_tree(addr: std::net::SocketAddr) -> Vec<String> {
+    let mut c = Client::connect(addr);
+    assert_eq!(c.add_digest("owner:pw"), 0);
+    let mut out = Vec::new();
+    tree_of(&mut c, "/", &mut out);
+    out
+}
+
+fn last_zxid_of(answer: &Answer) -> i64 {
+    let text = answer.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("\"last_zxid\""))
+        .unwrap_or_else(|| panic!("{text}"));
+    line.split(':')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_snapshot_restored_into_another_server_is_served_and_kept() {
+    let (a, a_port) = admin_server("");
+    let mut c = Client::connect(a.addr);
+    assert_eq!(c.add_digest("owner:pw"), 0);
+    assert_eq!(c.call(create("/app", b"top", 0)).err(), 0);
+    assert_eq!(c.call(create("/app/bin", &[0, 1, 2, 255], 0)).err(), 0);
+    assert_eq!(c.call(create("/app/seq-", b"", 2)).err(), 0);
+    assert_eq!(c.call(create("/app/eph", b"e", 1)).err(), 0);
+    let r = c.call(Request::Create(CreateRequest {
+        path: "/app/secret".into(),
+        data: Some(b"s".to_vec()),
+        acl: Some(vec![digest_acl("owner:pw", 31)]),
+        flags: 0,
+    }));
+    assert_eq!(r.err(), 0);
+    for v in 0..3 {
+        assert_eq!(c.call(set_data("/app", b"again", v)).err(), 0);
+    }
+    let expected = whole_tree(a.addr);
+    let snap = http(a_port, "/commands/snapshot", Some("digest any:one"), None);
+    assert_eq!(snap.status, 200, "{}", snap.text());
+    assert_eq!(
+        snap.header("content-type"),
+        Some("application/octet-stream")
+    );
+    let zxid_hex = snap.header("last_zxid").unwrap().to_string();
+    assert!(zxid_hex.starts_with("0x"), "{zxid_hex}");
+    let zxid = i64::from_str_radix(&zxid_hex[2..], 16).unwrap();
+    assert_eq!(
+        snap.header("snapshot_size"),
+        Some(snap.body.len().to_string().as_str())
+    );
+    // ZooKeeper's file: header ZKSN, version 2, dbid -1; it ends with a seal's path "/".
+    assert_eq!(
+        &snap.body[..16],
+        b"ZKSN\0\0\0\x02\xff\xff\xff\xff\xff\xff\xff\xff"
+    );
+    assert_eq!(&snap.body[snap.body.len() - 5..], b"\0\0\0\x01/");
+    // The file stays in the data dir, as ZooKeeper's does.
+    let file = a.dir.join("version-2").join(format!("snapshot.{:x}", zxid));
+    assert_eq!(std::fs::read(&file).unwrap(), snap.body);
+    // streaming=false: only the headers and ZooKeeper's JSON.
+    std::thread::sleep(Duration::from_millis(400));
+    let quiet = http(
+        a_port,
+        "/commands/snap?streaming=false",
+        Some("digest any:one"),
+        None,
+    );
+    assert_eq!(quiet.status, 200);
+    assert_eq!(quiet.header("last_zxid"), Some(zxid_hex.as_str()));
+    assert_eq!(
+        quiet.text(),
+        "{\n  \"command\" : \"snapshot\",\n  \"error\" : null\n}"
+    );
+
+    // Server B has done more writes than A: its zxids must not go back.
+    let (b, b_port) = admin_server("");
+    let mut bc = Client::connect(b.addr);
+    assert_eq!(bc.call(create("/other", b"", 0)).err(), 0);
+    for v in 0..40 {
+        assert_eq!(bc.call(set_data("/other", b"x", v)).err(), 0);
+    }
+    let b_zxid_before = bc.call(exists("/other", false)).header.zxid;
+    assert!(b_zxid_before > zxid);
+    let restored = http(
+        b_port,
+        "/commands/restore",
+        Some("digest any:one"),
+        Some(&snap.body),
+    );
+    assert_eq!(restored.status, 200, "{}", restored.text());
+    assert_eq!(last_zxid_of(&restored), zxid);
+    // B's clients were let go, to come back to the restored tree.
+    assert!(is_closed(&mut bc.stream));
+    assert_eq!(whole_tree(b.addr), expected);
+    // The ephemeral's session came with the snapshot.
+    let mut nc = Client::connect(b.addr);
+    let r = nc.call(exists("/app/eph", false));
+    let Some(Response::Exists(e)) = r.body else {
+        panic!()
+    };
+    assert_eq!(e.stat.ephemeral_owner, c.session_id);
+    // New writes on B get zxids after everything B and A had.
+    let r = nc.call(create("/after", b"", 0));
+    assert_eq!(r.err(), 0);
+    assert!(r.header.zxid > b_zxid_before);
+    let mut expected_after = expected.clone();
+    let after = whole_tree(b.addr);
+    expected_after.retain(|l| !l.starts_with("/ "));
+    assert!(after.iter().any(|l| l.starts_with("/after ")));
+    // The restore is in B's store: a restart serves it.
+    drop(nc);
+    let dir = b.stop().unwrap();
+    let b2 = TestServer::start_in(dir.path(), "");
+    let again = whole_tree(b2.addr);
+    assert_eq!(again, after);
+    for line in expected_after {
+        assert!(again.contains(&line), "{line} lost at the restart");
+    }
+}
+
+#[test]
+fn snapshot_and_restore_ask_for_credentials_with_every_right_on_the_root() {
+    let (s, port) = admin_server(
+        "DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n",
+    );
+    let cases = [
+        (None, 401, "Auth info is missing for the command"),
+        (Some("Basic eDp5"), 401, "Not authenticated"),
+        (Some("digest"), 401, "Not authenticated"),
+        (Some("digest a:b c"), 401, "Not authenticated"),
+    ];
+    for (auth, status, error) in cases {
+        let a = http(port, "/commands/snapshot", auth, None);
+        assert_eq!(a.status, status, "{auth:?}");
+        assert_eq!(
+            a.text(),
+            format!("{{\n  \"command\" : \"snapshot\",\n  \"error\" : \"{error}\"\n}}"),
+            "{auth:?}"
+        );
+    }
+    // The name asked for is the one answered when credentials fail.
+    let a = http(port, "/commands/rest", None, Some(b"x"));
+    assert_eq!(a.status, 401);
+    assert!(a.text().contains("\"command\" : \"rest\""), "{}", a.text());
+    // Only owner may do anything on the root now.
+    let mut c = Client::connect(s.addr);
+    let r = c.call(Request::SetAcl(SetACLRequest {
+        path: "/".into(),
+        acl: Some(vec![digest_acl("owner:pw", 31)]),
+        version: -1,
+    }));
+    assert_eq!(r.err(), 0);
+    let a = http(port, "/commands/snapshot", Some("digest other:pw"), None);
+    assert_eq!(a.status, 403);
+    assert!(a.text().contains("\"error\" : \"Not authorized\""));
+    let a = http(port, "/commands/snapshot", Some("ip"), None);
+    assert_eq!(a.status, 403);
+    let a = http(port, "/commands/snapshot", Some("digest owner:pw"), None);
+    assert_eq!(a.status, 200, "{}", a.text());
+    std::thread::sleep(Duration::from_millis(400));
+    // superDigest's user may do everything (super:test).
+    let a = http(
+        port,
+        "/commands/snapshot?streaming=false",
+        Some("digest super:test"),
+        None,
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    // Wrong methods.
+    let a = http(port, "/commands/restore", Some("digest owner:pw"), None);
+    assert_eq!(a.status, 405);
+    let a = http(
+        port,
+        "/commands/snapshot",
+        Some("digest owner:pw"),
+        Some(b"x"),
+    );
+    assert_eq!(a.status, 405);
+    // Both are listed.
+    let a = http(port, "/commands", None, None);
+    assert!(
+        a.text().contains("/commands/snapshot\">snapshot<"),
+        "{}",
+        a.text()
+    );
+    assert!(a.text().contains("/commands/restore\">restore<"));
+}
+
+#[test]
+fn snapshot_and_restore_are_rate_limited_and_may_be_switched_off() {
+    // 60 s for restore; snapshot's interval is read in microseconds (60 ms) as ZooKeeper does.
+    let (_s, port) = admin_server("admin.rateLimiterIntervalInMS=60000\n");
+    let auth = Some("digest a:b");
+    let first = http(port, "/commands/snapshot", auth, None);
+    assert_eq!(first.status, 200);
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(http(port, "/commands/snapshot", auth, None).status, 200);
+    // A damaged snapshot still counts against the restore's limit.
+    let a = http(port, "/commands/restore", auth, Some(b"not a snapshot"));
+    assert_eq!(a.status, 500, "{}", a.text());
+    let a = http(port, "/commands/restore", auth, Some(&first.body));
+    assert_eq!(a.status, 429, "{}", a.text());
+    assert_eq!(
+        a.text(),
+        "{\n  \"command\" : \"restore\",\n  \"error\" : null\n}"
+    );
+
+    let (_off, port) = admin_server("admin.snapshot.enabled=false\nadmin.restore.enabled=false\n");
+    assert_eq!(http(port, "/commands/snapshot", auth, None).status, 503);
+    assert_eq!(
+        http(port, "/commands/restore", auth, Some(&first.body)).status,
+        503
+    );
+    let (_no_zxid, port) = admin_server("serializeLastProcessedZxid.enabled=false\n");
+    assert_eq!(http(port, "/commands/snapshot", auth, None).status, 500);
+}
+
+#[test]
+fn a_damaged_snapshot_is_turned_away_and_the_tree_stays() {
+    let (a, a_port) = admin_server("admin.rateLimiterIntervalInMS=0\n");
+    let mut c = Client::connect(a.addr);
+    for i in 0..20 {
+        assert_eq!(c.call(create(&format!("/n{i}"), b"data", 0)).err(), 0);
+    }
+    let snap = http(a_port, "/commands/snapshot", Some("digest a:b"), None);
+    assert_eq!(snap.status, 200);
+    let (b, b_port) = admin_server("admin.rateLimiterIntervalInMS=0\n");
+    let mut bc = Client::connect(b.addr);
+    assert_eq!(bc.call(create("/mine", b"kept", 0)).err(), 0);
+    let before = whole_tree(b.addr);
+    let body = &snap.body;
+    let mut flipped = body.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    let mut bad_seal = body.clone();
+    let last = bad_seal.len() - 6;
+    bad_seal[last] ^= 1;
+    let mut trailing = body.clone();
+    trailing.extend_from_slice(b"more");
+    let damaged: Vec<(&str, Vec<u8>)> = vec![
+        ("cut short", body[..body.len() - 30].to_vec()),
+        ("a byte flipped", flipped),
+        ("a seal changed", bad_seal),
+        ("bytes after it", trailing),
+        ("empty", Vec::new()),
+        ("not a snapshot", b"ZKLG\0\0\0\x02".to_vec()),
+    ];
+    for (what, bytes) in damaged {
+        let r = http(
+            b_port,
+            "/commands/restore",
+            Some("digest a:b"),
+            Some(&bytes),
+        );
+        assert_eq!(r.status, 500, "{what}: {}", r.text());
+        assert!(r.text().contains("not a snapshot"), "{what}: {}", r.text());
+        assert_eq!(whole_tree(b.addr), before, "{what}");
+    }
+    // The connection was left alone.
+    assert_eq!(bc.call(exists("/mine", false)).err(), 0);
+    let r = http(b_port, "/commands/restore", Some("digest a:b"), Some(body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let after = whole_tree(b.addr);
+    assert!(after.iter().any(|l| l.starts_with("/n19 ")));
+    assert!(!after.iter().any(|l| l.starts_with("/mine ")));
+}
