@@ -228,6 +228,11 @@ fn a_snapshot_restored_into_another_server_is_served_and_kept() {
     assert_eq!(last_zxid_of(&restored), zxid);
     // B's clients were let go, to come back to the restored tree.
     assert!(is_closed(&mut bc.stream));
+    // B's own session is not in the snapshot: expired. A's, which is, comes back on B.
+    assert!(Client::connect_with(b.addr, bc.session_id, bc.passwd.clone(), 30000).is_none());
+    let back = Client::connect_with(b.addr, c.session_id, c.passwd.clone(), 30000);
+    assert!(back.is_some(), "the snapshot's session is let back in");
+    drop(back);
     assert_eq!(whole_tree(b.addr), expected);
     // The ephemeral's session came with the snapshot.
     let mut nc = Client::connect(b.addr);
@@ -247,12 +252,29 @@ fn a_snapshot_restored_into_another_server_is_served_and_kept() {
     // The restore is in B's store: a restart serves it.
     drop(nc);
     let dir = b.stop().unwrap();
-    let b2 = TestServer::start_in(dir.path(), "");
+    let b2_port = free_port();
+    let b2 = TestServer::start_in(
+        dir.path(),
+        &format!("admin.serverPort={b2_port}\nadmin.serverAddress=127.0.0.1\n"),
+    );
     let again = whole_tree(b2.addr);
     assert_eq!(again, after);
     for line in expected_after {
         assert!(again.contains(&line), "{line} lost at the restart");
     }
+    // A restarted server's tree is read from the store: its snapshot is written from a
+    // view of the store, and restores to the same tree.
+    let snap2 = http(b2_port, "/commands/snapshot", Some("digest any:one"), None);
+    assert_eq!(snap2.status, 200, "{}", snap2.text());
+    let (c2, c2_port) = admin_server("");
+    let r = http(
+        c2_port,
+        "/commands/restore",
+        Some("digest any:one"),
+        Some(&snap2.body),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(whole_tree(c2.addr), again);
 }
 
 #[test]

@@ -65,6 +65,32 @@ impl Member {
         Some(out.split_once("\r\n\r\n")?.1.to_string())
     }
 
+    /// `snapshot` (GET) or `restore` (POST of `body`) with digest credentials: the status
+    /// code and the body.
+    fn backup_command(&self, name: &str, body: Option<&[u8]>) -> Option<(u16, Vec<u8>)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        let (method, len) = match body {
+            Some(b) => ("POST", format!("Content-Length: {}\r\n", b.len())),
+            None => ("GET", String::new()),
+        };
+        write!(
+            s,
+            "{method} /commands/{name} HTTP/1.1\r\nAuthorization: digest a:b\r\n{len}\r\n"
+        )
+        .ok()?;
+        s.write_all(body.unwrap_or_default()).ok()?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).ok()?;
+        let at = out.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let status = String::from_utf8_lossy(&out[..at])
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some((status, out[at + 4..].to_vec()))
+    }
+
     fn mode(&self) -> Option<String> {
         self.four_letter("srvr")?
             .lines()
@@ -666,6 +692,21 @@ fn an_observer_serves_reads_and_forwards_writes_without_voting() {
         written.push(p);
     }
     sync_and_check(addrs[(leader + 1) % 3], &written);
+    // The snapshot command on the observer: ZooKeeper's file of its tree. A restore would
+    // replace one member's tree only: it is refused on every member.
+    let (status, snap) = members[3].backup_command("snapshot", None).unwrap();
+    assert_eq!(status, 200);
+    assert!(snap.starts_with(b"ZKSN"));
+    assert!(snap.windows(4).any(|w| w == b"/o19"));
+    let (status, refused) = members[leader]
+        .backup_command("restore", Some(&snap))
+        .unwrap();
+    assert_eq!(status, 500);
+    assert!(
+        String::from_utf8_lossy(&refused).contains("an ensemble member's comes from its leader"),
+        "{}",
+        String::from_utf8_lossy(&refused)
+    );
     // The observer does not count toward a quorum: with one voter left of three, nothing serves.
     let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
     members[others[0]].kill();
