@@ -217,8 +217,12 @@ impl Core {
                 }
             }
         }
-        // 3. Apply.
-        for entry in committed {
+        // 3. Apply; each sync answered at its place among the commits.
+        let mut syncs = syncs_done.into_iter().peekable();
+        for (i, entry) in committed.into_iter().enumerate() {
+            while syncs.next_if(|&at| at <= i).is_some() {
+                self.leader_answered_sync();
+            }
             let local = self
                 .inflight
                 .front()
@@ -237,13 +241,8 @@ impl Core {
             }
             self.commit_entry(&entry, origin);
         }
-        for _ in 0..syncs_done {
-            let Some((conn, xid, path, after)) =
-                self.replica.as_mut().and_then(|r| r.syncs.pop_front())
-            else {
-                break;
-            };
-            self.sync_done(conn, xid, path, after);
+        for _ in syncs {
+            self.leader_answered_sync();
         }
         // Leader work.
         // Learners' pings touch the sessions they heard from. Only sessions the leader holds
@@ -288,6 +287,15 @@ impl Core {
         }
         if let Some(r) = self.replica.as_mut() {
             r.snapshots_wanted.extend(snapshot_for);
+        }
+    }
+
+    /// The leader answered the oldest forwarded sync.
+    fn leader_answered_sync(&mut self) {
+        if let Some((conn, xid, path, after)) =
+            self.replica.as_mut().and_then(|r| r.syncs.pop_front())
+        {
+            self.sync_done(conn, xid, path, after);
         }
     }
 

@@ -2145,12 +2145,13 @@ fn a_follower_answers_undecodable_writes_and_multi_results_as_the_leader_prepare
 #[test]
 fn a_followers_sync_is_answered_after_the_writes_sent_before_it() {
     // The leader may answer a forwarded sync before the writes the same connection forwarded
-    // ahead of it commit; ZooKeeper answers a session's requests in order all the same.
+    // ahead of it commit, or commit those and the writes after the sync at once;
+    // ZooKeeper answers a session's requests in order all the same.
     let tmp = tempfile::tempdir().unwrap();
     let members = ensemble(3, tmp.path());
     let leader = wait_serving(&members, Duration::from_secs(30));
     let mut c = Client::connect(members[(leader + 1) % 3].client);
-    for round in 0..20 {
+    for round in 0..40 {
         let mut sent = Vec::new();
         for i in 0..4 {
             let req = create(&format!("/s{round}-{i}"), b"", 0);
@@ -2158,6 +2159,10 @@ fn a_followers_sync_is_answered_after_the_writes_sent_before_it() {
         }
         let sync = Request::Sync(jute::proto::SyncRequest { path: "/".into() });
         sent.push((c.send(&sync), OpCode::Sync));
+        for i in 4..8 {
+            let req = create(&format!("/s{round}-{i}"), b"", 0);
+            sent.push((c.send(&req), OpCode::Create));
+        }
         // `recv` asserts that each answer is the next one asked for.
         for (xid, op) in sent {
             assert_eq!(c.recv(xid, op).expect("an answer").err(), 0);

@@ -540,8 +540,24 @@ impl Zab {
         }
     }
 
-    /// Commits through `zxid`: COMMIT to followers, INFORM to observers, SYNCs now due.
+    /// Commits through `zxid`: COMMIT to followers, INFORM to observers, SYNCs now due. A
+    /// SYNC goes right after the commit of the proposal it waited for and before later ones,
+    /// as ZooKeeper's `tryToCommit` sends it: a learner answers its connection's requests in
+    /// the order it hears of them, and a write sent after the sync must be answered after it.
     fn commit_and_announce(&mut self, zxid: i64) {
+        while let Some(z) = self.leader.as_ref().and_then(|l| {
+            l.pending_syncs
+                .iter()
+                .map(|(_, z)| *z)
+                .filter(|z| *z < zxid)
+                .min()
+        }) {
+            self.commit_and_announce_through(z);
+        }
+        self.commit_and_announce_through(zxid);
+    }
+
+    fn commit_and_announce_through(&mut self, zxid: i64) {
         let first_new = self.ready.committed.len();
         self.commit_through(zxid);
         let Some(l) = self.leader.as_mut() else {

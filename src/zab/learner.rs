@@ -259,7 +259,8 @@ impl Zab {
                 }
                 self.send(leader, Msg::Packet(qp(packet::PING, p.zxid, Some(data))));
             }
-            packet::SYNC => self.ready.syncs_done += 1,
+            // Answered after the txns committed before it, before those after it.
+            packet::SYNC => self.ready.syncs_done.push(self.ready.committed.len()),
             // The leader's answer: session id, then a boolean.
             packet::REVALIDATE => {
                 let data = p.data.unwrap_or_default();

@@ -296,8 +296,9 @@ pub struct Ready {
     pub revalidate: Vec<(Sid, i64, i32)>,
     /// Learner: the leader's answers to `revalidate` (session, valid).
     pub revalidated: Vec<(i64, bool)>,
-    /// Learner: how many forwarded syncs the leader answered (oldest first).
-    pub syncs_done: usize,
+    /// Learner: the forwarded syncs the leader answered (oldest first), each as the number
+    /// of `committed` txns it comes after.
+    pub syncs_done: Vec<usize>,
     /// Leader: a learner needs a snapshot of the applied state (answer with `snapshot_ready`).
     pub snapshot_for: Vec<Sid>,
     /// The role changed (clients of this member should be dropped or admitted).
@@ -321,7 +322,7 @@ impl Ready {
             && self.touched.is_empty()
             && self.revalidate.is_empty()
             && self.revalidated.is_empty()
-            && self.syncs_done == 0
+            && self.syncs_done.is_empty()
             && self.snapshot_for.is_empty()
             && !self.role_changed
             && self.disconnect.is_empty()
