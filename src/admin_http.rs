@@ -371,7 +371,12 @@ async fn handle(
             if request.expect_continue {
                 stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
             }
-            let snapshot = match read_body(&mut stream, &request, early_body).await {
+            // However large, a body that takes longer than this is given up on.
+            let read = read_body(&mut stream, &request, early_body);
+            let snapshot = match tokio::time::timeout(std::time::Duration::from_secs(600), read)
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("the body came too slowly")))
+            {
                 Ok(b) => b,
                 Err(e) => {
                     let AdminReply::Json { status, body } =
@@ -403,7 +408,11 @@ async fn handle(
     }
 }
 
-/// The body of a POST: `Content-Length` bytes, or chunks (`Transfer-Encoding: chunked`).
+/// The largest body a POST may have (a restore's snapshot file).
+const MAX_BODY: usize = 4 << 30;
+
+/// The body of a POST: `Content-Length` bytes, or chunks (`Transfer-Encoding: chunked`), at
+/// most [`MAX_BODY`].
 async fn read_body(
     stream: &mut TcpStream,
     head: &Head,
@@ -418,8 +427,12 @@ async fn read_body(
                 "a snapshot in the body, with Content-Length or chunked",
             ));
         };
-        let len = usize::try_from(len).map_err(|_| bad("body too large"))?;
-        data.reserve(len.saturating_sub(data.len()));
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|l| *l <= MAX_BODY)
+            .ok_or_else(|| bad("body too large"))?;
+        // Room for what is announced, up to a point: it must still come.
+        data.reserve(len.saturating_sub(data.len()).min(64 << 20));
         while data.len() < len {
             let n = stream.read(&mut buf).await?;
             if n == 0 {
@@ -438,6 +451,9 @@ async fn read_body(
             if let Some(i) = data[at..].windows(2).position(|w| w == b"\r\n") {
                 break at + i;
             }
+            if data.len() - at > 1024 {
+                return Err(bad("a chunk's size"));
+            }
             let n = stream.read(&mut buf).await?;
             if n == 0 {
                 return Err(bad("the body ended early"));
@@ -450,6 +466,9 @@ async fn read_body(
         at = line_end + 2;
         if size == 0 {
             return Ok(body);
+        }
+        if size > MAX_BODY - body.len() {
+            return Err(bad("body too large"));
         }
         while data.len() < at + size + 2 {
             let n = stream.read(&mut buf).await?;

@@ -33,10 +33,10 @@ impl Answer {
     }
 }
 
-/// One request on the admin port; `body` makes it a POST.
-fn http(port: u16, path: &str, auth: Option<&str>, body: Option<&[u8]>) -> Answer {
+/// A connection to the admin port, which is bound a moment after the client port.
+fn connect_admin(port: u16) -> TcpStream {
     let t0 = std::time::Instant::now();
-    let mut s = loop {
+    let s = loop {
         match TcpStream::connect(("127.0.0.1", port)) {
             Ok(s) => break s,
             Err(e) if t0.elapsed() > Duration::from_secs(10) => panic!("{port}: {e}"),
@@ -44,6 +44,12 @@ fn http(port: u16, path: &str, auth: Option<&str>, body: Option<&[u8]>) -> Answe
         }
     };
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
+}
+
+/// One request on the admin port; `body` makes it a POST.
+fn http(port: u16, path: &str, auth: Option<&str>, body: Option<&[u8]>) -> Answer {
+    let mut s = connect_admin(port);
     let method = if body.is_some() { "POST" } else { "GET" };
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
     if let Some(a) = auth {
@@ -422,4 +428,69 @@ fn a_damaged_snapshot_is_turned_away_and_the_tree_stays() {
     let after = whole_tree(b.addr);
     assert!(after.iter().any(|l| l.starts_with("/n19 ")));
     assert!(!after.iter().any(|l| l.starts_with("/mine ")));
+}
+
+/// Sends `raw` as the whole request; the answer's status code and body.
+fn raw_http(port: u16, raw: &[u8]) -> (u16, String) {
+    let mut s = connect_admin(port);
+    s.write_all(raw).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1.to_string();
+    (status, body)
+}
+
+#[test]
+fn restore_bodies_are_read_with_a_length_or_in_chunks_and_bounded() {
+    let (a, a_port) = admin_server("admin.rateLimiterIntervalInMS=0\n");
+    let mut c = Client::connect(a.addr);
+    assert_eq!(c.call(create("/chunked", b"c", 0)).err(), 0);
+    let snap = http(a_port, "/commands/snapshot", Some("digest a:b"), None);
+    let (b, b_port) = admin_server("admin.rateLimiterIntervalInMS=0\n");
+    let head = "POST /commands/restore HTTP/1.1\r\nAuthorization: digest a:b\r\n";
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "a length past the bound",
+            format!("{head}Content-Length: 1000000000000000\r\n\r\n").into_bytes(),
+        ),
+        ("no length", format!("{head}\r\n").into_bytes()),
+        (
+            "a chunk size that is not hex",
+            format!("{head}Transfer-Encoding: chunked\r\n\r\nzz\r\n").into_bytes(),
+        ),
+        (
+            "a chunk past the bound",
+            format!("{head}Transfer-Encoding: chunked\r\n\r\nffffffffffffff\r\n").into_bytes(),
+        ),
+        (
+            "a chunk size line that never ends",
+            format!(
+                "{head}Transfer-Encoding: chunked\r\n\r\n{}",
+                "1".repeat(5000)
+            )
+            .into_bytes(),
+        ),
+    ];
+    for (what, raw) in bad {
+        let (status, body) = raw_http(b_port, &raw);
+        assert_eq!(status, 400, "{what}: {body}");
+        assert!(body.contains("\"command\" : \"restore\""), "{what}: {body}");
+    }
+    // The snapshot in uneven chunks, after `Expect: 100-continue`.
+    let mut raw =
+        format!("{head}Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n").into_bytes();
+    for piece in snap.body.chunks(777) {
+        raw.extend_from_slice(format!("{:x};ext=1\r\n", piece.len()).as_bytes());
+        raw.extend_from_slice(piece);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let (status, body) = raw_http(b_port, &raw);
+    assert_eq!(status, 100, "{body}");
+    assert!(body.contains("HTTP/1.1 200 OK"), "{body}");
+    assert!(body.contains("\"last_zxid\""), "{body}");
+    let mut bc = Client::connect(b.addr);
+    assert_eq!(bc.call(exists("/chunked", false)).err(), 0);
 }
