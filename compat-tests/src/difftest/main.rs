@@ -1106,8 +1106,8 @@ fn remove_tree(side: &mut Side, root: &str) {
 enum Ended {
     /// The servers answered differently.
     Differ(String),
-    /// The reference did not answer a sync of the barrier (Apache ZooKeeper 3.8's follower
-    /// sometimes leaves one unanswered): nothing after it can be compared.
+    /// The reference, an ensemble, left a request unanswered (Apache ZooKeeper 3.8's
+    /// members now and then do): nothing after it can be compared.
     Inconclusive(String),
 }
 
@@ -1176,9 +1176,13 @@ fn run(cli: &Cli, seed: u64) -> Result<(), Ended> {
                 .join("\n");
             a.close_all();
             b.close_all();
-            if ta.contains("sync: no answer") && !tb.contains("sync: no answer") {
+            // An ensemble of Apache ZooKeeper 3.8 now and then leaves a request unanswered
+            // (a barrier's sync on a follower; a pipelined request whose connection it
+            // then closes). Standalone it answers every one but a passing bare check,
+            // which zkrs must leave unanswered too.
+            if cli.a.len() > 1 && ta.contains("no answer") && !tb.contains("no answer") {
                 return Err(Ended::Inconclusive(format!(
-                    "seed {seed}: the reference left a sync unanswered at step {i}"
+                    "seed {seed}: the reference left a request unanswered at step {i}"
                 )));
             }
             return Err(Ended::Differ(format!(
