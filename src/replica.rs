@@ -122,11 +122,16 @@ impl Core {
             role_changed,
             disconnect,
             reconfigured,
+            fatal: cannot_go_on,
         } = ready;
         let fatal = |what: &str, e: crate::store::StoreError| -> ! {
             tracing::error!("{what} failed, stopping: {e}");
             std::process::exit(2);
         };
+        if let Some(reason) = cannot_go_on {
+            tracing::error!("stopping: {reason}");
+            std::process::exit(2);
+        }
         tracing::debug!(
             "ready: hs={hard_state:?} snap={} trunc={truncate:?} append={} msgs={} committed={} requests={}",
             install_snapshot.is_some(),

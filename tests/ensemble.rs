@@ -65,32 +65,6 @@ impl Member {
         Some(out.split_once("\r\n\r\n")?.1.to_string())
     }
 
-    /// `snapshot` (GET) or `restore` (POST of `body`) with digest credentials: the status
-    /// code and the body.
-    fn backup_command(&self, name: &str, body: Option<&[u8]>) -> Option<(u16, Vec<u8>)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.admin)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        let (method, len) = match body {
-            Some(b) => ("POST", format!("Content-Length: {}\r\n", b.len())),
-            None => ("GET", String::new()),
-        };
-        write!(
-            s,
-            "{method} /commands/{name} HTTP/1.1\r\nAuthorization: digest a:b\r\n{len}\r\n"
-        )
-        .ok()?;
-        s.write_all(body.unwrap_or_default()).ok()?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).ok()?;
-        let at = out.windows(4).position(|w| w == b"\r\n\r\n")?;
-        let status = String::from_utf8_lossy(&out[..at])
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some((status, out[at + 4..].to_vec()))
-    }
-
     fn mode(&self) -> Option<String> {
         self.four_letter("srvr")?
             .lines()
@@ -113,6 +87,32 @@ impl Drop for Member {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `snapshot` (GET) or `restore` (POST of `body`) with digest credentials: the status
+/// code and the body.
+fn backup_command(admin: u16, name: &str, body: Option<&[u8]>) -> Option<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", admin)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let (method, len) = match body {
+        Some(b) => ("POST", format!("Content-Length: {}\r\n", b.len())),
+        None => ("GET", String::new()),
+    };
+    write!(
+        s,
+        "{method} /commands/{name} HTTP/1.1\r\nAuthorization: digest a:b\r\n{len}\r\n"
+    )
+    .ok()?;
+    s.write_all(body.unwrap_or_default()).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let at = out.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let status = String::from_utf8_lossy(&out[..at])
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((status, out[at + 4..].to_vec()))
 }
 
 fn ensemble(n: usize, dir: &std::path::Path) -> Vec<Member> {
@@ -694,13 +694,11 @@ fn an_observer_serves_reads_and_forwards_writes_without_voting() {
     sync_and_check(addrs[(leader + 1) % 3], &written);
     // The snapshot command on the observer: ZooKeeper's file of its tree. A restore would
     // replace one member's tree only: it is refused on every member.
-    let (status, snap) = members[3].backup_command("snapshot", None).unwrap();
+    let (status, snap) = backup_command(members[3].admin, "snapshot", None).unwrap();
     assert_eq!(status, 200);
     assert!(snap.starts_with(b"ZKSN"));
     assert!(snap.windows(4).any(|w| w == b"/o19"));
-    let (status, refused) = members[leader]
-        .backup_command("restore", Some(&snap))
-        .unwrap();
+    let (status, refused) = backup_command(members[leader].admin, "restore", Some(&snap)).unwrap();
     assert_eq!(status, 500);
     assert!(
         String::from_utf8_lossy(&refused).contains("an ensemble member's comes from its leader"),
@@ -2168,4 +2166,100 @@ fn a_followers_sync_is_answered_after_the_writes_sent_before_it() {
             assert_eq!(c.recv(xid, op).expect("an answer").err(), 0);
         }
     }
+}
+
+/// A standalone server's `snapshot` admin file of `paths`, written into `dir/m1/version-2`
+/// under the name the command gave it.
+fn snapshot_into_member_1(dir: &std::path::Path, paths: &[String]) {
+    let admin = free_port();
+    let source = TestServer::start(&format!(
+        "admin.serverPort={admin}\nadmin.serverAddress=127.0.0.1\n"
+    ));
+    write_through(source.addr, paths);
+    let (status, snap) = backup_command(admin, "snapshot", None).unwrap();
+    assert_eq!(status, 200);
+    let zxid = {
+        let mut c = Client::connect(source.addr);
+        c.call(exists(&paths[paths.len() - 1], false)).header.zxid
+    };
+    let dst = dir.join("m1/version-2");
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::write(dst.join(format!("snapshot.{zxid:x}")), &snap).unwrap();
+}
+
+/// Three members' ports and their `server.N` lines.
+fn member_ports() -> (Vec<u16>, String) {
+    let ports: Vec<(u16, u16, u16)> = (0..3)
+        .map(|_| (free_port(), free_port(), free_port()))
+        .collect();
+    let servers = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, q, e))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
+        .collect();
+    (ports.iter().map(|p| p.0).collect(), servers)
+}
+
+#[test]
+fn an_ensemble_is_restored_from_a_snapshot_file_put_into_one_members_empty_data_dir() {
+    // The snapshot admin command's file, put into member 1's empty data dir as ZooKeeper's
+    // snapshot: member 1 imports it as it would ZooKeeper's data, and, started first, leads
+    // with that history; the others take it from it.
+    let paths: Vec<String> = (0..30).map(|i| format!("/backup{i}")).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    snapshot_into_member_1(tmp.path(), &paths);
+    let (ports, servers) = member_ports();
+    let first = start_member(tmp.path(), 0, ports[0], &servers);
+    // Its client port is bound once the import is done.
+    let t0 = Instant::now();
+    while first.four_letter("ruok").as_deref() != Some("imok") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "member 1 did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut members = vec![first];
+    for (i, port) in ports.iter().enumerate().skip(1) {
+        members.push(start_member(tmp.path(), i, *port, &servers));
+    }
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    assert_eq!(leader, 0, "the member with the snapshot leads");
+    for m in &members {
+        sync_and_check(m.client, &paths);
+    }
+    write_through(members[2].client, &["/after".to_string()]);
+    sync_and_check(members[1].client, &["/after".to_string()]);
+}
+
+#[test]
+fn a_member_whose_data_is_ahead_of_the_elected_leaders_stops_and_says_why() {
+    // Members 2 and 3 elect a leader on empty data dirs; member 1 then comes with a snapshot
+    // it imports (zxids the leader's history lacks). The leader tells it to truncate below
+    // what it applied: it stops with the reason, as ZooKeeper's learner does, and never
+    // panics; the others serve on.
+    let paths: Vec<String> = (0..30).map(|i| format!("/ahead{i}")).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    snapshot_into_member_1(tmp.path(), &paths);
+    let (ports, servers) = member_ports();
+    let others: Vec<Member> = (1..3)
+        .map(|i| start_member(tmp.path(), i, ports[i], &servers))
+        .collect();
+    wait_serving(&others, Duration::from_secs(30));
+    let mut late = start_member(tmp.path(), 0, ports[0], &servers);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(status) = late.child.as_mut().unwrap().try_wait().unwrap() {
+            break status;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "member 1 went on");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    late.child = None;
+    assert_eq!(status.code(), Some(2));
+    let log = std::fs::read_to_string(late.cfg.with_file_name("zkrs.log")).unwrap();
+    assert!(log.contains("data is ahead of the ensemble's"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    write_through(others[0].client, &["/still".to_string()]);
+    sync_and_check(others[1].client, &["/still".to_string()]);
 }

@@ -128,11 +128,20 @@ impl Zab {
             packet::DIFF if phase == Phase::Syncing => {}
             packet::TRUNC if phase == Phase::Syncing => {
                 let z = p.zxid;
-                assert!(
-                    z >= self.last_committed,
-                    "TRUNC to {z:#x} below the applied {:#x}: a committed txn would be lost",
-                    self.last_committed
-                );
+                if z < self.last_committed {
+                    // This member applied txns the leader's history does not hold (data
+                    // from an old setup, or a snapshot it imported while the others elected
+                    // a leader without it). Dropping them could lose writes clients were told
+                    // of: it stops, as ZooKeeper's learner does when it cannot truncate.
+                    self.ready.fatal = Some(format!(
+                        "the leader asks to truncate to {z:#x}, below the applied {:#x}: this \
+                         member's data is ahead of the ensemble's (an old setup's, or an \
+                         imported snapshot the others elected a leader without); start this \
+                         member first so that it leads, or empty its data dir",
+                        self.last_committed
+                    ));
+                    return;
+                }
                 self.log.retain(|e| e.header.zxid <= z);
                 self.last_logged = z;
                 self.persisted = self.persisted.min(z);

@@ -308,6 +308,9 @@ pub struct Ready {
     /// A new membership took effect (a reconfig committed, or a leader's NEWLEADER named a
     /// newer one): its config text, for the shell's addresses.
     pub reconfigured: Option<Vec<u8>>,
+    /// This member cannot go on without losing what it applied: the reason, for the shell
+    /// to log before it stops.
+    pub fatal: Option<String>,
 }
 
 impl Ready {
@@ -327,6 +330,7 @@ impl Ready {
             && !self.role_changed
             && self.disconnect.is_empty()
             && self.reconfigured.is_none()
+            && self.fatal.is_none()
     }
 }
 

@@ -160,6 +160,7 @@ impl Sim {
         let Some(r) = node.pending.pop_front() else {
             return;
         };
+        assert!(r.fatal.is_none(), "{id} cannot go on: {:?}", r.fatal);
         if let Some(hs) = r.hard_state {
             node.hs = hs;
         }
