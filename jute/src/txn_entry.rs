@@ -67,7 +67,25 @@ impl TxnRecord {
             OpCode::SetAcl => TxnRecord::SetAcl(Decode::decode(r)?),
             OpCode::Check => TxnRecord::Check(Decode::decode(r)?),
             OpCode::Error => TxnRecord::Error(Decode::decode(r)?),
-            OpCode::Multi => TxnRecord::Multi(Decode::decode(r)?),
+            OpCode::Multi => {
+                let multi: MultiTxn = Decode::decode(r)?;
+                // Each sub-txn must be one a multi may hold, whole: what cannot be applied is
+                // refused where it arrives, not found out when it commits.
+                for sub in multi.txns.as_deref().unwrap_or_default() {
+                    let data = sub.data.as_deref().unwrap_or_default();
+                    let mut sr = Reader::new(data);
+                    match TxnRecord::decode_for(sub.type_, &mut sr) {
+                        Ok(TxnRecord::Multi(_)) | Err(_) => {
+                            return Err(DecodeError::Invalid {
+                                what: "multi sub-txn type",
+                                value: i64::from(sub.type_),
+                            })
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                TxnRecord::Multi(multi)
+            }
             _ => {
                 return Err(DecodeError::Invalid {
                     what: "txn type",
@@ -134,5 +152,66 @@ impl Decode for TxnEntry {
             record,
             digest,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn multi_entry(subs: Vec<Txn>) -> Vec<u8> {
+        let entry = TxnEntry {
+            header: TxnHeader {
+                client_id: 1,
+                cxid: 1,
+                zxid: 0x1_0000_0001,
+                time: 0,
+                type_: OpCode::Multi.code(),
+            },
+            record: TxnRecord::Multi(MultiTxn { txns: Some(subs) }),
+            digest: None,
+        };
+        let mut out = Vec::new();
+        entry.encode(&mut out);
+        out
+    }
+
+    fn sub(record: &TxnRecord) -> Txn {
+        let mut data = Vec::new();
+        record.encode(&mut data);
+        Txn {
+            type_: record.op().code(),
+            data: Some(data),
+        }
+    }
+
+    #[test]
+    fn a_multi_txn_is_refused_unless_every_sub_txn_can_be_applied() {
+        let delete = TxnRecord::Delete(DeleteTxn { path: "/a".into() });
+        let error = TxnRecord::Error(ErrorTxn { err: -101 });
+        let good = multi_entry(vec![sub(&delete), sub(&error)]);
+        assert!(TxnEntry::from_bytes(&good).is_ok());
+        let nested = TxnRecord::Multi(MultiTxn {
+            txns: Some(vec![sub(&delete)]),
+        });
+        let cases = [
+            vec![sub(&delete), sub(&nested)],
+            vec![Txn {
+                type_: OpCode::Delete.code(),
+                data: Some(vec![0, 0]),
+            }],
+            vec![Txn {
+                type_: 9999,
+                data: Some(Vec::new()),
+            }],
+            vec![Txn {
+                type_: OpCode::GetData.code(),
+                data: Some(Vec::new()),
+            }],
+        ];
+        for subs in cases {
+            let bytes = multi_entry(subs.clone());
+            assert!(TxnEntry::from_bytes(&bytes).is_err(), "{subs:?}");
+        }
     }
 }
