@@ -617,7 +617,17 @@ async fn respond(
     out.push_str("\r\n");
     out.push_str(body);
     stream.write_all(out.as_bytes()).await?;
-    stream.shutdown().await
+    stream.shutdown().await?;
+    // What the client still sends (a body not read, turned away) is read and dropped until
+    // it closes, for a little while: closing with it unread would reset the connection,
+    // and the client could lose the answer.
+    let mut sink = [0u8; 16 * 1024];
+    let drain = async {
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+    Ok(())
 }
 
 #[cfg(test)]
