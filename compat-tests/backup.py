@@ -43,9 +43,13 @@ def check(name, got, want):
 
 
 def srvr(port):
+    return word(port, "srvr")
+
+
+def word(port, w):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"srvr")
+            s.sendall(w.encode())
             out = b""
             while True:
                 b = s.recv(4096)
@@ -171,6 +175,10 @@ try:
     apache_port = BASE + 4
     apache = start("apache", apache_dir, apache_port)
     check("Apache ZooKeeper serves at the snapshot's zxid", zxid_of(apache_port), zxid)
+    # The file's ZxidDigest is ZooKeeper's tree digest: Apache compares it with its own.
+    mntr = word(apache_port, "mntr")
+    check("Apache ZooKeeper finds the snapshot's digest its own",
+          "zk_digest_mismatches_count\t0" in mntr and "zk_digest_mismatches_count" in mntr, True)
     az = client(apache_port)
     compare("Apache ZooKeeper on zkrs's snapshot", dump(az), zkrs_tree)
     check("the ephemeral's owner came along", az.exists("/app/eph").ephemeralOwner,
