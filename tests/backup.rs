@@ -393,6 +393,17 @@ fn a_damaged_snapshot_is_turned_away_and_the_tree_stays() {
     }
     let snap = http(a_port, "/commands/snapshot", Some("digest a:b"), None);
     assert_eq!(snap.status, 200);
+    // Snapshots taken at once (no rate limit) are each whole.
+    let together: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || http(a_port, "/commands/snapshot", Some("digest a:b"), None))
+        })
+        .collect();
+    for t in together {
+        let again = t.join().unwrap();
+        assert_eq!(again.status, 200);
+        assert_eq!(again.body, snap.body);
+    }
     let (b, b_port) = admin_server("admin.rateLimiterIntervalInMS=0\n");
     let mut bc = Client::connect(b.addr);
     assert_eq!(bc.call(create("/mine", b"kept", 0)).err(), 0);
