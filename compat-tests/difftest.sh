@@ -10,8 +10,8 @@
 # leader), so writes go through followers and reads are served by them.
 # Default: seeds 1-40, 1,500 steps each, 3 sessions per server (ensemble: seeds 1001-1015,
 # 1,000 steps each). An ensemble of Apache ZooKeeper 3.8 now and then leaves a request
-# unanswered (a follower's sync, a pipelined request): such a run is inconclusive, and the test
-# fails only when more than a third of the runs are.
+# unanswered (a follower's sync, a pipelined request): such a run is tried once more, then
+# counted inconclusive, and the test fails when more than a third of the runs are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZKRS=${1:?usage: $0 ZKRS_BINARY [base-port] [--ensemble] [-- options]}

@@ -1182,7 +1182,7 @@ fn run(cli: &Cli, seed: u64) -> Result<(), Ended> {
             // which zkrs must leave unanswered too.
             if cli.a.len() > 1 && ta.contains("no answer") && !tb.contains("no answer") {
                 return Err(Ended::Inconclusive(format!(
-                    "seed {seed}: the reference left a request unanswered at step {i}"
+                    "seed {seed}: the reference left a request unanswered at step {i}: {step:?}\n  A (reference): {ta}\n  B (under test): {tb}"
                 )));
             }
             return Err(Ended::Differ(format!(
@@ -1217,7 +1217,15 @@ fn main() {
     let mut inconclusive = 0;
     for k in 0..cli.runs {
         let seed = cli.seed + k;
-        match run(&cli, seed) {
+        // A run the reference left unfinished is tried once more (its root is removed first).
+        let result = match run(&cli, seed) {
+            Err(Ended::Inconclusive(e)) => {
+                println!("RETRY: {e}");
+                run(&cli, seed)
+            }
+            other => other,
+        };
+        match result {
             Ok(()) => println!(
                 "PASS: seed {seed}: {} steps, every answer and event the same",
                 cli.steps
