@@ -1117,8 +1117,13 @@ impl From<String> for Ended {
     }
 }
 
-fn run(cli: &Cli, seed: u64) -> Result<(), Ended> {
-    let root = format!("/difftest-{seed}");
+/// One run of `seed`'s steps under a root of its own (`retry`: a root other than the first
+/// attempt's, which a session the reference left hanging may still hold nodes under).
+fn run(cli: &Cli, seed: u64, retry: bool) -> Result<(), Ended> {
+    let root = match retry {
+        false => format!("/difftest-{seed}"),
+        true => format!("/difftest-{seed}-again"),
+    };
     let mut gen = Gen {
         rng: Rng::new(seed),
         root: root.clone(),
@@ -1217,11 +1222,11 @@ fn main() {
     let mut inconclusive = 0;
     for k in 0..cli.runs {
         let seed = cli.seed + k;
-        // A run the reference left unfinished is tried once more (its root is removed first).
-        let result = match run(&cli, seed) {
+        // A run the reference left unfinished is tried once more, under another root.
+        let result = match run(&cli, seed, false) {
             Err(Ended::Inconclusive(e)) => {
                 println!("RETRY: {e}");
-                run(&cli, seed)
+                run(&cli, seed, true)
             }
             other => other,
         };
