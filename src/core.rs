@@ -1539,7 +1539,7 @@ impl Core {
         let applied = self.tree.apply(entry);
         self.compare_digest(entry);
         self.overlay.committed(entry.header.zxid);
-        self.fire(&applied.events);
+        self.fire(&applied.events, entry.header.zxid);
         let sid = entry.header.client_id;
         match &entry.record {
             TxnRecord::CloseSession(_) => {
@@ -1658,13 +1658,15 @@ impl Core {
         }
     }
 
-    pub(crate) fn fire(&mut self, events: &[Event]) {
+    /// Tells the watchers of `events`, which txn `zxid` caused (its zxid goes in each
+    /// notification's header, as ZooKeeper 3.9's `WatchedEvent.getZxid()`).
+    pub(crate) fn fire(&mut self, events: &[Event], zxid: i64) {
         for ev in events {
             let conns = self.watches.trigger(ev);
             if conns.is_empty() {
                 continue;
             }
-            let frame = notification(ev.kind.code(), &ev.path);
+            let frame = notification(ev.kind.code(), &ev.path, zxid);
             for c in conns {
                 // Only to connections that may read the node (ZooKeeper's
                 // `ServerCnxn.process` since 3.8.4 / 3.9.2, CVE-2024-23944).
@@ -1876,13 +1878,16 @@ fn session_reply(id: i64, timeout: i32, read_only: Option<bool>) -> ConnectReply
     }
 }
 
-/// A notification frame: `ReplyHeader{-1, -1, 0}` + WatcherEvent (zxid -1 as in 3.8).
-pub(crate) fn notification(kind: i32, path: &str) -> Vec<u8> {
+/// A notification frame: `ReplyHeader{-1, zxid, 0}` + WatcherEvent. `zxid` is the txn that
+/// fired the watch, as ZooKeeper 3.9 sends it (ZOOKEEPER-4655), or -1 where no txn did (the
+/// events `setWatches` finds at once), as 3.9 sends then; 3.8 always sends -1 and its
+/// clients read no zxid from a notification.
+pub(crate) fn notification(kind: i32, path: &str, zxid: i64) -> Vec<u8> {
     let mut out = Vec::new();
     frame::write(&mut out, |o| {
         ReplyHeader {
             xid: xid::NOTIFICATION,
-            zxid: -1,
+            zxid,
             err: 0,
         }
         .encode(o);

@@ -32,9 +32,8 @@ impl Core {
         if let Some(pending) = self.early_pending(conn, &req) {
             return Some(match (req, pending) {
                 (_, None) => Err(ZkError::NoNode),
-                (Request::Exists(_), Some(n)) => {
-                    Ok(Response::Exists(ExistsResponse { stat: n.stat(ext) }))
-                }
+                (Request::Exists(_), Some(n)) => can(&n.view.acl, perms::READ)
+                    .map(|()| Response::Exists(ExistsResponse { stat: n.stat(ext) })),
                 (_, Some(n)) => can(&n.view.acl, perms::READ).map(|()| {
                     Response::GetData(GetDataResponse {
                         stat: n.stat(ext),
@@ -48,15 +47,21 @@ impl Core {
                 if r.path.contains('\0') {
                     return Some(Err(ZkError::BadArguments));
                 }
+                // An existing node's Stat only to those who may read it, as ZooKeeper
+                // 3.8.4 and 3.9.2 on (ZOOKEEPER-2590); refused, it sets no watch either.
+                let found = match self.tree.get(node_key(&r.path)) {
+                    Some(n) => match can(&n.acl, perms::READ) {
+                        Ok(()) => Ok(Response::Exists(ExistsResponse {
+                            stat: n.client_stat(ext),
+                        })),
+                        Err(e) => return Some(Err(e)),
+                    },
+                    None => Err(ZkError::NoNode),
+                };
                 if r.watch {
                     self.watches.add(Kind::Data, &r.path, conn);
                 }
-                match self.tree.get(node_key(&r.path)) {
-                    Some(n) => Ok(Response::Exists(ExistsResponse {
-                        stat: n.client_stat(ext),
-                    })),
-                    None => Err(ZkError::NoNode),
-                }
+                found
             }
             // The hot reads are encoded straight from the tree, without copying the data or
             // the child names into a Response first.
@@ -340,7 +345,7 @@ impl Core {
             self.watches.add_persistent(&p, conn, true);
         }
         for (kind, p) in events {
-            self.send(conn, crate::core::notification(kind.code(), &p));
+            self.send(conn, crate::core::notification(kind.code(), &p, -1));
         }
     }
 }

@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use jute::data::{Acl, Id};
 use jute::proto::*;
-use jute::{EventType, MultiOp, MultiRequest, MultiResult, OpCode, Request, Response};
+use jute::{
+    Decode, EventType, MultiOp, MultiRequest, MultiResult, OpCode, Reader, Request, Response,
+};
 
 fn ok_create(c: &mut Client, path: &str, data: &[u8], flags: i32) -> String {
     let r = c.call(create(path, data, flags));
@@ -176,13 +178,81 @@ fn notification_precedes_the_reply_that_caused_it_on_the_same_connection() {
     assert_eq!(r.err(), 0);
     assert_eq!(c.log.len(), 2);
     assert_eq!(c.log[0].0, -1, "notification first");
+    // xid -1, the zxid of the setData that fired it (ZooKeeper 3.9), err 0.
     assert_eq!(
         hex(&c.log[0].1[..16]),
-        "ffffffffffffffffffffffff00000000",
-        "xid -1, zxid -1, err 0"
+        format!("ffffffff{:016x}00000000", r.header.zxid),
     );
     let e = c.events.pop_front().unwrap();
     assert_eq!((e.type_, e.state, e.path.as_str()), (3, 3, "/w"));
+}
+
+/// ZooKeeper 3.9 (ZOOKEEPER-4655): a notification's header carries the zxid of the txn that
+/// fired it: a create's, a delete's (both of its events), each op's of a multi (the
+/// multi's), a closed session's ephemeral's (the closeSession's); the events `setWatches`
+/// finds at once came from no txn and carry -1.
+#[test]
+fn notifications_carry_the_zxid_of_the_txn_that_fired_them() {
+    let s = TestServer::start("");
+    let mut w = Client::connect(s.addr);
+    let mut c = Client::connect(s.addr);
+    let notified = |w: &mut Client| -> (i64, i32, String) {
+        let raw = read_frame(&mut w.stream).expect("a notification");
+        let mut r = Reader::new(&raw);
+        let h = ReplyHeader::decode(&mut r).unwrap();
+        assert_eq!(h.xid, -1);
+        let e = WatcherEvent::decode(&mut r).unwrap();
+        (h.zxid, e.type_, e.path)
+    };
+    assert_eq!(w.call(exists("/a", true)).err(), -101);
+    let created = c.call(create("/a", b"", 0));
+    assert_eq!(created.err(), 0);
+    assert_eq!(notified(&mut w), (created.header.zxid, 1, "/a".into()));
+
+    assert_eq!(w.call(get_data("/a", true)).err(), 0);
+    assert_eq!(w.call(children2("/", true)).err(), 0);
+    let deleted = c.call(delete("/a", -1));
+    assert_eq!(deleted.err(), 0);
+    let mut got = vec![notified(&mut w), notified(&mut w)];
+    got.sort();
+    let z = deleted.header.zxid;
+    assert_eq!(got, vec![(z, 2, "/a".into()), (z, 4, "/".into())]);
+
+    assert_eq!(w.call(exists("/m1", true)).err(), -101);
+    assert_eq!(w.call(exists("/m2", true)).err(), -101);
+    let multi = c.call(Request::Multi(MultiRequest {
+        ops: ["/m1", "/m2"]
+            .map(|path| {
+                MultiOp::Create(CreateRequest {
+                    path: path.into(),
+                    data: Some(vec![]),
+                    acl: open_acl(),
+                    flags: 0,
+                })
+            })
+            .to_vec(),
+    }));
+    assert_eq!(multi.err(), 0);
+    let z = multi.header.zxid;
+    assert_eq!(notified(&mut w), (z, 1, "/m1".into()));
+    assert_eq!(notified(&mut w), (z, 1, "/m2".into()));
+
+    let mut owner = Client::connect(s.addr);
+    ok_create(&mut owner, "/eph", b"", 1);
+    assert_eq!(w.call(exists("/eph", true)).err(), 0);
+    let closed = owner.call(Request::CloseSession);
+    assert_eq!(closed.err(), 0);
+    assert_eq!(notified(&mut w), (closed.header.zxid, 2, "/eph".into()));
+
+    // setWatches naming a node changed since: the event it finds comes with -1.
+    let xid = w.send(&Request::SetWatches(SetWatches {
+        relative_zxid: 1,
+        data_watches: Some(vec!["/m1".into()]),
+        exist_watches: Some(vec![]),
+        child_watches: Some(vec![]),
+    }));
+    assert_eq!(notified(&mut w), (-1, 3, "/m1".into()));
+    assert_eq!(w.recv(xid, OpCode::SetWatches).unwrap().err(), 0);
 }
 
 #[test]
@@ -500,7 +570,7 @@ fn client_ahead_of_the_server_is_closed_without_reply() {
 }
 
 #[test]
-fn exists_skips_acl_and_get_acl_masks_digests() {
+fn exists_needs_read_and_get_acl_masks_digests() {
     let s = TestServer::start("");
     let mut a = Client::connect(s.addr);
     let mut b = Client::connect(s.addr);
@@ -534,7 +604,8 @@ fn exists_skips_acl_and_get_acl_masks_digests() {
         panic!()
     };
     assert_eq!(g.acl.unwrap()[0].id.id, "vec:x");
-    // Only-digest node: NOAUTH for getData, exists still fine.
+    // Only-digest node: NOAUTH for getData, and for exists too, as ZooKeeper 3.8.4 and 3.9.2
+    // on (ZOOKEEPER-2590; 3.8.0 answered its Stat). Refused, exists sets no watch.
     let acl = vec![Acl {
         perms: 31,
         id: Id {
@@ -549,7 +620,15 @@ fn exists_skips_acl_and_get_acl_masks_digests() {
         flags: 0,
     }));
     assert_eq!(b.call(get_data("/s2", false)).err(), -102);
-    assert_eq!(b.call(exists("/s2", false)).err(), 0);
+    assert_eq!(b.call(exists("/s2", false)).err(), -102);
+    assert_eq!(b.call(exists("/s2", true)).err(), -102);
+    let r = b.call(Request::CheckWatches(CheckWatchesRequest {
+        path: "/s2".into(),
+        type_: 2,
+    }));
+    assert_eq!(r.err(), -121, "no data watch was set");
+    // A missing node is NoNode to anyone, and the watch is set.
+    assert_eq!(b.call(exists("/s2/none", true)).err(), -101);
     assert_eq!(
         b.call(set_data("/s2", b"", 99)).err(),
         -102,
@@ -562,6 +641,7 @@ fn exists_skips_acl_and_get_acl_masks_digests() {
     }));
     b.recv(xid, OpCode::Auth).unwrap();
     assert_eq!(b.call(get_data("/s2", false)).err(), 0);
+    assert_eq!(b.call(exists("/s2", false)).err(), 0);
     let r = b.call(Request::WhoAmI);
     let Some(Response::WhoAmI(w)) = r.body else {
         panic!()
@@ -1455,7 +1535,8 @@ fn reads_of_nodes_the_sessions_pending_writes_change_see_what_those_writes_leave
 #[test]
 fn an_early_read_of_a_changed_node_still_needs_its_read_right() {
     // A node anyone may write but nobody may read: its setData goes through, the getData
-    // behind it is refused, and exists (which needs no right) answers.
+    // behind it is refused, and so is exists (READ, as ZooKeeper 3.8.4 and 3.9.2); with
+    // the super user's id it answers the state the setData left.
     let s = TestServer::start("");
     let mut c = Client::connect(s.addr);
     let write_only = Some(vec![Acl {
@@ -1477,11 +1558,26 @@ fn an_early_read_of_a_changed_node_still_needs_its_read_right() {
     let e = c.send(&exists("/wo", false));
     assert_eq!(c.recv(w, OpCode::SetData).expect("w").err(), 0);
     assert_eq!(c.recv(g, OpCode::GetData).expect("g").err(), -102, "NOAUTH");
+    assert_eq!(c.recv(e, OpCode::Exists).expect("e").err(), -102, "NOAUTH");
+    drop(c);
+    let tmp = s.stop().unwrap();
+    let s = TestServer::start_in(
+        tmp.path(),
+        &format!(
+            "DigestAuthenticationProvider.superDigest={}\n",
+            zkrs::acl::digest("super:pw")
+        ),
+    );
+    let mut c = Client::connect(s.addr);
+    assert_eq!(c.add_digest("super:pw"), 0);
+    let w = c.send(&set_data("/wo", b"zzz", -1));
+    let e = c.send(&exists("/wo", false));
+    assert_eq!(c.recv(w, OpCode::SetData).expect("w").err(), 0);
     let e = c.recv(e, OpCode::Exists).expect("e");
     let Some(Response::Exists(ExistsResponse { stat })) = e.body else {
         panic!("{e:?}")
     };
-    assert_eq!((stat.version, stat.data_length), (1, 2));
+    assert_eq!((stat.version, stat.data_length), (2, 3));
 }
 
 #[test]
