@@ -86,6 +86,10 @@ pub struct Config {
     /// leader keeps to bring a learner up to date with DIFF; one further behind gets a
     /// snapshot. zkrs keeps 10,000 unless told; as in ZooKeeper, no fewer than 500.
     pub commit_log_count: usize,
+    /// `autopurge.snapRetainCount`: the snapshots the purge task keeps (3, at least 3).
+    pub autopurge_snap_retain_count: usize,
+    /// `autopurge.purgeInterval`: hours between purges; 0 (the default) or less, none.
+    pub autopurge_purge_interval: i64,
     /// `None`: the default set; `Some(["*"])`: everything.
     pub four_letter_whitelist: Option<Vec<String>>,
     pub jute_max_buffer: usize,
@@ -293,6 +297,8 @@ impl Default for Config {
             max_session_timeout_ms: None,
             global_outstanding_limit: 1000,
             commit_log_count: 10_000,
+            autopurge_snap_retain_count: crate::purge::MIN_SNAP_RETAIN_COUNT,
+            autopurge_purge_interval: 0,
             four_letter_whitelist: None,
             jute_max_buffer: jute::DEFAULT_MAX_BUFFER,
             extended_types: false,
@@ -882,6 +888,22 @@ impl Config {
                 }
                 self.commit_log_count = n.max(MIN_COMMIT_LOG_COUNT);
             }
+            "autopurge.snapRetainCount" => {
+                let n: i32 = num(value).ok_or_else(|| invalid("expected a number"))?;
+                let floor = crate::purge::MIN_SNAP_RETAIN_COUNT;
+                if n < floor as i32 {
+                    self.warnings.push(format!(
+                        "line {line}: Invalid autopurge.snapRetainCount: {n}. Defaulting to \
+                         {floor}"
+                    ));
+                }
+                self.autopurge_snap_retain_count = usize::try_from(n).unwrap_or(0).max(floor);
+            }
+            "autopurge.purgeInterval" => {
+                self.autopurge_purge_interval = num::<i32>(value)
+                    .ok_or_else(|| invalid("expected a number of hours"))?
+                    .into()
+            }
             "globalOutstandingLimit" => {
                 self.global_outstanding_limit =
                     num(value).ok_or_else(|| invalid("expected a number"))?
@@ -1001,7 +1023,6 @@ impl Config {
                 self.servers.push((id, value.to_string()));
             }
             k if k.starts_with("admin.")
-                || k.starts_with("autopurge.")
                 || k.starts_with("metricsProvider.")
                 || k.starts_with("quorum.")
                 || k.starts_with("ssl.")

@@ -26,6 +26,7 @@ pub mod net;
 pub mod overlay;
 pub mod path;
 pub mod prep;
+pub mod purge;
 pub mod quorum;
 pub mod reactor;
 pub mod read;

@@ -262,6 +262,21 @@ pub async fn run(
             ensemble, peers, &cfg, hs, tail, applied,
         ));
     }
+    {
+        let (snaps, logs) =
+            crate::import::zookeeper_dirs(&cfg.data_dir, cfg.data_log_dir.as_deref());
+        tracing::info!(
+            "autopurge.snapRetainCount set to {}, autopurge.purgeInterval set to {}",
+            cfg.autopurge_snap_retain_count,
+            cfg.autopurge_purge_interval
+        );
+        crate::purge::schedule(
+            snaps,
+            logs,
+            cfg.autopurge_snap_retain_count,
+            cfg.autopurge_purge_interval,
+        );
+    }
     tracing::info!(
         "recovered {} znodes and {} sessions, last zxid {:#x}",
         core.tree.len(),

@@ -509,3 +509,45 @@ fn restore_bodies_are_read_with_a_length_or_in_chunks_and_bounded() {
     let mut bc = Client::connect(b.addr);
     assert_eq!(bc.call(exists("/chunked", false)).err(), 0);
 }
+
+/// `autopurge.purgeInterval` above 0: at start, as ZooKeeper's purge task, the newest
+/// `autopurge.snapRetainCount` (at least 3) of the `snapshot` command's files stay in
+/// `version-2` and the older ones go; the tree, kept in zkrs's store, is untouched.
+#[test]
+fn autopurge_keeps_the_newest_snapshot_files() {
+    let (a, port) = admin_server("admin.rateLimiterIntervalInMS=0\n");
+    let mut c = Client::connect(a.addr);
+    let mut zxids = Vec::new();
+    for i in 0..5 {
+        assert_eq!(c.call(create(&format!("/n{i}"), b"x", 0)).err(), 0);
+        let snap = http(port, "/commands/snapshot", Some("digest a:b"), None);
+        assert_eq!(snap.status, 200, "{}", snap.text());
+        let hex = snap.header("last_zxid").unwrap();
+        zxids.push(i64::from_str_radix(hex.trim_start_matches("0x"), 16).unwrap());
+    }
+    drop(c);
+    let tree = whole_tree(a.addr);
+    let snapshots = |dir: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.join("version-2"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("snapshot."))
+            .collect();
+        v.sort_by_key(|n| i64::from_str_radix(&n["snapshot.".len()..], 16).unwrap());
+        v
+    };
+    let all: Vec<String> = zxids.iter().map(|z| format!("snapshot.{z:x}")).collect();
+    assert_eq!(snapshots(&a.dir), all);
+    let dir = a.stop().unwrap();
+    // A count below 3 keeps 3, as ZooKeeper.
+    let b = TestServer::start_in(
+        dir.path(),
+        "autopurge.purgeInterval=1\nautopurge.snapRetainCount=1\n",
+    );
+    let t0 = std::time::Instant::now();
+    while snapshots(dir.path()).len() > 3 && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(snapshots(dir.path()), all[2..]);
+    assert_eq!(whole_tree(b.addr), tree);
+}
