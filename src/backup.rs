@@ -317,12 +317,18 @@ impl Core {
     fn restore(&mut self, snapshot: &[u8]) -> Result<i64, String> {
         let (data, zxid) = crate::import::snap_from_snapshot_file(snapshot, self.tree.last_zxid)
             .map_err(|e| format!("not a snapshot: {e}"))?;
-        let installed = self.store.install_snapshot(&data);
+        // Written beside the store first (an error there leaves everything as it was); a
+        // crash during the install then finishes it at the next start.
+        self.store
+            .stage_restore(&data)
+            .map_err(|e| format!("cannot stage the snapshot: {e}"))?;
         drop(data);
+        let installed = self.store.install_staged_restore();
         let tree = installed.and_then(|_| self.store.open_tree(self.cfg.extended_types));
         match tree {
             Ok(tree) => self.tree = tree,
-            // The store may be half replaced: a restart begins from the initial tree.
+            // The store may be half replaced: a restart finishes the install from the
+            // staged file.
             Err(e) => {
                 tracing::error!("restoring a snapshot failed, stopping: {e}");
                 std::process::exit(2);

@@ -25,7 +25,7 @@ use crate::txlog::TxLog;
 use jute::data::{Acl, StatPersisted};
 use jute::{Decode, Encode, Reader, TxnEntry};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
@@ -71,6 +71,9 @@ const INSTALLING: &[u8] = b"installing";
 /// Node records per write batch of a snapshot's install.
 const INSTALL_BATCH: usize = 20_000;
 
+/// A restore's snapshot, beside the database while it is installed.
+const RESTORE_FILE: &str = "zkrs-restore.pending";
+
 /// How many txns the log keeps behind the newest (for DIFF syncs of learners).
 const LOG_RETAIN: i64 = 100_000;
 
@@ -90,6 +93,9 @@ pub struct Store {
     filter: Arc<PathFilter>,
     /// The thread rebuilding the filter, if one ran.
     rebuilder: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Where a restore's snapshot waits, beside the database, while it is installed
+    /// ([`Store::stage_restore`]).
+    restore_file: PathBuf,
 }
 
 /// What a restart recovers.
@@ -588,6 +594,7 @@ impl Store {
             node_cache: crate::tree::DEFAULT_CACHE_BYTES,
             filter: PathFilter::new(),
             rebuilder: Mutex::new(None),
+            restore_file: dir.parent().unwrap_or(dir).join(RESTORE_FILE),
         };
         store.move_old_log()?;
         store.move_old_applied_state()?;
@@ -1101,11 +1108,69 @@ impl Store {
         Ok(())
     }
 
-    /// A snapshot's install that did not finish (a crash): its nodes are partial, so the
-    /// store starts over from the initial tree at zxid 0, with an empty log, as a member
-    /// that never served; its epochs stay. The leader sends it a snapshot again.
+    /// Writes a restore's snapshot (as [`Store::install_snapshot`] takes it) to a file beside
+    /// the database, synced, before [`Store::install_staged_restore`] installs it: a crash
+    /// during that install then finishes it from the file at the next start, where a
+    /// learner's would start over from the initial tree (its leader sends a snapshot again,
+    /// but a restore has no one to). An error here leaves the store as it was.
+    pub fn stage_restore(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        let io = |e: std::io::Error| StoreError::Corrupt {
+            what: "restore file",
+            detail: format!("{}: {e}", self.restore_file.display()),
+        };
+        let partial = self.restore_file.with_extension("partial");
+        let mut f = std::fs::File::create(&partial).map_err(io)?;
+        std::io::Write::write_all(&mut f, bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        std::fs::rename(&partial, &self.restore_file).map_err(io)?;
+        if let Some(dir) = self.restore_file.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// Installs the snapshot [`Store::stage_restore`] wrote, then removes its file. Returns
+    /// the snapshot's zxid and number of nodes.
+    pub fn install_staged_restore(&self) -> Result<(i64, usize), StoreError> {
+        let installed = self.install_snapshot_file(&self.restore_file)?;
+        self.remove_restore_file();
+        Ok(installed)
+    }
+
+    fn remove_restore_file(&self) {
+        for f in [
+            self.restore_file.clone(),
+            self.restore_file.with_extension("partial"),
+        ] {
+            match std::fs::remove_file(&f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!("cannot remove {}: {e}", f.display()),
+            }
+        }
+    }
+
+    /// A snapshot's install that did not finish (a crash). A restore's is finished from its
+    /// file. Otherwise (a learner's) its nodes are partial, so the store starts over from
+    /// the initial tree at zxid 0, with an empty log, as a member that never served; its
+    /// epochs stay. The leader sends it a snapshot again.
     fn finish_broken_install(&self) -> Result<(), StoreError> {
         if self.db.get_cf(self.cf(CF_META), INSTALLING)?.is_none() {
+            // A restore not begun, or done: its file, if left, is not needed.
+            self.remove_restore_file();
+            return Ok(());
+        }
+        if self.restore_file.exists() {
+            tracing::warn!(
+                "a restore's install did not finish: finishing it from {}",
+                self.restore_file.display()
+            );
+            // An error stops the start, the mark and the file kept for the next one.
+            let (zxid, nodes) = self.install_staged_restore()?;
+            tracing::info!("restore finished: {nodes} znodes at {zxid:#x}");
             return Ok(());
         }
         tracing::warn!("a snapshot's install did not finish: starting over from the initial tree");
@@ -1857,6 +1922,57 @@ mod tests {
             .get_cf(store.cf(CF_META), INSTALLING)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn a_restore_cut_by_a_crash_is_finished_from_its_staged_file_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = stored(dir.path(), 3);
+        let mut snapshot = DataTree::new(false);
+        for z in 1..=50 {
+            snapshot.apply(&create(z, &format!("/r{z}")));
+        }
+        snapshot.insert_session(0x55, 6000);
+        let bytes = Store::encode_snapshot(&snapshot);
+        let staged = dir.path().join(RESTORE_FILE);
+        // Staged, then what a crash midway through the install leaves.
+        store.stage_restore(&bytes).unwrap();
+        assert!(staged.exists());
+        store.mark(INSTALLING, true).unwrap();
+        store.begin_replace().unwrap();
+        drop(store);
+        let store = Store::open(&dir.path().join("db"), &dir.path().join("log"), false).unwrap();
+        let tree = store.recover(false, true).unwrap().tree;
+        assert_eq!((tree.last_zxid, tree.len()), (50, snapshot.len()));
+        assert!(tree.get("/r50").is_some() && tree.get("/n1").is_none());
+        assert_eq!(tree.sessions.get(&0x55), Some(&6000));
+        assert_eq!(tree.digest(), snapshot.digest());
+        assert!(!staged.exists(), "the staged file goes once installed");
+        assert!(store
+            .db
+            .get_cf(store.cf(CF_META), INSTALLING)
+            .unwrap()
+            .is_none());
+        // A staged file whose install never began (a crash before the mark): the tree
+        // stays, and the file goes.
+        let mut other = DataTree::new(false);
+        other.apply(&create(60, "/other"));
+        store
+            .stage_restore(&Store::encode_snapshot(&other))
+            .unwrap();
+        drop(tree);
+        drop(store);
+        let store = Store::open(&dir.path().join("db"), &dir.path().join("log"), false).unwrap();
+        let tree = store.recover(false, true).unwrap().tree;
+        assert!(tree.get("/r50").is_some() && tree.get("/other").is_none());
+        assert!(!staged.exists());
+        // Staged and installed whole: the file goes, the tree is the snapshot's.
+        store
+            .stage_restore(&Store::encode_snapshot(&other))
+            .unwrap();
+        assert_eq!(store.install_staged_restore().unwrap().0, 60);
+        assert!(!staged.exists());
+        assert!(store.open_tree(false).unwrap().get("/other").is_some());
     }
 
     #[test]
