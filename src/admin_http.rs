@@ -520,8 +520,12 @@ async fn send_snapshot(
                     None => return Err(std::io::Error::other("the store could not be read")),
                 }
             }
-            let (_, len) = snap.finish(zxid, digest, last_processed)?;
+            let (out, len) = snap.finish(zxid, digest, last_processed)?;
+            // On disk before it is named and answered for: a backup said to be taken
+            // survives a power loss.
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             std::fs::rename(&partial, &file)?;
+            std::fs::File::open(&dir)?.sync_all()?;
             Ok(len)
         })
         .await
