@@ -837,6 +837,10 @@ fn zookeeper_properties(cfg: &crate::config::Config) -> Vec<(&'static str, Strin
         ),
         ("zookeeper.sasl.serverconfig", cfg.sasl_section.clone()),
         ("zookeeper.skipACL", yes_no(cfg.skip_acl)),
+        (
+            "zookeeper.snapshot.trust.empty",
+            cfg.snapshot_trust_empty.to_string(),
+        ),
     ];
     // Only when given: without it there is no such property (and SASL is off).
     if let Some(jaas) = &cfg.jaas_file {

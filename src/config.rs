@@ -86,6 +86,9 @@ pub struct Config {
     /// leader keeps to bring a learner up to date with DIFF; one further behind gets a
     /// snapshot. zkrs keeps 10,000 unless told; as in ZooKeeper, no fewer than 500.
     pub commit_log_count: usize,
+    /// `zookeeper.snapshot.trust.empty`: a ZooKeeper data dir taken over may hold logs
+    /// without a snapshot (3.4 before 3.5.3 wrote no first one).
+    pub snapshot_trust_empty: bool,
     /// `autopurge.snapRetainCount`: the snapshots the purge task keeps (3, at least 3).
     pub autopurge_snap_retain_count: usize,
     /// `autopurge.purgeInterval`: hours between purges; 0 (the default) or less, none.
@@ -297,6 +300,7 @@ impl Default for Config {
             max_session_timeout_ms: None,
             global_outstanding_limit: 1000,
             commit_log_count: 10_000,
+            snapshot_trust_empty: false,
             autopurge_snap_retain_count: crate::purge::MIN_SNAP_RETAIN_COUNT,
             autopurge_purge_interval: 0,
             four_letter_whitelist: None,
@@ -989,6 +993,10 @@ impl Config {
             }
             "readonlymode.enabled" => self.read_only_mode = boolean(value)?,
             "forceSync" => self.force_sync = boolean(value)?,
+            // Java's Boolean.getBoolean: "true" in any case, anything else false.
+            "snapshot.trust.empty" => {
+                self.snapshot_trust_empty = value.eq_ignore_ascii_case("true")
+            }
             "standaloneEnabled" => self.standalone_enabled = boolean(value)?,
             "znode.container.checkIntervalMs" => {
                 self.container_check_interval_ms = num(value)
@@ -1195,6 +1203,7 @@ const KNOWN_KEYS: &[&str] = &[
     "admin.commandURL",
     "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
+    "snapshot.trust.empty",
 ];
 
 /// The fewest committed txns a leader keeps for DIFF (ZooKeeper's floor for
@@ -1850,7 +1859,8 @@ mod tests {
         let flags = format!(
             "-Xmx1g -server -Djava.security.auth.login.config={} -Dcom.sun.management.jmxremote \
              -DtickTime=5 -Dzookeeper.maxClientCnxns=9 -Dzookeeper.superUser=super \
-             -Dzookeeper.superUser.2=admin -Dzookeeper.4lw.commands.whitelist=*",
+             -Dzookeeper.superUser.2=admin -Dzookeeper.4lw.commands.whitelist=* \
+             -Dzookeeper.snapshot.trust.empty=TRUE",
             jaas.display()
         );
         let env = HashMap::from([("SERVER_JVMFLAGS".to_string(), flags)]);
@@ -1862,6 +1872,7 @@ mod tests {
         assert_eq!(cfg.max_client_cnxns, 7, "the file overrides a property");
         assert_eq!(cfg.four_letter_whitelist, Some(vec!["*".to_string()]));
         assert_eq!(cfg.sasl_super_users, vec!["super", "admin"]);
+        assert!(cfg.snapshot_trust_empty);
         assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
         let login = cfg.sasl_login.expect("the Server section");
         assert!(login.is_super("admin") && !login.is_super("bob"));

@@ -58,7 +58,7 @@ pub enum ImportError {
     #[error("{dir}: no snapshot could be read ({reasons})")]
     NoValidSnapshot { dir: String, reasons: String },
     #[error(
-        "{dir}: no snapshot found, but there are log entries (ZooKeeper refuses such a data dir too)"
+        "{dir}: no snapshot found, but there are log entries (ZooKeeper refuses such a data dir too, unless zookeeper.snapshot.trust.empty is true)"
     )]
     LogsWithoutSnapshot { dir: String },
     #[error(transparent)]
@@ -68,7 +68,8 @@ pub enum ImportError {
 /// What an import took over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Imported {
-    pub snapshot: PathBuf,
+    /// None: logs without a snapshot, replayed over the initial tree.
+    pub snapshot: Option<PathBuf>,
     pub snapshot_zxid: i64,
     /// Txns of the logs applied after the snapshot.
     pub txns: usize,
@@ -87,11 +88,15 @@ pub fn zookeeper_dirs(data_dir: &Path, data_log_dir: Option<&Path>) -> (PathBuf,
 
 /// Imports ZooKeeper's data into `store` when the store has never been written and there is
 /// ZooKeeper data to take (`snap_dir`, `log_dir`: the `version-2` directories).
+/// `trust_empty` (ZooKeeper's `zookeeper.snapshot.trust.empty`): logs without a snapshot
+/// (a data dir of ZooKeeper 3.4 before 3.5.3, which wrote no first snapshot) are replayed
+/// over the initial tree, as ZooKeeper does with that property; without it they are refused.
 pub fn import_if_fresh(
     store: &Store,
     snap_dir: &Path,
     log_dir: &Path,
     extended_types: bool,
+    trust_empty: bool,
 ) -> Result<Option<Imported>, ImportError> {
     if !store.is_fresh()? {
         return Ok(None);
@@ -102,9 +107,21 @@ pub fn import_if_fresh(
         if logs.is_empty() {
             return Ok(None);
         }
-        return Err(ImportError::LogsWithoutSnapshot {
-            dir: log_dir.display().to_string(),
-        });
+        if !trust_empty {
+            return Err(ImportError::LogsWithoutSnapshot {
+                dir: log_dir.display().to_string(),
+            });
+        }
+        tracing::warn!(
+            "No snapshot found, but there are log entries. This should only be allowed during \
+             upgrading (zookeeper.snapshot.trust.empty): replaying {} over the initial tree",
+            log_dir.display()
+        );
+        let txns = read_logs(&logs, 0)?;
+        let epochs = read_epochs(snap_dir)?;
+        store.begin_import()?;
+        store.replace_all(&DataTree::new(extended_types))?;
+        return replay_logged(store, extended_types, None, 0, txns, epochs).map(Some);
     }
     let (snapshot, snapshot_zxid, bytes, snap) = newest_valid_snapshot(snap_dir, &snaps)?;
     let txns = read_logs(&logs, snapshot_zxid)?;
@@ -132,8 +149,28 @@ pub fn import_if_fresh(
     }
     store.put_nodes(&batch)?;
     store.finish_replace(&snap.sessions, snapshot_zxid)?;
-    // Then the txns after it, logged first (as every txn is), applied over the stored tree
-    // and saved as they go, as a restart replays its log.
+    replay_logged(
+        store,
+        extended_types,
+        Some(snapshot),
+        snapshot_zxid,
+        txns,
+        epochs,
+    )
+    .map(Some)
+}
+
+/// The end of an import, its snapshot's tree stored: the txns after it, logged first (as
+/// every txn is), applied over the stored tree and saved as they go, as a restart replays
+/// its log; then the epochs.
+fn replay_logged(
+    store: &Store,
+    extended_types: bool,
+    snapshot: Option<PathBuf>,
+    snapshot_zxid: i64,
+    txns: Vec<TxnEntry>,
+    epochs: Option<crate::zab::HardState>,
+) -> Result<Imported, ImportError> {
     store.append_log(&txns)?;
     let mut tree = store.open_tree(extended_types)?;
     for chunk in txns.chunks(4096) {
@@ -149,14 +186,14 @@ pub fn import_if_fresh(
         store.save_hard_state(hs)?;
     }
     store.finish_import()?;
-    Ok(Some(Imported {
+    Ok(Imported {
         snapshot,
         snapshot_zxid,
         txns: txns.len(),
         last_zxid: tree.last_zxid,
         nodes: tree.len(),
         sessions: tree.sessions.len(),
-    }))
+    })
 }
 
 /// Applies one logged txn as ZooKeeper's restart does: a snapshot is fuzzy (written while
@@ -897,7 +934,9 @@ mod tests {
             std::fs::copy(data(from).join(name), zk.join(as_name)).unwrap();
         }
         let store = Store::open(&dir.path().join("db"), &dir.path().join("log"), false).unwrap();
-        let done = import_if_fresh(&store, &zk, &zk, true).unwrap().unwrap();
+        let done = import_if_fresh(&store, &zk, &zk, true, false)
+            .unwrap()
+            .unwrap();
         (dir, store, done)
     }
 
@@ -1060,6 +1099,37 @@ mod tests {
         assert_eq!(tree.len(), 14);
     }
 
+    /// Logs without a snapshot (as ZooKeeper 3.4 before 3.5.3 left a data dir): refused, as
+    /// by ZooKeeper; with `zookeeper.snapshot.trust.empty`, replayed over the initial tree,
+    /// to the tree snapshot.0 (the initial one) and the same log give.
+    #[test]
+    fn logs_without_a_snapshot_are_replayed_only_when_trusted() {
+        let (_e, expected, _) = imported(&[("snapshot.0", "snapshot.0"), ("log.1", "log.1")]);
+        let expected = expected.open_tree(true).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let zk = dir.path().join("version-2");
+        std::fs::create_dir_all(&zk).unwrap();
+        std::fs::copy(data("zookeeper-datadir").join("log.1"), zk.join("log.1")).unwrap();
+        let store = Store::open(&dir.path().join("db"), &dir.path().join("log"), false).unwrap();
+        let refused = import_if_fresh(&store, &zk, &zk, true, false);
+        assert!(
+            matches!(refused, Err(ImportError::LogsWithoutSnapshot { .. })),
+            "{refused:?}"
+        );
+        assert!(store.is_fresh().unwrap());
+        let done = import_if_fresh(&store, &zk, &zk, true, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!((done.snapshot, done.snapshot_zxid), (None, 0));
+        assert_eq!(done.last_zxid, 0x14);
+        let tree = store.open_tree(true).unwrap();
+        assert_eq!(tree.sessions, expected.sessions);
+        assert_eq!(listing(&tree), listing(&expected));
+        assert_eq!(tree.digest(), expected.digest());
+        // Taken over once: the next start finds the store written.
+        assert_eq!(import_if_fresh(&store, &zk, &zk, true, true).unwrap(), None);
+    }
+
     /// ZooKeeper's restart from its first snapshot and log ends where its own second
     /// snapshot says: every node, stat by stat, and the sessions. And a fuzzy snapshot (the
     /// state at 0x14 taken as the snapshot at 0xa, so that the creates of 0xb, 0xe and 0x11
@@ -1092,7 +1162,7 @@ mod tests {
         let expected = expected.open_tree(true).unwrap();
         for name in ["snapshot.14.gz", "snapshot.14.snappy"] {
             let (_d, store, done) = imported_from("zookeeper-compressed", &[(name, name)]);
-            assert!(done.snapshot.ends_with(name));
+            assert!(done.snapshot.as_ref().unwrap().ends_with(name));
             assert_eq!((done.snapshot_zxid, done.txns), (0x14, 0), "{name}");
             let tree = store.open_tree(true).unwrap();
             assert_eq!(tree.last_zxid, 0x14, "{name}");
@@ -1217,7 +1287,9 @@ mod tests {
             false,
         )
         .unwrap();
-        let imported = import_if_fresh(&store, &dir, &dir, false).unwrap().unwrap();
+        let imported = import_if_fresh(&store, &dir, &dir, false, false)
+            .unwrap()
+            .unwrap();
         assert_eq!(imported.snapshot_zxid, 0x1_0000_0006);
         assert_eq!(imported.txns, 9);
         assert_eq!(imported.last_zxid, 0x2_0000_0009);
@@ -1228,6 +1300,9 @@ mod tests {
         assert!(tree.get("/q/after").is_some());
         assert_eq!(store.txns_after(0x1_0000_0006).unwrap().len(), 9);
         // Imported once: the store is no longer fresh.
-        assert_eq!(import_if_fresh(&store, &dir, &dir, false).unwrap(), None);
+        assert_eq!(
+            import_if_fresh(&store, &dir, &dir, false, false).unwrap(),
+            None
+        );
     }
 }

@@ -188,12 +188,22 @@ pub async fn run(
     if cfg.import_zookeeper_data {
         let (snaps, logs) =
             crate::import::zookeeper_dirs(&cfg.data_dir, cfg.data_log_dir.as_deref());
-        if let Some(i) = crate::import::import_if_fresh(&store, &snaps, &logs, cfg.extended_types)?
-        {
+        let imported = crate::import::import_if_fresh(
+            &store,
+            &snaps,
+            &logs,
+            cfg.extended_types,
+            cfg.snapshot_trust_empty,
+        )?;
+        if let Some(i) = imported {
+            let snapshot = i.snapshot.as_ref().map_or_else(
+                || "no snapshot (the initial tree)".to_string(),
+                |p| p.display().to_string(),
+            );
             tracing::info!(
-                "imported Apache ZooKeeper's data: {} ({} znodes, {} sessions at {:#x}) and {} \
-                 logged txns after it, to zxid {:#x}; ZooKeeper's files are left as they are",
-                i.snapshot.display(),
+                "imported Apache ZooKeeper's data: {snapshot} ({} znodes, {} sessions at {:#x}) \
+                 and {} logged txns after it, to zxid {:#x}; ZooKeeper's files are left as \
+                 they are",
                 i.nodes,
                 i.sessions,
                 i.snapshot_zxid,
