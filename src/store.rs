@@ -1088,8 +1088,13 @@ impl Store {
             self.db.write(batch)?;
             Ok(snap)
         };
-        walk(false)?;
+        let checked = walk(false)?;
         self.mark(INSTALLING, true)?;
+        tracing::info!(
+            "installing a snapshot at {:#x}: {} znodes",
+            checked.zxid,
+            checked.count
+        );
         self.begin_replace()?;
         let snap = walk(true)?;
         self.finish_replace(&snap.sessions, snap.zxid)?;

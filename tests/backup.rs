@@ -551,3 +551,146 @@ fn autopurge_keeps_the_newest_snapshot_files() {
     assert_eq!(snapshots(dir.path()), all[2..]);
     assert_eq!(whole_tree(b.addr), tree);
 }
+
+/// A real server process killed (SIGKILL) at several points of a restore of 100,000 znodes:
+/// at the next start it serves either its old tree or the snapshot's whole, never a part
+/// or the empty initial tree. A kill during the install (as soon as the server logs that it
+/// began) is finished at the next start from the staged file, which then goes.
+#[test]
+fn a_restore_killed_at_any_point_leaves_the_old_tree_or_the_new_one() {
+    use std::process::Command;
+    // The snapshot: 100,000 znodes under /big, created pipelined.
+    let (a, a_port) = admin_server("admin.rateLimiterIntervalInMS=0\n");
+    let mut c = Client::connect(a.addr);
+    assert_eq!(c.call(create("/big", b"", 0)).err(), 0);
+    for chunk in 0..100 {
+        let xids: Vec<i32> = (0..1000)
+            .map(|i| c.send(&create(&format!("/big/n{}", chunk * 1000 + i), b"v", 0)))
+            .collect();
+        for xid in xids {
+            assert_eq!(c.recv(xid, jute::OpCode::Create).unwrap().err(), 0);
+        }
+    }
+    let snap = http(a_port, "/commands/snapshot", Some("digest a:b"), None);
+    assert_eq!(snap.status, 200);
+    let snapshot = snap.body;
+    let new_count = node_count(a.addr);
+
+    let mut outcomes = Vec::new();
+    // None: killed as soon as the server logs that the install began (its crash mark set).
+    for delay_ms in [Some(0u64), Some(100), None, Some(300), None, Some(1000)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (port, admin) = (free_port(), free_port());
+        let cfg = tmp.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+                 admin.serverPort={admin}\nadmin.serverAddress=127.0.0.1\n",
+                tmp.path().display()
+            ),
+        )
+        .unwrap();
+        let log = tmp.path().join("server.log");
+        let spawn = || {
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap();
+            Command::new(env!("CARGO_BIN_EXE_zkrs"))
+                .arg("--config")
+                .arg(&cfg)
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .unwrap()
+        };
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let wait_up = || {
+            let t0 = std::time::Instant::now();
+            while TcpStream::connect(addr).is_err() {
+                assert!(t0.elapsed() < Duration::from_secs(60), "not up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        let mut child = spawn();
+        wait_up();
+        let mut b = Client::connect(addr);
+        assert_eq!(b.call(create("/old", b"", 0)).err(), 0);
+        drop(b);
+        let old_count = node_count(addr);
+        let body = snapshot.clone();
+        let poster = std::thread::spawn(move || {
+            // The answer, if any: the kill may come first.
+            let mut s = connect_admin(admin);
+            let head = format!(
+                "POST /commands/restore HTTP/1.1\r\nHost: x\r\nAuthorization: digest a:b\r\n\
+                 Content-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out);
+        });
+        let staged = tmp.path().join("zkrs-restore.pending");
+        let t0 = std::time::Instant::now();
+        while !staged.exists() && t0.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        match delay_ms {
+            Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            None => {
+                while !std::fs::read_to_string(&log)
+                    .unwrap()
+                    .contains("installing a snapshot")
+                {
+                    assert!(t0.elapsed() < Duration::from_secs(60), "no install");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        poster.join().unwrap();
+        let mut child = spawn();
+        wait_up();
+        let count = node_count(addr);
+        let mut b = Client::connect(addr);
+        let has_old = b.call(exists("/old", false)).err() == 0;
+        let has_new = b.call(exists("/big/n99999", false)).err() == 0;
+        let outcome = match (has_old, has_new, count) {
+            (true, false, n) if n == old_count => "old",
+            (false, true, n) if n == new_count => "new",
+            other => panic!("after a kill {delay_ms:?} ms into the restore: {other:?}"),
+        };
+        let text = std::fs::read_to_string(&log).unwrap();
+        let finished = text.contains("a restore's install did not finish");
+        outcomes.push((delay_ms, outcome, finished));
+        assert!(!staged.exists(), "the staged file goes at the start");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    println!("kill delay, tree served after, install finished at the start: {outcomes:?}");
+    // Killed as the install began: finished at the next start.
+    for (delay, outcome, finished) in &outcomes {
+        if delay.is_none() {
+            assert_eq!((*outcome, *finished), ("new", true), "{outcomes:?}");
+        }
+    }
+}
+
+/// The server's znode count, as `mntr` gives it.
+fn node_count(addr: std::net::SocketAddr) -> u64 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"mntr").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix("zk_znode_count\t"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
