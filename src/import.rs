@@ -216,23 +216,34 @@ fn replay(tree: &mut DataTree, txn: &TxnEntry) {
 
 /// The files of `dir` named `<prefix><hex zxid>`, oldest first, whatever follows the zxid
 /// after a dot (ZooKeeper's `getZxidFromName`: `snapshot.14.gz` is the snapshot at 0x14).
+/// A name that holds no zxid is left out.
 fn numbered_files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, ImportError> {
+    let mut files = zookeeper_files(dir, prefix).map_err(|e| io_error(dir, e))?;
+    files.retain(|(zxid, _)| *zxid >= 0);
+    Ok(files)
+}
+
+/// The files of `dir` whose names start with `prefix`, with the zxid the rest names as
+/// ZooKeeper's `Util.getZxidFromName` reads it (the hex up to the next dot; -1 when it is
+/// not one), lowest first. A dir that is not there has none.
+pub(crate) fn zookeeper_files(dir: &Path, prefix: &str) -> std::io::Result<Vec<(i64, PathBuf)>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error(dir, e)),
+        Err(e) => return Err(e),
     };
     let mut out = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
         let name = entry.file_name().to_string_lossy().to_string();
         let Some(rest) = name.strip_prefix(prefix) else {
             continue;
         };
         let hex = rest.split('.').next().unwrap_or(rest);
-        if let Ok(zxid) = i64::from_str_radix(hex, 16) {
-            out.push((zxid, entry.path()));
-        }
+        out.push((i64::from_str_radix(hex, 16).unwrap_or(-1), entry.path()));
     }
     out.sort();
     Ok(out)

@@ -12,6 +12,7 @@
 //! the seal's trailing `1` and `/`, a `.gz` one starts with gzip's magic, a `.snappy` one
 //! with snappy-java's. With no valid snapshot, nothing is deleted.
 
+use crate::import::zookeeper_files;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,7 @@ pub const MIN_SNAP_RETAIN_COUNT: usize = 3;
 /// files it deleted; one it could not delete is logged and skipped, as ZooKeeper does.
 pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> std::io::Result<Vec<PathBuf>> {
     let retain = retain.max(MIN_SNAP_RETAIN_COUNT);
-    let snaps = numbered(snap_dir, "snapshot.")?;
+    let snaps = zookeeper_files(snap_dir, "snapshot.")?;
     let valid: Vec<i64> = snaps
         .iter()
         .rev()
@@ -33,7 +34,7 @@ pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> std::io::Result<
     let Some(&least) = valid.last() else {
         return Ok(Vec::new());
     };
-    let logs = numbered(log_dir, "log.")?;
+    let logs = zookeeper_files(log_dir, "log.")?;
     // The log the oldest kept snapshot needs: the newest named at or below its zxid.
     let needed = logs
         .iter()
@@ -56,33 +57,6 @@ pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> std::io::Result<
         }
     }
     Ok(removed)
-}
-
-/// The files of `dir` whose names start with `prefix`, with the zxid the rest names (as
-/// ZooKeeper's `Util.getZxidFromName`: the hex up to the next dot, -1 when it is not one),
-/// lowest first. A dir that is not there has none.
-fn numbered(dir: &Path, prefix: &str) -> std::io::Result<Vec<(i64, PathBuf)>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        if !entry.file_type()?.is_file() {
-            continue;
-        }
-        let name = entry.file_name().to_string_lossy().to_string();
-        let Some(rest) = name.strip_prefix(prefix) else {
-            continue;
-        };
-        let hex = rest.split('.').next().unwrap_or(rest);
-        let zxid = i64::from_str_radix(hex, 16).unwrap_or(-1);
-        out.push((zxid, entry.path()));
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// ZooKeeper's `SnapStream.isValidSnapshot`, by the name's ending.

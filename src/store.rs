@@ -1873,6 +1873,15 @@ mod tests {
         assert_eq!(tree.get("/").unwrap().num_children, before.1 + 1);
     }
 
+    /// Whether the store holds the mark of an install under way.
+    fn installing(store: &Store) -> bool {
+        store
+            .db
+            .get_cf(store.cf(CF_META), INSTALLING)
+            .unwrap()
+            .is_some()
+    }
+
     #[test]
     fn a_snapshot_installs_from_its_bytes_and_a_broken_one_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -1922,11 +1931,7 @@ mod tests {
         want.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(got, want);
         assert_eq!(tree.digest(), snapshot.digest());
-        assert!(store
-            .db
-            .get_cf(store.cf(CF_META), INSTALLING)
-            .unwrap()
-            .is_none());
+        assert!(!installing(&store));
     }
 
     #[test]
@@ -1953,11 +1958,7 @@ mod tests {
         assert_eq!(tree.sessions.get(&0x55), Some(&6000));
         assert_eq!(tree.digest(), snapshot.digest());
         assert!(!staged.exists(), "the staged file goes once installed");
-        assert!(store
-            .db
-            .get_cf(store.cf(CF_META), INSTALLING)
-            .unwrap()
-            .is_none());
+        assert!(!installing(&store));
         // A staged file whose install never began (a crash before the mark): the tree
         // stays, and the file goes.
         let mut other = DataTree::new(false);
@@ -2007,11 +2008,7 @@ mod tests {
         assert!(tree.get("/n1").is_none(), "the old tree is gone too");
         assert_eq!(store.txns_after(0).unwrap().len(), 0);
         assert_eq!(store.load_hard_state(0).unwrap(), hs, "the epochs stay");
-        assert!(store
-            .db
-            .get_cf(store.cf(CF_META), INSTALLING)
-            .unwrap()
-            .is_none());
+        assert!(!installing(&store));
         assert!(
             !store.is_fresh().unwrap(),
             "not taken for a data dir to import"
