@@ -31,6 +31,8 @@ import threading
 import time
 
 from kazoo.client import KazooClient
+
+import members
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_digest_acl
 
@@ -110,33 +112,15 @@ def stop(i):
 
 
 def four(i, word):
-    try:
-        with socket.create_connection(("127.0.0.1", ports(i)[0]), timeout=2) as s:
-            s.sendall(word.encode())
-            out = b""
-            while chunk := s.recv(4096):
-                out += chunk
-        return out.decode()
-    except OSError:
-        return ""
+    return members.four(ports(i)[0], word)
 
 
 def mode(i):
-    for ln in four(i, "srvr").splitlines():
-        if ln.startswith("Mode: "):
-            return ln[6:]
-    return None
+    return members.mode(ports(i)[0])
 
 
 def wait_serving(ids, timeout=90):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        modes = [mode(i) for i in ids]
-        if all(m in ("leader", "follower", "observer") for m in modes) and \
-                modes.count("leader") <= 1:
-            return True
-        time.sleep(0.2)
-    return False
+    return members.wait_serving([ports(i)[0] for i in ids], timeout)
 
 
 def leader(ids):

@@ -685,11 +685,10 @@ fn own_client_address(core: &Core) -> String {
 
 /// `observers` (`obsr`, SyncedObserverConsCommand): the observers a leader forwards to (from
 /// the start of their sync), each as ZooKeeper's LearnerHandler shows itself, from the
-/// counters of its quorum connection. Any other server answers none: ZooKeeper's follower
-/// lists the observers it serves as an observer master (`observerMasterPort`, which zkrs
-/// has not), and without one answers as an observer or a standalone server does.
+/// counters of its quorum connection; a follower lists those it serves as an observer
+/// master (`observerMasterPort`), as ZooKeeper's does. Any other server answers none.
 fn observers(core: &Core) -> Vec<(String, Json)> {
-    let infos: Vec<Json> = match core.replica.as_ref().filter(|r| r.zab.is_leader()) {
+    let infos: Vec<Json> = match core.replica.as_ref() {
         Some(r) => r
             .zab
             .observing_learners()
@@ -707,9 +706,10 @@ fn observers(core: &Core) -> Vec<(String, Json)> {
     ]
 }
 
-/// `observer_connection_stat_reset` (`orst`): a leader's observers' counters start again.
+/// `observer_connection_stat_reset` (`orst`): the counters of the observers a leader (or an
+/// observer master) serves start again.
 fn reset_observer_stats(core: &Core) {
-    if let Some(r) = core.replica.as_ref().filter(|r| r.zab.is_leader()) {
+    if let Some(r) = core.replica.as_ref() {
         for sid in r.zab.observing_learners() {
             if let Some(stats) = r.peers.link_stats(sid) {
                 stats.reset();

@@ -186,6 +186,10 @@ pub struct Config {
     pub standalone_enabled: bool,
     /// Bind the quorum and election ports on all addresses (`quorumListenOnAllIPs`).
     pub quorum_listen_on_all_ips: bool,
+    /// `observerMasterPort`: while following, this member serves observers on this port
+    /// (ZooKeeper's ObserverMaster), and an observer syncs from a voting member's port
+    /// instead of the leader's. 0: off.
+    pub observer_master_port: u16,
     /// `peerType=observer`.
     pub observer: bool,
     /// `myid`; standalone servers use 1, as ZooKeeper does.
@@ -348,6 +352,7 @@ impl Default for Config {
             standalone_enabled: true,
             read_only_mode: false,
             quorum_listen_on_all_ips: false,
+            observer_master_port: 0,
             observer: false,
             server_id: 1,
             warnings: Vec::new(),
@@ -1039,9 +1044,18 @@ impl Config {
                 self.quorum_groups.retain(|(other, _)| other != k);
                 self.quorum_groups.push((k.to_string(), value.to_string()));
             }
+            // Boolean.parseBoolean, as ZooKeeper reads it.
+            "quorumListenOnAllIPs" => {
+                self.quorum_listen_on_all_ips = value.eq_ignore_ascii_case("true")
+            }
+            "observerMasterPort" => {
+                // ZooKeeper takes any number and serves observers when it is above 0.
+                let port: i64 = num(value).ok_or_else(|| invalid("expected a port number"))?;
+                self.observer_master_port =
+                    u16::try_from(port.max(0)).map_err(|_| invalid("expected a port number"))?;
+            }
             "peerType"
             | "electionPortBindRetry"
-            | "quorumListenOnAllIPs"
             | "snapCount"
             | "preAllocSize"
             | "syncEnabled"
@@ -1183,6 +1197,7 @@ const KNOWN_KEYS: &[&str] = &[
     "peerType",
     "electionPortBindRetry",
     "quorumListenOnAllIPs",
+    "observerMasterPort",
     "snapCount",
     "preAllocSize",
     "maxCnxns",
@@ -1339,6 +1354,30 @@ mod tests {
         assert!(cfg.extended_types);
         assert_eq!(cfg.servers.len(), 1);
         assert_eq!(cfg.warnings.len(), 1);
+    }
+
+    #[test]
+    fn observer_master_port_and_quorum_listen_on_all_ips() {
+        let off = Config::parse("tickTime=2000\n").unwrap();
+        assert_eq!(off.observer_master_port, 0);
+        assert!(!off.quorum_listen_on_all_ips);
+        let cfg = Config::parse("observerMasterPort=2191\nquorumListenOnAllIPs=TRUE\n").unwrap();
+        assert_eq!(cfg.observer_master_port, 2191);
+        assert!(cfg.quorum_listen_on_all_ips);
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+        // ZooKeeper serves observers only above 0.
+        assert_eq!(
+            Config::parse("observerMasterPort=-1\n")
+                .unwrap()
+                .observer_master_port,
+            0
+        );
+        for bad in ["abc", "70000"] {
+            assert!(
+                Config::parse(&format!("observerMasterPort={bad}\n")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

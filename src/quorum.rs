@@ -394,16 +394,20 @@ pub struct Peers {
     rt: tokio::runtime::Handle,
     generation: Arc<AtomicU64>,
     incoming: Arc<Incoming>,
+    /// `observerMasterPort` (0: none).
+    observer_master_port: u16,
 }
 
 impl Peers {
-    /// Binds the election and quorum ports and starts dialing the other members.
+    /// Binds the election and quorum ports (and `observerMasterPort`, given one) and starts
+    /// dialing the other members.
     pub async fn start(
         ensemble: Arc<Ensemble>,
         core: mpsc::Sender<CoreMsg>,
         listen_all: bool,
         wire: Wire,
         incoming: Arc<Incoming>,
+        observer_master_port: u16,
     ) -> std::io::Result<Self> {
         let me = ensemble.me().clone();
         let bind = |port: u16| -> std::io::Result<SocketAddr> {
@@ -419,6 +423,16 @@ impl Peers {
         };
         let election_listener = bind_retry(bind(me.election_port)?).await?;
         let quorum_listener = bind_retry(bind(me.quorum_port)?).await?;
+        // Observers register here with a follower as with the leader on its quorum port
+        // (ZooKeeper's ObserverMaster, on the quorum address's host).
+        let master_listener = match observer_master_port {
+            0 => None,
+            port => {
+                let mut addr = bind(me.quorum_port)?;
+                addr.set_port(port);
+                Some(bind_retry(addr).await?)
+            }
+        };
         let peers = Peers {
             wire,
             ensemble: Arc::new(Mutex::new(ensemble.clone())),
@@ -428,9 +442,13 @@ impl Peers {
             rt: tokio::runtime::Handle::current(),
             generation: Arc::default(),
             incoming,
+            observer_master_port,
         };
         tokio::spawn(accept_election(election_listener, peers.clone_parts()));
         tokio::spawn(accept_quorum(quorum_listener, peers.clone_parts()));
+        if let Some(listener) = master_listener {
+            tokio::spawn(accept_quorum(listener, peers.clone_parts()));
+        }
         for m in ensemble.members.values().filter(|m| m.id != ensemble.me) {
             tokio::spawn(reach(m.id, ensemble.me, peers.clone_parts()));
         }
@@ -507,18 +525,30 @@ impl Peers {
         lock(&self.quorum).remove(&sid);
     }
 
-    /// Connects to `leader`'s quorum port. Messages sent meanwhile wait for the connection.
+    /// Connects to `leader`'s quorum port (an observer with `observerMasterPort`: that port
+    /// on the member's host, the learner master it registers with). Messages sent meanwhile
+    /// wait for the connection.
     pub fn follow(&self, leader: Sid) {
         let ensemble = lock(&self.ensemble).clone();
         let Some(m) = ensemble.members.get(&leader) else {
             return;
+        };
+        let observer = ensemble
+            .members
+            .get(&ensemble.me)
+            .is_some_and(|m| m.observer);
+        let addr = match (observer, self.observer_master_port) {
+            (true, port) if port > 0 => m.quorum_addr().map(|mut a| {
+                a.set_port(port);
+                a
+            }),
+            _ => m.quorum_addr(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let gen = self.generation.fetch_add(1, Ordering::Relaxed);
         let stats = LinkStats::new(None);
         lock(&self.quorum).insert(leader, (gen, tx, stats.clone()));
         let parts = self.clone_parts();
-        let addr = m.quorum_addr();
         let host = m.host.clone();
         self.rt.spawn(async move {
             let mut link = None;

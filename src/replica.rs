@@ -74,6 +74,7 @@ impl Replica {
             next: None,
             max_log: cfg.commit_log_count,
             reconfig_enabled: cfg.reconfig_enabled,
+            observer_master: cfg.observer_master_port > 0,
         };
         Replica {
             zab: Zab::new(zcfg, hs, tail, applied),

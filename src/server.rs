@@ -255,6 +255,7 @@ pub async fn run(
             cfg.quorum_listen_on_all_ips,
             wire,
             incoming,
+            cfg.observer_master_port,
         )
         .await?;
         let applied = core.tree.last_zxid;

@@ -8,10 +8,14 @@
 
 mod sim;
 use sim::Sim;
+use zkrs::zab::Sid;
 
 /// Runs one seed; returns (txns committed, epochs with a leader).
 fn run(seed: u64, voters: usize, observers: usize, steps: usize) -> (usize, usize) {
-    let mut sim = Sim::new(seed, voters, observers);
+    run_sim(Sim::new(seed, voters, observers), seed, steps)
+}
+
+fn run_sim(mut sim: Sim, seed: u64, steps: usize) -> (usize, usize) {
     for _ in 0..steps {
         sim.step(true);
     }
@@ -44,10 +48,17 @@ fn run(seed: u64, voters: usize, observers: usize, steps: usize) -> (usize, usiz
 }
 
 fn run_seeds(seeds: impl Iterator<Item = u64>, voters: usize, observers: usize) {
+    run_seeds_of(seeds, |seed| Sim::new(seed, voters, observers))
+}
+
+fn run_seeds_of(
+    seeds: impl Iterator<Item = u64>,
+    sim: impl Fn(u64) -> Sim + std::panic::RefUnwindSafe,
+) {
     let (mut txns, mut epochs, mut n) = (0, 0, 0);
     for seed in seeds {
         n += 1;
-        let r = std::panic::catch_unwind(|| run(seed, voters, observers, 3000));
+        let r = std::panic::catch_unwind(|| run_sim(sim(seed), seed, 3000));
         match r {
             Ok((t, e)) => {
                 txns += t;
@@ -71,6 +82,11 @@ fn fixed_seeds_three_voters() {
 #[test]
 fn fixed_seeds_five_voters_and_an_observer() {
     run_seeds(100..200, 5, 1);
+}
+
+#[test]
+fn fixed_seeds_observers_served_by_followers() {
+    run_seeds_of(300..400, |seed| Sim::with_observer_masters(seed, 3, 2));
 }
 
 #[test]
@@ -254,5 +270,78 @@ fn a_reconfig_commits_only_with_a_quorum_of_both_memberships() {
     assert!(
         sim.committed.len() > before,
         "no write committed under the new membership"
+    );
+}
+
+#[test]
+fn a_follower_serves_an_observer_its_commits_and_a_late_one_its_history() {
+    use zkrs::zab::Role;
+    // Member 4 observes, registering with the voting members in turn (observerMasterPort).
+    let mut sim = Sim::with_observer_masters(21, 3, 1);
+    assert!(sim.stabilize());
+    let leader = *sim.leaders.values().last().unwrap();
+    // Until it registers with a follower: each member that is not one closes the
+    // connection, and the observer tries the next.
+    let mut master = None;
+    for _ in 0..6 {
+        match sim.nodes[&4].zab.as_ref().unwrap().role {
+            Role::Observing(m) if m != leader => {
+                master = Some(m);
+                break;
+            }
+            _ => {
+                sim.drop_connection(leader, 4);
+                assert!(sim.stabilize());
+            }
+        }
+    }
+    let master = master.expect("the observer registered with a follower");
+    let follower = sim.nodes[&master].zab.as_ref().unwrap();
+    assert_eq!(follower.role, Role::Following(leader));
+    assert_eq!(follower.observing_learners(), vec![4]);
+    assert!(sim.nodes[&leader]
+        .zab
+        .as_ref()
+        .unwrap()
+        .observing_learners()
+        .is_empty());
+    for _ in 0..30 {
+        sim.propose();
+        sim.drain();
+    }
+    assert!(sim.stabilize());
+    assert!(sim.committed.len() >= 30);
+    assert_eq!(
+        sim.nodes[&4].applied.len(),
+        sim.nodes[&leader].applied.len()
+    );
+    // Past the follower's window of committed txns (20 here), a restarted observer takes
+    // its snapshot; a crash of the follower sends it to another member.
+    sim.crash(4);
+    for _ in 0..40 {
+        sim.propose();
+        sim.drain();
+    }
+    sim.crash(master);
+    assert!(sim.stabilize());
+    for _ in 0..5 {
+        sim.propose();
+        sim.drain();
+    }
+    assert!(sim.stabilize());
+    let applied = |id: Sid| -> Vec<i64> {
+        sim.nodes[&id]
+            .applied
+            .iter()
+            .map(|e| e.header.zxid)
+            .collect()
+    };
+    assert_eq!(applied(4), applied(leader));
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.starts_with("4: installs a snapshot")),
+        "{:?}",
+        sim.events
     );
 }

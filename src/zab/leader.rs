@@ -183,22 +183,14 @@ impl Zab {
         } else if peer_zxid > self.last_logged {
             self.send(sid, Msg::Packet(qp(packet::TRUNC, self.last_logged, None)));
             self.last_logged
-        } else if peer_zxid >= self.log_start() && self.log_contains(peer_zxid) {
-            self.send(sid, Msg::Packet(qp(packet::DIFF, self.last_logged, None)));
-            peer_zxid
-        } else if let Some(base) = self
-            .log
-            .iter()
-            .map(|e| e.header.zxid)
-            .filter(|z| *z < peer_zxid)
-            .max()
-            .filter(|_| peer_zxid >= self.log_start())
-        {
-            // Its last txn is not in our history: cut it back to the last one we share.
-            self.send(sid, Msg::Packet(qp(packet::TRUNC, base, None)));
-            base
         } else {
-            return self.ask_snapshot(sid);
+            // Its last txn may not be in our history: then it is cut back to the last one we
+            // share.
+            let last = self.last_logged;
+            match self.start_catch_up(sid, peer_zxid, last) {
+                Some(from) => from,
+                None => return self.ask_snapshot(sid),
+            }
         };
         self.send_txns_and_newleader(sid, from);
     }
@@ -210,11 +202,12 @@ impl Zab {
         self.ready.snapshot_for.push(sid);
     }
 
-    /// The leader a reconfig's membership is to have (ZooKeeper's designated leader): this
-    /// one while it stays a voter; else, as this one steps down, the lowest voter (the
+    /// The leader a reconfig's membership is to have (ZooKeeper's designated leader): the
+    /// current one while it stays a voter; else, as this one steps down, the lowest voter (the
     /// election that follows decides).
     fn designated_leader(&self, m: &Membership) -> i64 {
-        let me = self.cfg.me;
+        // A follower passing a reconfig on to its observers names its leader.
+        let me = self.leader_id().unwrap_or(self.cfg.me);
         let id = match m.voters.contains(&me) {
             true => me,
             false => m.voters.iter().next().copied().unwrap_or(me),
@@ -237,7 +230,7 @@ impl Zab {
     }
 
     /// A ZooKeeper observer's INFORM of `e`: INFORMANDACTIVATE for a reconfig.
-    fn inform_for_zookeeper(&self, e: &Txn) -> QuorumPacket {
+    pub(super) fn inform_for_zookeeper(&self, e: &Txn) -> QuorumPacket {
         let z = e.header.zxid;
         match Membership::of_txn(e) {
             Some(m) => {
@@ -258,8 +251,9 @@ impl Zab {
             .is_some_and(|x| x.takes_prior)
     }
 
-    /// The observers this leader forwards to, in id order: from the start of their sync on,
-    /// as ZooKeeper's leader adds an observer's handler to its observing learners.
+    /// The observers this member forwards to, in id order: from the start of their sync on,
+    /// as ZooKeeper's leader adds an observer's handler to its observing learners (a
+    /// follower's, with `observerMasterPort`, those it serves).
     pub fn observing_learners(&self) -> Vec<Sid> {
         let mut sids: Vec<Sid> = self
             .leader
@@ -276,6 +270,7 @@ impl Zab {
                     )
             })
             .map(|(s, _)| *s)
+            .chain(self.served_observers())
             .collect();
         sids.sort_unstable();
         sids
@@ -287,10 +282,14 @@ impl Zab {
             .as_ref()
             .and_then(|l| l.learners.get(&sid))
             .is_some_and(|x| x.takes_chunks)
+            || self.observer_takes_chunks(sid)
     }
 
     /// The shell's snapshot for `sid`, of the applied state at `zxid` (our last committed).
     pub fn snapshot_ready(&mut self, sid: Sid, zxid: i64, bytes: Vec<u8>) {
+        if self.observer_awaits_snapshot(sid) {
+            return self.observer_snapshot_ready(sid, zxid, bytes);
+        }
         let awaiting = self
             .leader
             .as_ref()
@@ -314,9 +313,34 @@ impl Zab {
     }
 
     fn send_txns_and_newleader(&mut self, sid: Sid, from: i64) {
-        let committed = self.last_committed;
         let zkrs = self.learner_is_zkrs(sid);
-        let txns: Vec<std::sync::Arc<Txn>> = self.log_after(from).cloned().collect();
+        let last = self.last_logged;
+        self.send_history(sid, from, last, zkrs);
+        let epoch = self
+            .leader
+            .as_ref()
+            .and_then(|l| l.new_epoch)
+            .unwrap_or(self.hs.accepted_epoch);
+        let config = self.cfg.config_text.clone();
+        self.send(
+            sid,
+            Msg::Packet(qp(packet::NEWLEADER, make_zxid(epoch, 0), Some(config))),
+        );
+        if let Some(x) = self.leader_state().learners.get_mut(&sid) {
+            x.phase = Phase::NewLeaderSent;
+            x.silent = 0;
+        }
+    }
+
+    /// The logged txns in (`from`, `through`] to a learner in sync: each as a PROPOSAL, and a
+    /// COMMIT for those committed.
+    pub(super) fn send_history(&mut self, sid: Sid, from: i64, through: i64, zkrs: bool) {
+        let committed = self.last_committed;
+        let txns: Vec<std::sync::Arc<Txn>> = self
+            .log_after(from)
+            .take_while(|t| t.header.zxid <= through)
+            .cloned()
+            .collect();
         for t in txns {
             let z = t.header.zxid;
             self.send(
@@ -336,20 +360,6 @@ impl Zab {
         // own log it applies as it loads it): a COMMIT without one stops its sync.
         if committed > 0 && zkrs {
             self.send(sid, Msg::Packet(qp(packet::COMMIT, committed, None)));
-        }
-        let epoch = self
-            .leader
-            .as_ref()
-            .and_then(|l| l.new_epoch)
-            .unwrap_or(self.hs.accepted_epoch);
-        let config = self.cfg.config_text.clone();
-        self.send(
-            sid,
-            Msg::Packet(qp(packet::NEWLEADER, make_zxid(epoch, 0), Some(config))),
-        );
-        if let Some(x) = self.leader_state().learners.get_mut(&sid) {
-            x.phase = Phase::NewLeaderSent;
-            x.silent = 0;
         }
     }
 

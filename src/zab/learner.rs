@@ -75,6 +75,9 @@ impl Zab {
         if !self.established || leader == self.cfg.me {
             return false;
         }
+        if f.type_ == jute::OpCode::Sync.code() {
+            self.own_sync_forwarded();
+        }
         self.send(leader, Msg::Packet(f.to_packet()));
         true
     }
@@ -269,8 +272,10 @@ impl Zab {
                 self.send(leader, Msg::Packet(qp(packet::PING, p.zxid, Some(data))));
             }
             // Answered after the txns committed before it, before those after it.
+            packet::SYNC if self.observer_sync_answered() => {}
             packet::SYNC => self.ready.syncs_done.push(self.ready.committed.len()),
-            // The leader's answer: session id, then a boolean.
+            // The leader's answer: session id, then a boolean (an observer's goes on to it).
+            packet::REVALIDATE if self.observer_revalidated(&p) => {}
             packet::REVALIDATE => {
                 let data = p.data.unwrap_or_default();
                 if let (Some(id), Some(&valid)) = (data.get(..8), data.get(8)) {

@@ -13,6 +13,7 @@
 pub mod election;
 mod leader;
 mod learner;
+mod master;
 
 pub use crate::txlog::Txn;
 use election::{Election, PeerState, Vote};
@@ -113,6 +114,10 @@ pub struct ZabConfig {
     /// zoo.cfg's at version 0 (a ZooKeeper member with reconfig disabled that heard of a
     /// version it does not run would restart its election at each notification).
     pub reconfig_enabled: bool,
+    /// `observerMasterPort` is set: a follower in broadcast serves observers (ZooKeeper's
+    /// ObserverMaster), and an observer registers with a voting member in turn instead of
+    /// the leader.
+    pub observer_master: bool,
 }
 
 /// The voting members, and what counts as a quorum of them: a majority, or with `group.`
@@ -356,6 +361,11 @@ pub struct Zab {
     election_vote: Option<Vote>,
     leader: Option<leader::LeaderState>,
     learner: Option<learner::LearnerState>,
+    /// Follower: the observers it serves.
+    master: master::MasterState,
+    /// Observer with `observer_master`: how many voting members it registered with so far
+    /// (the next one is tried in turn).
+    masters_tried: usize,
     /// Learners that registered while we were still deciding (FOLLOWERINFO / OBSERVERINFO):
     /// handled if we become the leader.
     early_learners: std::collections::BTreeMap<Sid, QuorumPacket>,
@@ -402,6 +412,8 @@ impl Zab {
             election_vote: None,
             leader: None,
             learner: None,
+            master: Default::default(),
+            masters_tried: 0,
             touched: Vec::new(),
             early_learners: Default::default(),
             ready: Ready::default(),
@@ -493,6 +505,7 @@ impl Zab {
             }
             Role::Looking => {}
         }
+        self.stop_serving_observers();
         self.leader = None;
         self.learner = None;
         self.set_role(Role::Looking);
@@ -553,10 +566,15 @@ impl Zab {
             for (sid, p) in early {
                 self.leader_step(sid, p);
             }
-        } else if self.cfg.is_observer() {
-            self.become_learner(leader, true);
         } else {
-            self.become_learner(leader, false);
+            // Registered with a member that does not lead: they try again elsewhere.
+            self.ready.disconnect.extend(early.into_keys());
+            if self.cfg.is_observer() {
+                let master = self.learner_master(leader);
+                self.become_learner(master, true);
+            } else {
+                self.become_learner(leader, false);
+            }
         }
     }
 
@@ -658,7 +676,10 @@ impl Zab {
                 }
             }
             Role::Leading => self.leader_tick(),
-            Role::Following(_) | Role::Observing(_) => self.learner_tick(),
+            Role::Following(_) | Role::Observing(_) => {
+                self.master_tick();
+                self.learner_tick();
+            }
         }
     }
 
@@ -669,6 +690,7 @@ impl Zab {
             Msg::Packet(p) => match self.role {
                 Role::Leading => self.leader_step(from, p),
                 Role::Following(l) | Role::Observing(l) if l == from => self.learner_step(p),
+                Role::Following(_) if self.cfg.observer_master => self.master_step(from, p),
                 Role::Looking
                     if p.type_ == packet::FOLLOWERINFO || p.type_ == packet::OBSERVERINFO =>
                 {
@@ -730,6 +752,7 @@ impl Zab {
     pub fn disconnected(&mut self, peer: Sid) {
         match self.role {
             Role::Following(l) | Role::Observing(l) if l == peer => self.start_election(),
+            Role::Following(_) => self.forget_observer(peer),
             Role::Leading => self.forget_learner(peer),
             _ => {}
         }
@@ -766,6 +789,26 @@ impl Zab {
         }
     }
 
+    /// Starts the sync of learner `sid`, behind this member (its last logged zxid `peer`,
+    /// below our `top`), from our log: DIFF when we hold `peer`; when `peer` is in our window
+    /// but not in our history, TRUNC to the last txn we share. Returns the zxid the txns to
+    /// send come after; None (nothing sent) when it needs a snapshot.
+    fn start_catch_up(&mut self, sid: Sid, peer: i64, top: i64) -> Option<i64> {
+        if peer >= self.log_start() && self.log_contains(peer) {
+            self.send(sid, Msg::Packet(qp(packet::DIFF, top, None)));
+            return Some(peer);
+        }
+        let base = self
+            .log
+            .iter()
+            .map(|e| e.header.zxid)
+            .filter(|z| *z < peer)
+            .max()
+            .filter(|_| peer >= self.log_start())?;
+        self.send(sid, Msg::Packet(qp(packet::TRUNC, base, None)));
+        Some(base)
+    }
+
     fn log_after(&self, zxid: i64) -> impl Iterator<Item = &Arc<Txn>> {
         self.log.iter().filter(move |e| e.header.zxid > zxid)
     }
@@ -798,6 +841,9 @@ impl Zab {
         }
         for m in entries.iter().filter_map(|e| Membership::of_txn(e)) {
             self.activate(m);
+        }
+        if !self.master.is_empty() {
+            self.inform_observers(&entries);
         }
         self.ready.committed.extend(entries);
         // Keep a bounded window of committed txns.

@@ -66,6 +66,16 @@ fn decode_history(b: &[u8]) -> Vec<TxnEntry> {
 
 impl Sim {
     pub fn new(seed: u64, voters: usize, observers: usize) -> Self {
+        Self::build(seed, voters, observers, false)
+    }
+
+    /// Observers register with the voting members in turn, and followers serve them
+    /// (`observerMasterPort`).
+    pub fn with_observer_masters(seed: u64, voters: usize, observers: usize) -> Self {
+        Self::build(seed, voters, observers, true)
+    }
+
+    fn build(seed: u64, voters: usize, observers: usize, observer_master: bool) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
         let all: Vec<Sid> = (1..=(voters + observers) as Sid).collect();
         let voter_set: BTreeSet<Sid> = all[..voters].iter().copied().collect();
@@ -86,6 +96,7 @@ impl Sim {
                 next: None,
                 max_log: 20,
                 reconfig_enabled: true,
+                observer_master,
             };
             cfgs.push(cfg.clone());
             nodes.insert(
