@@ -118,6 +118,10 @@ def wait_serving(ids, timeout=90):
     return members.wait_serving([ports(i)[0] for i in ids], timeout, one_leader=True)
 
 
+def mntr(i):
+    return dict(ln.split("\t", 1) for ln in four(i, "mntr").splitlines() if "\t" in ln)
+
+
 def admin(i, command):
     try:
         with socket.create_connection(("127.0.0.1", ports(i)[3]), timeout=5) as s:
@@ -207,6 +211,17 @@ def main():
             continue
         if kinds[lead] == "zkrs":
             check(not serves(lead, obs), f"observer {obs}: the leader does not list it")
+        # mntr, as ZooKeeper's: the observer names its learner master, the follower counts
+        # the observers it serves.
+        om, fm = mntr(obs), mntr(m)
+        check(om.get("zk_observer_master_id") == str(m)
+              and om.get("zk_peer_state") == "observing - broadcast",
+              f"observer {obs}: mntr names its master ({om.get('zk_observer_master_id')}, "
+              f"{om.get('zk_peer_state')})")
+        check(int(fm.get("zk_synced_observers", "0")) >= 1
+              and fm.get("zk_peer_state") == "following - broadcast",
+              f"follower {m}: mntr counts the observers it serves "
+              f"({fm.get('zk_synced_observers')}, {fm.get('zk_peer_state')})")
         zo = client(obs)
         # A write through the observer goes to the leader by way of the follower.
         p = zo.create(f"/om/{kind}-", b"via-observer", sequence=True)

@@ -535,11 +535,7 @@ pub fn json_command(
             Some(r) => {
                 let me = r.ensemble.me();
                 let z = core.tree.last_zxid;
-                let state = match (r.zab.role, r.zab.established) {
-                    (_, true) => "broadcast",
-                    (crate::zab::Role::Looking, _) => "election",
-                    _ => "synchronization",
-                };
+                let state = zab_phase(r);
                 let voting = r.zab.cfg.voters.contains(&r.ensemble.me);
                 vec![
                     field("myid", Json::int(r.ensemble.me as i64)),
@@ -1353,6 +1349,15 @@ pub(crate) fn file_descriptors() -> (u64, u64) {
     (max, open)
 }
 
+/// ZooKeeper's ZabState of a member, as `zabstate` and `mntr`'s `zk_peer_state` name it.
+fn zab_phase(r: &crate::replica::Replica) -> &'static str {
+    match (r.zab.role, r.zab.established) {
+        (_, true) => "broadcast",
+        (crate::zab::Role::Looking, _) => "election",
+        _ => "synchronization",
+    }
+}
+
 /// `mntr`: `zk_<key>\t<value>` lines.
 pub(crate) fn mntr(core: &Core) -> String {
     let (min, avg, max) = latency(core);
@@ -1361,16 +1366,40 @@ pub(crate) fn mntr(core: &Core) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "zk_version\t{}", version());
     let _ = writeln!(out, "zk_server_state\t{}", core.mode());
-    if let Some(r) = core.replica.as_ref().filter(|r| r.zab.is_leader()) {
-        // The leader's own keys, as ZooKeeper's mntr on a leader adds them.
-        let (followers, synced) = r.zab.follower_counts();
-        let _ = writeln!(out, "zk_followers\t{followers}");
-        let _ = writeln!(out, "zk_synced_followers\t{synced}");
-        let _ = writeln!(out, "zk_pending_syncs\t{}", r.zab.pending_syncs());
-        let (last, min, max) = r.zab.proposal_sizes();
-        let _ = writeln!(out, "zk_last_proposal_size\t{last}");
-        let _ = writeln!(out, "zk_max_proposal_size\t{max}");
-        let _ = writeln!(out, "zk_min_proposal_size\t{min}");
+    if let Some(r) = core.replica.as_ref() {
+        use crate::zab::Role;
+        // QuorumZooKeeperServer's peer state ("following - broadcast"; ZooKeeper's election
+        // phase adds nothing to the role), and an observer's learner master.
+        let state = match r.zab.role {
+            Role::Looking => "looking".to_string(),
+            Role::Leading => format!("leading - {}", zab_phase(r)),
+            Role::Following(_) => format!("following - {}", zab_phase(r)),
+            Role::Observing(_) => format!("observing - {}", zab_phase(r)),
+        };
+        let _ = writeln!(out, "zk_peer_state\t{state}");
+        if let Role::Observing(master) = r.zab.role {
+            let _ = writeln!(out, "zk_observer_master_id\t{master}");
+        }
+        let _ = writeln!(out, "zk_quorum_size\t{}", r.zab.cfg.voters.len());
+        // The leader's gauges (LeaderZooKeeperServer's); a follower's with
+        // observerMasterPort (FollowerZooKeeperServer's).
+        let synced_observers = r.zab.observing_learners().len();
+        if r.zab.is_leader() {
+            let _ = writeln!(out, "zk_learners\t{}", r.zab.learner_count());
+            let _ = writeln!(out, "zk_synced_followers\t{}", r.zab.synced_followers());
+            let non_voting = r.zab.synced_non_voting_followers();
+            let _ = writeln!(out, "zk_synced_non_voting_followers\t{non_voting}");
+            let _ = writeln!(out, "zk_synced_observers\t{synced_observers}");
+            let _ = writeln!(out, "zk_pending_syncs\t{}", r.zab.pending_syncs());
+            let uptime = r.leading_since.map_or(0, |t| t.elapsed().as_millis());
+            let _ = writeln!(out, "zk_leader_uptime\t{uptime}");
+            let (last, min, max) = r.zab.proposal_sizes();
+            let _ = writeln!(out, "zk_last_proposal_size\t{last}");
+            let _ = writeln!(out, "zk_max_proposal_size\t{max}");
+            let _ = writeln!(out, "zk_min_proposal_size\t{min}");
+        } else if matches!(r.zab.role, Role::Following(_)) && core.cfg.observer_master_port > 0 {
+            let _ = writeln!(out, "zk_synced_observers\t{synced_observers}");
+        }
     }
     for key in MNTR_METRICS {
         let value = match *key {

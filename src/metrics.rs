@@ -15,8 +15,8 @@ use crate::core::Core;
 use std::fmt::Write;
 
 /// The metrics ZooKeeper registers as gauges (callbacks sampled at each scrape): the
-/// server's (`ZooKeeperServer.registerMetrics`) and a leader's. The other plain metrics of
-/// `mntr` are counters.
+/// server's (`ZooKeeperServer.registerMetrics`), a quorum member's and a leader's. The
+/// other plain metrics of `mntr` are counters.
 const GAUGES: &[&str] = &[
     "avg_latency",
     "max_latency",
@@ -42,7 +42,7 @@ const GAUGES: &[&str] = &[
     "auth_failed_count",
     "non_mtls_remote_conn_count",
     "non_mtls_local_conn_count",
-    "followers",
+    "quorum_size",
     "learners",
     "synced_followers",
     "synced_non_voting_followers",
@@ -54,8 +54,14 @@ const GAUGES: &[&str] = &[
     "min_proposal_size",
 ];
 
-/// `mntr` keys that are text, not numbers: not metrics.
-const TEXT: &[&str] = &["version", "server_state"];
+/// `mntr` keys that are no metrics: text, and what only ZooKeeper's `dumpMonitorValues`
+/// adds (an observer's learner master).
+const TEXT: &[&str] = &[
+    "version",
+    "server_state",
+    "peer_state",
+    "observer_master_id",
+];
 
 /// The Content-Type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -47,6 +47,8 @@ pub struct Replica {
     snapshots_wanted: Vec<Sid>,
     /// Snapshots being written, by learner, until their SNAP goes out.
     snapshot_pieces: HashMap<Sid, crate::snapshot::SnapChunks>,
+    /// Since when this member leads (`zk_leader_uptime`), while it does.
+    pub(crate) leading_since: Option<Instant>,
 }
 
 impl Replica {
@@ -87,6 +89,7 @@ impl Replica {
             not_serving_since: Instant::now(),
             snapshots_wanted: Vec::new(),
             snapshot_pieces: HashMap::new(),
+            leading_since: None,
         }
     }
 }
@@ -403,10 +406,14 @@ impl Core {
 
     /// The role or the serving state changed.
     fn role_changed(&mut self) {
-        let Some(r) = self.replica.as_ref() else {
+        let Some(r) = self.replica.as_mut() else {
             return;
         };
         let role = r.zab.role;
+        r.leading_since = match role {
+            Role::Leading => r.leading_since.or_else(|| Some(Instant::now())),
+            _ => None,
+        };
         let serving = r.zab.established;
         let was = r.was_serving;
         if let Role::Following(l) | Role::Observing(l) = role {

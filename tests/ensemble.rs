@@ -969,9 +969,32 @@ fn every_member_logs_the_same_tree_digests() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{k} missing in mntr:\n{mntr}"))
     };
-    assert_eq!(key("zk_followers"), 2);
+    assert_eq!(key("zk_learners"), 2);
     assert_eq!(key("zk_synced_followers"), 2);
+    assert_eq!(key("zk_synced_non_voting_followers"), 0);
+    assert_eq!(key("zk_synced_observers"), 0);
+    assert_eq!(key("zk_quorum_size"), 3);
     assert_eq!(key("zk_pending_syncs"), 0);
+    assert!(key("zk_leader_uptime") > 0);
+    assert!(
+        mntr.contains("\nzk_peer_state\tleading - broadcast\n"),
+        "{mntr}"
+    );
+    assert!(
+        !mntr.contains("zk_followers"),
+        "not a key of ZooKeeper 3.8's: {mntr}"
+    );
+    let follower = members[(leader + 1) % members.len()]
+        .four_letter("mntr")
+        .unwrap();
+    assert!(
+        follower.contains("\nzk_peer_state\tfollowing - broadcast\n"),
+        "{follower}"
+    );
+    assert!(
+        !follower.contains("zk_synced_observers"),
+        "a follower without observerMasterPort has no observers: {follower}"
+    );
     assert!(key("zk_last_proposal_size") > 0);
     assert!(key("zk_min_proposal_size") <= key("zk_last_proposal_size"));
     assert!(key("zk_max_proposal_size") >= key("zk_last_proposal_size"));

@@ -418,6 +418,25 @@ impl Zab {
         }
     }
 
+    /// Leader: the learners registered with it, of any kind and in any phase
+    /// (`zk_learners`).
+    pub fn learner_count(&self) -> usize {
+        self.leader.as_ref().map_or(0, |l| l.learners.len())
+    }
+
+    /// Leader: followers in broadcast that are not voting members
+    /// (`zk_synced_non_voting_followers`).
+    pub fn synced_non_voting_followers(&self) -> usize {
+        self.leader.as_ref().map_or(0, |l| {
+            l.learners
+                .iter()
+                .filter(|(s, x)| {
+                    !x.observer && x.phase == Phase::UpToDate && !self.cfg.voters.contains(s)
+                })
+                .count()
+        })
+    }
+
     /// Forwarded syncs waiting for what was proposed before them (`zk_pending_syncs`).
     pub fn pending_syncs(&self) -> usize {
         self.leader.as_ref().map_or(0, |l| l.pending_syncs.len())
@@ -431,18 +450,14 @@ impl Zab {
             .unwrap_or((0, 0, 0))
     }
 
-    /// Leader: (followers connected, followers synced), as mntr reports them.
-    pub fn follower_counts(&self) -> (usize, usize) {
-        let Some(l) = self.leader.as_ref() else {
-            return (0, 0);
-        };
-        let followers = l.learners.values().filter(|x| !x.observer).count();
-        let synced = l
-            .learners
-            .values()
-            .filter(|x| !x.observer && x.phase == Phase::UpToDate)
-            .count();
-        (followers, synced)
+    /// Leader: followers in broadcast (`zk_synced_followers`).
+    pub fn synced_followers(&self) -> usize {
+        self.leader.as_ref().map_or(0, |l| {
+            l.learners
+                .values()
+                .filter(|x| !x.observer && x.phase == Phase::UpToDate)
+                .count()
+        })
     }
 
     /// `isQuorumSynced`: do we and the followers in broadcast hold a majority of `voters`?
