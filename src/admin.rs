@@ -1452,6 +1452,18 @@ pub(crate) fn mntr(core: &Core) -> String {
             }
         }
     }
+    // The per-namespace summary sets, each key as ZooKeeper's AvgMinMaxCounterSet names it.
+    let [writes, reads] = crate::metrics::NAMESPACE_SETS;
+    for (set, stats) in [(writes, &core.tree.writes), (reads, &core.reads)] {
+        for (ns, b) in stats.iter() {
+            let avg = b.sum as f64 / b.cnt as f64;
+            let _ = writeln!(out, "zk_avg_{ns}_{set}\t{}", java_double(round4(avg)));
+            let _ = writeln!(out, "zk_min_{ns}_{set}\t{}", b.min);
+            let _ = writeln!(out, "zk_max_{ns}_{set}\t{}", b.max);
+            let _ = writeln!(out, "zk_cnt_{ns}_{set}\t{}", b.cnt);
+            let _ = writeln!(out, "zk_sum_{ns}_{set}\t{}", b.sum);
+        }
+    }
     out
 }
 

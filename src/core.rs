@@ -324,6 +324,8 @@ pub struct Core {
     /// The `snapshot` and `restore` admin commands.
     pub(crate) backup: crate::backup::Backup,
     pub stats: Stats,
+    /// The reads answered, by namespace (`read_per_namespace`; the tree counts writes).
+    pub reads: crate::metrics::PerNamespace,
     pub started: Instant,
     /// Proposed and not yet committed, in zxid order.
     pub(crate) inflight: VecDeque<Inflight>,
@@ -400,6 +402,7 @@ impl Core {
                 last_saved,
                 ..Stats::default()
             },
+            reads: Default::default(),
             started: now,
             inflight: VecDeque::new(),
             outbox: Vec::new(),

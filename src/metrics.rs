@@ -83,9 +83,15 @@ pub fn exposition(core: &Core, process: bool) -> String {
             .any(|p| key.strip_prefix(p) == Some(name))
         })
     };
+    // The per-namespace summary sets: summaries with a `key` label, below.
+    let set_key = |key: &str| {
+        NAMESPACE_SETS
+            .iter()
+            .any(|set| key.ends_with(&format!("_{set}")))
+    };
     let mut out = String::new();
     for (key, v) in &values {
-        if TEXT.contains(key) || summary_key(key) {
+        if TEXT.contains(key) || summary_key(key) || set_key(key) {
             continue;
         }
         let kind = if GAUGES.contains(key) {
@@ -111,6 +117,33 @@ pub fn exposition(core: &Core, process: bool) -> String {
         let sum = value(&format!("sum_{name}")).map_or(0.0, number);
         sample(&mut out, &format!("{name}_count"), "", count);
         sample(&mut out, &format!("{name}_sum"), "", sum);
+    }
+    // A summary set is a summary labelled by `key` (its namespace); its quantile (0.5, as a
+    // BASIC one's) reads NaN, as zkrs keeps none.
+    let [writes, reads] = NAMESPACE_SETS;
+    for (set, stats) in [(writes, &core.tree.writes), (reads, &core.reads)] {
+        family(&mut out, set, "summary", "");
+        for (ns, b) in stats.iter() {
+            let key = format!("key=\"{}\",", ns.replace('\\', "\\\\").replace('"', "\\\""));
+            sample(
+                &mut out,
+                set,
+                &format!("{{{key}quantile=\"0.5\",}}"),
+                f64::NAN,
+            );
+            sample(
+                &mut out,
+                &format!("{set}_count"),
+                &format!("{{{key}}}"),
+                b.cnt as f64,
+            );
+            sample(
+                &mut out,
+                &format!("{set}_sum"),
+                &format!("{{{key}}}"),
+                b.sum as f64,
+            );
+        }
     }
     if process {
         process_metrics(&mut out);
@@ -280,5 +313,98 @@ mod tests {
             "{start} {now}"
         );
         assert!(rss.parse::<f64>().unwrap() > 1e6);
+    }
+}
+
+/// ZooKeeper's per-namespace summaries (`write_per_namespace`, `read_per_namespace`, its
+/// `DataTree.updateWriteStat` / `updateReadStat`): by a path's first component, how many
+/// reads or writes and their sizes in bytes.
+#[derive(Debug, Default)]
+pub struct PerNamespace(std::collections::BTreeMap<String, Basic>);
+
+/// A BASIC summary (ZooKeeper's `AvgMinMaxCounter`).
+#[derive(Debug, Clone, Copy)]
+pub struct Basic {
+    pub cnt: u64,
+    pub sum: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl PerNamespace {
+    /// One read or write of `path`: the path's length as Java counts it, plus `bytes`.
+    pub fn add(&mut self, path: &str, bytes: u64) {
+        // PathUtils.getTopNamespace: none for "/".
+        let Some(ns) = path
+            .strip_prefix('/')
+            .and_then(|p| p.split('/').next())
+            .filter(|ns| !ns.is_empty())
+        else {
+            return;
+        };
+        let v = java_len(path) as u64 + bytes;
+        match self.0.get_mut(ns) {
+            Some(b) => {
+                b.cnt += 1;
+                b.sum += v;
+                b.min = b.min.min(v);
+                b.max = b.max.max(v);
+            }
+            None => {
+                let b = Basic {
+                    cnt: 1,
+                    sum: v,
+                    min: v,
+                    max: v,
+                };
+                self.0.insert(ns.to_string(), b);
+            }
+        }
+    }
+
+    /// (namespace, summary), by namespace.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Basic)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+/// A string's length as Java counts it (UTF-16 code units).
+pub fn java_len(s: &str) -> usize {
+    match s.is_ascii() {
+        true => s.len(),
+        false => s.encode_utf16().count(),
+    }
+}
+
+/// The per-namespace summary sets, as `mntr` names them after their namespace.
+pub const NAMESPACE_SETS: [&str; 2] = ["write_per_namespace", "read_per_namespace"];
+
+/// `DataTree.STAT_OVERHEAD_BYTES`, added to every read's size.
+pub const STAT_OVERHEAD_BYTES: u64 = 6 * 8 + 5 * 4;
+
+#[cfg(test)]
+mod namespace_tests {
+    use super::*;
+
+    #[test]
+    fn per_namespace_counts_by_first_component_as_zookeeper() {
+        let mut s = PerNamespace::default();
+        s.add("/", 5);
+        s.add("/app", 10);
+        s.add("/app/a/b", 0);
+        s.add("/zookeeper/config", 178);
+        s.add("/é", 1);
+        let got: Vec<(&str, u64, u64, u64, u64)> = s
+            .iter()
+            .map(|(k, b)| (k, b.cnt, b.sum, b.min, b.max))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("app", 2, 14 + 8, 8, 14),
+                ("zookeeper", 1, 195, 195, 195),
+                ("é", 1, 3, 3, 3),
+            ]
+        );
     }
 }

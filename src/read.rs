@@ -58,6 +58,10 @@ impl Core {
                     },
                     None => Err(ZkError::NoNode),
                 };
+                if found.is_ok() {
+                    // statNode: the path alone.
+                    self.reads.add(&r.path, crate::metrics::STAT_OVERHEAD_BYTES);
+                }
                 if r.watch {
                     self.watches.add(Kind::Data, &r.path, conn);
                 }
@@ -70,6 +74,7 @@ impl Core {
                 self.reply_from_node(conn, xid, &auth, &r.path, watch, |_, n, s, out| {
                     jute::codec::write_buffer(out, n.data.as_deref());
                     s.encode(out);
+                    n.data.as_ref().map_or(0, Vec::len)
                 })?
             }
             Request::GetChildren(GetChildrenRequest { path, watch })
@@ -79,12 +84,15 @@ impl Core {
                 self.reply_from_node(conn, xid, &auth, &path, watch, |tree, _, s, out| {
                     let names = tree.children(node_key(&path));
                     out.extend_from_slice(&(names.len() as i32).to_be_bytes());
+                    let mut bytes = 0;
                     for c in names.iter() {
                         jute::codec::write_ustring(out, c);
+                        bytes += crate::metrics::java_len(c);
                     }
                     if with_stat {
                         s.encode(out);
                     }
+                    bytes
                 })?
             }
             Request::GetAcl(r) => match self.tree.get(node_key(&r.path)) {
@@ -248,7 +256,7 @@ impl Core {
         auth: &AuthIds,
         p: &str,
         watch: Option<Kind>,
-        body: impl Fn(&crate::tree::DataTree, &crate::tree::Node, &Stat, &mut Vec<u8>),
+        body: impl Fn(&crate::tree::DataTree, &crate::tree::Node, &Stat, &mut Vec<u8>) -> usize,
     ) -> Option<Result<Response, ZkError>> {
         let zxid = self.tree.last_zxid;
         let Some(n) = self.tree.get(node_key(p)) else {
@@ -259,12 +267,16 @@ impl Core {
         }
         let stat = n.client_stat(self.cfg.extended_types);
         let tree = &self.tree;
+        let read = std::cell::Cell::new(0);
         let frame = reply_frame(
             xid,
             zxid,
             0,
-            Some(&|out: &mut Vec<u8>| body(tree, &n, &stat, out)),
+            Some(&|out: &mut Vec<u8>| read.set(body(tree, &n, &stat, out))),
         );
+        drop(n);
+        let bytes = read.get() as u64 + crate::metrics::STAT_OVERHEAD_BYTES;
+        self.reads.add(p, bytes);
         if let Some(kind) = watch {
             self.watches.add(kind, p, conn);
         }
@@ -285,9 +297,13 @@ impl Core {
             data: n.data.clone(),
             stat: n.client_stat(self.cfg.extended_types),
         };
+        drop(n);
         if watch {
             self.watches.add(Kind::Data, p, conn);
         }
+        let bytes = resp.data.as_ref().map_or(0, Vec::len) as u64;
+        self.reads
+            .add(p, bytes + crate::metrics::STAT_OVERHEAD_BYTES);
         Ok(resp)
     }
 
@@ -300,16 +316,20 @@ impl Core {
     ) -> Result<(Vec<String>, Stat), ZkError> {
         let n = self.tree.get(node_key(p)).ok_or(ZkError::NoNode)?;
         acl::check(&n.acl, perms::READ, auth)?;
-        let children = self
+        let children: Vec<String> = self
             .tree
             .children(node_key(p))
             .iter()
             .map(|c| c.to_string())
             .collect();
         let stat = n.client_stat(self.cfg.extended_types);
+        drop(n);
         if watch {
             self.watches.add(Kind::Child, p, conn);
         }
+        let bytes: usize = children.iter().map(|c| crate::metrics::java_len(c)).sum();
+        self.reads
+            .add(p, bytes as u64 + crate::metrics::STAT_OVERHEAD_BYTES);
         Ok((children, stat))
     }
 

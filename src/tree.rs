@@ -615,6 +615,8 @@ pub struct DataTree {
     digest: i64,
     /// (zxid, tree digest) at every zxid that is a multiple of 128, oldest first (`hash`).
     digest_log: VecDeque<(i64, i64)>,
+    /// The creates, setDatas and deletes applied, by namespace (`write_per_namespace`).
+    pub writes: crate::metrics::PerNamespace,
 }
 
 impl DataTree {
@@ -673,6 +675,7 @@ impl DataTree {
             dirty: crate::FastSet::default(),
             digest: 0,
             digest_log: VecDeque::new(),
+            writes: Default::default(),
         }
     }
 
@@ -929,6 +932,8 @@ impl DataTree {
             n.stat.version = -1;
             self.data_size += size_of_node(p, Some(text)) - old;
             self.dirty.insert(p.to_string());
+            // ZooKeeper's initConfigInZKDatabase is a setData of the node.
+            self.writes.add(p, text.len() as u64);
         }
     }
 
@@ -1095,6 +1100,27 @@ impl DataTree {
 
     /// Applies one record (a whole txn, or one op of a multi) under header `h`.
     pub fn apply_record(&mut self, h: &TxnHeader, rec: &TxnRecord, out: &mut Applied) {
+        let events = out.events.len();
+        self.apply_change(h, rec, out);
+        // A node created, changed or deleted (each fires its event): counted by namespace
+        // with its data's size, as ZooKeeper's updateWriteStat.
+        if out.events.len() > events {
+            let write = match rec {
+                TxnRecord::Create(t) | TxnRecord::Create2(t) => Some((&t.path, &t.data)),
+                TxnRecord::CreateContainer(t) => Some((&t.path, &t.data)),
+                TxnRecord::CreateTtl(t) => Some((&t.path, &t.data)),
+                TxnRecord::SetData(t) | TxnRecord::Reconfig(t) => Some((&t.path, &t.data)),
+                // Deletes count in `delete`, a closed session's ephemerals too.
+                _ => None,
+            };
+            if let Some((path, data)) = write {
+                let bytes = data.as_ref().map_or(0, Vec::len) as u64;
+                self.writes.add(path, bytes);
+            }
+        }
+    }
+
+    fn apply_change(&mut self, h: &TxnHeader, rec: &TxnRecord, out: &mut Applied) {
         match rec {
             TxnRecord::Create(t) | TxnRecord::Create2(t) => {
                 let owner = if t.ephemeral { h.client_id } else { 0 };
@@ -1352,6 +1378,7 @@ impl DataTree {
         let Some(node) = self.nodes.remove(p) else {
             return;
         };
+        self.writes.add(p, 0);
         self.digest = self.digest.wrapping_sub(i64::from(node.digest));
         self.unindex_kind(p, node.stat.ephemeral_owner);
         self.count -= 1;

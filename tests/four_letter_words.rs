@@ -491,8 +491,8 @@ fn mntr_has_zookeepers_keys_in_its_order_tab_separated() {
     let unique: BTreeSet<&str> = keys.iter().copied().collect();
     assert_eq!(unique.len(), keys.len(), "duplicate keys");
     // 2 text lines, 71 gauges and counters, 41 basic summaries (5 keys each), 23 advanced
-    // ones (9 keys each).
-    assert_eq!(keys.len(), 2 + 71 + 41 * 5 + 23 * 9);
+    // ones (9 keys each), and the namespace `t`'s writes and reads (5 keys each).
+    assert_eq!(keys.len(), 2 + 71 + 41 * 5 + 23 * 9 + 2 * 5);
     for k in [
         "zk_max_file_descriptor_count",
         "zk_open_file_descriptor_count",
@@ -527,6 +527,45 @@ fn mntr_has_zookeepers_keys_in_its_order_tab_separated() {
             || k.starts_with("zk_avg_");
         assert_match(if doubles { "{d}" } else { "{n}" }, v);
     }
+}
+
+#[test]
+fn mntr_counts_reads_and_writes_by_namespace_as_zookeeper() {
+    let s = TestServer::start("4lw.commands.whitelist=*");
+    let mut c = Client::connect(s.addr);
+    assert_eq!(c.call(create("/app", b"12345", 0)).err(), 0);
+    assert_eq!(c.call(create("/app/child-1", b"", 0)).err(), 0);
+    assert_eq!(c.call(create("/app/ch\u{e9}", b"x", 0)).err(), 0);
+    assert_eq!(c.call(set_data("/app", b"123", -1)).err(), 0);
+    assert_eq!(c.call(get_data("/app", false)).err(), 0);
+    assert_eq!(c.call(exists("/app", false)).err(), 0);
+    assert_eq!(c.call(children2("/app", false)).err(), 0);
+    assert_ne!(c.call(exists("/nothere", false)).err(), 0);
+    assert_eq!(c.call(children2("/", false)).err(), 0);
+    assert_eq!(c.call(delete("/app/child-1", -1)).err(), 0);
+    let mntr = word(s.addr, "mntr");
+    let got: Vec<&str> = lines(&mntr)
+        .into_iter()
+        .filter(|l| l.contains("per_namespace"))
+        .collect();
+    // Apache ZooKeeper 3.8.0's lines after the same requests (kazoo): a path's length in
+    // UTF-16 units plus the data (writes), plus the data, the child names or nothing and 68
+    // bytes of stat (reads); "/" and a missing node count nothing.
+    assert_eq!(
+        got,
+        [
+            "zk_avg_app_write_per_namespace\t9.8",
+            "zk_min_app_write_per_namespace\t7",
+            "zk_max_app_write_per_namespace\t12",
+            "zk_cnt_app_write_per_namespace\t5",
+            "zk_sum_app_write_per_namespace\t49",
+            "zk_avg_app_read_per_namespace\t76.3333",
+            "zk_min_app_read_per_namespace\t72",
+            "zk_max_app_read_per_namespace\t82",
+            "zk_cnt_app_read_per_namespace\t3",
+            "zk_sum_app_read_per_namespace\t229",
+        ]
+    );
 }
 
 #[test]
