@@ -84,10 +84,16 @@ impl Core {
                 self.reply_from_node(conn, xid, &auth, &path, watch, |tree, _, s, out| {
                     let names = tree.children(node_key(&path));
                     out.extend_from_slice(&(names.len() as i32).to_be_bytes());
+                    let start = out.len();
                     let mut bytes = 0;
                     for c in names.iter() {
                         jute::codec::write_ustring(out, c);
-                        bytes += crate::metrics::java_len(c);
+                        bytes += c.len();
+                    }
+                    // The names' length as Java counts it: their bytes unless one is not
+                    // ASCII (one pass over what was written, not one per name).
+                    if !out[start..].is_ascii() {
+                        bytes = names.iter().map(|c| crate::metrics::java_len(c)).sum();
                     }
                     if with_stat {
                         s.encode(out);
