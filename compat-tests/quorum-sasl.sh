@@ -16,7 +16,11 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$D"' EXIT
 
 check() { # name file pattern
-  if grep -q "$3" "$2"; then echo "PASS: $1"; else echo "FAIL: $1 (no \"$3\" in $2)"; failed=1; fi
+  if grep -q "$3" "$2"; then echo "PASS: $1"; else
+    echo "FAIL: $1 (no \"$3\" in $2)"; failed=1
+    # Who led and who logged in, for the record (the dir is removed at exit).
+    grep -h "role \|LEADING\|FOLLOWING\|SASL\|sasl\|authenticat" "$D/a.log" "$D/z.log" | tail -20 | sed 's/^/    /'
+  fi
 }
 
 # pair <apache id> <zkrs id> <learner password>: starts both, waits (up to 60 s: once on a
