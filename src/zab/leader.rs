@@ -298,18 +298,26 @@ impl Zab {
         if !awaiting {
             return;
         }
+        if self.send_snap(sid, zxid, bytes) {
+            self.send_txns_and_newleader(sid, zxid);
+        }
+    }
+
+    /// A learner's SNAP of the applied state at `zxid` (our last committed, or behind it):
+    /// false, and a newer snapshot asked for, when the txns after it left our window
+    /// meanwhile.
+    pub(super) fn send_snap(&mut self, sid: Sid, zxid: i64, bytes: Vec<u8>) -> bool {
         if zxid < self.last_committed && !self.log_contains(zxid + 1) && self.log_start() > zxid + 1
         {
-            // The txns after the snapshot left our window meanwhile: take a newer one.
             self.ready.snapshot_for.push(sid);
-            return;
+            return false;
         }
         let type_ = match self.learner_takes_chunks(sid) {
             true => packet::SNAP,
             false => packet::SNAP_STREAMED,
         };
         self.send(sid, Msg::Packet(qp(type_, zxid, Some(bytes))));
-        self.send_txns_and_newleader(sid, zxid);
+        true
     }
 
     fn send_txns_and_newleader(&mut self, sid: Sid, from: i64) {

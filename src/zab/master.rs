@@ -221,17 +221,9 @@ impl Zab {
 
     /// The shell's snapshot for observer `sid`, of the applied state at `zxid`.
     pub(super) fn observer_snapshot_ready(&mut self, sid: Sid, zxid: i64, bytes: Vec<u8>) {
-        if zxid < self.last_committed && !self.log_contains(zxid + 1) && self.log_start() > zxid + 1
-        {
-            self.ready.snapshot_for.push(sid);
-            return;
+        if self.send_snap(sid, zxid, bytes) {
+            self.observer_history_and_newleader(sid, zxid);
         }
-        let type_ = match self.observer_takes_chunks(sid) {
-            true => packet::SNAP,
-            false => packet::SNAP_STREAMED,
-        };
-        self.send(sid, Msg::Packet(qp(type_, zxid, Some(bytes))));
-        self.observer_history_and_newleader(sid, zxid);
     }
 
     /// Txns this member just committed: an INFORM of each to the observers it serves, from
