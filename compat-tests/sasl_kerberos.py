@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""SASL GSSAPI (Kerberos v5) client authentication with real clients: kazoo (pure-sasl over
+pykerberos, MIT's GSSAPI) and the official zkCli.sh (the Java client's own Kerberos, with a
+JAAS `Client` section of Krb5LoginModule).
+
+    python3 compat-tests/sasl_kerberos.py zkrs <zkrs-binary> [port]   # start zkrs and test it
+    python3 compat-tests/sasl_kerberos.py apache [port]               # the same against Apache ZooKeeper 3.8
+
+A KDC of its own (MIT krb5kdc, realm ZKRS.TEST, on 127.0.0.1 at port+1, its database in a
+temporary directory) issues the tickets. The server logs in as ZooKeeper's docs set it up: a
+JAAS `Server` section of Krb5LoginModule with a keytab and the principal
+zookeeper/localhost@ZKRS.TEST, `-Djava.security.auth.login.config` and
+`-Djava.security.krb5.conf` in SERVER_JVMFLAGS (zkrs) or on the java command line (Apache).
+"""
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import AuthFailedError, NoAuthError
+from kazoo.security import make_acl
+
+WHAT = sys.argv[1] if len(sys.argv) > 1 else "zkrs"
+if WHAT == "zkrs":
+    BIN = sys.argv[2]
+    PORT = int(sys.argv[3]) if len(sys.argv) > 3 else 24781
+else:
+    BIN = None
+    PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 24781
+KDC_PORT = PORT + 1
+REALM = "ZKRS.TEST"
+ZKCLI = os.environ.get("ZKCLI", "/usr/share/zookeeper/bin/zkCli.sh")
+JARS = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-simple.jar"
+AUTH_FAILED = -115
+PROVIDER = "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+
+DIR = tempfile.mkdtemp(prefix="zkrs-krb-")
+KRB5_CONF = os.path.join(DIR, "krb5.conf")
+KDC_CONF = os.path.join(DIR, "kdc.conf")
+with open(KRB5_CONF, "w") as f:
+    f.write(f"""[libdefaults]
+    default_realm = {REALM}
+    dns_lookup_realm = false
+    dns_lookup_kdc = false
+    dns_canonicalize_hostname = false
+    rdns = false
+    udp_preference_limit = 1
+    default_ccache_name = FILE:{DIR}/default.cc
+[realms]
+    {REALM} = {{
+        kdc = 127.0.0.1:{KDC_PORT}
+    }}
+[domain_realm]
+    localhost = {REALM}
+""")
+with open(KDC_CONF, "w") as f:
+    f.write(f"""[kdcdefaults]
+    kdc_listen = 127.0.0.1:{KDC_PORT}
+    kdc_tcp_listen = 127.0.0.1:{KDC_PORT}
+[realms]
+    {REALM} = {{
+        database_name = {DIR}/principal
+        key_stash_file = {DIR}/stash
+        acl_file = {DIR}/kadm5.acl
+        max_life = 1d
+        supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal
+    }}
+[logging]
+    kdc = FILE:{DIR}/kdc.log
+""")
+os.environ["KRB5_CONFIG"] = KRB5_CONF
+os.environ["KRB5_KDC_PROFILE"] = KDC_CONF
+# The acceptor's replay cache stays in this run's directory.
+os.environ["KRB5RCACHEDIR"] = DIR
+
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"PASS: {name}")
+    else:
+        failed += 1
+        print(f"FAIL: {name} {detail}")
+
+
+def run(*cmd):
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+
+def keytab(principal):
+    """A keytab for a new principal with a random key."""
+    path = os.path.join(DIR, principal.replace("/", "_") + ".keytab")
+    run("kadmin.local", "-r", REALM, "-q", f"addprinc -randkey {principal}")
+    run("kadmin.local", "-r", REALM, "-q", f"ktadd -k {path} {principal}")
+    return path
+
+
+def ccache(principal):
+    """A credential cache holding a TGT for the principal (kinit from its keytab)."""
+    path = os.path.join(DIR, principal.replace("/", "_") + ".cc")
+    run("kinit", "-c", f"FILE:{path}", "-kt", KEYTABS[principal], principal)
+    return path
+
+
+def start(name, cfg_lines, jvm_flags):
+    d = os.path.join(DIR, name)
+    os.makedirs(os.path.join(d, "data"))
+    cfg = os.path.join(d, "zoo.cfg")
+    with open(cfg, "w") as f:
+        f.write("\n".join(["tickTime=2000", f"dataDir={d}/data", f"clientPort={PORT}",
+                           "clientPortAddress=127.0.0.1", "admin.enableServer=false",
+                           "4lw.commands.whitelist=*", PROVIDER] + cfg_lines) + "\n")
+    log = open(os.path.join(d, "server.log"), "w")
+    if WHAT == "zkrs":
+        env = dict(os.environ, SERVER_JVMFLAGS=" ".join(["-Xmx512m"] + jvm_flags))
+        p = subprocess.Popen([BIN, "--config", cfg], stdout=log, stderr=log, env=env)
+    else:
+        p = subprocess.Popen(["java", f"-Dzookeeper.log.dir={d}"] + jvm_flags +
+                             ["-cp", JARS, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
+                             stdout=log, stderr=log)
+    for _ in range(300):
+        try:
+            # srvr, not ruok: Apache answers imok before it serves sessions.
+            with socket.create_connection(("127.0.0.1", PORT), timeout=1) as s:
+                s.sendall(b"srvr")
+                if b"Mode:" in s.recv(4096):
+                    return p
+        except OSError:
+            pass
+        if p.poll() is not None:
+            break
+        time.sleep(0.1)
+    log.close()
+    with open(os.path.join(d, "server.log")) as f:
+        print(f.read()[-3000:])
+    raise SystemExit(f"{name}: the server did not start")
+
+
+def stop(p):
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def client(principal=None):
+    """kazoo on localhost (the service is zookeeper@localhost), as `principal` from its
+    credential cache."""
+    opts = {}
+    if principal:
+        os.environ["KRB5CCNAME"] = f"FILE:{CCACHES[principal]}"
+        opts["sasl_options"] = {"mechanism": "GSSAPI", "service": "zookeeper",
+                                "principal": principal}
+    return KazooClient(hosts=f"localhost:{PORT}", connection_retry={"max_tries": 1}, **opts)
+
+
+def started(principal=None):
+    c = client(principal)
+    c.start(timeout=15)
+    return c
+
+
+def refused(name, exc, call):
+    try:
+        call()
+        check(name, False, "it was served")
+    except exc:
+        check(name, True)
+
+
+def frame(body):
+    return struct.pack(">i", len(body)) + body
+
+
+def buf(b):
+    return struct.pack(">i", -1) if b is None else struct.pack(">i", len(b)) + b
+
+
+def recv_frame(s):
+    head = s.recv(4, socket.MSG_WAITALL)
+    if len(head) < 4:
+        return None
+    n = struct.unpack(">i", head)[0]
+    return s.recv(n, socket.MSG_WAITALL)
+
+
+def raw_sasl(token):
+    """A session, then one SASL request: (err, token or None) and whether the server closed
+    the connection after it."""
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+    s.sendall(frame(struct.pack(">iqiq", 0, 0, 30000, 0) + buf(b"\0" * 16) + b"\0"))
+    recv_frame(s)
+    s.sendall(frame(struct.pack(">ii", 7, 102) + buf(token)))
+    r = recv_frame(s)
+    _, _, err = struct.unpack(">iqi", r[:16])
+    tok = None
+    if len(r) >= 20:
+        n = struct.unpack(">i", r[16:20])[0]
+        tok = None if n < 0 else r[20:20 + n]
+    s.settimeout(3)
+    try:
+        closed = s.recv(1) == b""
+    except socket.timeout:
+        closed = False
+    s.close()
+    return err, tok, closed
+
+
+def zkcli(*cmds, principal=None):
+    env = dict(os.environ)
+    if principal:
+        jaas = os.path.join(DIR, principal.replace("/", "_") + ".jaas")
+        with open(jaas, "w") as f:
+            f.write(f"""Client {{
+       com.sun.security.auth.module.Krb5LoginModule required
+       useKeyTab=true
+       keyTab="{KEYTABS[principal]}"
+       storeKey=true
+       useTicketCache=false
+       principal="{principal}";
+}};
+""")
+        env["CLIENT_JVMFLAGS"] = (f"-Djava.security.auth.login.config={jaas} "
+                                  f"-Djava.security.krb5.conf={KRB5_CONF}")
+    out = subprocess.run([ZKCLI, "-server", f"localhost:{PORT}"],
+                         input="\n".join(cmds) + "\nquit\n",
+                         capture_output=True, text=True, timeout=90, env=env)
+    return out.stdout + out.stderr
+
+
+kdc = None
+try:
+    print(f"== SASL GSSAPI (Kerberos) with real clients ({WHAT} on 127.0.0.1:{PORT}) ==")
+    run("kdb5_util", "-r", REALM, "-P", "master-secret", "create", "-s")
+    kdc = subprocess.Popen(["krb5kdc", "-n", "-r", REALM], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    KEYTABS = {p: keytab(p) for p in
+               ["zookeeper/localhost", "bob", "alice", "admin", "svc/localhost"]}
+    for _ in range(100):
+        try:
+            CCACHES = {p: ccache(p) for p in ["bob", "alice", "admin", "svc/localhost"]}
+            break
+        except subprocess.CalledProcessError:
+            time.sleep(0.1)
+    else:
+        raise SystemExit("the KDC does not issue tickets")
+    SERVER_JAAS = os.path.join(DIR, "server.jaas")
+    with open(SERVER_JAAS, "w") as f:
+        f.write(f"""// the server's Kerberos login
+Server {{
+       com.sun.security.auth.module.Krb5LoginModule required
+       useKeyTab=true
+       keyTab="{KEYTABS['zookeeper/localhost']}"
+       storeKey=true
+       useTicketCache=false
+       principal="zookeeper/localhost@{REALM}";
+}};
+""")
+    flags = [f"-Djava.security.auth.login.config={SERVER_JAAS}",
+             f"-Djava.security.krb5.conf={KRB5_CONF}", f"-Dzookeeper.superUser=admin@{REALM}"]
+
+    p = start("krb", [], flags)
+    try:
+        bob = started("bob")
+        bob.create("/krb", b"mine", acl=[make_acl("sasl", f"bob@{REALM}", all=True)])
+        check("kazoo as bob (GSSAPI): create with ACL sasl:bob@ZKRS.TEST, read it back",
+              bob.get("/krb")[0] == b"mine")
+        bob.create("/krb-auth", b"a", acl=[make_acl("auth", "", all=True)])
+        ids = sorted(f"{a.id.scheme}:{a.id.id}" for a in bob.get_acls("/krb-auth")[0])
+        check("ACL auth: the connection's id is the principal, realm kept",
+              ids == [f"sasl:bob@{REALM}"], ids)
+        bob.stop()
+
+        svc = started("svc/localhost")
+        svc.create("/krb-svc", b"s", acl=[make_acl("auth", "", all=True)])
+        ids = sorted(f"{a.id.scheme}:{a.id.id}" for a in svc.get_acls("/krb-svc")[0])
+        check("a principal with a host: id svc/localhost@ZKRS.TEST",
+              ids == [f"sasl:svc/localhost@{REALM}"], ids)
+        svc.stop()
+
+        alice = started("alice")
+        refused("kazoo as alice: bob's node is NoAuth", NoAuthError, lambda: alice.get("/krb"))
+        alice.stop()
+
+        anon = started()
+        refused("kazoo without SASL: bob's node is NoAuth", NoAuthError, lambda: anon.get("/krb"))
+        anon.stop()
+
+        admin = started("admin")
+        check("kazoo as admin@ZKRS.TEST (zookeeper.superUser): reads bob's node",
+              admin.get("/krb")[0] == b"mine")
+        admin.set("/krb", b"changed")
+        admin.stop()
+
+        err, tok, closed = raw_sasl(b"not a GSSAPI token")
+        check("a token that is not GSSAPI: AUTHFAILED, no token, connection closed",
+              (err, tok, closed) == (AUTH_FAILED, None, True), (err, tok, closed))
+
+        out = zkcli("whoami", "get /krb", "create /krb-cli x auth::cdrwa", "getAcl /krb-cli",
+                    principal="bob")
+        check("zkCli.sh (Java Krb5LoginModule): SaslAuthenticated, whoami sasl: bob@ZKRS.TEST",
+              "state:SaslAuthenticated" in out and f"sasl: bob@{REALM}" in out, out[-800:])
+        check("zkCli.sh as bob: reads bob's node, auth ACL becomes sasl:bob@ZKRS.TEST",
+              "\nchanged" in out and f"'sasl,'bob@{REALM}" in out, out[-800:])
+        out = zkcli("get /krb")
+        check("zkCli.sh without JAAS: bob's node is NoAuth", "Insufficient permission" in out,
+              out[-300:])
+    finally:
+        stop(p)
+
+    p = start("short", ["kerberos.removeHostFromPrincipal=true",
+                        "kerberos.removeRealmFromPrincipal=true"], flags)
+    try:
+        svc = started("svc/localhost")
+        svc.create("/krb-short", b"s", acl=[make_acl("auth", "", all=True)])
+        ids = sorted(f"{a.id.scheme}:{a.id.id}" for a in svc.get_acls("/krb-short")[0])
+        check("removeHostFromPrincipal, removeRealmFromPrincipal: id svc", ids == ["sasl:svc"], ids)
+        svc.stop()
+    finally:
+        stop(p)
+
+    # zoo.cfg's unknown keys are ZooKeeper's system properties (zookeeper.<key>).
+    rule = "RULE:[1:$1@$0](bob@ZKRS.TEST)s/.*/robert/ DEFAULT"
+    p = start("rules", [f"security.auth_to_local={rule}"], flags)
+    try:
+        bob = started("bob")
+        bob.create("/krb-rule", b"r", acl=[make_acl("auth", "", all=True)])
+        ids = sorted(f"{a.id.scheme}:{a.id.id}" for a in bob.get_acls("/krb-rule")[0])
+        check("auth_to_local RULE maps bob to robert (realm appended)",
+              ids == [f"sasl:robert@{REALM}"], ids)
+        bob.stop()
+    finally:
+        stop(p)
+finally:
+    if kdc:
+        kdc.terminate()
+        kdc.wait()
+    if failed:
+        for root, _, files in os.walk(DIR):
+            for name in files:
+                if name == "server.log":
+                    with open(os.path.join(root, name)) as f:
+                        print(f"--- {root}/{name}\n" + f.read()[-2000:])
+    shutil.rmtree(DIR, ignore_errors=True)
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
