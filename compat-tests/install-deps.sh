@@ -26,12 +26,16 @@ fi
 #   unzip, procps, coreutils  misc. tools used by the scripts
 #   openssl                   certificates for the TLS suite
 #   libnetty-java             the Netty jars of the Java client's TLS socket
+#   krb5-kdc, krb5-admin-server, krb5-user
+#                             a KDC of the Kerberos suite's own (krb5kdc, kdb5_util, kadmin.local, kinit)
+#   libkrb5-dev               krb5-config and headers for pip's kerberos (pure-sasl's GSSAPI)
 PKGS=(
   zookeeper libzookeeper-java zookeeper-bin libzookeeper-mt-dev
   libcurator-client-java libcurator-framework-java libcurator-recipes-java
   libguava-java libslf4j-java
   default-jdk-headless gcc libc6-dev
   netcat-openbsd python3 python3-pip unzip procps coreutils openssl libnetty-java
+  krb5-kdc krb5-admin-server krb5-user libkrb5-dev
 )
 
 missing=()
@@ -58,8 +62,8 @@ fi
 # Python packages (kazoo + pytest, pure-sasl for kazoo's SASL). Debian 12's system python is "externally
 # managed" (PEP 668), hence the --break-system-packages fallback.
 PY=${PYTHON:-python3}
-if "$PY" -c 'import kazoo, pytest, puresasl, prometheus_client' 2>/dev/null; then
-  echo "kazoo, pytest, pure-sasl and prometheus-client already importable by $PY"
+if "$PY" -c 'import kazoo, pytest, puresasl, prometheus_client, kerberos' 2>/dev/null; then
+  echo "kazoo, pytest, pure-sasl, prometheus-client and kerberos already importable by $PY"
 else
   if ! "$PY" -m pip install -q -r "$HERE/kazoo/requirements.txt" 2>/dev/null; then
     "$PY" -m pip install -q --break-system-packages -r "$HERE/kazoo/requirements.txt"
@@ -73,5 +77,5 @@ for f in /usr/share/java/zookeeper.jar /usr/share/java/curator-recipes.jar /usr/
 done
 command -v javac >/dev/null || { echo "ERROR: javac missing" >&2; exit 1; }
 command -v nc >/dev/null || { echo "ERROR: nc missing" >&2; exit 1; }
-"$PY" -c 'import kazoo, pytest, puresasl, prometheus_client; print("kazoo", kazoo.__version__, "pytest", pytest.__version__)'
+"$PY" -c 'import kazoo, pytest, puresasl, prometheus_client, kerberos; print("kazoo", kazoo.__version__, "pytest", pytest.__version__)'
 echo "compat-test dependencies OK"

@@ -110,7 +110,7 @@ def ccache(principal):
     return path
 
 
-def start(name, cfg_lines, jvm_flags):
+def start(name, cfg_lines, jvm_flags, quiet=False):
     d = os.path.join(DIR, name)
     os.makedirs(os.path.join(d, "data"))
     cfg = os.path.join(d, "zoo.cfg")
@@ -126,7 +126,7 @@ def start(name, cfg_lines, jvm_flags):
         p = subprocess.Popen(["java", f"-Dzookeeper.log.dir={d}"] + jvm_flags +
                              ["-cp", JARS, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
                              stdout=log, stderr=log)
-    for _ in range(300):
+    for _ in range(150):
         try:
             # srvr, not ruok: Apache answers imok before it serves sessions.
             with socket.create_connection(("127.0.0.1", PORT), timeout=1) as s:
@@ -139,8 +139,10 @@ def start(name, cfg_lines, jvm_flags):
             break
         time.sleep(0.1)
     log.close()
-    with open(os.path.join(d, "server.log")) as f:
-        print(f.read()[-3000:])
+    stop(p)
+    if not quiet:
+        with open(os.path.join(d, "server.log")) as f:
+            print(f.read()[-3000:])
     raise SystemExit(f"{name}: the server did not start")
 
 
@@ -315,8 +317,41 @@ Server {{
         out = zkcli("get /krb")
         check("zkCli.sh without JAAS: bob's node is NoAuth", "Insufficient permission" in out,
               out[-300:])
+
+        # The KDC gives the service a new key: tickets it issues now are for a key version
+        # the server's keytab does not hold.
+        run("kadmin.local", "-r", REALM, "-q", "cpw -randkey zookeeper/localhost")
+        CCACHES["alice"] = ccache("alice")
+        c = client("alice")
+        try:
+            c.start(timeout=15)
+            c.exists("/")
+            r = "connected"
+        except AuthFailedError:
+            r = True
+        except Exception as e:  # noqa: BLE001 - the test reports what it got instead
+            r = repr(e)
+        finally:
+            c.stop()
+            c.close()
+        check("a ticket for a key the server's keytab lacks: AuthFailedError", r is True, r)
+        # The keytab takes the new key too (Apache's login asks the KDC for a ticket with it).
+        run("kadmin.local", "-r", REALM, "-q",
+            f"ktadd -k {KEYTABS['zookeeper/localhost']} -norandkey zookeeper/localhost")
     finally:
         stop(p)
+
+    # A principal the keytab has no key for: the login fails, and the server does not start.
+    bad_jaas = os.path.join(DIR, "bad.jaas")
+    with open(SERVER_JAAS) as f, open(bad_jaas, "w") as g:
+        g.write(f.read().replace("zookeeper/localhost@", "zookeeper/elsewhere@"))
+    bad_flags = [f"-Djava.security.auth.login.config={bad_jaas}"] + flags[1:]
+    try:
+        p = start("badlogin", [], bad_flags, quiet=True)
+        stop(p)
+        check("a principal not in the keytab: the server does not start", False, "it serves")
+    except SystemExit:
+        check("a principal not in the keytab: the server does not start", True)
 
     p = start("short", ["kerberos.removeHostFromPrincipal=true",
                         "kerberos.removeRealmFromPrincipal=true"], flags)

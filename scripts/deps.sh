@@ -2,7 +2,8 @@
 # Installs what building and testing zkrs needs, idempotently (Debian 12, as root or via sudo).
 set -euo pipefail
 need=()
-for pkg in libclang-dev clang netcat-openbsd; do
+# libkrb5-dev: MIT's GSSAPI library and headers (SASL GSSAPI for clients, src/kerberos.rs).
+for pkg in libclang-dev clang netcat-openbsd libkrb5-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -845,6 +845,28 @@ fn zookeeper_properties(cfg: &crate::config::Config) -> Vec<(&'static str, Strin
             jaas.display().to_string(),
         ));
     }
+    if let Some(conf) = &cfg.krb5_conf {
+        props.push(("java.security.krb5.conf", conf.display().to_string()));
+    }
+    // The Kerberos name settings, where the server logs in with Kerberos.
+    if cfg
+        .sasl_login
+        .as_ref()
+        .is_some_and(|l| l.kerberos.is_some())
+    {
+        props.push((
+            "zookeeper.kerberos.removeHostFromPrincipal",
+            cfg.kerberos_remove_host.to_string(),
+        ));
+        props.push((
+            "zookeeper.kerberos.removeRealmFromPrincipal",
+            cfg.kerberos_remove_realm.to_string(),
+        ));
+        props.push((
+            "zookeeper.security.auth_to_local",
+            cfg.auth_to_local.clone(),
+        ));
+    }
     props
 }
 

@@ -152,6 +152,12 @@ pub struct Config {
     pub sasl_any_user: Option<String>,
     /// `zookeeper.allowSaslFailedClients`: a failed SASL exchange leaves the connection open.
     pub allow_sasl_failed_clients: bool,
+    /// Kerberos (see [`crate::kerberos`]): `java.security.krb5.conf`,
+    /// `zookeeper.security.auth_to_local` and `zookeeper.kerberos.remove{Host,Realm}FromPrincipal`.
+    pub krb5_conf: Option<PathBuf>,
+    pub auth_to_local: String,
+    pub kerberos_remove_host: bool,
+    pub kerberos_remove_realm: bool,
     /// An `authProvider.N` naming `SASLAuthenticationProvider`: the `sasl` ACL scheme is known.
     pub sasl_provider: bool,
     /// The server's SASL users, read from the JAAS file at load; None: SASL is off (no file,
@@ -336,6 +342,10 @@ impl Default for Config {
             sasl_super_password: None,
             sasl_any_user: None,
             allow_sasl_failed_clients: false,
+            krb5_conf: None,
+            auth_to_local: "DEFAULT".into(),
+            kerberos_remove_host: false,
+            kerberos_remove_realm: false,
             sasl_provider: false,
             sasl_login: None,
             force_sync: true,
@@ -471,7 +481,45 @@ impl Config {
         };
         login.super_password = self.sasl_super_password.clone();
         login.super_users = self.sasl_super_users.clone();
+        if let Some(options) = login.krb5.clone() {
+            login.kerberos = Some(std::sync::Arc::new(self.kerberos_login(options)?));
+        }
         Ok(Some(std::sync::Arc::new(login)))
+    }
+
+    /// The server's Kerberos login (a `Krb5LoginModule` entry in its JAAS section): the
+    /// acceptor credentials from the keytab, and the name rules.
+    fn kerberos_login(
+        &self,
+        mut options: crate::kerberos::LoginOptions,
+    ) -> Result<crate::kerberos::Kerberos, ConfigError> {
+        options.krb5_conf = self.krb5_conf.clone();
+        // The Kerberos configuration MIT's library reads: the given one, else KRB5_CONFIG's
+        // first file, else /etc/krb5.conf.
+        let conf = self.krb5_conf.clone().unwrap_or_else(|| {
+            std::env::var("KRB5_CONFIG")
+                .ok()
+                .and_then(|v| v.split(':').next().map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("/etc/krb5.conf"))
+        });
+        let names = crate::kerberos::Names::new(
+            &self.auth_to_local,
+            crate::kerberos::default_realm(&conf),
+            self.kerberos_remove_host,
+            self.kerberos_remove_realm,
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            line: 0,
+            key: "security.auth_to_local".into(),
+            value: self.auth_to_local.clone(),
+            reason,
+        })?;
+        let login = crate::kerberos::Kerberos::login(&options, names)?;
+        tracing::info!(
+            "SASL: clients authenticate with Kerberos (GSSAPI) to {}",
+            login.principal
+        );
+        Ok(login)
     }
 
     /// The system properties zkServer.sh would hand ZooKeeper's JVM: the `-Dkey=value` words
@@ -497,6 +545,7 @@ impl Config {
                         "jute.maxbuffer"
                             | "readonlymode.enabled"
                             | "java.security.auth.login.config"
+                            | "java.security.krb5.conf"
                     );
                 let bare = bare.unwrap_or(key);
                 let known = canonical_key(bare).is_some_and(|k| k == bare)
@@ -1076,6 +1125,10 @@ impl Config {
             | "multiAddress.enabled" => {}
             "dynamicConfigFile" => self.dynamic_config_file = Some(PathBuf::from(value)),
             "java.security.auth.login.config" => self.jaas_file = Some(PathBuf::from(value)),
+            "java.security.krb5.conf" => self.krb5_conf = Some(PathBuf::from(value)),
+            "security.auth_to_local" => self.auth_to_local = value.to_string(),
+            "kerberos.removeHostFromPrincipal" => self.kerberos_remove_host = value == "true",
+            "kerberos.removeRealmFromPrincipal" => self.kerberos_remove_realm = value == "true",
             "sasl.serverconfig" => self.sasl_section = value.to_string(),
             "SASLAuthenticationProvider.superPassword" => {
                 self.sasl_super_password = Some(value.to_string())
@@ -1180,6 +1233,10 @@ const KNOWN_KEYS: &[&str] = &[
     "enforce.auth.schemes",
     "sessionRequireClientSASLAuth",
     "java.security.auth.login.config",
+    "java.security.krb5.conf",
+    "security.auth_to_local",
+    "kerberos.removeHostFromPrincipal",
+    "kerberos.removeRealmFromPrincipal",
     "sasl.serverconfig",
     "superUser",
     "SASLAuthenticationProvider.superPassword",

@@ -187,7 +187,7 @@ pub struct Conn {
     /// is not read.
     pub(crate) refused: bool,
     /// Its SASL exchange, once it has begun one.
-    sasl: Option<Box<crate::sasl::DigestMd5>>,
+    sasl: Option<Box<crate::sasl::Exchange>>,
     /// Learner: syncs the leader has answered ahead of this connection's writes before them
     /// (xid, path, how many of its writes must be answered first): answered in order.
     syncs_waiting: VecDeque<(i32, String, u64)>,
@@ -1296,7 +1296,7 @@ impl Core {
         };
         let step = c
             .sasl
-            .get_or_insert_with(Box::default)
+            .get_or_insert_with(|| Box::new(crate::sasl::Exchange::new(&login)))
             .evaluate(token.as_deref().unwrap_or_default(), &login);
         let session = c.session.unwrap_or(0);
         match step {
@@ -1317,7 +1317,7 @@ impl Core {
                         id: "".into(),
                     });
                 }
-                self.send(conn, answer(0, Some(token)));
+                self.send(conn, answer(0, token));
             }
             Err(e) => {
                 tracing::warn!("client {} failed to SASL authenticate: {e}", c.peer);

@@ -21,6 +21,7 @@ pub mod ensemble;
 pub mod filter;
 pub mod import;
 pub mod java;
+pub mod kerberos;
 pub mod metrics;
 pub mod net;
 pub mod overlay;

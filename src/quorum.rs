@@ -161,6 +161,7 @@ impl Wire {
                                 crate::sasl::SaslError::Unauthorized(id, z),
                             ));
                         }
+                        let token = token.unwrap_or_default();
                         send(wr, &auth_packet(AUTH_SUCCESS, token)).await?;
                         return Ok(id);
                     }

@@ -68,6 +68,8 @@ pub enum SaslError {
     Unauthorized(String, String),
     #[error("DIGEST-MD5: the server's rspauth does not match (it does not know our password)")]
     ServerMismatch,
+    #[error("GSSAPI: {0}")]
+    Gssapi(String),
 }
 
 impl SaslError {
@@ -314,6 +316,13 @@ impl QuorumSasl {
         };
         let mut server = Login::from_entries(section(server_section)?)
             .map_err(|reason| section_error(path, server_section, reason))?;
+        if server.krb5.is_some() {
+            let reason = format!(
+                "login module {} is not supported between members (only {DIGEST_LOGIN_MODULE})",
+                crate::kerberos::KRB5_LOGIN_MODULE
+            );
+            return Err(section_error(path, server_section, reason));
+        }
         server.service = QUORUM;
         let entries = section(learner_section)?;
         let mut user = None;
@@ -356,7 +365,11 @@ fn section_error(path: &Path, section: &str, reason: String) -> SaslError {
 }
 
 fn unsupported(module: &str) -> String {
-    format!("login module {module} is not supported (only {DIGEST_LOGIN_MODULE}: DIGEST-MD5)")
+    format!(
+        "login module {module} is not supported (only {DIGEST_LOGIN_MODULE}: DIGEST-MD5, and \
+         for clients {}: GSSAPI)",
+        crate::kerberos::KRB5_LOGIN_MODULE
+    )
 }
 
 /// The server side of SASL: its users, and who among them is super.
@@ -369,6 +382,11 @@ pub struct Login {
     pub super_users: Vec<String>,
     /// Whom the users authenticate to: clients to the server, or members to one another.
     pub service: Service,
+    /// The options of a `Krb5LoginModule` entry: the section logs in with Kerberos, and its
+    /// clients authenticate with GSSAPI (ZooKeeper's choice for a subject with a principal).
+    pub krb5: Option<crate::kerberos::LoginOptions>,
+    /// That login, once made (at start).
+    pub kerberos: Option<std::sync::Arc<crate::kerberos::Kerberos>>,
 }
 
 impl Login {
@@ -388,7 +406,12 @@ impl Login {
 
     fn from_entries(entries: &[JaasEntry]) -> Result<Login, String> {
         let mut users = HashMap::new();
+        let mut krb5 = None;
         for e in entries {
+            if e.module == crate::kerberos::KRB5_LOGIN_MODULE {
+                krb5 = Some(crate::kerberos::LoginOptions::from_entry(&e.options));
+                continue;
+            }
             if e.module != DIGEST_LOGIN_MODULE {
                 return Err(unsupported(&e.module));
             }
@@ -400,6 +423,7 @@ impl Login {
         }
         Ok(Login {
             users,
+            krb5,
             ..Login::default()
         })
     }
@@ -449,10 +473,10 @@ pub enum DigestMd5 {
 pub enum Step {
     /// A token for the client; the exchange goes on.
     Challenge(Vec<u8>),
-    /// The last token (`rspauth=...`), the id the client authenticated as and the
-    /// authorization id it asked for, if any.
+    /// The last token (`rspauth=...`; none for GSSAPI), the id the client authenticated as
+    /// and the authorization id it asked for, if any.
     Done {
-        token: Vec<u8>,
+        token: Option<Vec<u8>>,
         id: String,
         authzid: Option<String>,
     },
@@ -472,6 +496,31 @@ impl DigestMd5 {
             }
             DigestMd5::Challenged { nonce } => verify(token, &nonce, login),
             DigestMd5::Complete => Err(SaslError::Complete),
+        }
+    }
+}
+
+/// One connection's SASL exchange, in the mechanism the server's login makes it speak.
+#[derive(Debug)]
+pub enum Exchange {
+    Digest(DigestMd5),
+    Gssapi(crate::kerberos::Gssapi),
+}
+
+impl Exchange {
+    /// GSSAPI where the server logs in with Kerberos, DIGEST-MD5 otherwise.
+    pub fn new(login: &Login) -> Exchange {
+        match login.kerberos {
+            Some(_) => Exchange::Gssapi(crate::kerberos::Gssapi::default()),
+            None => Exchange::Digest(DigestMd5::default()),
+        }
+    }
+
+    pub fn evaluate(&mut self, token: &[u8], login: &Login) -> Result<Step, SaslError> {
+        match (self, &login.kerberos) {
+            (Exchange::Gssapi(g), Some(k)) => g.evaluate(token, k),
+            (Exchange::Digest(d), _) => d.evaluate(token, login),
+            (Exchange::Gssapi(_), None) => Err(SaslError::Complete),
         }
     }
 }
@@ -622,7 +671,7 @@ fn verify(token: &[u8], nonce: &str, login: &Login) -> Result<Step, SaslError> {
         return Err(SaslError::Mismatch);
     }
     Ok(Step::Done {
-        token: format!("rspauth={rspauth}").into_bytes(),
+        token: Some(format!("rspauth={rspauth}").into_bytes()),
         id: username.to_string(),
         authzid: authzid.map(str::to_string),
     })
@@ -808,11 +857,17 @@ Client {
             }
         }
         let krb = Jaas::parse(
-            "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };",
+            "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true \
+             keyTab=\"/k.keytab\" principal=\"zookeeper/h@R\"; };",
         )
         .expect("parses");
-        let err = Login::from_entries(krb.section("Server").expect("Server")).unwrap_err();
-        assert!(err.contains("Krb5LoginModule"), "{err}");
+        let login = Login::from_entries(krb.section("Server").expect("Server")).expect("login");
+        let krb5 = login.krb5.expect("a Kerberos login");
+        assert_eq!(krb5.principal.as_deref(), Some("zookeeper/h@R"));
+        assert_eq!(krb5.keytab.as_deref(), Some(Path::new("/k.keytab")));
+        let other = Jaas::parse("Server { com.example.Other required; };").expect("parses");
+        let err = Login::from_entries(other.section("Server").expect("Server")).unwrap_err();
+        assert!(err.contains("com.example.Other is not supported"), "{err}");
     }
 
     /// A client's response to `challenge` (with a fixed cnonce).
@@ -876,6 +931,7 @@ Client {
         match m.evaluate(&resp, &l).expect("authenticates") {
             Step::Done { token, id, authzid } => {
                 assert_eq!((id.as_str(), authzid.as_deref()), ("test", Some("test")));
+                let token = token.expect("rspauth");
                 DigestClient::check_rspauth(&token, &rspauth).expect("rspauth matches");
                 let forged = format!("rspauth={}", "0".repeat(32));
                 assert_eq!(
@@ -925,7 +981,7 @@ Client {
         match m.evaluate(resp.as_bytes(), &l).expect("authenticates") {
             Step::Done { token, id, .. } => {
                 assert_eq!(id, "bob");
-                let t = String::from_utf8(token).expect("text");
+                let t = String::from_utf8(token.expect("rspauth")).expect("text");
                 assert!(t.starts_with("rspauth=") && t.len() == 8 + 32, "{t}");
             }
             other => panic!("{other:?}"),
