@@ -25,6 +25,9 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import AuthFailedError, NoAuthError
 from kazoo.security import make_acl
 
+from checks import Checks
+from kdc import REALM, Kdc
+
 WHAT = sys.argv[1] if len(sys.argv) > 1 else "zkrs"
 if WHAT == "zkrs":
     BIN = sys.argv[2]
@@ -33,81 +36,16 @@ else:
     BIN = None
     PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 24781
 KDC_PORT = PORT + 1
-REALM = "ZKRS.TEST"
 ZKCLI = os.environ.get("ZKCLI", "/usr/share/zookeeper/bin/zkCli.sh")
 JARS = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-simple.jar"
 AUTH_FAILED = -115
 PROVIDER = "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
 
 DIR = tempfile.mkdtemp(prefix="zkrs-krb-")
-KRB5_CONF = os.path.join(DIR, "krb5.conf")
-KDC_CONF = os.path.join(DIR, "kdc.conf")
-with open(KRB5_CONF, "w") as f:
-    f.write(f"""[libdefaults]
-    default_realm = {REALM}
-    dns_lookup_realm = false
-    dns_lookup_kdc = false
-    dns_canonicalize_hostname = false
-    rdns = false
-    udp_preference_limit = 1
-    default_ccache_name = FILE:{DIR}/default.cc
-[realms]
-    {REALM} = {{
-        kdc = 127.0.0.1:{KDC_PORT}
-    }}
-[domain_realm]
-    localhost = {REALM}
-""")
-with open(KDC_CONF, "w") as f:
-    f.write(f"""[kdcdefaults]
-    kdc_listen = 127.0.0.1:{KDC_PORT}
-    kdc_tcp_listen = 127.0.0.1:{KDC_PORT}
-[realms]
-    {REALM} = {{
-        database_name = {DIR}/principal
-        key_stash_file = {DIR}/stash
-        acl_file = {DIR}/kadm5.acl
-        max_life = 1d
-        supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal
-    }}
-[logging]
-    kdc = FILE:{DIR}/kdc.log
-""")
-os.environ["KRB5_CONFIG"] = KRB5_CONF
-os.environ["KRB5_KDC_PROFILE"] = KDC_CONF
-# The acceptor's replay cache stays in this run's directory.
-os.environ["KRB5RCACHEDIR"] = DIR
+KDC = Kdc(DIR, KDC_PORT)
+KRB5_CONF = KDC.krb5_conf
 
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"PASS: {name}")
-    else:
-        failed += 1
-        print(f"FAIL: {name} {detail}")
-
-
-def run(*cmd):
-    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-
-
-def keytab(principal):
-    """A keytab for a new principal with a random key."""
-    path = os.path.join(DIR, principal.replace("/", "_") + ".keytab")
-    run("kadmin.local", "-r", REALM, "-q", f"addprinc -randkey {principal}")
-    run("kadmin.local", "-r", REALM, "-q", f"ktadd -k {path} {principal}")
-    return path
-
-
-def ccache(principal):
-    """A credential cache holding a TGT for the principal (kinit from its keytab)."""
-    path = os.path.join(DIR, principal.replace("/", "_") + ".cc")
-    run("kinit", "-c", f"FILE:{path}", "-kt", KEYTABS[principal], principal)
-    return path
+check = Checks()
 
 
 def start(name, cfg_lines, jvm_flags, quiet=False):
@@ -160,7 +98,7 @@ def client(principal=None):
     credential cache."""
     opts = {}
     if principal:
-        os.environ["KRB5CCNAME"] = f"FILE:{CCACHES[principal]}"
+        os.environ["KRB5CCNAME"] = f"FILE:{KDC.ccaches[principal]}"
         opts["sasl_options"] = {"mechanism": "GSSAPI", "service": "zookeeper",
                                 "principal": principal}
     return KazooClient(hosts=f"localhost:{PORT}", connection_retry={"max_tries": 1}, **opts)
@@ -223,15 +161,7 @@ def zkcli(*cmds, principal=None):
     if principal:
         jaas = os.path.join(DIR, principal.replace("/", "_") + ".jaas")
         with open(jaas, "w") as f:
-            f.write(f"""Client {{
-       com.sun.security.auth.module.Krb5LoginModule required
-       useKeyTab=true
-       keyTab="{KEYTABS[principal]}"
-       storeKey=true
-       useTicketCache=false
-       principal="{principal}";
-}};
-""")
+            f.write(KDC.jaas_entry("Client", principal))
         env["CLIENT_JVMFLAGS"] = (f"-Djava.security.auth.login.config={jaas} "
                                   f"-Djava.security.krb5.conf={KRB5_CONF}")
     out = subprocess.run([ZKCLI, "-server", f"localhost:{PORT}"],
@@ -240,34 +170,17 @@ def zkcli(*cmds, principal=None):
     return out.stdout + out.stderr
 
 
-kdc = None
 try:
     print(f"== SASL GSSAPI (Kerberos) with real clients ({WHAT} on 127.0.0.1:{PORT}) ==")
-    run("kdb5_util", "-r", REALM, "-P", "master-secret", "create", "-s")
-    kdc = subprocess.Popen(["krb5kdc", "-n", "-r", REALM], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    KEYTABS = {p: keytab(p) for p in
-               ["zookeeper/localhost", "bob", "alice", "admin", "svc/localhost"]}
-    for _ in range(100):
-        try:
-            CCACHES = {p: ccache(p) for p in ["bob", "alice", "admin", "svc/localhost"]}
-            break
-        except subprocess.CalledProcessError:
-            time.sleep(0.1)
-    else:
-        raise SystemExit("the KDC does not issue tickets")
+    KDC.start()
+    for p in ["zookeeper/localhost", "bob", "alice", "admin", "svc/localhost"]:
+        KDC.keytab(p)
+    for p in ["bob", "alice", "admin", "svc/localhost"]:
+        KDC.ccache(p)
     SERVER_JAAS = os.path.join(DIR, "server.jaas")
     with open(SERVER_JAAS, "w") as f:
-        f.write(f"""// the server's Kerberos login
-Server {{
-       com.sun.security.auth.module.Krb5LoginModule required
-       useKeyTab=true
-       keyTab="{KEYTABS['zookeeper/localhost']}"
-       storeKey=true
-       useTicketCache=false
-       principal="zookeeper/localhost@{REALM}";
-}};
-""")
+        f.write(KDC.jaas_entry("Server", f"zookeeper/localhost@{REALM}",
+                               KDC.keytabs["zookeeper/localhost"]))
     flags = [f"-Djava.security.auth.login.config={SERVER_JAAS}",
              f"-Djava.security.krb5.conf={KRB5_CONF}", f"-Dzookeeper.superUser=admin@{REALM}"]
 
@@ -320,8 +233,8 @@ Server {{
 
         # The KDC gives the service a new key: tickets it issues now are for a key version
         # the server's keytab does not hold.
-        run("kadmin.local", "-r", REALM, "-q", "cpw -randkey zookeeper/localhost")
-        CCACHES["alice"] = ccache("alice")
+        KDC.admin("cpw -randkey zookeeper/localhost")
+        KDC.ccache("alice")
         c = client("alice")
         try:
             c.start(timeout=15)
@@ -336,8 +249,7 @@ Server {{
             c.close()
         check("a ticket for a key the server's keytab lacks: AuthFailedError", r is True, r)
         # The keytab takes the new key too (Apache's login asks the KDC for a ticket with it).
-        run("kadmin.local", "-r", REALM, "-q",
-            f"ktadd -k {KEYTABS['zookeeper/localhost']} -norandkey zookeeper/localhost")
+        KDC.admin(f"ktadd -k {KDC.keytabs['zookeeper/localhost']} -norandkey zookeeper/localhost")
     finally:
         stop(p)
 
@@ -377,10 +289,8 @@ Server {{
     finally:
         stop(p)
 finally:
-    if kdc:
-        kdc.terminate()
-        kdc.wait()
-    if failed:
+    KDC.stop()
+    if check.failed:
         for root, _, files in os.walk(DIR):
             for name in files:
                 if name == "server.log":
@@ -388,5 +298,4 @@ finally:
                         print(f"--- {root}/{name}\n" + f.read()[-2000:])
     shutil.rmtree(DIR, ignore_errors=True)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(check.summary())

@@ -92,8 +92,9 @@ build_zkrs() {
   # The root filesystem: $stage/root (owned by root) and $stage/user (owned by zookeeper).
   stage=$cache/zkrs-rootfs
   rm -rf "$stage"
-  mkdir -p "$stage/root/etc" "$stage/root/tmp" "$stage/user/data" "$stage/user/datalog" "$stage/user/conf"
-  chmod 1777 "$stage/root/tmp"
+  # /var/tmp: where MIT's Kerberos keeps the replay cache of a server accepting Kerberos clients.
+  mkdir -p "$stage/root/etc" "$stage/root/tmp" "$stage/root/var/tmp" "$stage/user/data" "$stage/user/datalog" "$stage/user/conf"
+  chmod 1777 "$stage/root/tmp" "$stage/root/var/tmp"
   install -m 755 "$bin" "$stage/root/zkrs"
   install -m 755 "$entry" "$stage/root/docker-entrypoint"
   # Exactly the libraries the dynamic loader resolves, at the paths it resolves them to: the

@@ -71,6 +71,9 @@ pub struct Config {
     quorum_learner_require_sasl: bool,
     quorum_server_login_context: String,
     quorum_learner_login_context: String,
+    /// `quorum.auth.kerberos.servicePrincipal`: the principal of the member a learner logs
+    /// in to with Kerberos (`_HOST`: that member's host).
+    quorum_kerberos_service_principal: String,
     /// Read from the JAAS file at load when `quorum.auth.enableSasl` is on in an ensemble.
     pub quorum_sasl: Option<std::sync::Arc<crate::sasl::QuorumSasl>>,
     /// Per client IP; 0 = unlimited.
@@ -302,6 +305,7 @@ impl Default for Config {
             quorum_learner_require_sasl: false,
             quorum_server_login_context: "QuorumServer".into(),
             quorum_learner_login_context: "QuorumLearner".into(),
+            quorum_kerberos_service_principal: "zkquorum/localhost".into(),
             quorum_sasl: None,
             max_client_cnxns: 60,
             max_cnxns: 0,
@@ -454,12 +458,23 @@ impl Config {
                 ),
             });
         };
+        let kerberos = crate::sasl::QuorumKerberos {
+            krb5_conf: self.krb5_conf.clone(),
+            service_principal: self.quorum_kerberos_service_principal.clone(),
+            authz_hosts: self
+                .servers
+                .iter()
+                .filter_map(|(id, spec)| crate::ensemble::Member::parse(u64::from(*id), spec).ok())
+                .map(|m| m.host)
+                .collect(),
+        };
         let q = crate::sasl::QuorumSasl::load(
             path,
             &self.quorum_server_login_context,
             &self.quorum_learner_login_context,
             self.quorum_server_require_sasl,
             self.quorum_learner_require_sasl,
+            &kerberos,
         )?;
         Ok(Some(std::sync::Arc::new(q)))
     }
@@ -514,7 +529,7 @@ impl Config {
             value: self.auth_to_local.clone(),
             reason,
         })?;
-        let login = crate::kerberos::Kerberos::login(&options, names)?;
+        let login = crate::kerberos::Kerberos::login(&options, Some(names))?;
         tracing::info!(
             "SASL: clients authenticate with Kerberos (GSSAPI) to {}",
             login.principal
@@ -917,6 +932,9 @@ impl Config {
             "quorum.auth.learner.saslLoginContext" => {
                 self.quorum_learner_login_context = value.to_string()
             }
+            "quorum.auth.kerberos.servicePrincipal" => {
+                self.quorum_kerberos_service_principal = value.to_string()
+            }
             "portUnification" => self.port_unification = boolean(value)?,
             "ssl.quorum.hostnameVerification" => {
                 self.quorum_hostname_verification = boolean(value)?
@@ -1214,6 +1232,7 @@ const KNOWN_KEYS: &[&str] = &[
     "quorum.auth.learnerRequireSasl",
     "quorum.auth.server.saslLoginContext",
     "quorum.auth.learner.saslLoginContext",
+    "quorum.auth.kerberos.servicePrincipal",
     "maxClientCnxns",
     "minSessionTimeout",
     "maxSessionTimeout",
@@ -1891,11 +1910,14 @@ mod tests {
         let cfg = load(Some(&good), "").unwrap();
         let q = cfg.quorum_sasl.expect("quorum SASL on");
         assert!(q.server_required && q.learner_required);
+        let crate::sasl::QuorumLearner::Digest(learner) = &q.learner else {
+            panic!("a DIGEST-MD5 learner: {:?}", q.learner);
+        };
         assert_eq!(
-            (q.learner.user.as_str(), q.learner.password.as_str()),
+            (learner.user.as_str(), learner.password.as_str()),
             ("test", "pw")
         );
-        assert_eq!(q.learner.authzid.as_deref(), Some("test"));
+        assert_eq!(learner.authzid.as_deref(), Some("test"));
         assert_eq!(q.server.service, crate::sasl::QUORUM);
         // Other section names.
         let renamed = good
@@ -1921,7 +1943,7 @@ mod tests {
                     &format!("QuorumLearner {{ {DIGEST}"),
                     "QuorumLearner { com.sun.security.auth.module.Krb5LoginModule required",
                 )),
-                "Krb5LoginModule is not supported",
+                "Krb5LoginModule needs a principal option",
             ),
         ];
         for (jaas_text, why) in refusals {

@@ -22,10 +22,10 @@
 //! `zookeeper.kerberos.removeHostFromPrincipal` / `removeRealmFromPrincipal`.
 
 use crate::sasl::{SaslError, Step};
-use libgssapi::context::{SecurityContext, ServerCtx};
+use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext, ServerCtx};
 use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::name::Name;
-use libgssapi::oid::{OidSet, GSS_MECH_KRB5, GSS_NT_KRB5_PRINCIPAL};
+use libgssapi::oid::{OidSet, GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL};
 use std::path::{Path, PathBuf};
 
 /// The JAAS login module that makes a section log in with Kerberos.
@@ -285,20 +285,14 @@ pub fn default_realm(krb5_conf: &Path) -> String {
 }
 
 /// The server's Kerberos login: its acceptor credentials and how names map to ids.
+#[derive(Debug)]
 pub struct Kerberos {
     cred: Cred,
     /// The principal it accepts tickets for (`zookeeper/host@REALM`).
     pub principal: String,
-    pub names: Names,
-}
-
-impl std::fmt::Debug for Kerberos {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kerberos")
-            .field("principal", &self.principal)
-            .field("names", &self.names)
-            .finish()
-    }
+    /// How clients' principals map to ids; None: a member's id is its principal, as
+    /// ZooKeeper's quorum server takes it.
+    pub names: Option<Names>,
 }
 
 /// Where a server's Kerberos login comes from: a `Krb5LoginModule` entry's options and the
@@ -309,6 +303,9 @@ pub struct LoginOptions {
     pub principal: Option<String>,
     /// `keyTab=` with `useKeyTab=true`.
     pub keytab: Option<PathBuf>,
+    /// `useTicketCache=true`: an initiator takes its ticket from the cache (`ticketCache=`,
+    /// else the default one) rather than from a keytab.
+    pub ticket_cache: Option<Option<PathBuf>>,
     /// `java.security.krb5.conf`.
     pub krb5_conf: Option<PathBuf>,
 }
@@ -323,45 +320,69 @@ impl LoginOptions {
                 .map(|(_, v)| v.clone())
         };
         let use_keytab = get("useKeyTab").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let use_cache = get("useTicketCache").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         LoginOptions {
             principal: get("principal"),
             keytab: get("keyTab").filter(|_| use_keytab).map(PathBuf::from),
+            ticket_cache: use_cache.then(|| get("ticketCache").map(PathBuf::from)),
             krb5_conf: None,
         }
     }
 }
 
 impl Kerberos {
-    /// Logs in: the acceptor credentials of the principal from the keytab. The process's
-    /// `KRB5_KTNAME` and (with `java.security.krb5.conf`) `KRB5_CONFIG` are set for MIT's
-    /// library, so this runs at start, before the server's threads.
-    pub fn login(options: &LoginOptions, names: Names) -> Result<Kerberos, SaslError> {
-        let fail = |reason: String| SaslError::Gssapi(format!("login failed: {reason}"));
-        let principal = options
-            .principal
-            .clone()
-            .ok_or_else(|| fail("Krb5LoginModule needs a principal option".into()))?;
-        if let Some(conf) = &options.krb5_conf {
-            std::env::set_var("KRB5_CONFIG", conf);
-        }
-        if let Some(keytab) = &options.keytab {
-            if !keytab.is_file() {
-                return Err(fail(format!("keytab {} is not a file", keytab.display())));
-            }
-            std::env::set_var("KRB5_KTNAME", format!("FILE:{}", keytab.display()));
-        }
-        let name = Name::new(principal.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL))
-            .map_err(|e| fail(format!("principal {principal}: {e}")))?;
-        let mut mechs = OidSet::new();
-        mechs.add(GSS_MECH_KRB5).map_err(|e| fail(e.to_string()))?;
-        let cred = Cred::acquire(Some(&name), None, CredUsage::Accept, Some(&mechs))
-            .map_err(|e| fail(format!("no key for {principal} in the keytab: {e}")))?;
+    /// Logs in: the acceptor credentials of the principal from the keytab (see
+    /// [`acquire`]).
+    pub fn login(options: &LoginOptions, names: Option<Names>) -> Result<Kerberos, SaslError> {
+        let (cred, principal) = acquire(options, CredUsage::Accept)?;
         Ok(Kerberos {
             cred,
             principal,
             names,
         })
     }
+}
+
+/// The credentials of a login's principal: to accept tickets for it with its key from the
+/// keytab (`KRB5_KTNAME`), or to ask for tickets as it, from its keytab (MIT's client keytab,
+/// `KRB5_CLIENT_KTNAME`, the tickets in a `MEMORY:` cache) or a ticket cache. The process's
+/// environment is set for MIT's library (`KRB5_CONFIG` too, with `java.security.krb5.conf`),
+/// so this runs at start, before the server's threads; each credential keeps the keytab it
+/// was acquired with.
+fn acquire(options: &LoginOptions, usage: CredUsage) -> Result<(Cred, String), SaslError> {
+    let accept = matches!(usage, CredUsage::Accept);
+    let fail = |reason: String| SaslError::Gssapi(format!("login failed: {reason}"));
+    let principal = options
+        .principal
+        .clone()
+        .ok_or_else(|| fail("Krb5LoginModule needs a principal option".into()))?;
+    if let Some(conf) = &options.krb5_conf {
+        std::env::set_var("KRB5_CONFIG", conf);
+    }
+    match (&options.keytab, &options.ticket_cache) {
+        (Some(keytab), _) => {
+            if !keytab.is_file() {
+                return Err(fail(format!("keytab {} is not a file", keytab.display())));
+            }
+            let file = format!("FILE:{}", keytab.display());
+            if accept {
+                std::env::set_var("KRB5_KTNAME", file);
+            } else {
+                std::env::set_var("KRB5_CLIENT_KTNAME", file);
+                // The tickets it gets with the keytab stay in this process.
+                std::env::set_var("KRB5CCNAME", "MEMORY:zkrs-quorum-learner");
+            }
+        }
+        (None, Some(Some(cache))) if !accept => std::env::set_var("KRB5CCNAME", cache),
+        (None, _) => {}
+    }
+    let name = Name::new(principal.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL))
+        .map_err(|e| fail(format!("principal {principal}: {e}")))?;
+    let mut mechs = OidSet::new();
+    mechs.add(GSS_MECH_KRB5).map_err(|e| fail(e.to_string()))?;
+    let cred = Cred::acquire(Some(&name), None, usage, Some(&mechs))
+        .map_err(|e| fail(format!("no credentials for {principal}: {e}")))?;
+    Ok((cred, principal))
 }
 
 /// One connection's GSSAPI exchange (Java's `GssKrb5Server`).
@@ -391,6 +412,26 @@ impl std::fmt::Debug for Gssapi {
     }
 }
 
+/// A wrapped security layer message (RFC 4752 3.1): its layer bits, buffer size (and the
+/// client's authorization id). Only the `auth` layer (no protection) is spoken.
+fn unwrap_layers(
+    ctx: &mut impl SecurityContext,
+    token: &[u8],
+    what: &str,
+) -> Result<Vec<u8>, SaslError> {
+    let plain = ctx.unwrap(token).map_err(|e| gss("unwrap", e))?;
+    if plain.len() < 4 {
+        return Err(SaslError::Gssapi(format!("{what} is short")));
+    }
+    if plain[0] & LAYER_NONE == 0 {
+        return Err(SaslError::Gssapi(format!(
+            "{what} has no layer without protection: {}",
+            plain[0]
+        )));
+    }
+    Ok(plain.to_vec())
+}
+
 fn gss(what: &str, e: impl std::fmt::Display) -> SaslError {
     SaslError::Gssapi(format!("{what}: {e}"))
 }
@@ -410,27 +451,20 @@ impl Gssapi {
                 self.offer(ctx, peer)
             }
             Gssapi::Offered(mut ctx, peer) => {
-                let plain = ctx.unwrap(token).map_err(|e| gss("unwrap", e))?;
-                if plain.len() < 4 {
-                    return Err(SaslError::Gssapi(
-                        "the client's layer choice is short".into(),
-                    ));
-                }
-                if plain[0] & LAYER_NONE == 0 {
-                    return Err(SaslError::Gssapi(format!(
-                        "client selected unsupported protection: {}",
-                        plain[0]
-                    )));
-                }
+                let plain = unwrap_layers(&mut *ctx, token, "the client's layer choice")?;
                 let authzid = if plain.len() > 4 {
                     String::from_utf8(plain[4..].to_vec())
                         .map_err(|_| SaslError::Gssapi("authorization id is not UTF-8".into()))?
                 } else {
                     peer.clone()
                 };
+                let id = match &login.names {
+                    Some(names) => names.authorized_id(&peer, &authzid),
+                    None => peer,
+                };
                 Ok(Step::Done {
                     token: None,
-                    id: login.names.authorized_id(&peer, &authzid),
+                    id,
                     authzid: Some(authzid),
                 })
             }
@@ -468,6 +502,112 @@ impl Gssapi {
         let out = wrapped.to_vec();
         *self = Gssapi::Offered(ctx, peer);
         Ok(Step::Challenge(out))
+    }
+}
+
+/// A member's Kerberos login as a learner (`QuorumLearner` with `Krb5LoginModule`): it asks
+/// for tickets to `quorum.auth.kerberos.servicePrincipal` as its principal, whose key is in
+/// its keytab (MIT's client keytab, `KRB5_CLIENT_KTNAME`; the tickets are kept in memory).
+#[derive(Debug)]
+pub struct KerberosClient {
+    cred: Cred,
+    /// The principal it logs in as.
+    pub principal: String,
+    /// `quorum.auth.kerberos.servicePrincipal` (`zkquorum/localhost`; `_HOST` is the other
+    /// member's host name).
+    pub service_principal: String,
+}
+
+impl KerberosClient {
+    /// Logs in: initiator credentials for the principal, from the keytab (or the ticket
+    /// cache with `useTicketCache`; see [`acquire`]).
+    pub fn login(
+        options: &LoginOptions,
+        service_principal: &str,
+    ) -> Result<KerberosClient, SaslError> {
+        let (cred, principal) = acquire(options, CredUsage::Initiate)?;
+        Ok(KerberosClient {
+            cred,
+            principal,
+            service_principal: service_principal.to_string(),
+        })
+    }
+
+    /// The service a member on `host` is (`SecurityUtils.getServerPrincipal`: `_HOST` is
+    /// the host, in lower case), as a GSSAPI host-based name (`service@host`).
+    pub fn service_for(&self, host: &str) -> String {
+        let principal = self
+            .service_principal
+            .replace("_HOST", &host.to_ascii_lowercase());
+        match principal.split_once('/') {
+            Some((service, rest)) => {
+                let host = rest.split('@').next().unwrap_or(rest);
+                format!("{service}@{host}")
+            }
+            None => principal,
+        }
+    }
+
+    /// A new exchange with the member on `host`: its first token.
+    pub fn start(&self, host: &str) -> Result<(GssapiClient, Vec<u8>), SaslError> {
+        let service = self.service_for(host);
+        let target = Name::new(service.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))
+            .map_err(|e| gss(&format!("service {service}"), e))?;
+        let mut ctx = ClientCtx::new(
+            Some(self.cred.clone()),
+            target,
+            CtxFlags::GSS_C_MUTUAL_FLAG | CtxFlags::GSS_C_CONF_FLAG | CtxFlags::GSS_C_INTEG_FLAG,
+            Some(GSS_MECH_KRB5),
+        );
+        let first = ctx
+            .step(None, None)
+            .map_err(|e| gss(&format!("init_sec_context for {service}"), e))?
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
+        let established = ctx.is_complete();
+        Ok((
+            GssapiClient {
+                ctx: Box::new(ctx),
+                established,
+                complete: false,
+            },
+            first,
+        ))
+    }
+}
+
+/// The client side of one GSSAPI exchange (Java's `GssKrb5Client`).
+pub struct GssapiClient {
+    ctx: Box<ClientCtx>,
+    established: bool,
+    /// The layer choice went out: the exchange is over on this side.
+    pub complete: bool,
+}
+
+impl GssapiClient {
+    /// The answer to a server's token (`SaslClient.evaluateChallenge`).
+    pub fn respond(&mut self, token: &[u8]) -> Result<Vec<u8>, SaslError> {
+        if !self.established {
+            let out = self
+                .ctx
+                .step(Some(token), None)
+                .map_err(|e| gss("init_sec_context", e))?;
+            self.established = self.ctx.is_complete();
+            return Ok(out.map(|b| b.to_vec()).unwrap_or_default());
+        }
+        let offer = unwrap_layers(&mut *self.ctx, token, "the server's layer offer")?;
+        if offer.len() != 4 {
+            return Err(SaslError::Gssapi(
+                "the server's layer offer is not 4 bytes".into(),
+            ));
+        }
+        // No security layer, the largest buffer either takes, and no authorization id (the
+        // server takes the principal).
+        let mut choice = MAX_BUFFER.to_be_bytes();
+        choice[0] = LAYER_NONE;
+        let wrapped = self.ctx.wrap(false, &choice).map_err(|e| gss("wrap", e))?;
+        self.complete = true;
+        Ok(wrapped.to_vec())
     }
 }
 

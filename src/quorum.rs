@@ -67,40 +67,26 @@ impl Wire {
         Wire { tls, sasl }
     }
 
-    /// Logs in to the member at the other end of a connection this member made, when it
-    /// requires that of itself (`quorum.auth.learnerRequireSasl`), as ZooKeeper's
-    /// SaslQuorumAuthLearner does: an empty first token, the server's challenge answered,
-    /// then its `rspauth` checked. Any failure fails the connection.
-    async fn log_in(&self, rd: &mut Rd, wr: &mut Wr, to: &str) -> std::io::Result<()> {
+    /// Logs in to the member at the other end of a connection this member made (on `host`),
+    /// when it requires that of itself (`quorum.auth.learnerRequireSasl`), as ZooKeeper's
+    /// SaslQuorumAuthLearner does. DIGEST-MD5: an empty first token, the server's challenge
+    /// answered, then its `rspauth` checked. GSSAPI: the context's tokens, then the server's
+    /// layer offer answered. Any failure fails the connection.
+    async fn log_in(&self, rd: &mut Rd, wr: &mut Wr, to: &str, host: &str) -> std::io::Result<()> {
         let Some(sasl) = self.sasl.as_ref().filter(|s| s.learner_required) else {
             return Ok(());
         };
         let exchange = async {
-            send(wr, &auth_packet(AUTH_IN_PROGRESS, Vec::new())).await?;
-            let mut expected = None;
-            loop {
-                let (status, token) = read_auth(rd).await?;
-                match (status, &expected) {
-                    (AUTH_IN_PROGRESS, None) => {
-                        let (response, rspauth) = sasl
-                            .learner
-                            .respond(&token)
-                            .map_err(std::io::Error::other)?;
-                        send(wr, &auth_packet(AUTH_IN_PROGRESS, response)).await?;
-                        expected = Some(rspauth);
-                    }
-                    (AUTH_SUCCESS, Some(rspauth)) => {
-                        return crate::sasl::DigestClient::check_rspauth(&token, rspauth)
-                            .map_err(std::io::Error::other);
-                    }
-                    (AUTH_ERROR, _) => return Err(std::io::Error::other("login refused")),
-                    (s, _) => return Err(std::io::Error::other(format!("unexpected status {s}"))),
+            match &sasl.learner {
+                crate::sasl::QuorumLearner::Digest(client) => log_in_digest(rd, wr, client).await,
+                crate::sasl::QuorumLearner::Kerberos(client) => {
+                    log_in_gssapi(rd, wr, client, host).await
                 }
             }
         };
         let done = within(exchange, "quorum SASL").await;
         match &done {
-            Ok(()) => tracing::debug!("quorum SASL: logged in to {to} as {}", sasl.learner.user),
+            Ok(()) => tracing::debug!("quorum SASL: logged in to {to} as {}", sasl.learner.name()),
             Err(e) => tracing::warn!("quorum SASL: logging in to {to} failed: {e}"),
         }
         done
@@ -143,7 +129,7 @@ impl Wire {
         }
         let exchange = async {
             let (_, mut token) = read_auth_body(&mut rd).await?;
-            let mut mechanism = crate::sasl::DigestMd5::default();
+            let mut mechanism = crate::sasl::Exchange::new(&sasl.server);
             loop {
                 let step = mechanism
                     .evaluate(&token, &sasl.server)
@@ -153,14 +139,12 @@ impl Wire {
                         send(wr, &auth_packet(AUTH_IN_PROGRESS, c)).await?;
                         token = read_auth(&mut rd).await?.1;
                     }
-                    // Java's DIGEST-MD5 client asks to act as itself; any other id is
-                    // refused, as SaslQuorumServerCallbackHandler refuses it.
+                    // A member asks to act as itself; any other id is refused, as is a
+                    // Kerberos principal of a host outside the membership, as
+                    // SaslQuorumServerCallbackHandler refuses them.
                     crate::sasl::Step::Done { token, id, authzid } => {
-                        if let Some(z) = authzid.filter(|z| *z != id) {
-                            return Err(std::io::Error::other(
-                                crate::sasl::SaslError::Unauthorized(id, z),
-                            ));
-                        }
+                        sasl.authorized(&id, authzid.as_deref())
+                            .map_err(std::io::Error::other)?;
                         let token = token.unwrap_or_default();
                         send(wr, &auth_packet(AUTH_SUCCESS, token)).await?;
                         return Ok(id);
@@ -201,10 +185,7 @@ impl Wire {
 
     /// Connects to `host:port`.
     async fn dial(&self, target: &str) -> std::io::Result<(Rd, Wr)> {
-        let host = match target.rsplit_once(':') {
-            Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
-            None => target,
-        };
+        let host = host_of(target);
         // Each address the name resolves to in turn, as `TcpStream::connect` tries them.
         let mut last = std::io::Error::other(format!("cannot resolve {target}"));
         for addr in tokio::net::lookup_host(target).await? {
@@ -235,6 +216,63 @@ impl Wire {
             )),
             None => Ok(plain(stream)),
         }
+    }
+}
+
+/// A DIGEST-MD5 login to another member.
+async fn log_in_digest(
+    rd: &mut Rd,
+    wr: &mut Wr,
+    client: &crate::sasl::DigestClient,
+) -> std::io::Result<()> {
+    send(wr, &auth_packet(AUTH_IN_PROGRESS, Vec::new())).await?;
+    let mut expected = None;
+    loop {
+        let (status, token) = read_auth(rd).await?;
+        match (status, &expected) {
+            (AUTH_IN_PROGRESS, None) => {
+                let (response, rspauth) = client.respond(&token).map_err(std::io::Error::other)?;
+                send(wr, &auth_packet(AUTH_IN_PROGRESS, response)).await?;
+                expected = Some(rspauth);
+            }
+            (AUTH_SUCCESS, Some(rspauth)) => {
+                return crate::sasl::DigestClient::check_rspauth(&token, rspauth)
+                    .map_err(std::io::Error::other);
+            }
+            (AUTH_ERROR, _) => return Err(std::io::Error::other("login refused")),
+            (s, _) => return Err(std::io::Error::other(format!("unexpected status {s}"))),
+        }
+    }
+}
+
+/// A Kerberos (GSSAPI) login to the member on `host`.
+async fn log_in_gssapi(
+    rd: &mut Rd,
+    wr: &mut Wr,
+    client: &crate::kerberos::KerberosClient,
+    host: &str,
+) -> std::io::Result<()> {
+    let (mut ctx, first) = client.start(host).map_err(std::io::Error::other)?;
+    send(wr, &auth_packet(AUTH_IN_PROGRESS, first)).await?;
+    loop {
+        let (status, token) = read_auth(rd).await?;
+        match status {
+            AUTH_IN_PROGRESS if !ctx.complete => {
+                let response = ctx.respond(&token).map_err(std::io::Error::other)?;
+                send(wr, &auth_packet(AUTH_IN_PROGRESS, response)).await?;
+            }
+            AUTH_SUCCESS if ctx.complete => return Ok(()),
+            AUTH_ERROR => return Err(std::io::Error::other("login refused")),
+            s => return Err(std::io::Error::other(format!("unexpected status {s}"))),
+        }
+    }
+}
+
+/// The host of a `host:port` target (`[v6]:port` too).
+fn host_of(target: &str) -> &str {
+    match target.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+        None => target,
     }
 }
 
@@ -557,7 +595,12 @@ impl Peers {
                 if let Some(addr) = addr {
                     if let Ok((mut rd, mut wr)) = parts.wire.connect(addr, &host).await {
                         let to = format!("leader {leader}");
-                        if parts.wire.log_in(&mut rd, &mut wr, &to).await.is_ok() {
+                        if parts
+                            .wire
+                            .log_in(&mut rd, &mut wr, &to, &host)
+                            .await
+                            .is_ok()
+                        {
                             link = Some((rd, wr));
                             break;
                         }
@@ -697,7 +740,7 @@ async fn dial_once(sid: Sid, addr: &str, parts: &Parts) {
         if send(&mut wr, &initial_message(&me)).await.is_ok()
             && parts
                 .wire
-                .log_in(&mut rd, &mut wr, &format!("server {sid}"))
+                .log_in(&mut rd, &mut wr, &format!("server {sid}"), host_of(addr))
                 .await
                 .is_ok()
         {
@@ -731,7 +774,7 @@ async fn reach(sid: Sid, me: Sid, parts: Parts) {
 async fn knock(wire: &Wire, addr: &str, me: &crate::ensemble::Member) {
     if let Ok((mut rd, mut wr)) = wire.dial(addr).await {
         if send(&mut wr, &initial_message(me)).await.is_ok() {
-            let _ = wire.log_in(&mut rd, &mut wr, addr).await;
+            let _ = wire.log_in(&mut rd, &mut wr, addr, host_of(addr)).await;
         }
         let _ = wr.shutdown().await;
     }

@@ -64,7 +64,7 @@ pub enum SaslError {
     Mismatch,
     #[error("DIGEST-MD5: authentication already complete")]
     Complete,
-    #[error("DIGEST-MD5: {0} is not authorized as {1}")]
+    #[error("SASL: {0} is not authorized as {1}")]
     Unauthorized(String, String),
     #[error("DIGEST-MD5: the server's rspauth does not match (it does not know our password)")]
     ServerMismatch,
@@ -284,26 +284,62 @@ fn jaas_error(path: &Path, reason: String) -> SaslError {
 /// ```
 #[derive(Debug)]
 pub struct QuorumSasl {
-    /// The users members may log in as (`quorum.auth.server.saslLoginContext`).
+    /// The users members may log in as (`quorum.auth.server.saslLoginContext`), or its
+    /// Kerberos login.
     pub server: Login,
     /// Whom this member logs in as (`quorum.auth.learner.saslLoginContext`).
-    pub learner: DigestClient,
+    pub learner: QuorumLearner,
     /// `quorum.auth.serverRequireSasl`: a member that does not log in, or fails to, is
     /// turned away (without it, both are let through, for a rolling upgrade).
     pub server_required: bool,
     /// `quorum.auth.learnerRequireSasl`: this member logs in when it connects.
     pub learner_required: bool,
+    /// With Kerberos, the hosts of the members' lines: a member logging in must be
+    /// `<service>/<one of them>@<REALM>` (`SaslQuorumServerCallbackHandler`'s `authzHosts`).
+    pub authz_hosts: Vec<String>,
+}
+
+/// How a member logs in to another.
+#[derive(Debug)]
+pub enum QuorumLearner {
+    /// DIGEST-MD5 with the `QuorumLearner` section's `username` and `password`.
+    Digest(DigestClient),
+    /// Kerberos (`Krb5LoginModule`): GSSAPI to `quorum.auth.kerberos.servicePrincipal`.
+    Kerberos(crate::kerberos::KerberosClient),
+}
+
+impl QuorumLearner {
+    /// Whom it logs in as.
+    pub fn name(&self) -> &str {
+        match self {
+            QuorumLearner::Digest(d) => &d.user,
+            QuorumLearner::Kerberos(k) => &k.principal,
+        }
+    }
+}
+
+/// What a quorum Kerberos login needs besides its JAAS sections.
+#[derive(Debug, Clone, Default)]
+pub struct QuorumKerberos {
+    /// `java.security.krb5.conf`.
+    pub krb5_conf: Option<std::path::PathBuf>,
+    /// `quorum.auth.kerberos.servicePrincipal`.
+    pub service_principal: String,
+    /// The hosts of the members' lines.
+    pub authz_hosts: Vec<String>,
 }
 
 impl QuorumSasl {
-    /// Both sections of the JAAS file at `path`. Either missing, or holding another login
-    /// module (Kerberos), stops the server, as ZooKeeper's failed login does.
+    /// Both sections of the JAAS file at `path`, logged in. Either missing, or holding
+    /// another login module, stops the server, as ZooKeeper's failed login does. Sections of
+    /// `Krb5LoginModule` log in with Kerberos (see [`crate::kerberos`]).
     pub fn load(
         path: &Path,
         server_section: &str,
         learner_section: &str,
         server_required: bool,
         learner_required: bool,
+        kerberos: &QuorumKerberos,
     ) -> Result<QuorumSasl, SaslError> {
         let jaas = Jaas::read(path)?;
         let section = |name: &str| {
@@ -316,48 +352,90 @@ impl QuorumSasl {
         };
         let mut server = Login::from_entries(section(server_section)?)
             .map_err(|reason| section_error(path, server_section, reason))?;
-        if server.krb5.is_some() {
-            let reason = format!(
-                "login module {} is not supported between members (only {DIGEST_LOGIN_MODULE})",
-                crate::kerberos::KRB5_LOGIN_MODULE
-            );
-            return Err(section_error(path, server_section, reason));
-        }
         server.service = QUORUM;
-        let entries = section(learner_section)?;
-        let mut user = None;
-        let mut password = None;
-        for e in entries {
-            if e.module != DIGEST_LOGIN_MODULE {
-                return Err(section_error(path, learner_section, unsupported(&e.module)));
-            }
-            for (k, v) in &e.options {
-                match k.as_str() {
-                    "username" => user = Some(v.clone()),
-                    "password" => password = Some(v.clone()),
-                    _ => {}
-                }
-            }
+        if let Some(mut options) = server.krb5.clone() {
+            options.krb5_conf = kerberos.krb5_conf.clone();
+            let login = crate::kerberos::Kerberos::login(&options, None)?;
+            server.kerberos = Some(std::sync::Arc::new(login));
         }
-        let (Some(user), Some(password)) = (user, password) else {
-            return Err(section_error(
-                path,
-                learner_section,
-                "needs username and password options".into(),
-            ));
+        let entries = section(learner_section)?;
+        let learner = match entries
+            .iter()
+            .find(|e| e.module == crate::kerberos::KRB5_LOGIN_MODULE)
+        {
+            Some(e) => {
+                let mut options = crate::kerberos::LoginOptions::from_entry(&e.options);
+                options.krb5_conf = kerberos.krb5_conf.clone();
+                QuorumLearner::Kerberos(crate::kerberos::KerberosClient::login(
+                    &options,
+                    &kerberos.service_principal,
+                )?)
+            }
+            None => QuorumLearner::Digest(digest_learner(path, learner_section, entries)?),
         };
         Ok(QuorumSasl {
             server,
-            learner: DigestClient {
-                authzid: Some(user.clone()),
-                user,
-                password,
-                service: QUORUM,
-            },
+            learner,
             server_required,
             learner_required,
+            authz_hosts: kerberos.authz_hosts.clone(),
         })
     }
+
+    /// Whether a member that completed a login as `id`, asking to act as `authzid`, may
+    /// join (`SaslQuorumServerCallbackHandler`): the same name, and with Kerberos a
+    /// `service/host@REALM` whose host is a member's.
+    pub fn authorized(&self, id: &str, authzid: Option<&str>) -> Result<(), SaslError> {
+        if let Some(z) = authzid.filter(|z| *z != id) {
+            return Err(SaslError::Unauthorized(id.to_string(), z.to_string()));
+        }
+        if self.server.kerberos.is_none() {
+            return Ok(());
+        }
+        let parts: Vec<&str> = id.split(['/', '@']).collect();
+        match parts.as_slice() {
+            [_, host, _] if self.authz_hosts.iter().any(|h| h == host) => Ok(()),
+            _ => Err(SaslError::Unauthorized(
+                id.to_string(),
+                "a member (its host is not in the membership)".into(),
+            )),
+        }
+    }
+}
+
+/// A `QuorumLearner` section of `DigestLoginModule`: whom the member logs in as.
+fn digest_learner(
+    path: &Path,
+    learner_section: &str,
+    entries: &[JaasEntry],
+) -> Result<DigestClient, SaslError> {
+    let mut user = None;
+    let mut password = None;
+    for e in entries {
+        if e.module != DIGEST_LOGIN_MODULE {
+            return Err(section_error(path, learner_section, unsupported(&e.module)));
+        }
+        for (k, v) in &e.options {
+            match k.as_str() {
+                "username" => user = Some(v.clone()),
+                "password" => password = Some(v.clone()),
+                _ => {}
+            }
+        }
+    }
+    let (Some(user), Some(password)) = (user, password) else {
+        return Err(section_error(
+            path,
+            learner_section,
+            "needs username and password options".into(),
+        ));
+    };
+    Ok(DigestClient {
+        authzid: Some(user.clone()),
+        user,
+        password,
+        service: QUORUM,
+    })
 }
 
 fn section_error(path: &Path, section: &str, reason: String) -> SaslError {
