@@ -508,7 +508,7 @@ impl Gssapi {
 /// A member's Kerberos login as a learner (`QuorumLearner` with `Krb5LoginModule`): it asks
 /// for tickets to `quorum.auth.kerberos.servicePrincipal` as its principal, whose key is in
 /// its keytab (MIT's client keytab, `KRB5_CLIENT_KTNAME`; the tickets are kept in memory).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KerberosClient {
     cred: Cred,
     /// The principal it logs in as.
@@ -548,7 +548,8 @@ impl KerberosClient {
         }
     }
 
-    /// A new exchange with the member on `host`: its first token.
+    /// A new exchange with the member on `host`: its first token. It may ask the KDC for a
+    /// ticket (and a TGT first), waiting on the network.
     pub fn start(&self, host: &str) -> Result<(GssapiClient, Vec<u8>), SaslError> {
         let service = self.service_for(host);
         let target = Name::new(service.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))

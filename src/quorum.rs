@@ -252,7 +252,12 @@ async fn log_in_gssapi(
     client: &crate::kerberos::KerberosClient,
     host: &str,
 ) -> std::io::Result<()> {
-    let (mut ctx, first) = client.start(host).map_err(std::io::Error::other)?;
+    // Asking the KDC for tickets blocks: off the runtime's threads.
+    let (c, h) = (client.clone(), host.to_string());
+    let (mut ctx, first) = tokio::task::spawn_blocking(move || c.start(&h))
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)?;
     send(wr, &auth_packet(AUTH_IN_PROGRESS, first)).await?;
     loop {
         let (status, token) = read_auth(rd).await?;
