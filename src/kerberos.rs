@@ -533,25 +533,10 @@ impl KerberosClient {
         })
     }
 
-    /// The service a member on `host` is (`SecurityUtils.getServerPrincipal`: `_HOST` is
-    /// the host, in lower case), as a GSSAPI host-based name (`service@host`).
-    pub fn service_for(&self, host: &str) -> String {
-        let principal = self
-            .service_principal
-            .replace("_HOST", &host.to_ascii_lowercase());
-        match principal.split_once('/') {
-            Some((service, rest)) => {
-                let host = rest.split('@').next().unwrap_or(rest);
-                format!("{service}@{host}")
-            }
-            None => principal,
-        }
-    }
-
     /// A new exchange with the member on `host`: its first token. It may ask the KDC for a
     /// ticket (and a TGT first), waiting on the network.
     pub fn start(&self, host: &str) -> Result<(GssapiClient, Vec<u8>), SaslError> {
-        let service = self.service_for(host);
+        let service = service_name(&self.service_principal, host);
         let target = Name::new(service.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))
             .map_err(|e| gss(&format!("service {service}"), e))?;
         let mut ctx = ClientCtx::new(
@@ -575,6 +560,27 @@ impl KerberosClient {
             first,
         ))
     }
+}
+
+/// The service a member on `host` is, for a learner: `quorum.auth.kerberos.servicePrincipal`
+/// with `_HOST` the host in lower case (`SecurityUtils.getServerPrincipal`), as a GSSAPI
+/// host-based name (`service@host`; a realm in it is left to the Kerberos configuration).
+pub fn service_name(service_principal: &str, host: &str) -> String {
+    let principal = service_principal.replace("_HOST", &host.to_ascii_lowercase());
+    match principal.split_once('/') {
+        Some((service, rest)) => {
+            let host = rest.split('@').next().unwrap_or(rest);
+            format!("{service}@{host}")
+        }
+        None => principal,
+    }
+}
+
+/// Whether a member that logged in as `principal` may join (`SaslQuorumServerCallbackHandler`
+/// with Kerberos): `service/host@REALM` with the host of one of the members' lines.
+pub fn member_principal(principal: &str, hosts: &[String]) -> bool {
+    let parts: Vec<&str> = principal.split(['/', '@']).collect();
+    matches!(parts.as_slice(), [_, host, _] if hosts.iter().any(|h| h == host))
 }
 
 /// The client side of one GSSAPI exchange (Java's `GssKrb5Client`).
@@ -686,6 +692,33 @@ mod tests {
         assert_eq!(n.authorized_id("bob@EXAMPLE.COM", "x"), "xoy@EXAMPLE.COM");
         assert!(Names::new("RULE:[x:$1]", String::new(), false, false).is_err());
         assert!(Names::new("NONSENSE", String::new(), false, false).is_err());
+    }
+
+    #[test]
+    fn learners_ask_for_the_service_on_the_members_host() {
+        assert_eq!(
+            service_name("zkquorum/_HOST", "ZK1.Example.COM"),
+            "zkquorum@zk1.example.com"
+        );
+        assert_eq!(
+            service_name("zkquorum/localhost", "zk2"),
+            "zkquorum@localhost"
+        );
+        assert_eq!(
+            service_name("zkquorum/_HOST@EXAMPLE.COM", "zk3"),
+            "zkquorum@zk3"
+        );
+        assert_eq!(service_name("zkquorum", "zk3"), "zkquorum");
+    }
+
+    #[test]
+    fn members_are_principals_of_members_hosts() {
+        let hosts = vec!["zk1".to_string(), "127.0.0.1".to_string()];
+        assert!(member_principal("zkquorum/zk1@EXAMPLE.COM", &hosts));
+        assert!(member_principal("zkquorum/127.0.0.1@EXAMPLE.COM", &hosts));
+        assert!(!member_principal("zkquorum/zk9@EXAMPLE.COM", &hosts));
+        assert!(!member_principal("zkquorum@EXAMPLE.COM", &hosts));
+        assert!(!member_principal("zkquorum/zk1/x@EXAMPLE.COM", &hosts));
     }
 
     #[test]

@@ -392,13 +392,13 @@ impl QuorumSasl {
         if self.server.kerberos.is_none() {
             return Ok(());
         }
-        let parts: Vec<&str> = id.split(['/', '@']).collect();
-        match parts.as_slice() {
-            [_, host, _] if self.authz_hosts.iter().any(|h| h == host) => Ok(()),
-            _ => Err(SaslError::Unauthorized(
+        if crate::kerberos::member_principal(id, &self.authz_hosts) {
+            Ok(())
+        } else {
+            Err(SaslError::Unauthorized(
                 id.to_string(),
                 "a member (its host is not in the membership)".into(),
-            )),
+            ))
         }
     }
 }
