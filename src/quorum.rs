@@ -145,7 +145,7 @@ impl Wire {
                     crate::sasl::Step::Done { token, id, authzid } => {
                         sasl.authorized(&id, authzid.as_deref())
                             .map_err(std::io::Error::other)?;
-                        let token = token.unwrap_or_default();
+                        // GSSAPI's last answer has no token (null, as Java's server sends it).
                         send(wr, &auth_packet(AUTH_SUCCESS, token)).await?;
                         return Ok(id);
                     }
@@ -282,11 +282,11 @@ fn host_of(target: &str) -> &str {
 }
 
 /// A `QuorumAuthPacket`.
-fn auth_packet(status: i32, token: Vec<u8>) -> Vec<u8> {
+fn auth_packet(status: i32, token: impl Into<Option<Vec<u8>>>) -> Vec<u8> {
     jute::quorum::QuorumAuthPacket {
         magic: AUTH_MAGIC,
         status,
-        token: Some(token),
+        token: token.into(),
     }
     .to_bytes()
 }
