@@ -1474,19 +1474,45 @@ pub(crate) fn mntr(core: &Core) -> String {
             }
         }
     }
+    // The learners' queue summaries (a leader's, or an observer master's), by learner id.
+    let queues = core
+        .replica
+        .as_ref()
+        .map(|r| r.peers.learner_queues())
+        .unwrap_or_default();
+    for (sid, q) in &queues {
+        if let Some(b) = q.size() {
+            basic_lines(&mut out, &format!("{sid}_learner_handler_qp_size"), &b);
+        }
+    }
+    for (sid, q) in &queues {
+        let time = crate::quorum::lock(&q.time).clone();
+        if let Some(b) = time.basic {
+            let name = format!("{sid}_learner_handler_qp_time_ms");
+            basic_lines(&mut out, &name, &b);
+            for (p, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
+                let _ = writeln!(out, "zk_{p}_{name}\t{}", time.percentile(q));
+            }
+        }
+    }
     // The per-namespace summary sets, each key as ZooKeeper's AvgMinMaxCounterSet names it.
     let [writes, reads] = crate::metrics::NAMESPACE_SETS;
     for (set, stats) in [(writes, &core.tree.writes), (reads, &core.reads)] {
         for (ns, b) in stats.iter() {
-            let avg = b.sum as f64 / b.cnt as f64;
-            let _ = writeln!(out, "zk_avg_{ns}_{set}\t{}", java_double(round4(avg)));
-            let _ = writeln!(out, "zk_min_{ns}_{set}\t{}", b.min);
-            let _ = writeln!(out, "zk_max_{ns}_{set}\t{}", b.max);
-            let _ = writeln!(out, "zk_cnt_{ns}_{set}\t{}", b.cnt);
-            let _ = writeln!(out, "zk_sum_{ns}_{set}\t{}", b.sum);
+            basic_lines(&mut out, &format!("{ns}_{set}"), b);
         }
     }
     out
+}
+
+/// A BASIC summary's five `mntr` lines (a summary set's member is named `<key>_<set>`).
+fn basic_lines(out: &mut String, name: &str, b: &crate::metrics::Basic) {
+    let avg = b.sum as f64 / b.cnt.max(1) as f64;
+    let _ = writeln!(out, "zk_avg_{name}\t{}", java_double(round4(avg)));
+    let _ = writeln!(out, "zk_min_{name}\t{}", b.min);
+    let _ = writeln!(out, "zk_max_{name}\t{}", b.max);
+    let _ = writeln!(out, "zk_cnt_{name}\t{}", b.cnt);
+    let _ = writeln!(out, "zk_sum_{name}\t{}", b.sum);
 }
 
 #[cfg(test)]

@@ -331,6 +331,92 @@ pub struct Basic {
     pub max: u64,
 }
 
+impl Basic {
+    /// A summary of one value.
+    pub fn of(v: u64) -> Basic {
+        Basic {
+            cnt: 1,
+            sum: v,
+            min: v,
+            max: v,
+        }
+    }
+
+    pub fn add(&mut self, v: u64) {
+        self.cnt += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+}
+
+/// An ADVANCED summary (ZooKeeper's `AvgMinMaxPercentileCounter`): a BASIC one and a uniform
+/// sample of the values (its `ResettableUniformReservoir`, 4,096 values) for percentiles.
+#[derive(Debug, Clone, Default)]
+pub struct Sampled {
+    pub basic: Option<Basic>,
+    values: Vec<u64>,
+    /// xorshift state, for which sampled value a new one replaces.
+    rng: u64,
+}
+
+/// Values a [`Sampled`] keeps.
+const RESERVOIR: usize = 4096;
+
+impl Sampled {
+    pub fn add(&mut self, v: u64) {
+        let seen = match &mut self.basic {
+            Some(b) => {
+                b.add(v);
+                b.cnt
+            }
+            None => {
+                self.basic = Some(Basic::of(v));
+                1
+            }
+        };
+        if self.values.len() < RESERVOIR {
+            self.values.push(v);
+            return;
+        }
+        // Reservoir sampling: the n-th value replaces a kept one with probability size/n.
+        self.rng = match self.rng {
+            0 => 0x9e37_79b9_7f4a_7c15,
+            mut x => {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            }
+        };
+        let at = self.rng % seen;
+        if let Some(slot) = self.values.get_mut(at as usize) {
+            *slot = v;
+        }
+    }
+
+    /// The `q` quantile as Dropwizard's `UniformSnapshot.getValue` interpolates it, cut to
+    /// a whole number as ZooKeeper prints it.
+    pub fn percentile(&self, q: f64) -> u64 {
+        let mut v = self.values.clone();
+        v.sort_unstable();
+        let n = v.len();
+        if n == 0 {
+            return 0;
+        }
+        let pos = q * (n + 1) as f64;
+        let index = pos as usize;
+        if index < 1 {
+            return v[0];
+        }
+        if index >= n {
+            return v[n - 1];
+        }
+        let (lower, upper) = (v[index - 1] as f64, v[index] as f64);
+        (lower + (pos - pos.floor()) * (upper - lower)) as u64
+    }
+}
+
 impl PerNamespace {
     /// One read or write of `path`: the path's length as Java counts it, plus `bytes`.
     pub fn add(&mut self, path: &str, bytes: u64) {
@@ -344,20 +430,9 @@ impl PerNamespace {
         };
         let v = java_len(path) as u64 + bytes;
         match self.0.get_mut(ns) {
-            Some(b) => {
-                b.cnt += 1;
-                b.sum += v;
-                b.min = b.min.min(v);
-                b.max = b.max.max(v);
-            }
+            Some(b) => b.add(v),
             None => {
-                let b = Basic {
-                    cnt: 1,
-                    sum: v,
-                    min: v,
-                    max: v,
-                };
-                self.0.insert(ns.to_string(), b);
+                self.0.insert(ns.to_string(), Basic::of(v));
             }
         }
     }
@@ -385,6 +460,29 @@ pub const STAT_OVERHEAD_BYTES: u64 = 6 * 8 + 5 * 4;
 #[cfg(test)]
 mod namespace_tests {
     use super::*;
+
+    #[test]
+    fn sampled_percentiles_interpolate_as_dropwizard() {
+        let mut s = Sampled::default();
+        assert_eq!(s.percentile(0.5), 0);
+        for v in [0, 0, 0, 0, 0, 5] {
+            s.add(v);
+        }
+        // As Apache 3.8's mntr showed for these six queue times.
+        assert_eq!((s.percentile(0.5), s.percentile(0.95)), (0, 5));
+        let mut s = Sampled::default();
+        for v in 1..=10 {
+            s.add(v);
+        }
+        assert_eq!((s.percentile(0.5), s.percentile(0.99)), (5, 10));
+        let b = s.basic.expect("values");
+        assert_eq!((b.cnt, b.sum, b.min, b.max), (10, 55, 1, 10));
+        for v in 0..10_000 {
+            s.add(v);
+        }
+        assert_eq!(s.basic.expect("values").cnt, 10_010);
+        assert!(s.percentile(0.5) > 1000, "the sample follows the values");
+    }
 
     #[test]
     fn per_namespace_counts_by_first_component_as_zookeeper() {

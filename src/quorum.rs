@@ -374,7 +374,65 @@ pub struct LinkStats {
     pub requests: AtomicU64,
     /// The zxid of the last packet sent that carried one (-1: none since the last reset).
     pub last_zxid: AtomicI64,
+    /// On a learner's connection to us (a LearnerHandler's in ZooKeeper), the learner's
+    /// queue summaries, and the packets queued and sent so far with the times at which
+    /// every 1,000th was queued (ZooKeeper's marker packets).
+    learner: std::sync::OnceLock<Arc<LearnerQueue>>,
+    queued_seq: AtomicU64,
+    sent_seq: AtomicU64,
+    marks: Mutex<std::collections::VecDeque<(u64, std::time::Instant)>>,
+    /// The packet the first of `marks` follows (`u64::MAX`: none), read without the lock.
+    next_mark: AtomicU64,
 }
+
+/// ZooKeeper's per-learner queue summaries, kept by learner id for the server's life:
+/// `learner_handler_qp_size` (the packets left in the queue as each goes out) and
+/// `learner_handler_qp_time_ms` (how long every 1,000th packet waited in it).
+#[derive(Debug)]
+pub struct LearnerQueue {
+    size: [AtomicU64; 4],
+    pub time: Mutex<crate::metrics::Sampled>,
+}
+
+impl Default for LearnerQueue {
+    fn default() -> Self {
+        LearnerQueue {
+            size: [
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(u64::MAX),
+                AtomicU64::new(0),
+            ],
+            time: Mutex::default(),
+        }
+    }
+}
+
+impl LearnerQueue {
+    /// A queue length, counted without a lock (a learner's every packet counts).
+    fn add_size(&self, v: u64) {
+        let [cnt, sum, min, max] = &self.size;
+        cnt.fetch_add(1, Ordering::Relaxed);
+        sum.fetch_add(v, Ordering::Relaxed);
+        min.fetch_min(v, Ordering::Relaxed);
+        max.fetch_max(v, Ordering::Relaxed);
+    }
+
+    /// `learner_handler_qp_size` so far (None before the first packet).
+    pub fn size(&self) -> Option<crate::metrics::Basic> {
+        let [cnt, sum, min, max] = &self.size;
+        let cnt = cnt.load(Ordering::Relaxed);
+        (cnt > 0).then(|| crate::metrics::Basic {
+            cnt,
+            sum: sum.load(Ordering::Relaxed),
+            min: min.load(Ordering::Relaxed),
+            max: max.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// ZooKeeper's `markerPacketInterval`.
+const MARKER_INTERVAL: u64 = 1000;
 
 impl LinkStats {
     pub fn new(remote: Option<SocketAddr>) -> Arc<Self> {
@@ -387,7 +445,17 @@ impl LinkStats {
             sent: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             last_zxid: AtomicI64::new(-1),
+            learner: std::sync::OnceLock::new(),
+            queued_seq: AtomicU64::new(0),
+            sent_seq: AtomicU64::new(0),
+            marks: Mutex::new(std::collections::VecDeque::new()),
+            next_mark: AtomicU64::new(u64::MAX),
         })
+    }
+
+    /// The connection is a learner's: its queue counts in the learner's summaries.
+    fn attach(&self, queue: Arc<LearnerQueue>) {
+        let _ = self.learner.set(queue);
     }
 
     /// A packet's size as ZooKeeper's LearnerHandler counts its queue: type, zxid, two
@@ -400,6 +468,16 @@ impl LinkStats {
         self.queued.fetch_add(1, Ordering::Relaxed);
         self.queued_bytes
             .fetch_add(Self::size(p), Ordering::Relaxed);
+        if self.learner.get().is_some() {
+            let n = self.queued_seq.fetch_add(1, Ordering::Relaxed);
+            if n.is_multiple_of(MARKER_INTERVAL) {
+                let mut marks = lock(&self.marks);
+                marks.push_back((n, std::time::Instant::now()));
+                if marks.len() == 1 {
+                    self.next_mark.store(n, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     /// `p` left the queue and was written.
@@ -411,6 +489,23 @@ impl LinkStats {
         if p.zxid > 0 {
             self.last_zxid.store(p.zxid, Ordering::Relaxed);
         }
+        let Some(queue) = self.learner.get() else {
+            return;
+        };
+        let left = self.queued.load(Ordering::Relaxed).max(0) as u64;
+        queue.add_size(left);
+        let n = self.sent_seq.fetch_add(1, Ordering::Relaxed);
+        if self.next_mark.load(Ordering::Relaxed) != n {
+            return;
+        }
+        let mut marks = lock(&self.marks);
+        if let Some((_, at)) = marks.pop_front() {
+            // The marker behind this packet leaves the queue too (and counts as a poll).
+            queue.add_size(left);
+            lock(&queue.time).add(at.elapsed().as_millis() as u64);
+        }
+        let next = marks.front().map_or(u64::MAX, |(m, _)| *m);
+        self.next_mark.store(next, Ordering::Relaxed);
     }
 
     /// `observer_connection_stat_reset`: ZooKeeper's resetObserverConnectionStats.
@@ -424,7 +519,8 @@ impl LinkStats {
 /// The membership in effect: a reconfig replaces it.
 type Membership = Arc<Mutex<Arc<Ensemble>>>;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// A lock, taken even if a thread panicked holding it (the data are counters and queues).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -438,6 +534,7 @@ pub struct Peers {
     rt: tokio::runtime::Handle,
     generation: Arc<AtomicU64>,
     incoming: Arc<Incoming>,
+    learner_queues: LearnerQueues,
     /// `observerMasterPort` (0: none).
     observer_master_port: u16,
 }
@@ -486,6 +583,7 @@ impl Peers {
             rt: tokio::runtime::Handle::current(),
             generation: Arc::default(),
             incoming,
+            learner_queues: Arc::default(),
             observer_master_port,
         };
         tokio::spawn(accept_election(election_listener, peers.clone_parts()));
@@ -508,7 +606,16 @@ impl Peers {
             core: self.core.clone(),
             generation: self.generation.clone(),
             incoming: self.incoming.clone(),
+            learner_queues: self.learner_queues.clone(),
         }
+    }
+
+    /// The queue summaries of the learners that connected to this member, by id.
+    pub fn learner_queues(&self) -> Vec<(Sid, Arc<LearnerQueue>)> {
+        lock(&self.learner_queues)
+            .iter()
+            .map(|(sid, q)| (*sid, q.clone()))
+            .collect()
     }
 
     /// A reconfig changed the membership: reach the new members (see [`reach`]); the tasks
@@ -637,7 +744,11 @@ struct Parts {
     core: mpsc::Sender<CoreMsg>,
     generation: Arc<AtomicU64>,
     incoming: Arc<Incoming>,
+    learner_queues: LearnerQueues,
 }
+
+/// The queue summaries of the learners that connected to this member, by id.
+type LearnerQueues = Arc<Mutex<std::collections::BTreeMap<Sid, Arc<LearnerQueue>>>>;
 
 impl Parts {
     fn ensemble(&self) -> Arc<Ensemble> {
@@ -1176,6 +1287,7 @@ async fn learner_connection(
     };
     let gen = parts.generation.fetch_add(1, Ordering::Relaxed);
     stats.received.fetch_add(1, Ordering::Relaxed);
+    stats.attach(lock(&parts.learner_queues).entry(sid).or_default().clone());
     lock(&parts.quorum).insert(sid, (gen, tx, stats.clone()));
     if !parts.deliver(sid, Msg::Packet(first)).await {
         return;

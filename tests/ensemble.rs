@@ -995,6 +995,25 @@ fn every_member_logs_the_same_tree_digests() {
         !follower.contains("zk_synced_observers"),
         "a follower without observerMasterPort has no observers: {follower}"
     );
+    // Each follower's queue summaries (ZooKeeper's LearnerHandler's), by its id: every
+    // packet sent to it (300+ proposals and their commits), and the wait of every 1,000th.
+    let ids: Vec<String> = (1..=members.len())
+        .filter(|i| i - 1 != leader)
+        .map(|i| i.to_string())
+        .collect();
+    for id in &ids {
+        assert!(
+            key(&format!("zk_cnt_{id}_learner_handler_qp_size")) >= 600,
+            "{mntr}"
+        );
+        assert!(key(&format!("zk_min_{id}_learner_handler_qp_size")) >= 0);
+        assert!(key(&format!("zk_cnt_{id}_learner_handler_qp_time_ms")) >= 1);
+        key(&format!("zk_p999_{id}_learner_handler_qp_time_ms"));
+    }
+    assert!(
+        !follower.contains("learner_handler"),
+        "a follower serves no learners: {follower}"
+    );
     assert!(key("zk_last_proposal_size") > 0);
     assert!(key("zk_min_proposal_size") <= key("zk_last_proposal_size"));
     assert!(key("zk_max_proposal_size") >= key("zk_last_proposal_size"));
