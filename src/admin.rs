@@ -1482,13 +1482,17 @@ pub(crate) fn mntr(core: &Core) -> String {
         .unwrap_or_default();
     for (sid, q) in &queues {
         if let Some(b) = q.size() {
-            basic_lines(&mut out, &format!("{sid}_learner_handler_qp_size"), &b);
+            basic_lines(
+                &mut out,
+                &format!("{sid}_{}", crate::metrics::LEARNER_SETS[0]),
+                &b,
+            );
         }
     }
     for (sid, q) in &queues {
         let time = crate::quorum::lock(&q.time).clone();
         if let Some(b) = time.basic {
-            let name = format!("{sid}_learner_handler_qp_time_ms");
+            let name = format!("{sid}_{}", crate::metrics::LEARNER_SETS[1]);
             basic_lines(&mut out, &name, &b);
             for (p, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
                 let _ = writeln!(out, "zk_{p}_{name}\t{}", time.percentile(q));

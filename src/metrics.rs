@@ -83,10 +83,11 @@ pub fn exposition(core: &Core, process: bool) -> String {
             .any(|p| key.strip_prefix(p) == Some(name))
         })
     };
-    // The per-namespace summary sets: summaries with a `key` label, below.
+    // The summary sets (per namespace, per learner): summaries with a `key` label, below.
     let set_key = |key: &str| {
         NAMESPACE_SETS
             .iter()
+            .chain(LEARNER_SETS.iter())
             .any(|set| key.ends_with(&format!("_{set}")))
     };
     let mut out = String::new();
@@ -118,37 +119,67 @@ pub fn exposition(core: &Core, process: bool) -> String {
         sample(&mut out, &format!("{name}_count"), "", count);
         sample(&mut out, &format!("{name}_sum"), "", sum);
     }
-    // A summary set is a summary labelled by `key` (its namespace); its quantile (0.5, as a
-    // BASIC one's) reads NaN, as zkrs keeps none.
+    // A summary set is a summary labelled by `key` (its namespace, or its learner's id); its
+    // quantiles (0.5 for a BASIC one, 0.5, 0.9 and 0.99 for an ADVANCED one) read NaN.
     let [writes, reads] = NAMESPACE_SETS;
     for (set, stats) in [(writes, &core.tree.writes), (reads, &core.reads)] {
-        family(&mut out, set, "summary", "");
-        for (ns, b) in stats.iter() {
-            let key = format!("key=\"{}\",", ns.replace('\\', "\\\\").replace('"', "\\\""));
-            sample(
-                &mut out,
-                set,
-                &format!("{{{key}quantile=\"0.5\",}}"),
-                f64::NAN,
-            );
-            sample(
-                &mut out,
-                &format!("{set}_count"),
-                &format!("{{{key}}}"),
-                b.cnt as f64,
-            );
-            sample(
-                &mut out,
-                &format!("{set}_sum"),
-                &format!("{{{key}}}"),
-                b.sum as f64,
-            );
-        }
+        let members: Vec<(&str, Basic)> = stats.iter().map(|(k, b)| (k, *b)).collect();
+        summary_set(&mut out, set, false, &members);
     }
+    let queues = core
+        .replica
+        .as_ref()
+        .map(|r| r.peers.learner_queues())
+        .unwrap_or_default();
+    let ids: Vec<String> = queues.iter().map(|(sid, _)| sid.to_string()).collect();
+    let [size, time] = LEARNER_SETS;
+    let sizes: Vec<(&str, Basic)> = ids
+        .iter()
+        .zip(&queues)
+        .filter_map(|(id, (_, q))| Some((id.as_str(), q.size()?)))
+        .collect();
+    summary_set(&mut out, size, false, &sizes);
+    let times: Vec<(&str, Basic)> = ids
+        .iter()
+        .zip(&queues)
+        .filter_map(|(id, (_, q))| Some((id.as_str(), crate::quorum::lock(&q.time).basic?)))
+        .collect();
+    summary_set(&mut out, time, true, &times);
     if process {
         process_metrics(&mut out);
     }
     out
+}
+
+/// One summary set: a summary family whose samples carry each member's `key`.
+fn summary_set(out: &mut String, set: &str, advanced: bool, members: &[(&str, Basic)]) {
+    family(out, set, "summary", "");
+    let quantiles: &[&str] = if advanced {
+        &["0.5", "0.9", "0.99"]
+    } else {
+        &["0.5"]
+    };
+    for (key, b) in members {
+        let key = format!(
+            "key=\"{}\",",
+            key.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        for q in quantiles {
+            sample(out, set, &format!("{{{key}quantile=\"{q}\",}}"), f64::NAN);
+        }
+        sample(
+            out,
+            &format!("{set}_count"),
+            &format!("{{{key}}}"),
+            b.cnt as f64,
+        );
+        sample(
+            out,
+            &format!("{set}_sum"),
+            &format!("{{{key}}}"),
+            b.sum as f64,
+        );
+    }
 }
 
 fn number(v: &str) -> f64 {
@@ -453,6 +484,10 @@ pub fn java_len(s: &str) -> usize {
 
 /// The per-namespace summary sets, as `mntr` names them after their namespace.
 pub const NAMESPACE_SETS: [&str; 2] = ["write_per_namespace", "read_per_namespace"];
+
+/// The per-learner summary sets (a BASIC one and an ADVANCED one), named after the learner's
+/// id.
+pub const LEARNER_SETS: [&str; 2] = ["learner_handler_qp_size", "learner_handler_qp_time_ms"];
 
 /// `DataTree.STAT_OVERHEAD_BYTES`, added to every read's size.
 pub const STAT_OVERHEAD_BYTES: u64 = 6 * 8 + 5 * 4;
