@@ -135,7 +135,7 @@ def tail(log):
 
 
 try:
-    print(f"== SASL with Kerberos between an Apache ZooKeeper member and a zkrs member ==")
+    print("== SASL with Kerberos between an Apache ZooKeeper member and a zkrs member ==")
     KDC.start()
     KDC.keytab("zkquorum/localhost")
     KDC.keytab("zkquorum/elsewhere")

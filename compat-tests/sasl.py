@@ -15,16 +15,17 @@ without a JAAS file.
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
-import time
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (AuthFailedError, InvalidACLError, NoAuthError,
                               SessionClosedRequireSaslError)
 from kazoo.security import make_acl
+
+import saslserver
+from saslserver import stop
 
 WHAT = sys.argv[1] if len(sys.argv) > 1 else "zkrs"
 if WHAT == "zkrs":
@@ -34,7 +35,6 @@ else:
     BIN = None
     PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 24681
 ZKCLI = os.environ.get("ZKCLI", "/usr/share/zookeeper/bin/zkCli.sh")
-JARS = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-simple.jar"
 AUTH_FAILED, REQUIRE_SASL = -115, -124
 
 DIR = tempfile.mkdtemp(prefix="zkrs-sasl-")
@@ -71,41 +71,7 @@ def check(name, ok, detail=""):
 
 
 def start(name, cfg_lines, jvm_flags):
-    d = os.path.join(DIR, name)
-    os.makedirs(os.path.join(d, "data"))
-    cfg = os.path.join(d, "zoo.cfg")
-    with open(cfg, "w") as f:
-        f.write("\n".join([f"tickTime=2000", f"dataDir={d}/data", f"clientPort={PORT}",
-                           "clientPortAddress=127.0.0.1", "admin.enableServer=false",
-                           "4lw.commands.whitelist=*"] + cfg_lines) + "\n")
-    log = open(os.path.join(d, "server.log"), "w")
-    if WHAT == "zkrs":
-        env = dict(os.environ, SERVER_JVMFLAGS=" ".join(["-Xmx512m"] + jvm_flags))
-        p = subprocess.Popen([BIN, "--config", cfg], stdout=log, stderr=log, env=env)
-    else:
-        p = subprocess.Popen(["java", f"-Dzookeeper.log.dir={d}"] + jvm_flags +
-                             ["-cp", JARS, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
-                             stdout=log, stderr=log)
-    for _ in range(300):
-        try:
-            # srvr, not ruok: Apache answers imok before it serves sessions.
-            with socket.create_connection(("127.0.0.1", PORT), timeout=1) as s:
-                s.sendall(b"srvr")
-                if b"Mode:" in s.recv(4096):
-                    return p
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{name}: the server did not start; see {d}/server.log")
-
-
-def stop(p):
-    p.terminate()
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    return saslserver.start(WHAT, BIN, PORT, DIR, name, cfg_lines, jvm_flags)
 
 
 def client(user=None, password=None, **kw):
@@ -145,43 +111,8 @@ def start_fails(user, password, exc):
         c.close()
 
 
-def frame(body):
-    return struct.pack(">i", len(body)) + body
-
-
-def buf(b):
-    return struct.pack(">i", -1) if b is None else struct.pack(">i", len(b)) + b
-
-
-def recv_frame(s):
-    head = s.recv(4, socket.MSG_WAITALL)
-    if len(head) < 4:
-        return None
-    n = struct.unpack(">i", head)[0]
-    return s.recv(n, socket.MSG_WAITALL)
-
-
 def raw_sasl(*tokens):
-    """A session, then SASL requests: (xid, zxid, err, token bytes or None) of the last, and
-    whether the server closed the connection after it."""
-    s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
-    s.sendall(frame(struct.pack(">iqiq", 0, 0, 30000, 0) + buf(b"\0" * 16) + b"\0"))
-    recv_frame(s)
-    for i, token in enumerate(tokens):
-        s.sendall(frame(struct.pack(">ii", 7 + i, 102) + buf(token)))
-        r = recv_frame(s)
-        xid, zxid, err = struct.unpack(">iqi", r[:16])
-    tok = None
-    if len(r) >= 20:
-        n = struct.unpack(">i", r[16:20])[0]
-        tok = None if n < 0 else r[20:20 + n]
-    s.settimeout(3)
-    try:
-        closed = s.recv(1) == b""
-    except socket.timeout:
-        closed = False
-    s.close()
-    return xid, zxid, err, tok, closed
+    return saslserver.raw_sasl(PORT, *tokens)
 
 
 def zkcli(*cmds, jaas=True):

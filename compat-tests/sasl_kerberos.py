@@ -14,18 +14,17 @@ zookeeper/localhost@ZKRS.TEST, `-Djava.security.auth.login.config` and
 """
 import os
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
-import time
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import AuthFailedError, NoAuthError
 from kazoo.security import make_acl
 
+import saslserver
 from checks import Checks
+from saslserver import acl_ids, raw_sasl, stop
 from kdc import REALM, Kdc
 
 WHAT = sys.argv[1] if len(sys.argv) > 1 else "zkrs"
@@ -37,7 +36,6 @@ else:
     PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 24781
 KDC_PORT = PORT + 1
 ZKCLI = os.environ.get("ZKCLI", "/usr/share/zookeeper/bin/zkCli.sh")
-JARS = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-simple.jar"
 AUTH_FAILED = -115
 PROVIDER = "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
 
@@ -49,48 +47,8 @@ check = Checks()
 
 
 def start(name, cfg_lines, jvm_flags, quiet=False):
-    d = os.path.join(DIR, name)
-    os.makedirs(os.path.join(d, "data"))
-    cfg = os.path.join(d, "zoo.cfg")
-    with open(cfg, "w") as f:
-        f.write("\n".join(["tickTime=2000", f"dataDir={d}/data", f"clientPort={PORT}",
-                           "clientPortAddress=127.0.0.1", "admin.enableServer=false",
-                           "4lw.commands.whitelist=*", PROVIDER] + cfg_lines) + "\n")
-    log = open(os.path.join(d, "server.log"), "w")
-    if WHAT == "zkrs":
-        env = dict(os.environ, SERVER_JVMFLAGS=" ".join(["-Xmx512m"] + jvm_flags))
-        p = subprocess.Popen([BIN, "--config", cfg], stdout=log, stderr=log, env=env)
-    else:
-        p = subprocess.Popen(["java", f"-Dzookeeper.log.dir={d}"] + jvm_flags +
-                             ["-cp", JARS, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
-                             stdout=log, stderr=log)
-    for _ in range(150):
-        try:
-            # srvr, not ruok: Apache answers imok before it serves sessions.
-            with socket.create_connection(("127.0.0.1", PORT), timeout=1) as s:
-                s.sendall(b"srvr")
-                if b"Mode:" in s.recv(4096):
-                    return p
-        except OSError:
-            pass
-        if p.poll() is not None:
-            break
-        time.sleep(0.1)
-    log.close()
-    stop(p)
-    if not quiet:
-        with open(os.path.join(d, "server.log")) as f:
-            print(f.read()[-3000:])
-    raise SystemExit(f"{name}: the server did not start")
-
-
-def stop(p):
-    p.terminate()
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    return saslserver.start(WHAT, BIN, PORT, DIR, name, [PROVIDER] + cfg_lines, jvm_flags,
+                            quiet)
 
 
 def client(principal=None):
@@ -116,44 +74,6 @@ def refused(name, exc, call):
         check(name, False, "it was served")
     except exc:
         check(name, True)
-
-
-def frame(body):
-    return struct.pack(">i", len(body)) + body
-
-
-def buf(b):
-    return struct.pack(">i", -1) if b is None else struct.pack(">i", len(b)) + b
-
-
-def recv_frame(s):
-    head = s.recv(4, socket.MSG_WAITALL)
-    if len(head) < 4:
-        return None
-    n = struct.unpack(">i", head)[0]
-    return s.recv(n, socket.MSG_WAITALL)
-
-
-def raw_sasl(token):
-    """A session, then one SASL request: (err, token or None) and whether the server closed
-    the connection after it."""
-    s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
-    s.sendall(frame(struct.pack(">iqiq", 0, 0, 30000, 0) + buf(b"\0" * 16) + b"\0"))
-    recv_frame(s)
-    s.sendall(frame(struct.pack(">ii", 7, 102) + buf(token)))
-    r = recv_frame(s)
-    _, _, err = struct.unpack(">iqi", r[:16])
-    tok = None
-    if len(r) >= 20:
-        n = struct.unpack(">i", r[16:20])[0]
-        tok = None if n < 0 else r[20:20 + n]
-    s.settimeout(3)
-    try:
-        closed = s.recv(1) == b""
-    except socket.timeout:
-        closed = False
-    s.close()
-    return err, tok, closed
 
 
 def zkcli(*cmds, principal=None):
@@ -191,14 +111,14 @@ try:
         check("kazoo as bob (GSSAPI): create with ACL sasl:bob@ZKRS.TEST, read it back",
               bob.get("/krb")[0] == b"mine")
         bob.create("/krb-auth", b"a", acl=[make_acl("auth", "", all=True)])
-        ids = sorted(f"{a.id.scheme}:{a.id.id}" for a in bob.get_acls("/krb-auth")[0])
+        ids = acl_ids(bob, "/krb-auth")
         check("ACL auth: the connection's id is the principal, realm kept",
               ids == [f"sasl:bob@{REALM}"], ids)
         bob.stop()
 
         svc = started("svc/localhost")
         svc.create("/krb-svc", b"s", acl=[make_acl("auth", "", all=True)])
-        ids = sorted(f"{a.id.scheme}:{a.id.id}" for a in svc.get_acls("/krb-svc")[0])
+        ids = acl_ids(svc, "/krb-svc")
         check("a principal with a host: id svc/localhost@ZKRS.TEST",
               ids == [f"sasl:svc/localhost@{REALM}"], ids)
         svc.stop()
@@ -217,7 +137,7 @@ try:
         admin.set("/krb", b"changed")
         admin.stop()
 
-        err, tok, closed = raw_sasl(b"not a GSSAPI token")
+        _, _, err, tok, closed = raw_sasl(PORT, b"not a GSSAPI token")
         check("a token that is not GSSAPI: AUTHFAILED, no token, connection closed",
               (err, tok, closed) == (AUTH_FAILED, None, True), (err, tok, closed))
 
@@ -270,7 +190,7 @@ try:
     try:
         svc = started("svc/localhost")
         svc.create("/krb-short", b"s", acl=[make_acl("auth", "", all=True)])
-        ids = sorted(f"{a.id.scheme}:{a.id.id}" for a in svc.get_acls("/krb-short")[0])
+        ids = acl_ids(svc, "/krb-short")
         check("removeHostFromPrincipal, removeRealmFromPrincipal: id svc", ids == ["sasl:svc"], ids)
         svc.stop()
     finally:
@@ -282,7 +202,7 @@ try:
     try:
         bob = started("bob")
         bob.create("/krb-rule", b"r", acl=[make_acl("auth", "", all=True)])
-        ids = sorted(f"{a.id.scheme}:{a.id.id}" for a in bob.get_acls("/krb-rule")[0])
+        ids = acl_ids(bob, "/krb-rule")
         check("auth_to_local RULE maps bob to robert (realm appended)",
               ids == [f"sasl:robert@{REALM}"], ids)
         bob.stop()
