@@ -816,6 +816,7 @@ fn zookeeper_properties(cfg: &crate::config::Config) -> Vec<(&'static str, Strin
             "zookeeper.allowSaslFailedClients",
             cfg.allow_sasl_failed_clients.to_string(),
         ),
+        ("zookeeper.digest.enabled", cfg.digest_enabled.to_string()),
         ("zookeeper.enforceQuota", cfg.enforce_quota.to_string()),
         (
             "zookeeper.extendedTypesEnabled",

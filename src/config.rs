@@ -82,6 +82,10 @@ pub struct Config {
     pub max_cnxns: usize,
     /// `skipACL=yes`: no ACL is checked (ZooKeeper reads exactly `yes`).
     pub skip_acl: bool,
+    /// `digest.enabled` (ZooKeeper's `zookeeper.digest.enabled`, default true): a leader's
+    /// txns carry the tree's digest after them (TxnDigest), and members check the digests
+    /// of the txns they apply.
+    pub digest_enabled: bool,
     min_session_timeout_ms: Option<i32>,
     max_session_timeout_ms: Option<i32>,
     pub global_outstanding_limit: usize,
@@ -310,6 +314,7 @@ impl Default for Config {
             max_client_cnxns: 60,
             max_cnxns: 0,
             skip_acl: false,
+            digest_enabled: true,
             min_session_timeout_ms: None,
             max_session_timeout_ms: None,
             global_outstanding_limit: 1000,
@@ -943,6 +948,8 @@ impl Config {
                 self.max_client_cnxns = num(value).ok_or_else(|| invalid("expected a number"))?
             }
             "skipACL" => self.skip_acl = value == "yes",
+            // Java's Boolean.parseBoolean: anything but `true` is false.
+            "digest.enabled" => self.digest_enabled = value.eq_ignore_ascii_case("true"),
             "maxCnxns" => {
                 self.max_cnxns = num(value).ok_or_else(|| invalid("expected a number"))?
             }
@@ -1126,7 +1133,6 @@ impl Config {
             | "snapCount"
             | "preAllocSize"
             | "syncEnabled"
-            | "digest.enabled"
             | "closeSessionTxn.enabled"
             | "localSessionsEnabled"
             | "localSessionsUpgradingEnabled"

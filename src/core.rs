@@ -370,6 +370,17 @@ impl Core {
     ) -> Result<Self, crate::store::StoreError> {
         // A standalone log holds only committed txns; a member's tail waits for its leader.
         let recovered = store.recover(cfg.extended_types, standalone)?;
+        let mut digest_mismatches = 0;
+        if let Some((zxid, theirs, ours)) = recovered.first_digest_mismatch {
+            if cfg.digest_enabled {
+                digest_mismatches = recovered.digest_mismatches;
+                tracing::error!(
+                    "{digest_mismatches} replayed txns have a digest that is not the tree's \
+                     after them, the first {zxid:#x}: the txn's digest is {theirs:#x}, the \
+                     tree's {ours:#x}"
+                );
+            }
+        }
         let tree = recovered.tree;
         let now = Instant::now();
         let mut sessions = crate::FastMap::default();
@@ -400,6 +411,7 @@ impl Core {
             next_zxid,
             stats: Stats {
                 last_saved,
+                digest_mismatches,
                 ..Stats::default()
             },
             reads: Default::default(),
@@ -1364,12 +1376,18 @@ impl Core {
             Overlay::changes_of(&view, &header, &record)
         };
         let prior = self.prior(&record);
-        self.overlay.apply(changes, header.zxid);
+        let tree_digest = self.overlay.apply(changes, header.zxid, self.tree.digest());
+        // ZooKeeper's PrepRequestProcessor: the tree's digest after the txn goes with it, for
+        // every member (this one too) to check once it has applied it.
+        let digest = self.cfg.digest_enabled.then_some(TxnDigest {
+            version: crate::tree::DIGEST_VERSION,
+            tree_digest,
+        });
         let entry = Arc::new(
             crate::txlog::Txn::new(TxnEntry {
                 header,
                 record,
-                digest: None,
+                digest,
             })
             .with_prior(prior),
         );
@@ -1513,27 +1531,26 @@ impl Core {
         }
     }
 
-    /// A txn from a ZooKeeper leader carries the tree's digest after it (TxnDigest): this
-    /// tree must have the same, as ZooKeeper's DataTree.compareDigest checks. Not while txns
-    /// a fuzzy snapshot may already hold are applied again, nor for another digest version.
+    /// A txn from a leader (ZooKeeper's, or zkrs's) carries the tree's digest after it
+    /// (TxnDigest): this tree must have the same, as ZooKeeper's DataTree.compareDigest
+    /// checks. A mismatch is counted, and the first one logged.
     fn compare_digest(&mut self, entry: &TxnEntry) {
-        let Some(d) = entry.digest.as_ref() else {
-            return;
-        };
-        let z = entry.header.zxid;
-        if d.version != crate::tree::DIGEST_VERSION || !self.tree.digest_comparable(z) {
+        if !self.cfg.digest_enabled {
             return;
         }
-        let ours = self.tree.digest();
-        if d.tree_digest != ours {
-            self.stats.digest_mismatches += 1;
-            if self.stats.digest_mismatches == 1 {
-                tracing::error!(
-                    "first digest mismatch on txn {z:#x}: the leader's digest is {:#x}, this \
-                     tree's {ours:#x}",
-                    d.tree_digest
-                );
-            }
+        if let Some(theirs) = self.tree.digest_mismatch(entry) {
+            self.count_digest_mismatch(entry.header.zxid, theirs);
+        }
+    }
+
+    fn count_digest_mismatch(&mut self, zxid: i64, theirs: i64) {
+        self.stats.digest_mismatches += 1;
+        if self.stats.digest_mismatches == 1 {
+            tracing::error!(
+                "first digest mismatch on txn {zxid:#x}: the txn's digest is {theirs:#x}, this \
+                 tree's {:#x}",
+                self.tree.digest()
+            );
         }
     }
 
@@ -1809,7 +1826,7 @@ fn prep_multi(ctx: &Ctx<'_>, ops: &[MultiOp]) -> Result<TxnRecord, ZkError> {
         };
         match result {
             Ok((rec, changes)) => {
-                scratch.apply(changes, 0);
+                scratch.apply(changes, 0, 0);
                 subs.push(rec);
             }
             Err(e) => {
@@ -1818,14 +1835,7 @@ fn prep_multi(ctx: &Ctx<'_>, ops: &[MultiOp]) -> Result<TxnRecord, ZkError> {
             }
         }
     }
-    let txns = subs
-        .iter()
-        .map(|r| Txn {
-            type_: r.op().code(),
-            data: Some(r.to_bytes()),
-        })
-        .collect();
-    Ok(TxnRecord::Multi(MultiTxn { txns: Some(txns) }))
+    Ok(TxnRecord::multi(&subs))
 }
 
 /// Per-op results of a committed multi.

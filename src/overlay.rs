@@ -18,6 +18,8 @@ pub struct NodeView {
     pub num_children: usize,
     /// Bytes of data (a setData's quota check weighs the change).
     pub data_len: usize,
+    /// The node's part of the tree digest ([`crate::tree::node_digest`]).
+    pub digest: u32,
 }
 
 /// A readable state: the tree, or pending changes over it.
@@ -40,6 +42,7 @@ impl View for DataTree {
             acl: n.acl.clone(),
             num_children: n.num_children as usize,
             data_len: n.data.as_ref().map_or(0, Vec::len),
+            digest: n.digest,
         })
     }
 
@@ -67,6 +70,39 @@ pub struct Overlay {
     /// The paths each pending txn touched, oldest first: committing forgets them in order
     /// instead of scanning every change per txn.
     by_zxid: VecDeque<(i64, Vec<Path>)>,
+    /// The zxid of the last pending txn that changed a node, and the tree digest after it
+    /// (ZooKeeper's last outstanding change's precalculated digest).
+    tail: Option<(i64, i64)>,
+}
+
+/// What a prepared txn changes: the node states it leaves, in order (a path may come more
+/// than once: its last state counts), and how far it moves the tree digest.
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    pub nodes: Vec<(Path, Option<NodeView>)>,
+    pub digest_delta: i64,
+}
+
+impl Changes {
+    /// The node at `p` as the changes so far leave it, else as `view` has it.
+    fn get(&self, view: &dyn View, p: &str) -> Option<NodeView> {
+        self.nodes
+            .iter()
+            .rev()
+            .find(|(q, _)| **q == *p)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| view.view(p))
+    }
+
+    /// `p` becomes `node`; its digest was `before` (None: no node).
+    fn push(&mut self, p: &str, before: Option<u32>, node: Option<NodeView>) {
+        let new = node.as_ref().map_or(0, |n| n.digest);
+        self.digest_delta = self
+            .digest_delta
+            .wrapping_sub(i64::from(before.unwrap_or(0)))
+            .wrapping_add(i64::from(new));
+        self.nodes.push((p.into(), node));
+    }
 }
 
 /// An overlay over another view.
@@ -124,48 +160,57 @@ impl Overlay {
         self.changes.len()
     }
 
-    /// Adds changes computed by [`Overlay::changes_of`], tagged with their txn's zxid.
-    pub fn apply(&mut self, changes: Vec<(Path, Option<NodeView>)>, zxid: i64) {
-        let mut paths = Vec::with_capacity(changes.len());
-        for (p, n) in changes {
+    /// The tree digest after every pending txn, given the committed tree's.
+    pub fn digest(&self, committed: i64) -> i64 {
+        self.tail.map_or(committed, |(_, d)| d)
+    }
+
+    /// Adds changes computed by [`Overlay::changes_of`], tagged with their txn's zxid, over a
+    /// committed tree whose digest is `committed_digest`; returns the tree digest after them.
+    pub fn apply(&mut self, changes: Changes, zxid: i64, committed_digest: i64) -> i64 {
+        let digest = self
+            .digest(committed_digest)
+            .wrapping_add(changes.digest_delta);
+        let mut paths = Vec::with_capacity(changes.nodes.len());
+        for (p, n) in changes.nodes {
             paths.push(p.clone());
             self.changes.insert(p, (n, zxid));
         }
         if !paths.is_empty() {
             self.by_zxid.push_back((zxid, paths));
+            self.tail = Some((zxid, digest));
         }
+        digest
     }
 
-    /// The node states a prepared txn leaves behind, as seen through `view`.
-    pub fn changes_of(
-        view: &dyn View,
-        h: &TxnHeader,
-        rec: &TxnRecord,
-    ) -> Vec<(Path, Option<NodeView>)> {
-        let mut pending: Vec<(Path, Option<NodeView>)> = Vec::new();
-        let get = |p: &str, pending: &Vec<(Path, Option<NodeView>)>| {
-            pending
-                .iter()
-                .rev()
-                .find(|(q, _)| **q == *p)
-                .map(|(_, n)| n.clone())
-                .unwrap_or_else(|| view.view(p))
+    /// The node states a prepared txn leaves behind, as seen through `view`, and the digests
+    /// ZooKeeper's PrepRequestProcessor precalculates for them.
+    pub fn changes_of(view: &dyn View, h: &TxnHeader, rec: &TxnRecord) -> Changes {
+        use crate::tree::{digest_of, restat_digest};
+        let mut out = Changes::default();
+        // A parent, a set ACL: the stat changes, the data stays.
+        let restat = |out: &mut Changes, p: &str, mut n: NodeView, f: &dyn Fn(&mut NodeView)| {
+            let (before, old) = (n.digest, n.stat.clone());
+            f(&mut n);
+            n.digest = restat_digest(p, before, &old, &n.stat);
+            out.push(p, Some(before), Some(n));
         };
         let create = |p: &str,
                       data: &Option<Vec<u8>>,
                       acl: &Option<Vec<Acl>>,
                       owner: i64,
                       parent_c_version: i32,
-                      pending: &mut Vec<(Path, Option<NodeView>)>| {
+                      out: &mut Changes| {
             // A child usually has its parent's ACL: share the parent's list then.
             let mut parent_acl = None;
             if let Some(parent) = path::parent(p) {
-                if let Some(mut pv) = get(parent, pending) {
-                    pv.stat.cversion = parent_c_version;
-                    pv.stat.pzxid = h.zxid;
-                    pv.num_children += 1;
+                if let Some(pv) = out.get(view, parent) {
                     parent_acl = Some(pv.acl.clone());
-                    pending.push((parent.into(), Some(pv)));
+                    restat(out, parent, pv, &|pv| {
+                        pv.stat.cversion = parent_c_version;
+                        pv.stat.pzxid = h.zxid;
+                        pv.num_children += 1;
+                    });
                 }
             }
             let stat = crate::tree::created_stat(h, owner);
@@ -174,30 +219,32 @@ impl Overlay {
                 Some(a) if a.as_slice() == new => a,
                 _ => Arc::new(new.to_vec()),
             };
-            pending.push((
-                p.into(),
-                Some(NodeView {
-                    stat,
-                    acl,
-                    num_children: 0,
-                    data_len: data.as_ref().map_or(0, Vec::len),
-                }),
-            ));
+            let digest = digest_of(p, data.as_deref(), &stat);
+            let node = NodeView {
+                stat,
+                acl,
+                num_children: 0,
+                data_len: data.as_ref().map_or(0, Vec::len),
+                digest,
+            };
+            out.push(p, None, Some(node));
         };
-        let delete = |p: &str, pending: &mut Vec<(Path, Option<NodeView>)>| {
+        let delete = |p: &str, out: &mut Changes| {
             if let Some(parent) = path::parent(p) {
-                if let Some(mut pv) = get(parent, pending) {
-                    pv.stat.pzxid = h.zxid;
-                    pv.num_children = pv.num_children.saturating_sub(1);
-                    pending.push((parent.into(), Some(pv)));
+                if let Some(pv) = out.get(view, parent) {
+                    restat(out, parent, pv, &|pv| {
+                        pv.stat.pzxid = h.zxid;
+                        pv.num_children = pv.num_children.saturating_sub(1);
+                    });
                 }
             }
-            pending.push((p.into(), None));
+            let before = out.get(view, p).map(|n| n.digest);
+            out.push(p, before, None);
         };
-        let one = |rec: &TxnRecord, pending: &mut Vec<(Path, Option<NodeView>)>| match rec {
+        let one = |rec: &TxnRecord, out: &mut Changes| match rec {
             TxnRecord::Create(t) | TxnRecord::Create2(t) => {
                 let owner = if t.ephemeral { h.client_id } else { 0 };
-                create(&t.path, &t.data, &t.acl, owner, t.parent_c_version, pending)
+                create(&t.path, &t.data, &t.acl, owner, t.parent_c_version, out)
             }
             TxnRecord::CreateContainer(t) => create(
                 &t.path,
@@ -205,7 +252,7 @@ impl Overlay {
                 &t.acl,
                 CONTAINER_OWNER,
                 t.parent_c_version,
-                pending,
+                out,
             ),
             TxnRecord::CreateTtl(t) => create(
                 &t.path,
@@ -213,28 +260,31 @@ impl Overlay {
                 &t.acl,
                 (TTL_MARK | t.ttl as u64) as i64,
                 t.parent_c_version,
-                pending,
+                out,
             ),
-            TxnRecord::Delete(t) | TxnRecord::DeleteContainer(t) => delete(&t.path, pending),
+            TxnRecord::Delete(t) | TxnRecord::DeleteContainer(t) => delete(&t.path, out),
             TxnRecord::SetData(t) | TxnRecord::Reconfig(t) => {
-                if let Some(mut n) = get(&t.path, pending) {
+                if let Some(mut n) = out.get(view, &t.path) {
+                    let before = n.digest;
                     n.stat.version = t.version;
                     n.stat.mzxid = h.zxid;
                     n.stat.mtime = h.time;
                     n.data_len = t.data.as_ref().map_or(0, Vec::len);
-                    pending.push((t.path.as_str().into(), Some(n)));
+                    n.digest = digest_of(&t.path, t.data.as_deref(), &n.stat);
+                    out.push(&t.path, Some(before), Some(n));
                 }
             }
             TxnRecord::SetAcl(t) => {
-                if let Some(mut n) = get(&t.path, pending) {
-                    n.acl = Arc::new(t.acl.clone().unwrap_or_default());
-                    n.stat.aversion = t.version;
-                    pending.push((t.path.as_str().into(), Some(n)));
+                if let Some(n) = out.get(view, &t.path) {
+                    restat(out, &t.path, n, &|n| {
+                        n.acl = Arc::new(t.acl.clone().unwrap_or_default());
+                        n.stat.aversion = t.version;
+                    });
                 }
             }
             TxnRecord::CloseSession(Some(t)) => {
                 for p in t.paths2_delete.iter().flatten() {
-                    delete(p, pending);
+                    delete(p, out);
                 }
             }
             _ => {}
@@ -252,13 +302,13 @@ impl Overlay {
                     .collect();
                 if !subs.iter().any(|r| matches!(r, TxnRecord::Error(_))) {
                     for r in &subs {
-                        one(r, &mut pending);
+                        one(r, &mut out);
                     }
                 }
             }
-            other => one(other, &mut pending),
+            other => one(other, &mut out),
         }
-        pending
+        out
     }
 
     /// The node at `p` as the last pending txn that changes it leaves it (None: deleted),
@@ -269,6 +319,9 @@ impl Overlay {
 
     /// Forgets changes that txns up to `zxid` made, now that they are in the tree.
     pub fn committed(&mut self, zxid: i64) {
+        if self.tail.is_some_and(|(z, _)| z <= zxid) {
+            self.tail = None;
+        }
         while self.by_zxid.front().is_some_and(|(z, _)| *z <= zxid) {
             let Some((_, paths)) = self.by_zxid.pop_front() else {
                 break;
@@ -286,6 +339,7 @@ impl Overlay {
     pub fn clear(&mut self) {
         self.changes.clear();
         self.by_zxid.clear();
+        self.tail = None;
     }
 }
 
@@ -302,6 +356,7 @@ mod tests {
             acl: Arc::new(Vec::new()),
             num_children: 0,
             data_len: 0,
+            digest: 0,
         })
     }
 
@@ -323,7 +378,7 @@ mod tests {
                 ephemeral: false,
                 parent_c_version: 1,
             });
-            Overlay::changes_of(&tree, &h, &rec)
+            Overlay::changes_of(&tree, &h, &rec).nodes
         };
         let root = tree.view("/").unwrap();
         let same = create("/a", crate::acl::open_acl_unsafe());
@@ -340,9 +395,17 @@ mod tests {
     #[test]
     fn committing_forgets_only_what_later_txns_did_not_change_again() {
         let mut o = Overlay::default();
-        o.apply(vec![("/a".into(), node(1)), ("/b".into(), node(1))], 10);
-        o.apply(vec![("/a".into(), node(2))], 11);
-        o.apply(vec![("/c".into(), None)], 12);
+        let changes = |nodes: Vec<(Path, Option<NodeView>)>| Changes {
+            nodes,
+            digest_delta: 1,
+        };
+        o.apply(
+            changes(vec![("/a".into(), node(1)), ("/b".into(), node(1))]),
+            10,
+            0,
+        );
+        o.apply(changes(vec![("/a".into(), node(2))]), 11, 0);
+        o.apply(changes(vec![("/c".into(), None)]), 12, 0);
         o.committed(10);
         // /b is in the tree now; /a still shows txn 11's change.
         assert_eq!(o.len(), 2);
@@ -353,5 +416,199 @@ mod tests {
         o.committed(12);
         assert!(o.is_empty());
         assert!(o.by_zxid.is_empty());
+    }
+
+    /// Proposes txns over a tree, several pending at once, as a leader does: the digest
+    /// the overlay predicts for each is the tree's once it is applied, for every kind of txn
+    /// (creates of every mode, data, ACLs, deletes, a session's ephemerals, multis that hold
+    /// and that fail, /zookeeper's nodes that do not count).
+    #[test]
+    fn each_predicted_digest_is_the_trees_after_the_txn() {
+        use crate::tree::node_digest;
+        use jute::txn::*;
+        use jute::TxnEntry;
+        let mut tree = DataTree::new(true);
+        let mut o = Overlay::default();
+        let mut pending: VecDeque<(TxnEntry, i64)> = VecDeque::new();
+        let open = crate::acl::open_acl_unsafe();
+        let commit = |tree: &mut DataTree, o: &mut Overlay, (e, predicted): (TxnEntry, i64)| {
+            tree.apply(&e);
+            o.committed(e.header.zxid);
+            let mut scratch = 0i64;
+            tree.for_each(|p, n| scratch = scratch.wrapping_add(i64::from(node_digest(p, n))));
+            assert_eq!(tree.digest(), scratch, "the tree's own count");
+            assert_eq!(
+                tree.digest(),
+                predicted,
+                "txn {:#x} {:?}",
+                e.header.zxid,
+                e.record
+            );
+        };
+        // Each step makes its record from the state the txns before it leave.
+        type Step = Box<dyn Fn(&dyn View) -> TxnRecord>;
+        let cv = |v: &dyn View, p: &str| v.view(p).map_or(0, |n| n.stat.cversion) + 1;
+        let create = |p: &'static str, data: &'static [u8], ephemeral: bool| -> Step {
+            let acl = open.clone();
+            Box::new(move |v: &dyn View| {
+                TxnRecord::Create(CreateTxn {
+                    path: p.into(),
+                    data: Some(data.to_vec()),
+                    acl: Some(acl.clone()),
+                    ephemeral,
+                    parent_c_version: cv(v, path::parent(p).unwrap_or("/")),
+                })
+            })
+        };
+        let set = |p: &'static str, data: &'static [u8]| -> Step {
+            Box::new(move |v: &dyn View| {
+                TxnRecord::SetData(SetDataTxn {
+                    path: p.into(),
+                    data: Some(data.to_vec()),
+                    version: v.view(p).map_or(0, |n| n.stat.version) + 1,
+                })
+            })
+        };
+        let delete = |p: &'static str| -> Step {
+            Box::new(move |_: &dyn View| TxnRecord::Delete(DeleteTxn { path: p.into() }))
+        };
+        let multi = |subs: Vec<TxnRecord>| TxnRecord::multi(&subs);
+        let steps: Vec<Step> = vec![
+            Box::new(|_: &dyn View| {
+                TxnRecord::CreateSession(CreateSessionTxn { time_out: 30_000 })
+            }),
+            create("/a", b"alpha", false),
+            create("/a/b", b"", false),
+            create("/a/b/c", b"data of c", false),
+            set("/a/b", b"new data for b"),
+            set("/a/b", &[0xff; 300]),
+            create("/e1", b"ephemeral", true),
+            create("/a/e2", b"", true),
+            Box::new(move |v: &dyn View| {
+                TxnRecord::CreateContainer(CreateContainerTxn {
+                    path: "/box".into(),
+                    data: Some(b"c".to_vec()),
+                    acl: Some(crate::acl::open_acl_unsafe()),
+                    parent_c_version: cv(v, "/"),
+                })
+            }),
+            Box::new(move |v: &dyn View| {
+                TxnRecord::CreateTtl(CreateTTLTxn {
+                    path: "/box/ttl".into(),
+                    data: None,
+                    acl: Some(crate::acl::read_acl_unsafe()),
+                    parent_c_version: cv(v, "/box"),
+                    ttl: 5_000,
+                })
+            }),
+            Box::new(|v: &dyn View| {
+                TxnRecord::SetAcl(SetACLTxn {
+                    path: "/a".into(),
+                    acl: Some(crate::acl::read_acl_unsafe()),
+                    version: v.view("/a").map_or(0, |n| n.stat.aversion) + 1,
+                })
+            }),
+            delete("/a/b/c"),
+            // A multi: each op over the ones before it.
+            Box::new(move |v: &dyn View| {
+                multi(vec![
+                    TxnRecord::Create(CreateTxn {
+                        path: "/m".into(),
+                        data: Some(b"m".to_vec()),
+                        acl: Some(crate::acl::open_acl_unsafe()),
+                        ephemeral: false,
+                        parent_c_version: cv(v, "/"),
+                    }),
+                    TxnRecord::Create(CreateTxn {
+                        path: "/m/n".into(),
+                        data: None,
+                        acl: Some(crate::acl::open_acl_unsafe()),
+                        ephemeral: false,
+                        parent_c_version: 1,
+                    }),
+                    TxnRecord::SetData(SetDataTxn {
+                        path: "/m".into(),
+                        data: Some(b"mm".to_vec()),
+                        version: 1,
+                    }),
+                    TxnRecord::Check(CheckVersionTxn {
+                        path: "/a".into(),
+                        version: 0,
+                    }),
+                    TxnRecord::Delete(DeleteTxn {
+                        path: "/m/n".into(),
+                    }),
+                ])
+            }),
+            // A failed multi changes nothing.
+            Box::new(move |_: &dyn View| {
+                multi(vec![
+                    TxnRecord::SetData(SetDataTxn {
+                        path: "/m".into(),
+                        data: Some(b"lost".to_vec()),
+                        version: 2,
+                    }),
+                    TxnRecord::Error(ErrorTxn { err: -101 }),
+                ])
+            }),
+            // /zookeeper's nodes: a quota, the config.
+            create("/zookeeper/quota/a", b"", false),
+            Box::new(|_: &dyn View| {
+                TxnRecord::Reconfig(SetDataTxn {
+                    path: "/zookeeper/config".into(),
+                    data: Some(b"server.1=localhost:2888:3888:participant;2181".to_vec()),
+                    version: -1,
+                })
+            }),
+            // The session ends: its ephemerals go.
+            Box::new(|_: &dyn View| {
+                TxnRecord::CloseSession(Some(CloseSessionTxn {
+                    paths2_delete: Some(vec!["/e1".into(), "/a/e2".into()]),
+                }))
+            }),
+            delete("/box/ttl"),
+            Box::new(|_: &dyn View| {
+                TxnRecord::DeleteContainer(DeleteTxn {
+                    path: "/box".into(),
+                })
+            }),
+            set("/", b"root data"),
+            delete("/a/b"),
+        ];
+        for (zxid, (i, step)) in (0x5_0000_0000_i64..).zip(steps.iter().enumerate()) {
+            let (h, changes, rec) = {
+                let view = Layered {
+                    top: &o,
+                    below: &tree,
+                };
+                let rec = step(&view);
+                let h = TxnHeader {
+                    client_id: 0x0100_0000_0000_0001,
+                    cxid: i as i32,
+                    zxid,
+                    time: 1_700_000_000_000 + i as i64,
+                    type_: rec.op().code(),
+                };
+                (h.clone(), Overlay::changes_of(&view, &h, &rec), rec)
+            };
+            let predicted = o.apply(changes, zxid, tree.digest());
+            let entry = TxnEntry {
+                header: h,
+                record: rec,
+                digest: None,
+            };
+            pending.push_back((entry, predicted));
+            // Up to four txns pending at once.
+            if pending.len() > 3 {
+                let next = pending.pop_front().unwrap();
+                commit(&mut tree, &mut o, next);
+            }
+        }
+        while let Some(next) = pending.pop_front() {
+            commit(&mut tree, &mut o, next);
+        }
+        assert!(o.is_empty());
+        assert_eq!(o.digest(tree.digest()), tree.digest());
+        assert!(tree.peek("/a/b").is_none() && tree.peek("/m").is_some());
     }
 }

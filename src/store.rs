@@ -104,6 +104,11 @@ pub struct Recovered {
     pub tree: DataTree,
     /// The newest zxid in the log (at least the tree's).
     pub last_logged: i64,
+    /// Replayed txns whose TxnDigest is not the tree's after them (ZooKeeper compares them
+    /// when it replays its log too), and the first of them: (zxid, the txn's digest, the
+    /// tree's).
+    pub digest_mismatches: u64,
+    pub first_digest_mismatch: Option<(i64, i64, i64)>,
 }
 
 fn node_key(path: &str) -> Vec<u8> {
@@ -676,11 +681,20 @@ impl Store {
     pub fn recover(&self, extended_types: bool, replay: bool) -> Result<Recovered, StoreError> {
         let mut tree = self.open_tree(extended_types)?;
         let last_logged = self.last_logged()?.unwrap_or(tree.last_zxid);
+        let (mut digest_mismatches, mut first_digest_mismatch) = (0, None);
         if replay {
             // Saved as it goes: until saved, what the txns changed is held in memory.
             for txns in self.txns_after(tree.last_zxid)?.chunks(4096) {
                 for txn in txns {
                     tree.apply(txn);
+                    if let Some(theirs) = tree.digest_mismatch(txn) {
+                        digest_mismatches += 1;
+                        first_digest_mismatch.get_or_insert((
+                            txn.header.zxid,
+                            theirs,
+                            tree.digest(),
+                        ));
+                    }
                 }
                 let (dirty, sessions) = (tree.take_dirty(), tree.take_dirty_sessions());
                 self.save_applied(&tree, &dirty, &sessions)?;
@@ -691,7 +705,12 @@ impl Store {
             self.db
                 .set_options_cf(self.cf(cf), &[("disable_auto_compactions", "false")])?;
         }
-        Ok(Recovered { tree, last_logged })
+        Ok(Recovered {
+            tree,
+            last_logged,
+            digest_mismatches,
+            first_digest_mismatch,
+        })
     }
 
     /// The applied tree over the `nodes` family. Every node is read once, to count and index
@@ -1375,6 +1394,42 @@ mod tests {
         assert_eq!(rec.tree.last_zxid, 1000);
         assert_eq!(rec.last_logged, 1000);
         assert!((1..=1000).all(|z| rec.tree.get(&format!("/n{z}")).is_some()));
+    }
+
+    /// A restart checks the digests of the txns it replays, as ZooKeeper's does: a txn
+    /// whose digest is not the tree's after it is counted, and the first one named.
+    #[test]
+    fn replayed_txns_have_their_digests_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, log) = (dir.path().join("db"), dir.path().join("log"));
+        let store = Store::open(&db, &log, false).unwrap();
+        // Each txn with the digest a fresh tree has after it; 4 and 6 with wrong ones, 7 with
+        // another digest version (not compared).
+        let mut tree = DataTree::new(false);
+        let mut batch = Vec::new();
+        for z in 1..=8 {
+            let mut t = create(z, &format!("/n{z}"));
+            tree.apply(&t);
+            let wrong = matches!(z, 4 | 6);
+            t.digest = Some(jute::txn::TxnDigest {
+                version: if z == 7 {
+                    1
+                } else {
+                    crate::tree::DIGEST_VERSION
+                },
+                tree_digest: tree.digest() + i64::from(wrong),
+            });
+            batch.push(t);
+        }
+        store.append_log(&batch).unwrap();
+        drop(store);
+        let store = Store::open(&db, &log, false).unwrap();
+        let rec = store.recover(false, true).unwrap();
+        assert_eq!(rec.tree.last_zxid, 8);
+        assert_eq!(rec.digest_mismatches, 2);
+        let (zxid, theirs, ours) = rec.first_digest_mismatch.unwrap();
+        assert_eq!((zxid, theirs), (4, ours + 1));
+        assert_eq!(rec.tree.digest(), tree.digest());
     }
 
     #[test]

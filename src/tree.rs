@@ -97,6 +97,11 @@ pub trait Pages: Send {
 /// (`/` as the empty string), the data, then czxid, mzxid, pzxid, ctime, mtime, version,
 /// cversion, aversion and ephemeralOwner big-endian. Nodes under `/zookeeper/` count 0.
 pub fn node_digest(p: &str, n: &Node) -> u32 {
+    digest_of(p, n.data.as_deref(), &n.stat)
+}
+
+/// [`node_digest`] of a node at `p` with `data` and `stat`.
+pub fn digest_of(p: &str, data: Option<&[u8]>, stat: &StatPersisted) -> u32 {
     if p.starts_with("/zookeeper/") {
         return 0;
     }
@@ -104,10 +109,15 @@ pub fn node_digest(p: &str, n: &Node) -> u32 {
     if p != "/" {
         crc.update(p.as_bytes());
     }
-    if let Some(d) = &n.data {
+    if let Some(d) = data {
         crc.update(d);
     }
-    let s = &n.stat;
+    crc.update(&digest_stat(stat));
+    crc.finalize()
+}
+
+/// The stat fields a node's digest covers, in its order.
+fn digest_stat(s: &StatPersisted) -> [u8; 60] {
     let mut stat = [0u8; 60];
     let fields8 = [s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime];
     for (i, v) in fields8.iter().enumerate() {
@@ -117,8 +127,23 @@ pub fn node_digest(p: &str, n: &Node) -> u32 {
     stat[44..48].copy_from_slice(&s.cversion.to_be_bytes());
     stat[48..52].copy_from_slice(&s.aversion.to_be_bytes());
     stat[52..60].copy_from_slice(&s.ephemeral_owner.to_be_bytes());
-    crc.update(&stat);
-    crc.finalize()
+    stat
+}
+
+/// The digest of a node at `p` whose stat went from `old` to `new`, its path and data kept,
+/// from its digest `digest` before, without its data: the stat ends the digested bytes, and
+/// CRC32 is affine, so for two messages of one length crc(a) ^ crc(b) = crc(a ^ b) ^
+/// crc(zeros), where the bytes before the stat cancel out.
+pub fn restat_digest(p: &str, digest: u32, old: &StatPersisted, new: &StatPersisted) -> u32 {
+    if p.starts_with("/zookeeper/") {
+        return 0;
+    }
+    let (a, b) = (digest_stat(old), digest_stat(new));
+    let mut x = [0u8; 60];
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = a[i] ^ b[i];
+    }
+    digest ^ crc32fast::hash(&x) ^ crc32fast::hash(&[0u8; 60])
 }
 
 /// Recounts a changed node's part of the tree digest `digest`.
@@ -1093,6 +1118,17 @@ impl DataTree {
         self.digest
     }
 
+    /// ZooKeeper's DataTree.compareDigest, once `txn` is applied: the digest the txn carries
+    /// when it is not this tree's. Not compared: a txn without one, another digest version,
+    /// a txn a fuzzy snapshot may already hold.
+    pub fn digest_mismatch(&self, txn: &TxnEntry) -> Option<i64> {
+        let d = txn.digest.as_ref()?;
+        if d.version != DIGEST_VERSION || !self.digest_comparable(txn.header.zxid) {
+            return None;
+        }
+        (d.tree_digest != self.digest).then_some(d.tree_digest)
+    }
+
     /// The digest log (`hash`): (zxid, digest), oldest first.
     pub fn digest_log(&self) -> impl Iterator<Item = &(i64, i64)> {
         self.digest_log.iter()
@@ -1704,6 +1740,39 @@ mod tests {
         assert_eq!(node_digest("/zookeeper/quota", &empty), 0);
         // A fresh tree: the root and /zookeeper count, /zookeeper/quota and config do not.
         assert_eq!(DataTree::new(false).digest(), 68323592 + 1303661912);
+    }
+
+    #[test]
+    fn a_restat_digest_is_the_digest_counted_afresh() {
+        let old = StatPersisted {
+            czxid: 0x1_0000_0001,
+            mzxid: 0x1_0000_0002,
+            pzxid: 0x1_0000_0003,
+            ctime: 1_700_000_000_000,
+            mtime: 1_700_000_000_001,
+            version: 3,
+            cversion: 9,
+            aversion: 1,
+            ephemeral_owner: 0x0100_0000_0000_0007,
+        };
+        let mut new = old.clone();
+        new.pzxid = 0x2_0000_0001;
+        new.cversion = 10;
+        new.aversion = -1;
+        for (p, data) in [
+            ("/", None),
+            ("/a", Some(&b""[..])),
+            ("/a/b", Some(&[7u8; 1000][..])),
+            ("/zookeeper", Some(&b"x"[..])),
+            ("/zookeeper/quota", None),
+        ] {
+            let before = digest_of(p, data, &old);
+            assert_eq!(
+                restat_digest(p, before, &old, &new),
+                digest_of(p, data, &new),
+                "{p}"
+            );
+        }
     }
 
     #[test]

@@ -1030,6 +1030,35 @@ fn every_member_logs_the_same_tree_digests() {
             assert_eq!(log[z], logs[leader][z], "member {i} differs at zxid {z:#x}");
         }
     }
+    // The leader's txns carry the tree's digest after them (TxnDigest), which every member
+    // checks as it applies them: none counts a mismatch, and each member's log holds the
+    // digests, each the one a tree that applies the log from the start has after the txn.
+    for (i, m) in members.iter().enumerate() {
+        assert_eq!(mntr_value(m, "zk_digest_mismatches_count"), 0, "member {i}");
+    }
+    let dirs: Vec<std::path::PathBuf> = members
+        .iter()
+        .map(|m| m.cfg.parent().unwrap().to_path_buf())
+        .collect();
+    drop(clients);
+    drop(members);
+    for (i, d) in dirs.iter().enumerate() {
+        let store =
+            zkrs::store::Store::open(&d.join("zkrs-db"), &d.join("zkrs-log"), false).unwrap();
+        let txns = store.txns_after(0).unwrap();
+        assert!(txns.len() >= 300, "member {i} logged {}", txns.len());
+        let mut tree = zkrs::tree::DataTree::new(false);
+        for t in &txns {
+            tree.apply(t);
+            let d = t.digest.as_ref();
+            assert_eq!(
+                d.map(|d| (d.version, d.tree_digest)),
+                Some((zkrs::tree::DIGEST_VERSION, tree.digest())),
+                "member {i}, txn {:#x}",
+                t.header.zxid
+            );
+        }
+    }
 }
 
 /// A TCP relay for one direction of one link (member `from` dialing member `to`): while cut,

@@ -46,6 +46,18 @@ impl TxnRecord {
         }
     }
 
+    /// A multi txn of `subs`, each encoded into its Txn.
+    pub fn multi(subs: &[TxnRecord]) -> TxnRecord {
+        let txns = subs
+            .iter()
+            .map(|r| Txn {
+                type_: r.op().code(),
+                data: Some(r.to_bytes()),
+            })
+            .collect();
+        TxnRecord::Multi(MultiTxn { txns: Some(txns) })
+    }
+
     /// Decodes the record of a txn whose header type is `type_`.
     pub fn decode_for(type_: i32, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let op = OpCode::try_from(type_).map_err(|v| DecodeError::Invalid {
