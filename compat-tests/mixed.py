@@ -166,8 +166,8 @@ def same_trees(ids, what):
         print(f"  member {i} ({kinds.get(i)}) differs at {sorted(diff)[:5]}")
     check(not differ and len(first) > 1, f"{what}: members {ids} hold the same "
           f"{len(first)} nodes (kinds {[kinds.get(i) for i in ids]})")
-    # Members of both kinds check the tree digest an Apache leader's txns carry against
-    # their own tree's.
+    # Members of both kinds check the tree digest the leader's txns carry (an Apache
+    # leader's or a zkrs leader's) against their own tree's.
     for i in ids:
         mntr = dict(ln.split("\t", 1) for ln in four(i, "mntr").splitlines() if "\t" in ln)
         check(mntr.get("zk_digest_mismatches_count") == "0",
