@@ -143,8 +143,11 @@ pub fn restat_digest(p: &str, digest: u32, old: &StatPersisted, new: &StatPersis
     for (i, v) in x.iter_mut().enumerate() {
         *v = a[i] ^ b[i];
     }
-    digest ^ crc32fast::hash(&x) ^ crc32fast::hash(&[0u8; 60])
+    digest ^ crc32fast::hash(&x) ^ ZEROS_CRC
 }
+
+/// CRC32 of the 60 zero bytes of a zero stat.
+const ZEROS_CRC: u32 = 68_323_592;
 
 /// Recounts a changed node's part of the tree digest `digest`.
 fn redigest(digest: &mut i64, p: &str, n: &mut Node) {
@@ -1744,6 +1747,7 @@ mod tests {
 
     #[test]
     fn a_restat_digest_is_the_digest_counted_afresh() {
+        assert_eq!(ZEROS_CRC, crc32fast::hash(&[0u8; 60]));
         let old = StatPersisted {
             czxid: 0x1_0000_0001,
             mzxid: 0x1_0000_0002,

@@ -131,6 +131,17 @@ fn ensemble_configured(
     dir: &std::path::Path,
     extra: &str,
 ) -> Vec<Member> {
+    ensemble_each(voters, observers, dir, |_| extra.to_string())
+}
+
+/// As `ensemble_with_observers`, with the lines `extra(i)` in member `i`'s zoo.cfg (its
+/// index, from 0).
+fn ensemble_each(
+    voters: usize,
+    observers: usize,
+    dir: &std::path::Path,
+    extra: impl Fn(usize) -> String,
+) -> Vec<Member> {
     let n = voters + observers;
     let ports: Vec<(u16, u16, u16)> = (0..n)
         .map(|_| (free_port(), free_port(), free_port()))
@@ -144,7 +155,7 @@ fn ensemble_configured(
         })
         .collect();
     (0..n)
-        .map(|i| start_member(dir, i, ports[i].0, &format!("{servers}{extra}")))
+        .map(|i| start_member(dir, i, ports[i].0, &format!("{servers}{}", extra(i))))
         .collect()
 }
 
@@ -1059,6 +1070,66 @@ fn every_member_logs_the_same_tree_digests() {
             );
         }
     }
+}
+
+/// The body of `GET /metrics` on a Prometheus provider's port.
+fn metrics_text(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// ZooKeeper's PrometheusMetricsProvider on a leader has a summary per learner of its queue
+/// (LearnerHandler's `learner_handler_qp_size` and `learner_handler_qp_time_ms`, labelled by
+/// the learner's id as `key`); a follower serves no learners, so has none.
+#[test]
+fn the_leaders_metrics_summarize_each_learners_queue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let members = ensemble_each(3, 0, tmp.path(), |i| {
+        format!(
+            "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.\
+             PrometheusMetricsProvider\nmetricsProvider.httpHost=127.0.0.1\n\
+             metricsProvider.httpPort={}\n",
+            ports[i]
+        )
+    });
+    let leader = wait_serving(&members, Duration::from_secs(30));
+    let mut c = Client::connect(members[leader].client);
+    for i in 0..300 {
+        assert_eq!(c.call(create(&format!("/q{i}"), b"x", 0)).err(), 0);
+    }
+    let text = metrics_text(ports[leader]);
+    let value = |sample: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {sample} in:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(text.contains("# TYPE learner_handler_qp_size summary\n"));
+    assert!(text.contains("# TYPE learner_handler_qp_time_ms summary\n"));
+    for id in (1..=3).filter(|i| i - 1 != leader) {
+        let key = format!("{{key=\"{id}\",}}");
+        // Each of the 300 proposals and its commit went out to the learner.
+        assert!(value(&format!("learner_handler_qp_size_count{key}")) >= 600.0);
+        assert!(value(&format!("learner_handler_qp_size_sum{key}")) >= 0.0);
+        // The wait of every 1,000th packet: at least the first.
+        assert!(value(&format!("learner_handler_qp_time_ms_count{key}")) >= 1.0);
+        value(&format!("learner_handler_qp_time_ms_sum{key}"));
+        let quantile = format!("learner_handler_qp_time_ms{{key=\"{id}\",quantile=\"0.99\",}}");
+        assert!(value(&quantile).is_nan());
+    }
+    let leaders_own = format!("{{key=\"{}\",}}", leader + 1);
+    assert!(!text.contains(&format!("learner_handler_qp_size_count{leaders_own}")));
+    let follower = metrics_text(ports[(leader + 1) % 3]);
+    assert!(
+        !follower.contains("learner_handler_qp_size_count"),
+        "a follower serves no learners: {follower}"
+    );
 }
 
 /// A TCP relay for one direction of one link (member `from` dialing member `to`): while cut,
