@@ -12,8 +12,11 @@ JAAS `Server` section of Krb5LoginModule with a keytab and the principal
 zookeeper/localhost@ZKRS.TEST, `-Djava.security.auth.login.config` and
 `-Djava.security.krb5.conf` in SERVER_JVMFLAGS (zkrs) or on the java command line (Apache).
 """
+import base64
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -24,7 +27,7 @@ from kazoo.security import make_acl
 
 import saslserver
 from checks import Checks
-from saslserver import acl_ids, raw_sasl, stop
+from saslserver import acl_ids, buf, frame, raw_sasl, recv_frame, stop
 from kdc import REALM, Kdc
 
 WHAT = sys.argv[1] if len(sys.argv) > 1 else "zkrs"
@@ -74,6 +77,33 @@ def refused(name, exc, call):
         check(name, False, "it was served")
     except exc:
         check(name, True)
+
+
+def pipelined_sasl_and_exists(principal):
+    """A session, then in one write a SASL request with `principal`'s first GSSAPI token
+    (xid 7) and an exists of / (xid 8): (xid, err, a token came) of the two answers, in the
+    order they came."""
+    import kerberos
+    os.environ["KRB5CCNAME"] = f"FILE:{KDC.ccaches[principal]}"
+    _, ctx = kerberos.authGSSClientInit("zookeeper@localhost")
+    kerberos.authGSSClientStep(ctx, "")
+    token = base64.b64decode(kerberos.authGSSClientResponse(ctx))
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+    try:
+        s.sendall(frame(struct.pack(">iqiq", 0, 0, 30000, 0) + buf(b"\0" * 16) + b"\0"))
+        recv_frame(s)
+        sasl = frame(struct.pack(">ii", 7, 102) + buf(token))
+        exists = frame(struct.pack(">ii", 8, 3) + buf(b"/") + b"\0")
+        s.sendall(sasl + exists)
+        out = []
+        for _ in range(2):
+            r = recv_frame(s)
+            xid, _, err = struct.unpack(">iqi", r[:16])
+            n = struct.unpack(">i", r[16:20])[0] if xid == 7 and len(r) >= 20 else -1
+            out.append((xid, err, n > 0))
+        return out
+    finally:
+        s.close()
 
 
 def zkcli(*cmds, principal=None):
@@ -140,6 +170,10 @@ try:
         _, _, err, tok, closed = raw_sasl(PORT, b"not a GSSAPI token")
         check("a token that is not GSSAPI: AUTHFAILED, no token, connection closed",
               (err, tok, closed) == (AUTH_FAILED, None, True), (err, tok, closed))
+
+        replies = pipelined_sasl_and_exists("bob")
+        check("a GSSAPI token and an exists sent together: the SASL answer (with a token) "
+              "comes first, then the exists", replies == [(7, 0, True), (8, 0, False)], replies)
 
         out = zkcli("whoami", "get /krb", "create /krb-cli x auth::cdrwa", "getAcl /krb-cli",
                     principal="bob")

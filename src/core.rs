@@ -137,6 +137,26 @@ fn whole_data<'a>(rec: &'a TxnRecord, p: &str) -> Option<Option<&'a [u8]>> {
     (path == p).then_some(data.as_deref())
 }
 
+/// A SASL answer (zxid 0): the error code and the server's token.
+fn sasl_reply(xid: i32, err: i32, token: Option<Vec<u8>>) -> Vec<u8> {
+    reply_frame(
+        xid,
+        0,
+        err,
+        Some(&move |out: &mut Vec<u8>| {
+            jute::codec::write_buffer(out, token.as_deref());
+        }),
+    )
+}
+
+/// A GSSAPI step done on a blocking thread, for the core to answer.
+pub struct GssStep {
+    conn: ConnId,
+    xid: i32,
+    exchange: Box<crate::sasl::Exchange>,
+    step: Result<crate::sasl::Step, crate::sasl::SaslError>,
+}
+
 /// A request waiting behind its connection's pending writes.
 enum Queued {
     Req(i32, Request),
@@ -188,6 +208,9 @@ pub struct Conn {
     pub(crate) refused: bool,
     /// Its SASL exchange, once it has begun one.
     sasl: Option<Box<crate::sasl::Exchange>>,
+    /// Some while a GSSAPI step runs off the core thread: what arrives meanwhile, taken in
+    /// order once the step is answered.
+    sasl_busy: Option<VecDeque<Queued>>,
     /// Learner: syncs the leader has answered ahead of this connection's writes before them
     /// (xid, path, how many of its writes must be answered first): answered in order.
     syncs_waiting: VecDeque<(i32, String, u64)>,
@@ -316,6 +339,10 @@ pub struct Core {
     enforce_auth: Vec<String>,
     /// The ACL settings every connection's ids carry.
     pub(crate) acl_policy: Arc<acl::Policy>,
+    /// GSSAPI steps done on blocking threads come back here ([`Core::run`] takes the
+    /// receiver).
+    gss_tx: mpsc::UnboundedSender<GssStep>,
+    gss_rx: Option<mpsc::UnboundedReceiver<GssStep>>,
     pub watches: Watches,
     pub(crate) overlay: Overlay,
     pub(crate) next_session_id: i64,
@@ -394,6 +421,7 @@ impl Core {
         let enforce_auth = cfg.enforced_auth_schemes();
         let acl_policy = Arc::new(acl::Policy::of(&cfg));
         let last_saved = (tree.last_zxid, now_ms() / 1000);
+        let (gss_tx, gss_rx) = mpsc::unbounded_channel();
         Ok(Core {
             backup: crate::backup::Backup::new(&cfg),
             next_container_check: now + Duration::from_millis(cfg.container_check_interval_ms),
@@ -422,6 +450,8 @@ impl Core {
             touched: Vec::new(),
             batch_start: now,
             replica: None,
+            gss_tx,
+            gss_rx: Some(gss_rx),
         })
     }
 
@@ -436,8 +466,16 @@ impl Core {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A fresh tree (or a replayed log) is made durable before anyone is answered.
         self.finish_batch();
+        let Some(mut gss_rx) = self.gss_rx.take() else {
+            return;
+        };
         'run: loop {
             tokio::select! {
+                Some(done) = gss_rx.recv() => {
+                    self.batch_start = Instant::now();
+                    self.gss_done(done);
+                    self.finish_batch();
+                }
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     self.batch_start = Instant::now();
@@ -800,6 +838,7 @@ impl Core {
                 blocking: 0,
                 refused: false,
                 sasl: None,
+                sasl_busy: None,
                 writes_answered: 0,
                 queue: VecDeque::new(),
                 syncs_waiting: VecDeque::new(),
@@ -944,6 +983,10 @@ impl Core {
             return;
         };
         if c.refused {
+            return;
+        }
+        if let Some(held) = c.sasl_busy.as_mut() {
+            held.push_back(q);
             return;
         }
         // `enforce.auth` (ZooKeeper's AuthenticationHelper): before anything but auth, the
@@ -1287,32 +1330,73 @@ impl Core {
     /// closed, unless `allowSaslFailedClients`. Without a JAAS server section, ZooKeeper
     /// answers OK with no token, and so does zkrs.
     fn sasl(&mut self, conn: ConnId, xid: i32, token: Option<Vec<u8>>) {
-        use crate::sasl::Step;
-        let answer = |err: i32, token: Option<Vec<u8>>| {
-            reply_frame(
-                xid,
-                0,
-                err,
-                Some(&move |out: &mut Vec<u8>| {
-                    jute::codec::write_buffer(out, token.as_deref());
-                }),
-            )
-        };
         let Some(login) = self.cfg.sasl_login.clone() else {
-            self.send(conn, answer(0, None));
+            self.send(conn, sasl_reply(xid, 0, None));
             return;
         };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let mut exchange = c
+            .sasl
+            .take()
+            .unwrap_or_else(|| Box::new(crate::sasl::Exchange::new(&login)));
+        let token = token.unwrap_or_default();
+        // A GSSAPI step reads the keytab and writes the replay cache (about half a
+        // millisecond here): it runs on a blocking thread, and the connection's later
+        // requests wait for its answer.
+        if let (true, Ok(rt)) = (exchange.is_gssapi(), tokio::runtime::Handle::try_current()) {
+            c.sasl_busy = Some(VecDeque::new());
+            let done = self.gss_tx.clone();
+            rt.spawn_blocking(move || {
+                let step = exchange.evaluate(&token, &login);
+                let _ = done.send(GssStep {
+                    conn,
+                    xid,
+                    exchange,
+                    step,
+                });
+            });
+            return;
+        }
+        let step = exchange.evaluate(&token, &login);
+        c.sasl = Some(exchange);
+        self.sasl_step(conn, xid, step, &login);
+    }
+
+    /// A GSSAPI step done off the core thread: answered, then what the connection sent
+    /// meanwhile is taken in order.
+    fn gss_done(&mut self, done: GssStep) {
+        let Some(c) = self.conns.get_mut(&done.conn) else {
+            return; // closed meanwhile
+        };
+        c.sasl = Some(done.exchange);
+        let held = c.sasl_busy.take().unwrap_or_default();
+        let Some(login) = self.cfg.sasl_login.clone() else {
+            return;
+        };
+        self.sasl_step(done.conn, done.xid, done.step, &login);
+        for q in held {
+            self.enqueue(done.conn, q);
+        }
+    }
+
+    /// Answers a SASL step; a completed exchange gives the connection its ids.
+    fn sasl_step(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        step: Result<crate::sasl::Step, crate::sasl::SaslError>,
+        login: &crate::sasl::Login,
+    ) {
+        use crate::sasl::Step;
         let required = self.enforce_auth.iter().any(|s| s == "sasl");
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let step = c
-            .sasl
-            .get_or_insert_with(|| Box::new(crate::sasl::Exchange::new(&login)))
-            .evaluate(token.as_deref().unwrap_or_default(), &login);
         let session = c.session.unwrap_or(0);
         match step {
-            Ok(Step::Challenge(t)) => self.send(conn, answer(0, Some(t))),
+            Ok(Step::Challenge(t)) => self.send(conn, sasl_reply(xid, 0, Some(t))),
             // ZooKeeper authorizes any authzid and takes the authenticated name as the id.
             Ok(Step::Done { token, id, .. }) => {
                 tracing::info!("session {session:#x}: adding SASL authorization for {id}");
@@ -1329,14 +1413,14 @@ impl Core {
                         id: "".into(),
                     });
                 }
-                self.send(conn, answer(0, token));
+                self.send(conn, sasl_reply(xid, 0, token));
             }
             Err(e) => {
                 tracing::warn!("client {} failed to SASL authenticate: {e}", c.peer);
                 if self.cfg.allow_sasl_failed_clients && !required {
-                    self.send(conn, answer(0, None));
+                    self.send(conn, sasl_reply(xid, 0, None));
                 } else {
-                    self.send(conn, answer(e.code(required).code(), None));
+                    self.send(conn, sasl_reply(xid, e.code(required).code(), None));
                     self.close(conn);
                 }
             }

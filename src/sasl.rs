@@ -594,6 +594,10 @@ impl Exchange {
         }
     }
 
+    pub fn is_gssapi(&self) -> bool {
+        matches!(self, Exchange::Gssapi(_))
+    }
+
     pub fn evaluate(&mut self, token: &[u8], login: &Login) -> Result<Step, SaslError> {
         match (self, &login.kerberos) {
             (Exchange::Gssapi(g), Some(k)) => g.evaluate(token, k),
