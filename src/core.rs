@@ -150,7 +150,7 @@ fn sasl_reply(xid: i32, err: i32, token: Option<Vec<u8>>) -> Vec<u8> {
 }
 
 /// A GSSAPI step done on a blocking thread, for the core to answer.
-pub struct GssStep {
+struct GssStep {
     conn: ConnId,
     xid: i32,
     exchange: Box<crate::sasl::Exchange>,
@@ -1372,10 +1372,10 @@ impl Core {
         };
         c.sasl = Some(done.exchange);
         let held = c.sasl_busy.take().unwrap_or_default();
-        let Some(login) = self.cfg.sasl_login.clone() else {
-            return;
-        };
-        self.sasl_step(done.conn, done.xid, done.step, &login);
+        // Connection ids are never reused: this is the connection that sent the token.
+        if let Some(login) = self.cfg.sasl_login.clone() {
+            self.sasl_step(done.conn, done.xid, done.step, &login);
+        }
         for q in held {
             self.enqueue(done.conn, q);
         }
