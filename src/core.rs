@@ -210,7 +210,7 @@ pub struct Conn {
     sasl: Option<Box<crate::sasl::Exchange>>,
     /// Some while a GSSAPI step runs off the core thread: what arrives meanwhile, taken in
     /// order once the step is answered.
-    sasl_busy: Option<VecDeque<Queued>>,
+    sasl_busy: Option<Box<VecDeque<Queued>>>,
     /// Learner: syncs the leader has answered ahead of this connection's writes before them
     /// (xid, path, how many of its writes must be answered first): answered in order.
     syncs_waiting: VecDeque<(i32, String, u64)>,
@@ -330,7 +330,7 @@ pub struct Core {
     pub(crate) store: Store,
     pub sessions: crate::FastMap<i64, Session>,
     /// Boxed: the table doubles as connections arrive, and a table of pointers is 16 bytes
-    /// a slot where one of `Conn`s is 216.
+    /// a slot where one of `Conn`s is 240.
     pub conns: crate::FastMap<ConnId, Box<Conn>>,
     /// The `ip` identity every connection from an address starts with, shared by those
     /// connections until one of them adds to its own (copy on write).
@@ -1346,7 +1346,7 @@ impl Core {
         // millisecond here): it runs on a blocking thread, and the connection's later
         // requests wait for its answer.
         if let (true, Ok(rt)) = (exchange.is_gssapi(), tokio::runtime::Handle::try_current()) {
-            c.sasl_busy = Some(VecDeque::new());
+            c.sasl_busy = Some(Box::default());
             let done = self.gss_tx.clone();
             rt.spawn_blocking(move || {
                 let step = exchange.evaluate(&token, &login);
@@ -1371,7 +1371,7 @@ impl Core {
             return; // closed meanwhile
         };
         c.sasl = Some(done.exchange);
-        let held = c.sasl_busy.take().unwrap_or_default();
+        let held = c.sasl_busy.take().map(|b| *b).unwrap_or_default();
         // Connection ids are never reused: this is the connection that sent the token.
         if let Some(login) = self.cfg.sasl_login.clone() {
             self.sasl_step(done.conn, done.xid, done.step, &login);
