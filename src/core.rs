@@ -210,6 +210,8 @@ pub struct Conn {
     sasl: Option<Box<crate::sasl::Exchange>>,
     /// Some while a GSSAPI step runs off the core thread: what arrives meanwhile, taken in
     /// order once the step is answered.
+    /// Boxed: 8 bytes in every connection rather than 32, allocated only for a step.
+    #[allow(clippy::box_collection)]
     sasl_busy: Option<Box<VecDeque<Queued>>>,
     /// Learner: syncs the leader has answered ahead of this connection's writes before them
     /// (xid, path, how many of its writes must be answered first): answered in order.
