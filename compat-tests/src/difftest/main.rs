@@ -52,8 +52,10 @@ struct Cli {
     /// Steps per run.
     #[arg(long, default_value_t = 1000)]
     steps: usize,
-    /// Sessions per server.
-    #[arg(long, default_value_t = 3)]
+    /// Sessions per server, at most 3: each session watches only the paths whose last name
+    /// starts with its letter (`a`, `b`, `c`; see `Gen::watchable`), so that Apache 3.8's
+    /// checkWatches, which passes when any connection watches the path, answers as 3.9's.
+    #[arg(long, default_value_t = 3, value_parser = sessions)]
     sessions: usize,
     /// Print every step's transcript.
     #[arg(long)]
@@ -68,6 +70,14 @@ struct Cli {
 const DIGEST_U1: &str = "u1:fpT/y03U+EjItKZOSLGvjnJlyng=";
 const DIGEST_U2: &str = "u2:o9NxcCGDPOlcV7JVhmKHOf5ctVE=";
 const NAMES: [&str; 3] = ["a", "b", "c"];
+
+/// `--sessions`: 1 to 3 (one per letter of [`NAMES`]).
+fn sessions(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (1..=NAMES.len()).contains(&n) => Ok(n),
+        _ => Err(format!("expected 1 to {} sessions", NAMES.len())),
+    }
+}
 const MAX_FRAME: usize = 16 << 20;
 
 /// xorshift64*: the same sequence for the same seed, no crate needed.
