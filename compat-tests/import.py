@@ -78,6 +78,17 @@ try:
     else:
         raise SystemExit(f"the server did not start; see {d}/server.log")
 
+    # The restart compares the digests ZooKeeper recorded (each logged txn's, and the
+    # snapshot's) with the tree's as it loads them: none differs.
+    with socket.create_connection(("127.0.0.1", PORT), timeout=5) as s:
+        s.sendall(b"mntr")
+        mntr = b""
+        while chunk := s.recv(65536):
+            mntr += chunk
+    check("digest mismatches counted at the start",
+          [ln for ln in mntr.decode().splitlines() if ln.startswith("zk_digest_mismatches_count")],
+          ["zk_digest_mismatches_count\t0"])
+
     zk = KazooClient(hosts=f"127.0.0.1:{PORT}")
     zk.start(timeout=10)
     data, st = zk.get("/app")

@@ -76,6 +76,13 @@ pub struct Imported {
     pub last_zxid: i64,
     pub nodes: usize,
     pub sessions: usize,
+    /// Digests compared with the tree's, as ZooKeeper's restart compares them: the
+    /// snapshot's and the replayed txns' (`DataTree.compareDigest`).
+    pub digests_compared: u64,
+    /// Of those, the ones that were not the tree's, and the first: (zxid, the recorded
+    /// digest, the tree's).
+    pub digest_mismatches: u64,
+    pub first_digest_mismatch: Option<(i64, i64, i64)>,
 }
 
 /// Where ZooKeeper keeps its files under `dataDir` and `dataLogDir`.
@@ -121,7 +128,7 @@ pub fn import_if_fresh(
         let epochs = read_epochs(snap_dir)?;
         store.begin_import()?;
         store.replace_all(&DataTree::new(extended_types))?;
-        return replay_logged(store, extended_types, None, 0, txns, epochs).map(Some);
+        return replay_logged(store, extended_types, None, 0, None, txns, epochs).map(Some);
     }
     let (snapshot, snapshot_zxid, bytes, snap) = newest_valid_snapshot(snap_dir, &snaps)?;
     let txns = read_logs(&logs, snapshot_zxid)?;
@@ -154,10 +161,69 @@ pub fn import_if_fresh(
         extended_types,
         Some(snapshot),
         snapshot_zxid,
+        snap.digest,
         txns,
         epochs,
     )
     .map(Some)
+}
+
+/// ZooKeeper's restart's digest checks (`FileSnap.deserialize`, `DataTree.compareDigest`
+/// and `compareSnapshotDigests`): a snapshot is fuzzy until the txn of its ZxidDigest is
+/// applied again; the tree's digest is then compared with the snapshot's, and after each
+/// txn from then on with the txn's own. A snapshot whose ZxidDigest is older than the
+/// snapshot, or at zxid 0, has none to wait for.
+struct DigestCheck {
+    fuzzy: Option<ZxidDigest>,
+    compared: u64,
+    mismatches: u64,
+    first: Option<(i64, i64, i64)>,
+}
+
+impl DigestCheck {
+    fn new(digest: Option<ZxidDigest>, snapshot_zxid: i64, tree: &DataTree) -> Self {
+        let fuzzy = digest.filter(|d| d.zxid > 0 && d.zxid >= snapshot_zxid);
+        let mut check = DigestCheck {
+            fuzzy,
+            compared: 0,
+            mismatches: 0,
+            first: None,
+        };
+        // Not fuzzy at all: compared at once.
+        check.snapshot_at(snapshot_zxid, tree);
+        check
+    }
+
+    fn snapshot_at(&mut self, zxid: i64, tree: &DataTree) {
+        let Some(d) = self.fuzzy.filter(|d| d.zxid == zxid) else {
+            return;
+        };
+        self.fuzzy = None;
+        if d.version == crate::tree::DIGEST_VERSION {
+            self.compare(zxid, d.digest, tree.digest());
+        }
+    }
+
+    /// After `txn` is applied.
+    fn txn(&mut self, txn: &TxnEntry, tree: &DataTree) {
+        self.snapshot_at(txn.header.zxid, tree);
+        if self.fuzzy.is_some() {
+            return;
+        }
+        if let Some(d) = &txn.digest {
+            if d.version == crate::tree::DIGEST_VERSION {
+                self.compare(txn.header.zxid, d.tree_digest, tree.digest());
+            }
+        }
+    }
+
+    fn compare(&mut self, zxid: i64, recorded: i64, tree: i64) {
+        self.compared += 1;
+        if recorded != tree {
+            self.mismatches += 1;
+            self.first.get_or_insert((zxid, recorded, tree));
+        }
+    }
 }
 
 /// The end of an import, its snapshot's tree stored: the txns after it, logged first (as
@@ -168,14 +234,17 @@ fn replay_logged(
     extended_types: bool,
     snapshot: Option<PathBuf>,
     snapshot_zxid: i64,
+    snapshot_digest: Option<ZxidDigest>,
     txns: Vec<TxnEntry>,
     epochs: Option<crate::zab::HardState>,
 ) -> Result<Imported, ImportError> {
     store.append_log(&txns)?;
     let mut tree = store.open_tree(extended_types)?;
+    let mut digests = DigestCheck::new(snapshot_digest, snapshot_zxid, &tree);
     for chunk in txns.chunks(4096) {
         for txn in chunk {
             replay(&mut tree, txn);
+            digests.txn(txn, &tree);
         }
         let (dirty, sessions) = (tree.take_dirty(), tree.take_dirty_sessions());
         store.save_applied(&tree, &dirty, &sessions)?;
@@ -193,6 +262,9 @@ fn replay_logged(
         last_zxid: tree.last_zxid,
         nodes: tree.len(),
         sessions: tree.sessions.len(),
+        digests_compared: digests.compared,
+        digest_mismatches: digests.mismatches,
+        first_digest_mismatch: digests.first,
     })
 }
 
@@ -538,6 +610,17 @@ struct Snapshot {
     acls: HashMap<i64, Arc<Vec<Acl>>>,
     nodes_at: usize,
     children: HashMap<String, u32>,
+    /// The ZxidDigest after the seal (ZooKeeper 3.6 on), when its own seal checks.
+    digest: Option<ZxidDigest>,
+}
+
+/// A snapshot's ZxidDigest: the tree's digest after txn `zxid` (the last one applied when
+/// the snapshot ended; a snapshot is written while the tree changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ZxidDigest {
+    zxid: i64,
+    version: i32,
+    digest: i64,
 }
 
 /// Reads a snapshot through, checking every record and the seal.
@@ -558,7 +641,22 @@ fn read_snapshot(bytes: &[u8]) -> At<Snapshot> {
     if end != "/" {
         return Err((sealed + 8, format!("seal path {end:?}, not \"/\"")));
     }
+    let mut snap = snap;
+    snap.digest = zxid_digest(bytes, sealed + r.position());
     Ok(snap)
+}
+
+/// The ZxidDigest at `bytes[at..]` and the seal after it, if they are there and the seal
+/// checks (`DataTree.deserializeZxidDigest`).
+fn zxid_digest(bytes: &[u8], at: usize) -> Option<ZxidDigest> {
+    let mut r = jute::Reader::with_limit(bytes.get(at..)?, usize::MAX >> 2);
+    let digest = ZxidDigest {
+        zxid: r.read_i64().ok()?,
+        version: r.read_i32().ok()?,
+        digest: r.read_i64().ok()?,
+    };
+    let seal = r.read_i64().ok()?;
+    (seal == i64::from(adler32(&bytes[..at + 20]))).then_some(digest)
 }
 
 /// Reads ZooKeeper's serialized tree at `bytes[at..]` (`SerializeUtils.serializeSnapshot`:
@@ -587,6 +685,7 @@ fn read_tree(bytes: &[u8], at: usize) -> At<(Snapshot, usize)> {
         acls,
         nodes_at: r.position(),
         children: HashMap::new(),
+        digest: None,
     };
     let mut root = false;
     let mut children: HashMap<String, u32> = HashMap::new();
@@ -1164,6 +1263,82 @@ mod tests {
         }
     }
 
+    /// An import checks the digests ZooKeeper recorded as its restart does: every replayed
+    /// txn's, and a fuzzy snapshot's once the txn it names is applied again. A digest
+    /// changed in the files (its seal or checksum made to hold) is counted.
+    #[test]
+    fn zookeepers_digests_are_checked_as_its_restart_checks_them() {
+        let digests = |done: &Imported| {
+            (
+                done.digests_compared,
+                done.digest_mismatches,
+                done.first_digest_mismatch.map(|m| m.0),
+            )
+        };
+        // An import of ZooKeeper's files in `dir` into a store there.
+        let import_here = |dir: &Path| {
+            let store = Store::open(&dir.join("db"), &dir.join("log"), false).unwrap();
+            import_if_fresh(&store, dir, dir, true, false)
+                .unwrap()
+                .unwrap()
+        };
+        // Every txn of log.1 with a digest (19 of its 20) is compared; snapshot.0's
+        // ZxidDigest is empty.
+        let logs = numbered_files(&data("zookeeper-datadir"), "log.").unwrap();
+        let txns = read_logs(&logs, 0).unwrap();
+        let with_digest = txns.iter().filter(|t| t.digest.is_some()).count() as u64;
+        assert_eq!((txns.len(), with_digest), (20, 19));
+        let (_d, _, done) = imported(&[("snapshot.0", "snapshot.0"), ("log.1", "log.1")]);
+        assert_eq!(digests(&done), (19, 0, None));
+        // snapshot.14's ZxidDigest is at 0x14: alone, compared at once; named as a snapshot
+        // taken at 0xa, fuzzy until txn 0x14, then compared with the tree's, as is that
+        // txn's own digest.
+        let (_d, _, done) = imported(&[("snapshot.14", "snapshot.14")]);
+        assert_eq!(digests(&done), (1, 0, None));
+        let (_d, _, done) = imported(&[("snapshot.14", "snapshot.a"), ("log.1", "log.1")]);
+        assert_eq!(digests(&done), (2, 0, None));
+
+        // The digest of log.1's txn 0x7 (its record's last 8 bytes) changed, the record's
+        // checksum made to hold.
+        let mut log = std::fs::read(data("zookeeper-datadir").join("log.1")).unwrap();
+        let mut at = 16;
+        for _ in 1..7 {
+            let len = i32::from_be_bytes(log[at + 8..at + 12].try_into().unwrap()) as usize;
+            at += 12 + len + 1;
+        }
+        let len = i32::from_be_bytes(log[at + 8..at + 12].try_into().unwrap()) as usize;
+        let txn = at + 12..at + 12 + len;
+        assert_eq!(
+            TxnEntry::from_bytes(&log[txn.clone()]).unwrap().header.zxid,
+            7
+        );
+        log[txn.end - 1] ^= 0x01;
+        let sum = i64::from(adler32(&log[txn]));
+        log[at..at + 8].copy_from_slice(&sum.to_be_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            data("zookeeper-datadir").join("snapshot.0"),
+            dir.path().join("snapshot.0"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("log.1"), &log).unwrap();
+        assert_eq!(digests(&import_here(dir.path())), (19, 1, Some(7)));
+
+        // snapshot.14's ZxidDigest changed, its seal made to hold.
+        let mut snap = std::fs::read(data("zookeeper-datadir").join("snapshot.14")).unwrap();
+        let (_, sealed) = read_tree(&snap, 16).unwrap();
+        let at = sealed + 8 + 4 + 1;
+        let before = zxid_digest(&snap, at).unwrap();
+        assert_eq!(before.zxid, 0x14);
+        snap[at + 19] ^= 0x01;
+        let sum = i64::from(adler32(&snap[..at + 20]));
+        snap[at + 20..at + 28].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(zxid_digest(&snap, at).unwrap().digest, before.digest ^ 1);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("snapshot.14"), &snap).unwrap();
+        assert_eq!(digests(&import_here(dir.path())), (1, 1, Some(0x14)));
+    }
+
     /// ZooKeeper 3.8 with `zookeeper.snapshot.compression.method` gz, then snappy, wrote the
     /// tree of snapshot.0 + log.1 as its start-up snapshot: each reads as that tree, and its
     /// seal (over the uncompressed stream) holds.
@@ -1304,6 +1479,19 @@ mod tests {
         assert_eq!(imported.snapshot_zxid, 0x1_0000_0006);
         assert_eq!(imported.txns, 9);
         assert_eq!(imported.last_zxid, 0x2_0000_0009);
+        // The member's digests hold too: its snapshot's, and those of its txns after it
+        // that carry one.
+        let after = store.txns_after(0x1_0000_0006).unwrap();
+        let with_digest = after.iter().filter(|t| t.digest.is_some()).count() as u64;
+        assert_eq!(
+            (imported.digests_compared, imported.digest_mismatches),
+            (1 + with_digest, 0),
+            "{:?}",
+            after
+                .iter()
+                .map(|t| (t.header.zxid, t.header.type_, t.digest.is_some()))
+                .collect::<Vec<_>>()
+        );
         let hs = store.load_hard_state(imported.last_zxid).unwrap();
         assert_eq!((hs.current_epoch, hs.accepted_epoch), (2, 2));
         let tree = store.open_tree(false).unwrap();

@@ -185,7 +185,7 @@ pub async fn run(
         cfg.force_sync,
     )?;
     store.set_node_cache(cfg.znode_cache_bytes);
-    if cfg.import_zookeeper_data {
+    let imported = if cfg.import_zookeeper_data {
         let (snaps, logs) =
             crate::import::zookeeper_dirs(&cfg.data_dir, cfg.data_log_dir.as_deref());
         let imported = crate::import::import_if_fresh(
@@ -195,7 +195,7 @@ pub async fn run(
             cfg.extended_types,
             cfg.snapshot_trust_empty,
         )?;
-        if let Some(i) = imported {
+        if let Some(i) = &imported {
             let snapshot = i.snapshot.as_ref().map_or_else(
                 || "no snapshot (the initial tree)".to_string(),
                 |p| p.display().to_string(),
@@ -211,9 +211,28 @@ pub async fn run(
                 i.last_zxid
             );
         }
-    }
+        imported
+    } else {
+        None
+    };
     let cfg = Arc::new(cfg);
     let mut core = Core::new(cfg.clone(), store, ensemble.is_none())?;
+    if let Some(i) = imported.filter(|_| cfg.digest_enabled) {
+        // ZooKeeper's restart compares the digests of the snapshot and the txns it loads.
+        match i.first_digest_mismatch {
+            Some((zxid, theirs, ours)) => tracing::error!(
+                "{} of {} digests in ZooKeeper's files are not the tree's, the first at \
+                 {zxid:#x}: the file's digest is {theirs:#x}, the tree's {ours:#x}",
+                i.digest_mismatches,
+                i.digests_compared
+            ),
+            None => tracing::info!(
+                "{} digests in ZooKeeper's files checked against the tree",
+                i.digests_compared
+            ),
+        }
+        core.stats.digest_mismatches += i.digest_mismatches;
+    }
     let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
     if let Some(mut ensemble) = ensemble {
         // ZooKeeper's backupOldConfig: a member that may rewrite a zoo.cfg holding the
