@@ -2428,8 +2428,15 @@ fn nemesis_client(
     addrs: Vec<SocketAddr>,
     acked: Arc<Mutex<Acked>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
-) {
+) -> Roaming {
     let mut c = Roaming::new(addrs, s % 3);
+    // The session's ephemeral, which must outlive every fault the session outlives.
+    let (r, retried) = c.call_tracked(create(&format!("/e/{s}"), b"", 1));
+    assert!(
+        r.err() == 0 || (retried && r.err() == -110),
+        "/e/{s}: {}",
+        r.err()
+    );
     let mut n = 0u64;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         n += 1;
@@ -2490,6 +2497,7 @@ fn nemesis_client(
             }
         }
     }
+    c
 }
 
 /// Everything a member holds under the nemesis test's paths: each child list, and each
@@ -2502,7 +2510,7 @@ fn nemesis_tree(addr: SocketAddr) -> Vec<String> {
         0
     );
     let mut out = Vec::new();
-    for dir in ["/c", "/seq", "/m"] {
+    for dir in ["/c", "/seq", "/m", "/e"] {
         let r = c.call(children2(dir, false));
         let Some(Response::GetChildren2(ch)) = r.body else {
             panic!("{dir}: {r:?}")
@@ -2561,7 +2569,7 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
     wait_serving(&members, Duration::from_secs(30));
     {
         let mut c = Roaming::new(addrs.clone(), 0);
-        for p in ["/c", "/seq", "/m", "/reg0", "/reg1", "/reg2"] {
+        for p in ["/c", "/seq", "/m", "/e", "/reg0", "/reg1", "/reg2"] {
             assert_eq!(c.call(create(p, b"0", 0)).err(), 0);
         }
     }
@@ -2578,13 +2586,23 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
     };
     for round in 0..rounds {
         pause(&mut rng);
-        let leader = wait_serving(&members, Duration::from_secs(30));
+        // Now and then the next fault comes before the ensemble has recovered from the last
+        // (an election, a sync still under way).
+        let settled = rng.gen_bool(0.6);
         let any = rng.gen_range(0..3);
         let fault = rng.gen_range(0..6);
+        let leader = if settled {
+            wait_serving(&members, Duration::from_secs(30))
+        } else {
+            (0..3)
+                .find(|&i| members[i].mode().as_deref() == Some("leader"))
+                .unwrap_or(any)
+        };
         eprintln!(
-            "nemesis round {round}: fault {fault}, member {}, leader {}",
+            "nemesis round {round}: fault {fault}, member {}, leader {}{}",
             any + 1,
-            leader + 1
+            leader + 1,
+            if settled { "" } else { " (not waiting)" }
         );
         match fault {
             0 | 1 => {
@@ -2625,10 +2643,13 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
     wait_serving(&members, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for c in clients {
-        c.join()
-            .unwrap_or_else(|_| panic!("a client failed: ZKRS_NEMESIS_SEED={seed}"));
-    }
+    let mut sessions: Vec<Roaming> = clients
+        .into_iter()
+        .map(|c| {
+            c.join()
+                .unwrap_or_else(|_| panic!("a client failed: ZKRS_NEMESIS_SEED={seed}"))
+        })
+        .collect();
     let acked = std::mem::take(&mut *acked.lock().unwrap());
     eprintln!(
         "nemesis: {} creates, {} register operations acknowledged",
@@ -2684,4 +2705,24 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
         }
     }
     check_history(&acked.history);
+
+    // Each session outlived the faults with its ephemeral; two of them close, and their
+    // ephemerals go on every member, the others' stay.
+    for (s, c) in sessions.iter_mut().enumerate() {
+        let r = c.call(exists(&format!("/e/{s}"), false));
+        let owner = r
+            .body
+            .as_ref()
+            .and_then(|b| b.stat())
+            .map(|st| st.ephemeral_owner);
+        assert_eq!(owner, Some(c.client.session_id), "/e/{s}: seed {seed}");
+    }
+    for c in &mut sessions[..2] {
+        assert_eq!(c.call(Request::CloseSession).err(), 0);
+    }
+    for (i, a) in addrs.iter().enumerate() {
+        let tree = nemesis_tree(*a);
+        let left: Vec<&String> = tree.iter().filter(|p| p.starts_with("/e/")).collect();
+        assert_eq!(left, ["/e/2", "/e/3"], "member {}: seed {seed}", i + 1);
+    }
 }
