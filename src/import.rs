@@ -11,8 +11,10 @@
 //!   id and timeout each), the ACL cache (count, then id and ACL list each), the nodes in
 //!   pre-order (path, data, ACL id, StatPersisted; the root's path is empty) ended by the path
 //!   `/`, then a seal: the Adler-32 of everything before it and the path `/`. From 3.6 a
-//!   ZxidDigest and a second seal may follow; zkrs recounts its own digest. `snapshot.<zxid
-//!   hex>.gz` and `.snappy` hold that stream gzipped or in snappy-java's framing.
+//!   ZxidDigest and a second seal may follow; the import checks the tree against it, and
+//!   against each later txn's digest, as ZooKeeper's restart does (`DigestCheck`).
+//!   `snapshot.<zxid hex>.gz` and `.snappy` hold that stream gzipped or in snappy-java's
+//!   framing.
 //! * `log.<first zxid hex>`: FileHeader (`ZKLG`, version 2, dbid), then records: the Adler-32
 //!   of the txn, its length, the txn (TxnHeader, record, optional TxnDigest) and the byte `B`;
 //!   zeros (a length of 0) after the last record.
