@@ -2540,7 +2540,9 @@ fn nemesis_tree(addr: SocketAddr) -> Vec<String> {
 /// acknowledged create is there (single, sequential, and both nodes of each multi), no
 /// sequential name was handed out twice, no multi is half applied, the members hold the
 /// same tree, their digests agree at every zxid they share, and the register history is
-/// linearizable for writes. `ZKRS_NEMESIS_SEED` and `ZKRS_NEMESIS_ROUNDS` (default 6) pick
+/// linearizable for writes; each client session's ephemeral outlived the faults, and those
+/// of sessions abandoned along the way (2 s, never heard from again) expired on every
+/// member, whatever leader they had. `ZKRS_NEMESIS_SEED` and `ZKRS_NEMESIS_ROUNDS` (default 6) pick
 /// the run; a failure prints its seed; `ZKRS_NEMESIS_KEEP=1` keeps the members' logs.
 #[test]
 fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
@@ -2581,6 +2583,7 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
             std::thread::spawn(move || nemesis_client(s, addrs, acked, stop))
         })
         .collect();
+    let mut abandoned = Vec::new();
     let pause = |rng: &mut rand::rngs::SmallRng| {
         std::thread::sleep(Duration::from_millis(rng.gen_range(300..2000)))
     };
@@ -2639,6 +2642,19 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
                 isolate(&links, any, false);
             }
         }
+        // A session of 2 s that makes an ephemeral and is never heard from again: whatever
+        // the leader is by then, it expires and takes its ephemeral with it.
+        if rng.gen_bool(0.5) {
+            let p = format!("/e/gone{round}");
+            let at = addrs[rng.gen_range(0..3)];
+            if let Some(mut c) = Client::connect_with(at, 0, vec![0; 16], 2000) {
+                let _ = c.stream.set_read_timeout(Some(Duration::from_secs(3)));
+                if let Some(xid) = c.send_checked(&create(&p, b"", 1)) {
+                    let _ = c.recv(xid, OpCode::Create);
+                }
+                abandoned.push(p);
+            }
+        }
     }
     wait_serving(&members, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(500));
@@ -2657,12 +2673,38 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
         acked.history.len()
     );
     assert!(acked.paths.len() > 50, "only {} creates", acked.paths.len());
+    eprintln!("nemesis: {} sessions abandoned", abandoned.len());
 
     let mut names = std::collections::HashMap::new();
     for (name, s) in &acked.sequential {
         if let Some(other) = names.insert(name.clone(), *s) {
             panic!("{name} handed out twice (sessions {other} and {s}): seed {seed}");
         }
+    }
+    // The abandoned sessions expire (their 2 s, and at most as long again for the leader's
+    // sweep), from the last fault on.
+    let t0 = Instant::now();
+    loop {
+        let left: Vec<(usize, String)> = addrs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| {
+                let tree = nemesis_tree(*a);
+                abandoned
+                    .iter()
+                    .filter(|p| tree.contains(p))
+                    .map(|p| (i + 1, p.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "abandoned sessions' ephemerals still there (member, path): {left:?}: seed {seed}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
     let trees: Vec<Vec<String>> = addrs.iter().map(|a| nemesis_tree(*a)).collect();
     for (i, tree) in trees.iter().enumerate() {
