@@ -1205,7 +1205,17 @@ impl Link {
 type Links = std::collections::BTreeMap<(usize, usize), Vec<Link>>;
 
 fn ensemble_behind_links(dir: &std::path::Path) -> (Vec<Member>, Links) {
-    let n = 3;
+    ensemble_behind_links_of(dir, 3, 0)
+}
+
+/// As [`ensemble_behind_links`], with `voters` participants then `observers` observers.
+fn ensemble_behind_links_of(
+    dir: &std::path::Path,
+    voters: usize,
+    observers: usize,
+) -> (Vec<Member>, Links) {
+    let n = voters + observers;
+    let role = |j: usize| if j >= voters { ":observer" } else { "" };
     let ports: Vec<(u16, u16, u16)> = (0..n)
         .map(|_| (free_port(), free_port(), free_port()))
         .collect();
@@ -1215,11 +1225,17 @@ fn ensemble_behind_links(dir: &std::path::Path) -> (Vec<Member>, Links) {
         let mut servers = String::new();
         for (j, (_, q, e)) in ports.iter().enumerate() {
             if i == j {
-                servers += &format!("server.{}=127.0.0.1:{q}:{e}\n", j + 1);
+                servers += &format!("server.{}=127.0.0.1:{q}:{e}{}\n", j + 1, role(j));
             } else {
                 let lq = Link::new(format!("127.0.0.1:{q}").parse().unwrap());
                 let le = Link::new(format!("127.0.0.1:{e}").parse().unwrap());
-                servers += &format!("server.{}=127.0.0.1:{}:{}\n", j + 1, lq.port, le.port);
+                servers += &format!(
+                    "server.{}=127.0.0.1:{}:{}{}\n",
+                    j + 1,
+                    lq.port,
+                    le.port,
+                    role(j)
+                );
                 links.insert((i, j), vec![lq, le]);
             }
         }
@@ -2429,7 +2445,8 @@ fn nemesis_client(
     acked: Arc<Mutex<Acked>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Roaming {
-    let mut c = Roaming::new(addrs, s % 3);
+    let at = s % addrs.len();
+    let mut c = Roaming::new(addrs, at);
     // The session's ephemeral, which must outlive every fault the session outlives.
     let (r, retried) = c.call_tracked(create(&format!("/e/{s}"), b"", 1));
     assert!(
@@ -2543,7 +2560,8 @@ fn nemesis_tree(addr: SocketAddr) -> Vec<String> {
 /// linearizable for writes; each client session's ephemeral outlived the faults, and those
 /// of sessions abandoned along the way (2 s, never heard from again) expired on every
 /// member, whatever leader they had. `ZKRS_NEMESIS_SEED` and `ZKRS_NEMESIS_ROUNDS` (default 6) pick
-/// the run; a failure prints its seed; `ZKRS_NEMESIS_KEEP=1` keeps the members' logs.
+/// the run, `ZKRS_NEMESIS_VOTERS` and `ZKRS_NEMESIS_OBSERVERS` (3 and 0) the ensemble; a
+/// failure prints its seed; `ZKRS_NEMESIS_KEEP=1` keeps the members' logs.
 #[test]
 fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
     use rand::{Rng, SeedableRng};
@@ -2551,11 +2569,22 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    let rounds: usize = std::env::var("ZKRS_NEMESIS_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(6);
-    eprintln!("nemesis: ZKRS_NEMESIS_SEED={seed} ZKRS_NEMESIS_ROUNDS={rounds}");
+    // ZKRS_NEMESIS_ROUNDS (default 6), ZKRS_NEMESIS_VOTERS (3), ZKRS_NEMESIS_OBSERVERS (0).
+    let var = |name: &str, default: usize| -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let rounds = var("ZKRS_NEMESIS_ROUNDS", 6);
+    let (voters, observers) = (
+        var("ZKRS_NEMESIS_VOTERS", 3),
+        var("ZKRS_NEMESIS_OBSERVERS", 0),
+    );
+    eprintln!(
+        "nemesis: ZKRS_NEMESIS_SEED={seed} ZKRS_NEMESIS_ROUNDS={rounds} \
+         ZKRS_NEMESIS_VOTERS={voters} ZKRS_NEMESIS_OBSERVERS={observers}"
+    );
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let tmp = tempfile::tempdir().unwrap();
     // ZKRS_NEMESIS_KEEP=1 leaves the members' data dirs and logs behind.
@@ -2566,7 +2595,8 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
     } else {
         tmp.path().to_path_buf()
     };
-    let (mut members, links) = ensemble_behind_links(&dir);
+    let (mut members, links) = ensemble_behind_links_of(&dir, voters, observers);
+    let n = members.len();
     let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client).collect();
     wait_serving(&members, Duration::from_secs(30));
     {
@@ -2592,12 +2622,12 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
         // Now and then the next fault comes before the ensemble has recovered from the last
         // (an election, a sync still under way).
         let settled = rng.gen_bool(0.6);
-        let any = rng.gen_range(0..3);
+        let any = rng.gen_range(0..n);
         let fault = rng.gen_range(0..6);
         let leader = if settled {
             wait_serving(&members, Duration::from_secs(30))
         } else {
-            (0..3)
+            (0..n)
                 .find(|&i| members[i].mode().as_deref() == Some("leader"))
                 .unwrap_or(any)
         };
@@ -2615,11 +2645,16 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
                 members[who].start();
             }
             2 => {
-                members[any].kill();
-                members[(any + 1) % 3].kill();
+                // Two or more, at most all but one.
+                let k = rng.gen_range(2..n.max(3));
+                let some: Vec<usize> = (0..k).map(|j| (any + j) % n).collect();
+                for &i in &some {
+                    members[i].kill();
+                }
                 pause(&mut rng);
-                members[any].start();
-                members[(any + 1) % 3].start();
+                for &i in &some {
+                    members[i].start();
+                }
             }
             3 => {
                 for m in members.iter_mut() {
@@ -2646,7 +2681,7 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
         // the leader is by then, it expires and takes its ephemeral with it.
         if rng.gen_bool(0.5) {
             let p = format!("/e/gone{round}");
-            let at = addrs[rng.gen_range(0..3)];
+            let at = addrs[rng.gen_range(0..n)];
             if let Some(mut c) = Client::connect_with(at, 0, vec![0; 16], 2000) {
                 let _ = c.stream.set_read_timeout(Some(Duration::from_secs(3)));
                 if let Some(xid) = c.send_checked(&create(&p, b"", 1)) {
