@@ -1255,6 +1255,15 @@ fn isolate(links: &Links, who: usize, cut: bool) {
     }
 }
 
+/// Cuts (or restores) what `a` and `b` send each other, and nothing else.
+fn cut_pair(links: &Links, a: usize, b: usize, cut: bool) {
+    for key in [(a, b), (b, a)] {
+        for l in links.get(&key).into_iter().flatten() {
+            l.set_cut(cut);
+        }
+    }
+}
+
 /// Waits until `member` no longer serves (srvr gives no leader/follower Mode).
 fn wait_not_serving(m: &Member, timeout: Duration) -> Duration {
     let t0 = Instant::now();
@@ -2550,10 +2559,11 @@ fn nemesis_tree(addr: SocketAddr) -> Vec<String> {
     out
 }
 
-/// A seeded nemesis against three real members whose quorum and election traffic goes
-/// through relays: kill -9 of a member, of the leader, of two members, of all three;
-/// SIGSTOP; a member cut off from the others. Four clients write and read all the while,
-/// each following its session from member to member. Afterwards, on every member: every
+/// A seeded nemesis against real members (three by default) whose quorum and election
+/// traffic goes through relays: kill -9 of a member, of the leader, of several, of all;
+/// SIGSTOP; a member cut off from the others; the leader and one other member cut apart.
+/// Four clients write and read all the while, each following its session from member to
+/// member. Afterwards, on every member: every
 /// acknowledged create is there (single, sequential, and both nodes of each multi), no
 /// sequential name was handed out twice, no multi is half applied, the members hold the
 /// same tree, their digests agree at every zxid they share, and the register history is
@@ -2623,7 +2633,7 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
         // (an election, a sync still under way).
         let settled = rng.gen_bool(0.6);
         let any = rng.gen_range(0..n);
-        let fault = rng.gen_range(0..6);
+        let fault = rng.gen_range(0..7);
         let leader = if settled {
             wait_serving(&members, Duration::from_secs(30))
         } else {
@@ -2671,10 +2681,23 @@ fn a_seeded_nemesis_loses_no_acknowledged_write_and_forks_nothing() {
                 pause(&mut rng);
                 Command::new("kill").args(["-CONT", &pid]).status().unwrap();
             }
-            _ => {
+            5 => {
                 isolate(&links, any, true);
                 pause(&mut rng);
                 isolate(&links, any, false);
+            }
+            _ => {
+                // A partial partition: the leader and one other member lose each other,
+                // and both still reach the rest.
+                let other = (leader + 1 + any % (n - 1)) % n;
+                eprintln!(
+                    "nemesis: members {} and {} cut apart",
+                    leader + 1,
+                    other + 1
+                );
+                cut_pair(&links, leader, other, true);
+                pause(&mut rng);
+                cut_pair(&links, leader, other, false);
             }
         }
         // A session of 2 s that makes an ephemeral and is never heard from again: whatever
