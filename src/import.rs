@@ -95,18 +95,44 @@ pub fn zookeeper_dirs(data_dir: &Path, data_log_dir: Option<&Path>) -> (PathBuf,
     )
 }
 
+/// How an import reads ZooKeeper's files, from the settings ZooKeeper's restart reads them
+/// with.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportOptions {
+    /// `extendedTypesEnabled` (TTL nodes).
+    pub extended_types: bool,
+    /// ZooKeeper's `zookeeper.snapshot.trust.empty`: logs without a snapshot (a data dir of
+    /// ZooKeeper 3.4 before 3.5.3, which wrote no first snapshot) are replayed over the
+    /// initial tree, as ZooKeeper does with that property; without it they are refused.
+    pub trust_empty: bool,
+    /// `zookeeper.digest.enabled`: a snapshot's ZxidDigest is read (and its seal must hold,
+    /// else the snapshot is not valid), and the digests are checked (`DigestCheck`).
+    pub digest_enabled: bool,
+}
+
+impl ImportOptions {
+    pub fn of(cfg: &crate::config::Config) -> Self {
+        ImportOptions {
+            extended_types: cfg.extended_types,
+            trust_empty: cfg.snapshot_trust_empty,
+            digest_enabled: cfg.digest_enabled,
+        }
+    }
+}
+
 /// Imports ZooKeeper's data into `store` when the store has never been written and there is
 /// ZooKeeper data to take (`snap_dir`, `log_dir`: the `version-2` directories).
-/// `trust_empty` (ZooKeeper's `zookeeper.snapshot.trust.empty`): logs without a snapshot
-/// (a data dir of ZooKeeper 3.4 before 3.5.3, which wrote no first snapshot) are replayed
-/// over the initial tree, as ZooKeeper does with that property; without it they are refused.
 pub fn import_if_fresh(
     store: &Store,
     snap_dir: &Path,
     log_dir: &Path,
-    extended_types: bool,
-    trust_empty: bool,
+    opts: ImportOptions,
 ) -> Result<Option<Imported>, ImportError> {
+    let ImportOptions {
+        extended_types,
+        trust_empty,
+        digest_enabled,
+    } = opts;
     if !store.is_fresh()? {
         return Ok(None);
     }
@@ -130,9 +156,10 @@ pub fn import_if_fresh(
         let epochs = read_epochs(snap_dir)?;
         store.begin_import()?;
         store.replace_all(&DataTree::new(extended_types))?;
-        return replay_logged(store, extended_types, None, 0, None, txns, epochs).map(Some);
+        return replay_logged(store, opts, None, 0, None, txns, epochs).map(Some);
     }
-    let (snapshot, snapshot_zxid, bytes, snap) = newest_valid_snapshot(snap_dir, &snaps)?;
+    let (snapshot, snapshot_zxid, bytes, snap) =
+        newest_valid_snapshot(snap_dir, &snaps, digest_enabled)?;
     let txns = read_logs(&logs, snapshot_zxid)?;
     let epochs = read_epochs(snap_dir)?;
     store.begin_import()?;
@@ -160,7 +187,7 @@ pub fn import_if_fresh(
     store.finish_replace(&snap.sessions, snapshot_zxid)?;
     replay_logged(
         store,
-        extended_types,
+        opts,
         Some(snapshot),
         snapshot_zxid,
         snap.digest,
@@ -233,7 +260,7 @@ impl DigestCheck {
 /// its log; then the epochs.
 fn replay_logged(
     store: &Store,
-    extended_types: bool,
+    opts: ImportOptions,
     snapshot: Option<PathBuf>,
     snapshot_zxid: i64,
     snapshot_digest: Option<ZxidDigest>,
@@ -241,12 +268,14 @@ fn replay_logged(
     epochs: Option<crate::zab::HardState>,
 ) -> Result<Imported, ImportError> {
     store.append_log(&txns)?;
-    let mut tree = store.open_tree(extended_types)?;
+    let mut tree = store.open_tree(opts.extended_types)?;
     let mut digests = DigestCheck::new(snapshot_digest, snapshot_zxid, &tree);
     for chunk in txns.chunks(4096) {
         for txn in chunk {
             replay(&mut tree, txn);
-            digests.txn(txn, &tree);
+            if opts.digest_enabled {
+                digests.txn(txn, &tree);
+            }
         }
         let (dirty, sessions) = (tree.take_dirty(), tree.take_dirty_sessions());
         store.save_applied(&tree, &dirty, &sessions)?;
@@ -335,12 +364,13 @@ fn io_error(path: &Path, source: std::io::Error) -> ImportError {
 fn newest_valid_snapshot(
     dir: &Path,
     snaps: &[(i64, PathBuf)],
+    digest_enabled: bool,
 ) -> Result<(PathBuf, i64, Vec<u8>, Snapshot), ImportError> {
     let mut reasons = Vec::new();
     for (zxid, path) in snaps.iter().rev().take(SNAPSHOTS_TRIED) {
         let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
         let read = uncompressed(path, bytes).and_then(|bytes| {
-            let snap = read_snapshot(&bytes)?;
+            let snap = read_snapshot(&bytes, digest_enabled)?;
             Ok((bytes, snap))
         });
         match read {
@@ -625,8 +655,9 @@ struct ZxidDigest {
     digest: i64,
 }
 
-/// Reads a snapshot through, checking every record and the seal.
-fn read_snapshot(bytes: &[u8]) -> At<Snapshot> {
+/// Reads a snapshot through, checking every record and the seal, and with
+/// `digest_enabled` the ZxidDigest after it.
+fn read_snapshot(bytes: &[u8], digest_enabled: bool) -> At<Snapshot> {
     let mut r = jute::Reader::with_limit(bytes, usize::MAX >> 2);
     file_header(&mut r, SNAP_MAGIC)?;
     let (snap, sealed) = read_tree(bytes, r.position())?;
@@ -644,21 +675,38 @@ fn read_snapshot(bytes: &[u8]) -> At<Snapshot> {
         return Err((sealed + 8, format!("seal path {end:?}, not \"/\"")));
     }
     let mut snap = snap;
-    snap.digest = zxid_digest(bytes, sealed + r.position());
+    if digest_enabled {
+        snap.digest = zxid_digest(bytes, sealed + r.position())?;
+    }
     Ok(snap)
 }
 
-/// The ZxidDigest at `bytes[at..]` and the seal after it, if they are there and the seal
-/// checks (`DataTree.deserializeZxidDigest`).
-fn zxid_digest(bytes: &[u8], at: usize) -> Option<ZxidDigest> {
-    let mut r = jute::Reader::with_limit(bytes.get(at..)?, usize::MAX >> 2);
+/// The ZxidDigest at `bytes[at..]`, if the file goes on there, and the seal after it
+/// (`DataTree.deserializeZxidDigest`, then `SnapStream.checkSealIntegrity`): a snapshot
+/// that ends before a whole ZxidDigest has none (one written before 3.6); one whose seal
+/// after it is missing or does not hold is not valid.
+fn zxid_digest(bytes: &[u8], at: usize) -> At<Option<ZxidDigest>> {
+    const LEN: usize = 8 + 4 + 8;
+    if bytes.len().saturating_sub(at) < LEN {
+        return Ok(None);
+    }
+    let mut r = jute::Reader::with_limit(bytes, usize::MAX >> 2);
+    r.take(at).map_err(|e| (0, e.to_string()))?;
     let digest = ZxidDigest {
-        zxid: r.read_i64().ok()?,
-        version: r.read_i32().ok()?,
-        digest: r.read_i64().ok()?,
+        zxid: field(&mut r, "ZxidDigest zxid", |r| r.read_i64())?,
+        version: field(&mut r, "ZxidDigest version", |r| r.read_i32())?,
+        digest: field(&mut r, "ZxidDigest digest", |r| r.read_i64())?,
     };
-    let seal = r.read_i64().ok()?;
-    (seal == i64::from(adler32(&bytes[..at + 20]))).then_some(digest)
+    let seal = field(&mut r, "ZxidDigest checksum", |r| r.read_i64())?;
+    field(&mut r, "ZxidDigest seal", String::decode)?;
+    let computed = adler32(&bytes[..at + LEN]);
+    if seal != i64::from(computed) {
+        return Err((
+            at + LEN,
+            format!("ZxidDigest checksum {seal:#x}, computed {computed:#x}"),
+        ));
+    }
+    Ok(Some(digest))
 }
 
 /// Reads ZooKeeper's serialized tree at `bytes[at..]` (`SerializeUtils.serializeSnapshot`:
@@ -1032,6 +1080,15 @@ mod tests {
             .join("version-2")
     }
 
+    /// Import options, digests on (the default).
+    fn opts(extended_types: bool, trust_empty: bool) -> ImportOptions {
+        ImportOptions {
+            extended_types,
+            trust_empty,
+            digest_enabled: true,
+        }
+    }
+
     /// A store that imported ZooKeeper's files `(name, named as)` of the standalone data dir.
     fn imported(files: &[(&str, &str)]) -> (tempfile::TempDir, Store, Imported) {
         imported_from("zookeeper-datadir", files)
@@ -1046,7 +1103,7 @@ mod tests {
             std::fs::copy(data(from).join(name), zk.join(as_name)).unwrap();
         }
         let store = Store::open(&dir.path().join("db"), &dir.path().join("log"), false).unwrap();
-        let done = import_if_fresh(&store, &zk, &zk, true, false)
+        let done = import_if_fresh(&store, &zk, &zk, opts(true, false))
             .unwrap()
             .unwrap();
         (dir, store, done)
@@ -1223,13 +1280,13 @@ mod tests {
         std::fs::create_dir_all(&zk).unwrap();
         std::fs::copy(data("zookeeper-datadir").join("log.1"), zk.join("log.1")).unwrap();
         let store = Store::open(&dir.path().join("db"), &dir.path().join("log"), false).unwrap();
-        let refused = import_if_fresh(&store, &zk, &zk, true, false);
+        let refused = import_if_fresh(&store, &zk, &zk, opts(true, false));
         assert!(
             matches!(refused, Err(ImportError::LogsWithoutSnapshot { .. })),
             "{refused:?}"
         );
         assert!(store.is_fresh().unwrap());
-        let done = import_if_fresh(&store, &zk, &zk, true, true)
+        let done = import_if_fresh(&store, &zk, &zk, opts(true, true))
             .unwrap()
             .unwrap();
         assert_eq!((done.snapshot, done.snapshot_zxid), (None, 0));
@@ -1239,7 +1296,10 @@ mod tests {
         assert_eq!(listing(&tree), listing(&expected));
         assert_eq!(tree.digest(), expected.digest());
         // Taken over once: the next start finds the store written.
-        assert_eq!(import_if_fresh(&store, &zk, &zk, true, true).unwrap(), None);
+        assert_eq!(
+            import_if_fresh(&store, &zk, &zk, opts(true, true)).unwrap(),
+            None
+        );
     }
 
     /// ZooKeeper's restart from its first snapshot and log ends where its own second
@@ -1280,7 +1340,7 @@ mod tests {
         // An import of ZooKeeper's files in `dir` into a store there.
         let import_here = |dir: &Path| {
             let store = Store::open(&dir.join("db"), &dir.join("log"), false).unwrap();
-            import_if_fresh(&store, dir, dir, true, false)
+            import_if_fresh(&store, dir, dir, opts(true, false))
                 .unwrap()
                 .unwrap()
         };
@@ -1325,20 +1385,59 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("log.1"), &log).unwrap();
         assert_eq!(digests(&import_here(dir.path())), (19, 1, Some(7)));
+        // With digests off (`digest.enabled=false`) nothing is compared, as in ZooKeeper.
+        let off = tempfile::tempdir().unwrap();
+        let store = Store::open(&off.path().join("db"), &off.path().join("log"), false).unwrap();
+        let no_digests = ImportOptions {
+            digest_enabled: false,
+            ..opts(true, false)
+        };
+        let done = import_if_fresh(&store, dir.path(), dir.path(), no_digests)
+            .unwrap()
+            .unwrap();
+        assert_eq!((done.last_zxid, digests(&done)), (0x14, (0, 0, None)));
 
         // snapshot.14's ZxidDigest changed, its seal made to hold.
         let mut snap = std::fs::read(data("zookeeper-datadir").join("snapshot.14")).unwrap();
         let (_, sealed) = read_tree(&snap, 16).unwrap();
         let at = sealed + 8 + 4 + 1;
-        let before = zxid_digest(&snap, at).unwrap();
+        let whole = snap.clone();
+        let before = zxid_digest(&snap, at).unwrap().unwrap();
         assert_eq!(before.zxid, 0x14);
         snap[at + 19] ^= 0x01;
         let sum = i64::from(adler32(&snap[..at + 20]));
         snap[at + 20..at + 28].copy_from_slice(&sum.to_be_bytes());
-        assert_eq!(zxid_digest(&snap, at).unwrap().digest, before.digest ^ 1);
+        assert_eq!(
+            zxid_digest(&snap, at).unwrap().unwrap().digest,
+            before.digest ^ 1
+        );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("snapshot.14"), &snap).unwrap();
         assert_eq!(digests(&import_here(dir.path())), (1, 1, Some(0x14)));
+
+        // Changed without its seal made to hold: with digests on, the snapshot is not valid
+        // and the one before it is taken, as ZooKeeper's FileSnap does; with them off, its
+        // ZxidDigest is not read.
+        let mut unsealed = whole.clone();
+        unsealed[at + 19] ^= 0x01;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("snapshot.14"), &unsealed).unwrap();
+        for f in ["snapshot.0", "log.1"] {
+            std::fs::copy(data("zookeeper-datadir").join(f), dir.path().join(f)).unwrap();
+        }
+        let done = import_here(dir.path());
+        assert_eq!(
+            (done.snapshot_zxid, done.last_zxid, digests(&done)),
+            (0, 0x14, (19, 0, None))
+        );
+        let snaps = numbered_files(dir.path(), "snapshot.").unwrap();
+        let (_, zxid, _, snap) = newest_valid_snapshot(dir.path(), &snaps, false).unwrap();
+        assert_eq!((zxid, snap.digest), (0x14, None));
+        // A snapshot that ends at its first seal (ZooKeeper before 3.6) has no ZxidDigest;
+        // one cut inside the seal after its ZxidDigest is not valid.
+        assert_eq!(read_snapshot(&whole[..at], true).unwrap().digest, None);
+        assert!(read_snapshot(&whole[..at + 24], true).is_err());
+        assert_eq!(read_snapshot(&whole, true).unwrap().digest, Some(before));
     }
 
     /// ZooKeeper 3.8 with `zookeeper.snapshot.compression.method` gz, then snappy, wrote the
@@ -1375,14 +1474,14 @@ mod tests {
         .unwrap();
         let snaps = numbered_files(dir.path(), "snapshot.").unwrap();
         assert_eq!(snaps.len(), 5);
-        let (path, zxid, _, _) = newest_valid_snapshot(dir.path(), &snaps).unwrap();
+        let (path, zxid, _, _) = newest_valid_snapshot(dir.path(), &snaps, true).unwrap();
         assert_eq!(
             (path.file_name().unwrap().to_str(), zxid),
             (Some("snapshot.0"), 0)
         );
         std::fs::remove_file(dir.path().join("snapshot.0")).unwrap();
         let snaps = numbered_files(dir.path(), "snapshot.").unwrap();
-        let err = newest_valid_snapshot(dir.path(), &snaps)
+        let err = newest_valid_snapshot(dir.path(), &snaps, true)
             .unwrap_err()
             .to_string();
         assert!(err.contains("gzip") && err.contains("snappy"), "{err}");
@@ -1429,7 +1528,7 @@ mod tests {
         snap[i] ^= 0x01;
         std::fs::write(dir.path().join("snapshot.14"), snap).unwrap();
         let snaps = numbered_files(dir.path(), "snapshot.").unwrap();
-        let (path, zxid, _, _) = newest_valid_snapshot(dir.path(), &snaps).unwrap();
+        let (path, zxid, _, _) = newest_valid_snapshot(dir.path(), &snaps, true).unwrap();
         assert_eq!(
             (path.file_name().unwrap().to_str(), zxid),
             (Some("snapshot.0"), 0)
@@ -1437,7 +1536,7 @@ mod tests {
         // Cut short (ZooKeeper stopped while writing it): the same.
         let whole = std::fs::read(src.join("snapshot.14")).unwrap();
         std::fs::write(dir.path().join("snapshot.14"), &whole[..whole.len() / 2]).unwrap();
-        let (path, _, _, _) = newest_valid_snapshot(dir.path(), &snaps).unwrap();
+        let (path, _, _, _) = newest_valid_snapshot(dir.path(), &snaps, true).unwrap();
         assert_eq!(path.file_name().unwrap().to_str(), Some("snapshot.0"));
 
         let mut log = std::fs::read(dir.path().join("log.1")).unwrap();
@@ -1460,7 +1559,7 @@ mod tests {
         std::fs::remove_file(dir.path().join("snapshot.14")).unwrap();
         let snaps = numbered_files(dir.path(), "snapshot.").unwrap();
         assert!(matches!(
-            newest_valid_snapshot(dir.path(), &snaps),
+            newest_valid_snapshot(dir.path(), &snaps, true),
             Err(ImportError::NoValidSnapshot { .. })
         ));
     }
@@ -1475,7 +1574,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let imported = import_if_fresh(&store, &dir, &dir, false, false)
+        let imported = import_if_fresh(&store, &dir, &dir, opts(false, false))
             .unwrap()
             .unwrap();
         assert_eq!(imported.snapshot_zxid, 0x1_0000_0006);
@@ -1502,7 +1601,7 @@ mod tests {
         assert_eq!(store.txns_after(0x1_0000_0006).unwrap().len(), 9);
         // Imported once: the store is no longer fresh.
         assert_eq!(
-            import_if_fresh(&store, &dir, &dir, false, false).unwrap(),
+            import_if_fresh(&store, &dir, &dir, opts(false, false)).unwrap(),
             None
         );
     }

@@ -192,8 +192,7 @@ pub async fn run(
             &store,
             &snaps,
             &logs,
-            cfg.extended_types,
-            cfg.snapshot_trust_empty,
+            crate::import::ImportOptions::of(&cfg),
         )?;
         if let Some(i) = &imported {
             let snapshot = i.snapshot.as_ref().map_or_else(
@@ -218,7 +217,8 @@ pub async fn run(
     let cfg = Arc::new(cfg);
     let mut core = Core::new(cfg.clone(), store, ensemble.is_none())?;
     if let Some(i) = imported.filter(|_| cfg.digest_enabled) {
-        // ZooKeeper's restart compares the digests of the snapshot and the txns it loads.
+        // ZooKeeper's restart compares the digests of the snapshot and the txns it loads
+        // (none with digests off).
         match i.first_digest_mismatch {
             Some((zxid, theirs, ours)) => tracing::error!(
                 "{} of {} digests in ZooKeeper's files are not the tree's, the first at \
