@@ -49,13 +49,17 @@ check() {
   pass "$name"
 }
 
+# A Java double as Double.toString prints it (ZooKeeper's average latency, rounded to four
+# places): "0.25", "1.0", and below 0.001 "8.0E-4".
+JAVA_DOUBLE='[0-9]+\.[0-9]+(E-?[0-9]+)?'
+
 echo "== four-letter-word suite against $SERVER =="
 
 send ruok
 if [[ $OUT == imok ]]; then pass "ruok -> imok (exactly, no newline)"; else fail "ruok -> imok (exactly, no newline)" "got '$OUT'"; fi
 
 send stat
-check "stat" "^Zookeeper version: [0-9]+\.[0-9]+\.[0-9]+" "^Clients:\$" "^Latency min/avg/max: [0-9]+/[0-9.]+/[0-9]+\$" \
+check "stat" "^Zookeeper version: [0-9]+\.[0-9]+\.[0-9]+" "^Clients:\$" "^Latency min/avg/max: [0-9]+/$JAVA_DOUBLE/[0-9]+\$" \
   "^Received: [0-9]+\$" "^Sent: [0-9]+\$" "^Connections: [0-9]+\$" "^Outstanding: [0-9]+\$" "^Zxid: 0x[0-9a-f]+\$" \
   "^Mode: (standalone|leader|follower|observer)\$" "^Node count: [0-9]+\$"
 # the stat connection itself is listed among the clients
@@ -68,7 +72,7 @@ if grep -q '^Clients:' <<<"$OUT"; then fail "srvr has no client list" "srvr prin
 send mntr
 check "mntr" "^zk_version	[0-9]+\.[0-9]+\.[0-9]+" "^zk_server_state	(standalone|leader|follower|observer)\$" "^zk_znode_count	[0-9]+\$" \
   "^zk_num_alive_connections	[0-9]+\$" "^zk_outstanding_requests	[0-9]+\$" "^zk_watch_count	[0-9]+\$" \
-  "^zk_ephemerals_count	[0-9]+\$" "^zk_approximate_data_size	[0-9]+\$" "^zk_avg_latency	[0-9.]+\$"
+  "^zk_ephemerals_count	[0-9]+\$" "^zk_approximate_data_size	[0-9]+\$" "^zk_avg_latency	$JAVA_DOUBLE\$"
 if grep -vqP '^[^\t ]+\t\S' <<<"$OUT"; then
   fail "mntr lines are 'key<TAB>value'" "malformed line: $(grep -vP '^[^\t ]+\t\S' <<<"$OUT" | head -n1)"
 else
