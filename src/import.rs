@@ -663,7 +663,9 @@ fn read_snapshot(bytes: &[u8], digest_enabled: bool) -> At<Snapshot> {
     let (snap, sealed) = read_tree(bytes, r.position())?;
     let mut r = jute::Reader::with_limit(&bytes[sealed..], usize::MAX >> 2);
     let seal = field(&mut r, "checksum", |r| r.read_i64())?;
-    let computed = adler32(&bytes[..sealed]);
+    let mut sum = Adler32::default();
+    sum.update(&bytes[..sealed]);
+    let computed = sum.value();
     if seal != i64::from(computed) {
         return Err((
             sealed,
@@ -676,7 +678,10 @@ fn read_snapshot(bytes: &[u8], digest_enabled: bool) -> At<Snapshot> {
     }
     let mut snap = snap;
     if digest_enabled {
-        snap.digest = zxid_digest(bytes, sealed + r.position())?;
+        // The second seal sums the whole stream again: the first one's sum goes on.
+        let at = sealed + r.position();
+        sum.update(&bytes[sealed..at]);
+        snap.digest = zxid_digest(bytes, at, sum)?;
     }
     Ok(snap)
 }
@@ -684,8 +689,8 @@ fn read_snapshot(bytes: &[u8], digest_enabled: bool) -> At<Snapshot> {
 /// The ZxidDigest at `bytes[at..]`, if the file goes on there, and the seal after it
 /// (`DataTree.deserializeZxidDigest`, then `SnapStream.checkSealIntegrity`): a snapshot
 /// that ends before a whole ZxidDigest has none (one written before 3.6); one whose seal
-/// after it is missing or does not hold is not valid.
-fn zxid_digest(bytes: &[u8], at: usize) -> At<Option<ZxidDigest>> {
+/// after it is missing or does not hold is not valid. `sum`: the Adler-32 of `bytes[..at]`.
+fn zxid_digest(bytes: &[u8], at: usize, mut sum: Adler32) -> At<Option<ZxidDigest>> {
     const LEN: usize = 8 + 4 + 8;
     if bytes.len().saturating_sub(at) < LEN {
         return Ok(None);
@@ -699,7 +704,8 @@ fn zxid_digest(bytes: &[u8], at: usize) -> At<Option<ZxidDigest>> {
     };
     let seal = field(&mut r, "ZxidDigest checksum", |r| r.read_i64())?;
     field(&mut r, "ZxidDigest seal", String::decode)?;
-    let computed = adler32(&bytes[..at + LEN]);
+    sum.update(&bytes[at..at + LEN]);
+    let computed = sum.value();
     if seal != i64::from(computed) {
         return Err((
             at + LEN,
@@ -1401,14 +1407,20 @@ mod tests {
         let mut snap = std::fs::read(data("zookeeper-datadir").join("snapshot.14")).unwrap();
         let (_, sealed) = read_tree(&snap, 16).unwrap();
         let at = sealed + 8 + 4 + 1;
+        // The Adler-32 of what comes before the ZxidDigest (which the changes below keep).
+        let upto = {
+            let mut sum = Adler32::default();
+            sum.update(&snap[..at]);
+            sum
+        };
         let whole = snap.clone();
-        let before = zxid_digest(&snap, at).unwrap().unwrap();
+        let before = zxid_digest(&snap, at, upto).unwrap().unwrap();
         assert_eq!(before.zxid, 0x14);
         snap[at + 19] ^= 0x01;
         let sum = i64::from(adler32(&snap[..at + 20]));
         snap[at + 20..at + 28].copy_from_slice(&sum.to_be_bytes());
         assert_eq!(
-            zxid_digest(&snap, at).unwrap().unwrap().digest,
+            zxid_digest(&snap, at, upto).unwrap().unwrap().digest,
             before.digest ^ 1
         );
         let dir = tempfile::tempdir().unwrap();
